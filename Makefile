@@ -1,0 +1,21 @@
+# The two commands a researcher needs: `make demo` and `make test`. Both set everything up first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORK ?= $(or $(TMPDIR),/tmp)/ae_hubert_demo
+
+.PHONY: setup demo test bench clean-venv
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	$(VENV)/bin/ae-hubert demo $(WORK)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/between_iterations.py
+
+clean-venv:
+	rm -rf $(VENV)

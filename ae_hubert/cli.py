@@ -1,0 +1,141 @@
+"""``ae-hubert``: the sidecar tools between HuBERT iterations (thin layer over the stages)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .common.errors import AeHubertError
+
+
+def _toy_corpus(a):
+    from .corpus.toy_corpus import build
+
+    s = build(a.out_dir, a.utterances, a.seed, a.voices.split(",") if a.voices else None, a.workers)
+    print(json.dumps(s["splits"], indent=1))
+
+
+def _dump(a):
+    from .features import dump
+
+    if a.kind == "mfcc":
+        paths = dump.dump_mfcc(a.tsv_dir, a.split, a.out_dir, a.nshard, a.rank)
+    else:
+        if a.ckpt is None or a.layer is None:
+            raise AeHubertError("dump hubert needs --ckpt and --layer")
+        paths = dump.dump_hubert(a.tsv_dir, a.split, a.ckpt, a.layer, a.out_dir, a.nshard, a.rank,
+                                 max_samples=a.max_samples, max_chunk=a.max_chunk, device=a.device,
+                                 user_dir=a.user_dir)
+    print(" ".join(paths))
+
+
+def _kmeans(a):
+    from .clustering.kmeans import learn_kmeans
+
+    km = learn_kmeans(a.feat_dir, a.split, a.nshard, a.k, a.out, a.percent, a.seed, a.max_iter)
+    print(f"{a.out}: k={a.k} inertia={km.inertia_:.6g}")
+
+
+def _label(a):
+    from .clustering.label import dump_labels
+
+    print(dump_labels(a.feat_dir, a.split, a.nshard, a.km, a.out_dir, a.name, a.device))
+
+
+def _quality(a):
+    from .clustering.quality import label_quality
+
+    q = label_quality(a.km, a.phn, a.km_rate, a.phn_rate, a.json)
+    print(f"PNMI {q['pnmi']:.4f}  phone purity {q['phone_purity']:.4f}  cluster purity "
+          f"{q['cluster_purity']:.4f}  ({q['frames']} frames, {q['n_labels_used']} labels used)")
+
+
+def _demo(a):
+    from .pipeline.demo import run_demo
+
+    run_demo(a.work_dir, utterances=a.utterances, max_update=a.max_update, seed=a.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("toy-corpus", help="synthesise the offline demo corpus")
+    s.add_argument("out_dir")
+    s.add_argument("--utterances", type=int, default=400)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--voices", help="comma-separated flite:NAME / espeak:NAME (default: 2 flite + 4 espeak-ng)")
+    s.add_argument("--workers", type=int, default=None)
+    s.set_defaults(fn=_toy_corpus)
+
+    s = sub.add_parser("dump", help="dump MFCC or HuBERT-layer features of a manifest shard")
+    s.add_argument("kind", choices=["mfcc", "hubert"])
+    s.add_argument("--tsv-dir", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--nshard", type=int, default=1)
+    s.add_argument("--rank", type=int, default=0)
+    s.add_argument("--ckpt", help="(hubert) any fairseq HuBERT checkpoint, pretrained or fine-tuned")
+    s.add_argument("--layer", type=int, help="(hubert) 1-based transformer layer, as stock")
+    s.add_argument("--max-samples", type=int, default=1_600_000, help="(hubert) padded samples per batch")
+    s.add_argument("--max-chunk", type=int, default=1_600_000, help="(hubert) longer audio is cut, as stock")
+    s.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    s.add_argument("--user-dir", default=None, help="another fairseq plugin the checkpoint needs")
+    s.set_defaults(fn=_dump)
+
+    s = sub.add_parser("kmeans", help="fit k-means on dumped features")
+    s.add_argument("--feat-dir", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--nshard", type=int, default=1)
+    s.add_argument("--k", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--percent", type=float, default=-1, help="fraction of utterances to sample (<=0: all)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-iter", type=int, default=100)
+    s.set_defaults(fn=_kmeans)
+
+    s = sub.add_parser("label", help="assign frame labels with a k-means model")
+    s.add_argument("--feat-dir", required=True)
+    s.add_argument("--split", required=True)
+    s.add_argument("--nshard", type=int, default=1)
+    s.add_argument("--km", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--name", default="km", help="label name: writes {split}.NAME and dict.NAME.txt")
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=_label)
+
+    s = sub.add_parser("quality", help="PNMI and purities of frame labels against phone labels")
+    s.add_argument("--km", required=True)
+    s.add_argument("--phn", required=True)
+    s.add_argument("--km-rate", type=float, default=50)
+    s.add_argument("--phn-rate", type=float, default=50)
+    s.add_argument("--json", default=None)
+    s.set_defaults(fn=_quality)
+
+    s = sub.add_parser("demo", help="one HuBERT iteration end to end on the toy corpus")
+    s.add_argument("work_dir")
+    s.add_argument("--utterances", type=int, default=400)
+    s.add_argument("--max-update", type=int, default=400)
+    s.add_argument("--seed", type=int, default=1)
+    s.set_defaults(fn=_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("fairseq", "ae_hubert"):  # fairseq's import configures the root logger at INFO
+        logging.getLogger(name).setLevel(level)
+    try:
+        args.fn(args)
+    except AeHubertError as e:
+        print(f"ae-hubert {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

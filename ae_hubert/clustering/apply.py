@@ -1,0 +1,45 @@
+"""Nearest-centroid assignment with torch matmuls (CUDA when available), memory-bounded."""
+from __future__ import annotations
+
+import os
+
+import joblib
+import numpy as np
+import torch
+
+from ..common.errors import located
+
+
+def load_centroids(km_path: str) -> np.ndarray:
+    """``cluster_centers_`` of a joblib k-means file (ours, stock learn_kmeans, the released bins)."""
+    if not os.path.isfile(km_path):
+        raise located(km_path, "k-means file not found")
+    try:
+        km = joblib.load(km_path)
+    except Exception as e:  # joblib/pickle raise many types for a non-joblib file
+        raise located(km_path, f"not a joblib k-means file ({type(e).__name__}: {e})") from None
+    centers = getattr(km, "cluster_centers_", None)
+    if centers is None:
+        raise located(km_path, f"{type(km).__name__} has no cluster_centers_")
+    return np.asarray(centers, dtype=np.float32)
+
+
+class NearestCentroid:
+    """argmin_k ||x - c_k||^2, computed as stock ApplyKmeans does (||x||^2 - 2xC + ||C||^2)."""
+
+    def __init__(self, centers: np.ndarray, device: str | None = None, chunk: int = 65536):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.C = torch.as_tensor(centers, dtype=torch.float32, device=self.device)
+        self.Cnorm = (self.C ** 2).sum(1)
+        self.chunk = chunk
+
+    @torch.no_grad()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] != self.C.shape[1]:
+            raise ValueError(f"features have {x.shape[1]} dims but the k-means centroids have {self.C.shape[1]}")
+        out = np.empty(len(x), dtype=np.int64)
+        for s in range(0, len(x), self.chunk):
+            xs = torch.from_numpy(np.array(x[s:s + self.chunk], dtype=np.float32)).to(self.device)
+            d = (xs ** 2).sum(1, keepdim=True) - 2 * xs @ self.C.T + self.Cnorm
+            out[s:s + len(xs)] = d.argmin(1).cpu().numpy()
+        return out

@@ -1,0 +1,57 @@
+"""Reading audio the way fairseq's HubertDataset does (soundfile, 16 kHz, stereo averaged)."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AeHubertError
+
+logger = logging.getLogger(__name__)
+SAMPLE_RATE = 16000
+_warned_stereo = False
+
+
+def read_audio(path: str, expected_nsamples: int | None = None, where: str | None = None,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Return float32 mono samples in [-1, 1].
+
+    ``where`` (e.g. ``train.tsv:12``) is put first in error messages so the user can find the
+    manifest line; the audio path follows. Multi-channel audio is averaged to mono, as stock
+    ``HubertDataset.postprocess`` does (a warning says so once).
+    """
+    global _warned_stereo
+    prefix = f"{where}: {path}" if where else path
+    if not os.path.isfile(path):
+        raise AeHubertError(f"{prefix}: audio file not found")
+    if os.path.getsize(path) == 0:
+        raise AeHubertError(f"{prefix}: audio file is empty")
+    try:
+        wav, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise AeHubertError(f"{prefix}: not readable as audio ({e})") from None
+    if sr != sample_rate:
+        raise AeHubertError(f"{prefix}: sample rate {sr} Hz, expected {sample_rate} Hz (resample first)")
+    if wav.shape[1] > 1:
+        if not _warned_stereo:
+            logger.warning("%s: %d channels, averaging to mono (as fairseq does)", prefix, wav.shape[1])
+            _warned_stereo = True
+        wav = wav.mean(axis=1)
+    else:
+        wav = wav[:, 0]
+    if wav.shape[0] == 0:
+        raise AeHubertError(f"{prefix}: audio has no samples")
+    if expected_nsamples is not None and wav.shape[0] != expected_nsamples:
+        raise AeHubertError(
+            f"{prefix}: has {wav.shape[0]} samples but the manifest says {expected_nsamples} "
+            "(truncated file or stale manifest)")
+    if not np.isfinite(wav).all():
+        raise AeHubertError(f"{prefix}: audio contains NaN or inf")
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def read_entry(entry, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read one :class:`~ae_hubert.common.manifest.ManifestEntry`, checking its sample count."""
+    return read_audio(entry.path, entry.nsamples, where=entry.where, sample_rate=sample_rate)

@@ -1,0 +1,109 @@
+"""Loading the HuBERT encoder from any fairseq checkpoint: pretrained or fine-tuned, stock or ours.
+
+Pretraining checkpoints (``hubert``, plugin subclasses) are rebuilt through their task and model
+registries; fine-tuned CTC checkpoints (``hubert_ctc`` and ours) carry the pretraining config in
+``model.w2v_args`` and the encoder weights under ``w2v_encoder.w2v_model.``, so only that encoder
+is rebuilt (no ``w2v_path`` file, no label dictionaries and no data directory are needed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from .errors import located
+
+CTC_PREFIX = "w2v_encoder.w2v_model."
+
+
+@dataclass
+class LoadedHubert:
+    model: "torch.nn.Module"  # a fairseq HubertModel, eval mode
+    normalize: bool  # the task's waveform normalisation (layer_norm over the utterance)
+    cfg: object  # the full checkpoint config (omegaconf)
+    fine_tuned: bool
+    path: str
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.model.encoder.layers)
+
+
+def import_user_dir(user_dir: str | None) -> None:
+    """Import another fairseq plugin (``--user-dir``) whose models a checkpoint may name."""
+    if user_dir:
+        from fairseq import utils
+
+        utils.import_user_module(argparse.Namespace(user_dir=user_dir))
+
+
+def load_state(path: str) -> dict:
+    """``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` with clear errors."""
+    from .. import compat
+
+    compat.install()
+    import pickle
+
+    from fairseq import checkpoint_utils
+
+    if not os.path.isfile(path):
+        raise located(path, "checkpoint not found")
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None
+    if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
+        raise located(path, "not a fairseq checkpoint (no 'model' weights or 'cfg')")
+    return state
+
+
+def _is_hubert(model) -> bool:
+    from fairseq.models.hubert import HubertModel
+
+    return isinstance(model, HubertModel)
+
+
+def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None) -> LoadedHubert:
+    """Rebuild the HuBERT encoder of ``path`` in eval mode (LayerDrop and dropout inactive)."""
+    import ae_hubert  # noqa: F401  (registers our models/tasks so their checkpoints load)
+    from fairseq import models, tasks
+    from fairseq.data import Dictionary
+
+    import_user_dir(user_dir)
+    state = load_state(path)
+    cfg = state["cfg"]
+    model_cfg = cfg.get("model")
+    if model_cfg is None or "_name" not in model_cfg:
+        raise located(path, "checkpoint config names no model")
+    w2v_args = model_cfg.get("w2v_args")
+    try:
+        if w2v_args is not None:  # fine-tuned: rebuild the inner pretraining model only
+            inner_task = tasks.setup_task(w2v_args.task)
+            n_label_sets = max(1, len(w2v_args.task.get("labels") or [None]))
+            inner_task.load_state_dict({"dictionaries": [Dictionary() for _ in range(n_label_sets)]})
+            model = models.build_model(w2v_args.model, inner_task)
+            if not _is_hubert(model):
+                raise located(path, f"fine-tuned model wraps {w2v_args.model._name!r}, not a HuBERT model")
+            model.remove_pretraining_modules()
+            weights = {k[len(CTC_PREFIX):]: v for k, v in state["model"].items() if k.startswith(CTC_PREFIX)}
+            if not weights:
+                raise located(path, f"no encoder weights under '{CTC_PREFIX}'")
+            model.load_state_dict(weights, strict=True)
+            normalize = bool(w2v_args.task.get("normalize", False))
+        else:
+            task = tasks.setup_task(cfg.task)
+            if "task_state" in state:
+                task.load_state_dict(state["task_state"])
+            model = task.build_model(model_cfg, from_checkpoint=True)
+            if not _is_hubert(model):
+                raise located(path, f"model {model_cfg._name!r} is not a HuBERT model")
+            model.load_state_dict(state["model"], strict=True, model_cfg=model_cfg)
+            normalize = bool(cfg.task.get("normalize", False))
+    except KeyError as e:
+        if "_name" in str(e):
+            raise located(path, f"model {model_cfg.get('_name')!r} is not registered (trained with another "
+                                "plugin? pass its --user-dir)") from None
+        raise
+    model.eval()
+    return LoadedHubert(model.to(device), normalize, cfg, w2v_args is not None, path)

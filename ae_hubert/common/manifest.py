@@ -1,0 +1,79 @@
+"""fairseq audio manifests (``{split}.tsv``: a root line, then ``relpath<TAB>nsamples``)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import located
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # absolute (root joined)
+    relpath: str
+    nsamples: int
+    line: int  # 1-based line number in the manifest, for error messages
+    tsv: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.tsv}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    tsv: str
+    root: str
+    entries: list[ManifestEntry]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def shard(self, nshard: int, rank: int) -> list[ManifestEntry]:
+        start, end = shard_range(len(self.entries), nshard, rank)
+        return self.entries[start:end]
+
+
+def shard_range(total: int, nshard: int, rank: int) -> tuple[int, int]:
+    """The same split as fairseq's ``simple_kmeans/feature_utils.get_shard_range``."""
+    if nshard < 1 or not 0 <= rank < nshard:
+        raise ValueError(f"invalid --rank/--nshard {rank}/{nshard}")
+    start = round(total / nshard * rank)
+    end = round(total / nshard * (rank + 1))
+    return start, end
+
+
+def read_manifest(tsv: str | os.PathLike) -> Manifest:
+    """Parse and validate a manifest; every problem names the file and line."""
+    tsv = os.fspath(tsv)
+    if not os.path.isfile(tsv):
+        raise located(tsv, "manifest not found")
+    with open(tsv, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines or not lines[0].strip():
+        raise located(tsv, "empty manifest (expected a root directory on line 1)", 1)
+    root = lines[0].rstrip()
+    entries = []
+    for i, raw in enumerate(lines[1:], start=2):
+        if not raw.strip():
+            raise located(tsv, "blank line in manifest", i)
+        parts = raw.split("\t")
+        if len(parts) != 2:
+            raise located(tsv, f"expected 'relpath<TAB>nsamples', got {raw[:80]!r}", i)
+        rel, n = parts
+        try:
+            nsamples = int(n)
+        except ValueError:
+            raise located(tsv, f"sample count {n!r} is not an integer", i) from None
+        if nsamples <= 0:
+            raise located(tsv, f"sample count must be positive, got {nsamples}", i)
+        entries.append(ManifestEntry(os.path.join(root, rel), rel, nsamples, i, tsv))
+    if not entries:
+        raise located(tsv, "empty manifest (a root line but no audio lines)")
+    return Manifest(tsv, root, entries)
+
+
+def write_manifest(tsv: str | os.PathLike, root: str, rows: list[tuple[str, int]]) -> None:
+    from .atomic import write_lines_atomic
+
+    write_lines_atomic(tsv, [root] + [f"{rel}\t{n}" for rel, n in rows])

@@ -1,0 +1,1 @@
+"""Stage 1: the offline demo corpus (synthesised speech with phone, word and voice labels)."""

@@ -1,0 +1,1 @@
+"""fairseq criteria of the plugin (fairseq does not auto-import criteria: ``ae_hubert`` does)."""

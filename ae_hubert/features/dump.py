@@ -1,0 +1,113 @@
+"""``ae-hubert dump``: features of one manifest shard -> ``{split}_{rank}_{nshard}.npy`` + ``.len``.
+
+The format is stock ``simple_kmeans``'s: one float32 (frames x dim) array for the whole shard
+and one frame count per utterance. Features stream to a temporary ``.npy`` (bounded RAM); the
+pair is renamed into place only when complete, ``.len`` last.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from npy_append_array import NpyAppendArray
+from tqdm import tqdm
+
+from ..common.atomic import atomic_paths, ensure_writable_dir
+from ..common.audio import read_entry
+from ..common.errors import AeHubertError
+from ..common.manifest import ManifestEntry, read_manifest
+from .shards import feature_paths
+
+logger = logging.getLogger(__name__)
+
+
+def _check_finite(feat: np.ndarray, entry: ManifestEntry) -> None:
+    if not np.isfinite(feat).all():
+        raise AeHubertError(f"{entry.where}: {entry.path}: features contain NaN or inf")
+
+
+def write_shard(feat_dir: str, split: str, rank: int, nshard: int,
+                features: Iterable[tuple[ManifestEntry, np.ndarray]], total: int, desc: str) -> tuple[str, str]:
+    """Stream ``(entry, feats)`` pairs (manifest order) into the shard files, atomically."""
+    ensure_writable_dir(feat_dir)
+    npy, len_path = feature_paths(feat_dir, split, rank, nshard)
+    with atomic_paths(npy, len_path) as (tmp_npy, tmp_len):
+        with NpyAppendArray(tmp_npy, delete_if_exists=True, rewrite_header_on_append=False) as arr, open(tmp_len, "w") as lens:
+            for entry, feat in tqdm(features, total=total, desc=desc, unit="utt",
+                                    disable=os.environ.get("AE_HUBERT_QUIET") == "1"):
+                _check_finite(feat, entry)
+                arr.append(np.ascontiguousarray(feat, dtype=np.float32))
+                lens.write(f"{len(feat)}\n")
+    return npy, len_path
+
+
+def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int) -> list[ManifestEntry]:
+    manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
+    entries = manifest.shard(nshard, rank)
+    if not entries:
+        raise AeHubertError(f"{manifest.tsv}: shard {rank}/{nshard} is empty ({len(manifest)} utterances)")
+    return entries
+
+
+def dump_mfcc(tsv_dir: str, split: str, out_dir: str, nshard: int = 1, rank: int = 0) -> tuple[str, str]:
+    from .mfcc import mfcc
+
+    entries = shard_entries(tsv_dir, split, nshard, rank)
+    feats = ((e, mfcc(read_entry(e))) for e in entries)
+    return write_shard(out_dir, split, rank, nshard, feats, len(entries), f"mfcc {split} {rank}/{nshard}")
+
+
+def batches_by_length(entries: Sequence[ManifestEntry], max_samples: int, window: int = 256
+                      ) -> Iterable[list[int]]:
+    """Index batches: within windows of ``window`` utterances, sorted by length and packed to
+    at most ``max_samples`` padded samples. Windows keep memory bounded and output in order."""
+    for w0 in range(0, len(entries), window):
+        idx = sorted(range(w0, min(w0 + window, len(entries))), key=lambda i: entries[i].nsamples)
+        batch: list[int] = []
+        for i in idx:
+            longest = max([entries[j].nsamples for j in batch] + [entries[i].nsamples])
+            if batch and longest * (len(batch) + 1) > max_samples:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+
+def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk: int
+                     ) -> Iterable[tuple[ManifestEntry, np.ndarray]]:
+    done: dict[int, np.ndarray] = {}
+    next_out = 0
+    for batch in batches_by_length(entries, max_samples):
+        long = [i for i in batch if entries[i].nsamples > max_chunk]
+        short = [i for i in batch if entries[i].nsamples <= max_chunk]
+        if short:
+            wavs = [read_entry(entries[i]) for i in short]
+            for i, out in zip(short, extractor(wavs, [layer])):
+                done[i] = out[layer]
+        for i in long:  # like stock: very long audio in independent chunks of max_chunk samples
+            wav = read_entry(entries[i])
+            parts = [extractor([wav[s:s + max_chunk]], [layer])[0][layer]
+                     for s in range(0, len(wav), max_chunk) if len(wav[s:s + max_chunk]) >= 400]
+            done[i] = np.concatenate(parts, axis=0)
+        while next_out in done:
+            yield entries[next_out], done.pop(next_out)
+            next_out += 1
+
+
+def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, nshard: int = 1,
+                rank: int = 0, max_samples: int = 1_600_000, max_chunk: int = 1_600_000,
+                device: str | None = None, user_dir: str | None = None) -> tuple[str, str]:
+    """Dump 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics)."""
+    from ..common.checkpoint import load_hubert
+    from .hubert_layers import HubertLayerExtractor
+
+    entries = shard_entries(tsv_dir, split, nshard, rank)
+    loaded = load_hubert(ckpt, user_dir=user_dir)
+    if not 1 <= layer <= loaded.num_layers:
+        raise AeHubertError(f"{ckpt}: --layer {layer} out of range, the model has layers 1..{loaded.num_layers}")
+    extractor = HubertLayerExtractor(loaded.model, loaded.normalize, device)
+    feats = _hubert_features(extractor, entries, layer, max_samples, max_chunk)
+    return write_shard(out_dir, split, rank, nshard, feats, len(entries), f"L{layer} {split} {rank}/{nshard}")

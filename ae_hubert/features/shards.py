@@ -1,0 +1,56 @@
+"""Reading dumped feature shards (``{split}_{rank}_{nshard}.npy`` + ``.len``), memory-mapped."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..common.errors import located
+
+
+def feature_paths(feat_dir: str, split: str, rank: int, nshard: int) -> tuple[str, str]:
+    base = os.path.join(feat_dir, f"{split}_{rank}_{nshard}")
+    return base + ".npy", base + ".len"
+
+
+@dataclass
+class FeatureShard:
+    feats: np.ndarray  # (total_frames, dim), memory-mapped
+    lengths: np.ndarray  # frames per utterance
+    offsets: np.ndarray  # first frame of each utterance
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def utterance(self, i: int) -> np.ndarray:
+        return self.feats[self.offsets[i]: self.offsets[i] + self.lengths[i]]
+
+
+def read_shard(feat_dir: str, split: str, rank: int, nshard: int) -> FeatureShard:
+    npy, len_path = feature_paths(feat_dir, split, rank, nshard)
+    for p in (npy, len_path):
+        if not os.path.isfile(p):
+            raise located(p, "feature shard not found (run `ae-hubert dump` first)")
+    lengths = []
+    with open(len_path) as f:
+        for i, line in enumerate(f, start=1):
+            try:
+                lengths.append(int(line))
+            except ValueError:
+                raise located(len_path, f"expected a frame count, got {line.strip()[:40]!r}", i) from None
+    try:
+        feats = np.load(npy, mmap_mode="r")
+    except ValueError as e:
+        raise located(npy, f"not a readable .npy array ({e})") from None
+    if feats.ndim != 2:
+        raise located(npy, f"expected a 2-D (frames x dim) array, got shape {feats.shape}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if int(lengths.sum()) != feats.shape[0]:
+        raise located(len_path, f"frame counts sum to {int(lengths.sum())} but {npy} has {feats.shape[0]} frames")
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return FeatureShard(feats, lengths, offsets)
+
+
+def read_shards(feat_dir: str, split: str, nshard: int) -> list[FeatureShard]:
+    return [read_shard(feat_dir, split, r, nshard) for r in range(nshard)]

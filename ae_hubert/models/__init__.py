@@ -1,0 +1,1 @@
+"""fairseq models of the plugin (fairseq imports every module here; so does ``ae_hubert``)."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: a small synthetic corpus, its MFCC labels, and a checkpoint from stock fairseq."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("AE_HUBERT_QUIET", "1")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(REPO, "ae_hubert")
+CONFIG_DIR = os.path.join(USER_DIR, "config", "pretrain")
+BIN = os.path.dirname(sys.executable)
+
+
+def hydra_train(cwd, *overrides, user_dir=True, check=True):
+    """Run the stock ``fairseq-hydra-train`` entry point on the toy config."""
+    cmd = [os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", CONFIG_DIR, "--config-name", "toy_cpu"]
+    cmd += list(overrides)
+    if user_dir:
+        cmd.append(f"common.user_dir={USER_DIR}")
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"fairseq-hydra-train failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    from ae_hubert.corpus.toy_corpus import build
+
+    out = str(tmp_path_factory.mktemp("corpus"))
+    build(out, utterances=40, seed=3, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mfcc_labels(corpus, tmp_path_factory):
+    """MFCC features, a k=20 k-means and km labels for train/valid of ``corpus``."""
+    from ae_hubert.clustering.kmeans import learn_kmeans
+    from ae_hubert.clustering.label import dump_labels
+    from ae_hubert.features.dump import dump_mfcc
+
+    w = tmp_path_factory.mktemp("mfcc")
+    feat, lab, km = str(w / "feat"), str(w / "lab"), str(w / "km.bin")
+    for split in ("train", "valid"):
+        dump_mfcc(corpus, split, feat)
+    learn_kmeans(feat, "train", 1, 20, km, seed=0)
+    for split in ("train", "valid"):
+        dump_labels(feat, split, 1, km, lab)
+    return {"feat": feat, "lab": lab, "km": km}
+
+
+@pytest.fixture(scope="session")
+def stock_checkpoint(corpus, mfcc_labels, tmp_path_factory):
+    """A checkpoint written by stock fairseq-hydra-train with the stock task and model names."""
+    w = tmp_path_factory.mktemp("stock_ckpt")
+    hydra_train(str(w), f"task.data={corpus}", f"task.label_dir={mfcc_labels['lab']}", "task.label_rate=100",
+                "task._name=hubert_pretraining", "optimization.max_update=4",
+                f"checkpoint.save_dir={w}/ckpt", user_dir=False)
+    path = os.path.join(str(w), "ckpt", "checkpoint_last.pt")
+    assert os.path.isfile(path)
+    return path

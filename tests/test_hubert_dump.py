@@ -1,0 +1,126 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ae_hubert.common.checkpoint import load_hubert
+from ae_hubert.common.errors import AeHubertError
+from ae_hubert.common.manifest import read_manifest
+from ae_hubert.common.audio import read_entry
+from ae_hubert.features.dump import dump_hubert
+from ae_hubert.features.hubert_layers import HubertLayerExtractor
+from ae_hubert.features.shards import read_shard
+
+
+def test_weights_only_loading_stays_on(stock_checkpoint):
+    import ae_hubert  # noqa: F401  (installs the allow-list)
+
+    state = torch.load(stock_checkpoint, map_location="cpu", weights_only=True)
+    assert "task_state" in state and "model" in state
+
+
+def test_stock_checkpoint_is_read_and_model_in_eval(stock_checkpoint):
+    loaded = load_hubert(stock_checkpoint)
+    assert loaded.num_layers == 6 and not loaded.model.training and not loaded.fine_tuned
+
+
+def _wavs(corpus, n=6):
+    entries = read_manifest(f"{corpus}/valid.tsv").entries[:n]
+    return [read_entry(e) for e in entries]
+
+
+def test_batched_equals_one_at_a_time_and_stock_extract_features(corpus, stock_checkpoint):
+    loaded = load_hubert(stock_checkpoint)
+    ex = HubertLayerExtractor(loaded.model, loaded.normalize, "cpu")
+    assert ex.per_utterance_first_conv  # Base-style GroupNorm extractor: the hard case
+    wavs = _wavs(corpus)
+    assert len({len(w) for w in wavs}) > 1
+    layers = list(range(0, loaded.num_layers + 1))
+    batched = ex(wavs, layers)
+    for w, b in zip(wavs, batched):
+        single = ex([w], layers)[0]
+        for layer in layers:
+            assert np.allclose(b[layer], single[layer], atol=1e-4), layer
+        with torch.no_grad():
+            for layer in range(1, loaded.num_layers + 1):
+                ref, _ = loaded.model.extract_features(torch.from_numpy(w)[None], padding_mask=None,
+                                                       mask=False, output_layer=layer)
+                assert b[layer].shape == ref[0].shape
+                assert np.allclose(b[layer], ref[0].numpy(), atol=1e-4), layer
+
+
+def test_naive_zero_padding_would_change_features(corpus, stock_checkpoint):
+    """Why the extractor runs the first conv per utterance: padding shifts GroupNorm statistics."""
+    loaded = load_hubert(stock_checkpoint)
+    wavs = sorted(_wavs(corpus), key=len)
+    short, long = wavs[0], wavs[-1]
+    padded = torch.zeros(2, len(long))
+    padded[0, :len(short)] = torch.from_numpy(short)
+    padded[1] = torch.from_numpy(long)
+    with torch.no_grad():
+        naive = loaded.model.feature_extractor(padded)[0]
+        alone = loaded.model.feature_extractor(torch.from_numpy(short)[None])[0]
+    n = alone.shape[-1]
+    assert not torch.allclose(naive[:, :n], alone, atol=1e-4)
+
+
+def test_dump_hubert_format_and_sharding(corpus, stock_checkpoint, tmp_path):
+    dump_hubert(corpus, "valid", stock_checkpoint, 3, str(tmp_path / "one"), max_samples=60000)
+    for r in range(2):
+        dump_hubert(corpus, "valid", stock_checkpoint, 3, str(tmp_path / "two"), nshard=2, rank=r)
+    one = read_shard(str(tmp_path / "one"), "valid", 0, 1)
+    two = [read_shard(str(tmp_path / "two"), "valid", r, 2) for r in range(2)]
+    assert one.feats.shape[1] == 128
+    m = read_manifest(f"{corpus}/valid.tsv")
+    assert list(one.lengths) == [(e.nsamples - 400) // 320 + 1 for e in m.entries]
+    assert np.allclose(np.concatenate([s.feats for s in two]), one.feats, atol=1e-4)
+
+
+def test_long_audio_is_chunked_like_stock(corpus, stock_checkpoint, tmp_path):
+    dump_hubert(corpus, "valid", stock_checkpoint, 2, str(tmp_path / "c"), max_chunk=16000)
+    m = read_manifest(f"{corpus}/valid.tsv")
+    lens = read_shard(str(tmp_path / "c"), "valid", 0, 1).lengths
+    expect = [sum((min(16000, e.nsamples - s) - 400) // 320 + 1 for s in range(0, e.nsamples, 16000)
+                  if e.nsamples - s >= 400) for e in m.entries]
+    assert list(lens) == expect
+
+
+def test_bad_layer_and_non_hubert_checkpoint(corpus, stock_checkpoint, tmp_path):
+    with pytest.raises(AeHubertError, match="out of range"):
+        dump_hubert(corpus, "valid", stock_checkpoint, 7, str(tmp_path))
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(AeHubertError, match="not a fairseq checkpoint"):
+        load_hubert(str(tmp_path / "other.pt"))
+    state = torch.load(stock_checkpoint, map_location="cpu", weights_only=True)
+    model = state["cfg"]["model"]
+    state["cfg"]["model"] = {"_name": "wav2vec2", "encoder_layers": 2, "encoder_embed_dim": 64,
+                             "encoder_ffn_embed_dim": 64, "encoder_attention_heads": 2,
+                             "conv_feature_layers": model["conv_feature_layers"]}
+    torch.save(state, tmp_path / "w2v.pt")
+    with pytest.raises(AeHubertError, match="'wav2vec2' is not a HuBERT model"):
+        load_hubert(str(tmp_path / "w2v.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(AeHubertError, match="junk.pt: not a fairseq checkpoint"):
+        load_hubert(str(tmp_path / "junk.pt"))
+    with pytest.raises(AeHubertError, match="checkpoint not found"):
+        load_hubert(str(tmp_path / "missing.pt"))
+
+
+def test_stock_hubert_dataset_reads_our_manifest_and_labels(corpus, mfcc_labels):
+    from fairseq.data import Dictionary
+    from fairseq.data.audio.hubert_dataset import HubertDataset
+
+    d = Dictionary.load(os.path.join(mfcc_labels["lab"], "dict.km.txt"))
+    ds = HubertDataset(os.path.join(corpus, "valid.tsv"), sample_rate=16000,
+                       label_paths=[os.path.join(mfcc_labels["lab"], "valid.km")], label_rates=[100],
+                       pad_list=[d.pad()], eos_list=[d.eos()],
+                       label_processors=[lambda s: d.encode_line(s, append_eos=False, add_if_not_exist=False).long()],
+                       max_keep_sample_size=None, min_keep_sample_size=None, max_sample_size=None,
+                       pad_audio=True, random_crop=False, store_labels=True)
+    assert len(ds) == len(read_manifest(os.path.join(corpus, "valid.tsv")))
+    item = ds[0]
+    assert item["source"].ndim == 1
+    assert (item["label_list"][0] != d.unk()).all()
+    batch = ds.collater([ds[0], ds[1]])
+    assert batch["net_input"]["source"].shape[0] == 2
