@@ -124,3 +124,34 @@ def test_stock_hubert_dataset_reads_our_manifest_and_labels(corpus, mfcc_labels)
     assert (item["label_list"][0] != d.unk()).all()
     batch = ds.collater([ds[0], ds[1]])
     assert batch["net_input"]["source"].shape[0] == 2
+
+
+def make_ctc_checkpoint(pretrained: str, out: str, n_letters: int = 30, keep_label_embs: bool = True) -> None:
+    """A checkpoint laid out like fairseq's fine-tuned ``hubert_ctc`` ones (released *_finetune_*.pt):
+    the pretraining config in ``model.w2v_args``, encoder weights under ``w2v_encoder.w2v_model.``."""
+    state = torch.load(pretrained, map_location="cpu", weights_only=True)
+    enc = {f"w2v_encoder.w2v_model.{k}": v for k, v in state["model"].items()
+           if not k.startswith("final_proj") and (keep_label_embs or k != "label_embs_concat")}
+    dim = state["cfg"]["model"]["encoder_embed_dim"]
+    enc["w2v_encoder.proj.weight"] = torch.randn(n_letters, dim)
+    enc["w2v_encoder.proj.bias"] = torch.zeros(n_letters)
+    cfg = dict(state["cfg"])
+    cfg["model"] = {"_name": "hubert_ctc", "w2v_path": "/gone/pretrained.pt", "w2v_args": state["cfg"],
+                    "normalize": False, "data": "/gone"}
+    cfg["task"] = dict(state["cfg"]["task"], fine_tuning=True, labels=["ltr"], single_target=True)
+    state.update(cfg=cfg, model=enc, task_state={})
+    torch.save(state, out)
+
+
+@pytest.mark.parametrize("keep_label_embs", [True, False])
+def test_fine_tuned_ctc_checkpoint_dumps_like_its_pretrained_model(corpus, stock_checkpoint, tmp_path,
+                                                                    keep_label_embs):
+    ctc = str(tmp_path / "ctc.pt")
+    make_ctc_checkpoint(stock_checkpoint, ctc, keep_label_embs=keep_label_embs)
+    loaded = load_hubert(ctc)
+    assert loaded.fine_tuned and loaded.num_layers == 6
+    dump_hubert(corpus, "valid", ctc, 6, str(tmp_path / "ft"))
+    dump_hubert(corpus, "valid", stock_checkpoint, 6, str(tmp_path / "pt"))
+    a = read_shard(str(tmp_path / "ft"), "valid", 0, 1).feats
+    b = read_shard(str(tmp_path / "pt"), "valid", 0, 1).feats
+    assert np.array_equal(np.asarray(a), np.asarray(b))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from .errors import located
 
 CTC_PREFIX = "w2v_encoder.w2v_model."
+# heads that only pretraining uses; fine-tuned checkpoints may or may not still carry them
+PRETRAINING_ONLY = ("label_embs_concat", "final_proj.", "target_glu.")
 
 
 @dataclass
@@ -86,10 +88,14 @@ def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None) -> 
             if not _is_hubert(model):
                 raise located(path, f"fine-tuned model wraps {w2v_args.model._name!r}, not a HuBERT model")
             model.remove_pretraining_modules()
-            weights = {k[len(CTC_PREFIX):]: v for k, v in state["model"].items() if k.startswith(CTC_PREFIX)}
+            weights = {k[len(CTC_PREFIX):]: v for k, v in state["model"].items()
+                       if k.startswith(CTC_PREFIX) and not k[len(CTC_PREFIX):].startswith(PRETRAINING_ONLY)}
             if not weights:
                 raise located(path, f"no encoder weights under '{CTC_PREFIX}'")
-            model.load_state_dict(weights, strict=True)
+            missing, unexpected = model.load_state_dict(weights, strict=False)
+            bad = [k for k in list(missing) + list(unexpected) if not k.startswith(PRETRAINING_ONLY)]
+            if bad:
+                raise located(path, f"encoder weights do not match the model: {', '.join(bad[:5])}")
             normalize = bool(w2v_args.task.get("normalize", False))
         else:
             task = tasks.setup_task(cfg.task)

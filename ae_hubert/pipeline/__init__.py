@@ -1,0 +1,1 @@
+"""Stage 7: drivers that chain the sidecar tools and fairseq training into HuBERT iterations."""

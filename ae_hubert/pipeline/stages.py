@@ -1,0 +1,50 @@
+"""Resumable stages: a stage's marker is written only after all its outputs are complete.
+
+A rerun after a kill skips every stage whose marker exists and redoes the interrupted one; the
+sidecar tools write atomically, so redoing it gives the same bytes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Callable
+
+from ..common.atomic import ensure_writable_dir, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+
+class Stages:
+    def __init__(self, work_dir: str, echo: Callable[[str], None] = print):
+        self.work_dir = os.path.abspath(work_dir)
+        self.marker_dir = ensure_writable_dir(os.path.join(self.work_dir, ".stages"))
+        self.echo = echo
+
+    def marker(self, name: str) -> str:
+        return os.path.join(self.marker_dir, f"{name}.json")
+
+    def done(self, name: str) -> dict | None:
+        path = self.marker(name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+        return None
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` unless ``name`` is done; return its (JSON-able) result either way."""
+        prev = self.done(name)
+        if prev is not None:
+            self.echo(f"[skip] {name} (done)")
+            return prev["result"]
+        self.echo(f"[run ] {name}")
+        t0 = time.time()
+        result = fn()
+        record = {"result": result, "seconds": round(time.time() - t0, 2)}
+        write_text_atomic(self.marker(name), json.dumps(record, indent=1) + "\n")
+        return result
+
+    def seconds(self, name: str) -> float | None:
+        rec = self.done(name)
+        return rec["seconds"] if rec else None
