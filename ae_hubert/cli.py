@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="one HuBERT iteration end to end on the toy corpus")
     s.add_argument("work_dir")
     s.add_argument("--utterances", type=int, default=400)
-    s.add_argument("--max-update", type=int, default=400)
+    s.add_argument("--max-update", type=int, default=1000)
     s.add_argument("--seed", type=int, default=1)
     s.set_defaults(fn=_demo)
     return p

@@ -33,7 +33,7 @@ def quality_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def run_demo(work_dir: str, utterances: int = 400, max_update: int = 400, seed: int = 1, k1: int = 100,
+def run_demo(work_dir: str, utterances: int = 400, max_update: int = 1000, seed: int = 1, k1: int = 100,
              k2: int = 100, layer: int | None = None, extra_overrides: list[str] | None = None) -> dict:
     t_start = time.time()
     st = Stages(work_dir)
