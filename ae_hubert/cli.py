@@ -57,6 +57,39 @@ def _demo(a):
     run_demo(a.work_dir, utterances=a.utterances, max_update=a.max_update, seed=a.seed)
 
 
+def _iterate(a):
+    from .pipeline.iterate import iterate, summary_table
+
+    records = iterate(a.schedule, a.work_dir, a.data, a.overrides, a.dry_run)
+    if records:
+        print()
+        print(summary_table(records))
+        print(f"records: {a.work_dir}/records.json")
+
+
+def _choose_layer(a):
+    from .clustering.layer_choice import choose_layer
+
+    cands = [int(c) for c in a.candidates.split(",")] if a.candidates else None
+    if cands is None:
+        from .common.checkpoint import load_hubert
+
+        cands = list(range(1, load_hubert(a.ckpt).num_layers + 1))
+    r = choose_layer(a.ckpt, a.data, a.split, cands, a.k, a.seed, a.max_utterances)
+    print(r["why"])
+    if a.json:
+        from .common.atomic import write_text_atomic
+
+        write_text_atomic(a.json, json.dumps(r, indent=1) + "\n")
+
+
+def _init_continue(a):
+    from .pipeline.continue_init import prepare_continue_init
+
+    r = prepare_continue_init(a.prev, a.label_dir, a.labels.split(","), a.reset_top_layers, a.out, a.seed)
+    print(f"{a.out}: {r['kept_tensors']} tensors from {a.prev}, {len(r['fresh_tensors'])} fresh")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -79,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rank", type=int, default=0)
     s.add_argument("--ckpt", help="(hubert) any fairseq HuBERT checkpoint, pretrained or fine-tuned")
     s.add_argument("--layer", type=int, help="(hubert) 1-based transformer layer, as stock")
-    s.add_argument("--max-samples", type=int, default=1_600_000, help="(hubert) padded samples per batch")
+    s.add_argument("--max-samples", type=int, default=None,
+                   help="(hubert) padded samples per batch (default 1.6M on CUDA; on CPU one utterance per batch)")
     s.add_argument("--max-chunk", type=int, default=1_600_000, help="(hubert) longer audio is cut, as stock")
     s.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     s.add_argument("--user-dir", default=None, help="another fairseq plugin the checkpoint needs")
@@ -113,6 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--phn-rate", type=float, default=50)
     s.add_argument("--json", default=None)
     s.set_defaults(fn=_quality)
+
+    s = sub.add_parser("iterate", help="run a HuBERT iteration schedule (resumable)")
+    s.add_argument("--schedule", required=True, help="a YAML file or a shipped name (standard, progressive_toy, ...)")
+    s.add_argument("--work-dir", required=True)
+    s.add_argument("--data", default=None, help="manifest directory (overrides the schedule's data:)")
+    s.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    s.add_argument("overrides", nargs="*", help="hydra overrides for every training run (e.g. "
+                   "distributed_training.distributed_world_size=8)")
+    s.set_defaults(fn=_iterate)
+
+    s = sub.add_parser("choose-layer", help="score every layer's clusters on held-out data; pick the best")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="valid")
+    s.add_argument("--k", type=int, required=True)
+    s.add_argument("--candidates", default=None, help="comma-separated 1-based layers (default: all)")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--max-utterances", type=int, default=200)
+    s.add_argument("--json", default=None)
+    s.set_defaults(fn=_choose_layer)
+
+    s = sub.add_parser("init-continue", help="next iteration's initial weights from the previous checkpoint")
+    s.add_argument("--prev", required=True)
+    s.add_argument("--label-dir", required=True)
+    s.add_argument("--labels", default="km")
+    s.add_argument("--reset-top-layers", type=int, default=0)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=1)
+    s.set_defaults(fn=_init_continue)
 
     s = sub.add_parser("demo", help="one HuBERT iteration end to end on the toy corpus")
     s.add_argument("work_dir")

@@ -1,5 +1,14 @@
 """Make fairseq-fixed work on the modern stack, without touching fairseq's files.
 
+1. Checkpoint loading under torch's weights-only unpickler (below).
+2. Reproducible HuBERT masking: this fairseq draws every mask from ``np.random.default_rng(None)``
+   (fresh OS entropy) unless a seed is passed, and HuBERT passes none, so two runs with the same
+   ``common.seed`` train different models. We pass a seed drawn from torch's generator, which
+   fairseq's trainer re-seeds with ``common.seed + num_updates`` before every update: masks stay
+   random, runs become repeatable, and a resumed run draws the masks an uninterrupted one would.
+   (With ``dataset.num_workers: 0`` also set ``dataset.data_buffer_size: 0``: fairseq's prefetch
+   thread would otherwise draw random crops from numpy's global generator concurrently.)
+
 torch >= 2.6 loads checkpoints with ``weights_only=True``; fairseq checkpoints pickle a few
 non-tensor classes (the label ``Dictionary`` in ``task_state``, ``argparse.Namespace`` in old
 ``args``, omegaconf containers in some released files, numpy scalars in ``extra_state``).
@@ -41,8 +50,23 @@ def _resolve(module: str, attr: str):
         return None
 
 
+def seeded_mask_indices(original):
+    """Wrap fairseq's ``compute_mask_indices`` so unseeded calls draw their seed from torch."""
+    import torch
+
+    def compute_mask_indices(shape, *args, seed=None, epoch=None, indices=None, **kwargs):
+        if seed is None:
+            seed = int(torch.randint(1, 2 ** 31 - 1, (1,)).item())
+            epoch = 0
+            indices = torch.arange(shape[0])
+        return original(shape, *args, seed=seed, epoch=epoch, indices=indices, **kwargs)
+
+    compute_mask_indices.__wrapped__ = original
+    return compute_mask_indices
+
+
 def install() -> None:
-    """Register :data:`SAFE_GLOBALS` with torch's weights-only unpickler (idempotent)."""
+    """Register :data:`SAFE_GLOBALS` and seed HuBERT's masking (idempotent)."""
     global _installed
     if _installed:
         return
@@ -52,4 +76,8 @@ def install() -> None:
     if add is not None:  # torch < 2.4 has no safe unpickler default; nothing to do
         objs = [o for o in (_resolve(m, a) for m, a in SAFE_GLOBALS) if o is not None]
         add(objs)
+    from fairseq.models.hubert import hubert
+
+    if not hasattr(hubert.compute_mask_indices, "__wrapped__"):
+        hubert.compute_mask_indices = seeded_mask_indices(hubert.compute_mask_indices)
     _installed = True

@@ -41,11 +41,12 @@ import fairseq  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(fairseq.__file__), "examples", "hubert", "simple_kmeans"))
 
 
-def stock_dump(ckpt: str, tsv_dir: str, split: str, layer: int, out_dir: str, max_chunk=1_600_000):
+def stock_dump(ckpt: str, tsv_dir: str, split: str, layer: int, out_dir: str, device: str,
+               max_chunk=1_600_000):
     """dump_hubert_feature.py's algorithm: per utterance, chunks of max_chunk, output_layer=layer."""
     from npy_append_array import NpyAppendArray
 
-    loaded = load_hubert(ckpt)
+    loaded = load_hubert(ckpt, device=device)
     model = loaded.model
     os.makedirs(out_dir, exist_ok=True)
     npy = os.path.join(out_dir, f"{split}_0_1.npy")
@@ -54,14 +55,14 @@ def stock_dump(ckpt: str, tsv_dir: str, split: str, layer: int, out_dir: str, ma
     arr = NpyAppendArray(npy)
     with open(os.path.join(out_dir, f"{split}_0_1.len"), "w") as lens, torch.no_grad():
         for e in read_manifest(os.path.join(tsv_dir, f"{split}.tsv")).entries:
-            x = torch.from_numpy(read_entry(e)).float().view(1, -1)
+            x = torch.from_numpy(read_entry(e)).float().view(1, -1).to(device)
             feats = []
             for start in range(0, x.size(1), max_chunk):
                 chunk = x[:, start:start + max_chunk]
                 f, _ = model.extract_features(source=chunk, padding_mask=None, mask=False, output_layer=layer)
                 feats.append(f)
             feat = torch.cat(feats, 1).squeeze(0)
-            arr.append(feat.numpy())
+            arr.append(feat.cpu().numpy())
             lens.write(f"{len(feat)}\n")
     arr.close()
 
@@ -108,7 +109,9 @@ def main():
     ap.add_argument("--layer", type=int, default=6)
     ap.add_argument("--k", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     a = ap.parse_args()
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     corpus = os.path.join(a.work, "corpus")
     if not os.path.isfile(os.path.join(corpus, "train.tsv")):
         build(corpus, utterances=a.utterances, seed=a.seed)
@@ -119,11 +122,14 @@ def main():
     n_utt = len(read_manifest(os.path.join(corpus, f"{split}.tsv")))
     hours = sum(e.nsamples for e in read_manifest(os.path.join(corpus, f"{split}.tsv")).entries) / 16000 / 3600
     print(f"data: {n_utt} utterances, {hours * 60:.1f} min of audio; model: {a.arch} (layer {a.layer}); "
-          f"K={a.k}; torch threads {torch.get_num_threads()}; device cpu")
+          f"K={a.k}; torch threads {torch.get_num_threads()}; device {device}")
 
     sd, od = os.path.join(a.work, "stock_feat"), os.path.join(a.work, "ours_feat")
-    t_dump_s, _ = timed(lambda: stock_dump(ckpt, corpus, split, a.layer, sd))
-    t_dump_o, _ = timed(lambda: dump_hubert(corpus, split, ckpt, a.layer, od, device="cpu"))
+    # dumps alternate, best of 2 each: the first pass over the data also warms caches and allocators
+    t_dump_s, t_dump_o = float("inf"), float("inf")
+    for _ in range(2):
+        t_dump_s = min(t_dump_s, timed(lambda: stock_dump(ckpt, corpus, split, a.layer, sd, device))[0])
+        t_dump_o = min(t_dump_o, timed(lambda: dump_hubert(corpus, split, ckpt, a.layer, od, device=device))[0])
     fs, fo = read_shard(sd, split, 0, 1), read_shard(od, split, 0, 1)
     dump_diff = float(np.abs(np.asarray(fs.feats) - np.asarray(fo.feats)).max())
 
@@ -137,7 +143,7 @@ def main():
     km_path = os.path.join(a.work, "km.bin")
     joblib.dump(km_o, km_path)
     t_lab_s, _ = timed(lambda: stock_label(km_path, od, split, os.path.join(a.work, "stock.km")))
-    t_lab_o, _ = timed(lambda: dump_labels(od, split, 1, km_path, os.path.join(a.work, "ours_lab"), device="cpu"))
+    t_lab_o, _ = timed(lambda: dump_labels(od, split, 1, km_path, os.path.join(a.work, "ours_lab"), device=device))
     same = open(os.path.join(a.work, "stock.km")).read() == open(os.path.join(a.work, "ours_lab", f"{split}.km")).read()
 
     rows = [("dump", t_dump_s, t_dump_o), ("k-means fit", t_fit_s, t_fit_o), ("label", t_lab_s, t_lab_o)]

@@ -155,3 +155,16 @@ def test_fine_tuned_ctc_checkpoint_dumps_like_its_pretrained_model(corpus, stock
     a = read_shard(str(tmp_path / "ft"), "valid", 0, 1).feats
     b = read_shard(str(tmp_path / "pt"), "valid", 0, 1).feats
     assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_hubert_masking_is_seeded_by_torch():
+    import ae_hubert  # noqa: F401
+    from fairseq.models.hubert import hubert
+
+    masks = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        masks.append(hubert.compute_mask_indices((4, 120), None, 0.65, 5, min_masks=2))
+    assert np.array_equal(masks[0], masks[1]) and masks[0].any()
+    torch.manual_seed(4)
+    assert not np.array_equal(hubert.compute_mask_indices((4, 120), None, 0.65, 5, min_masks=2), masks[0])

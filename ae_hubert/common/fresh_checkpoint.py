@@ -48,15 +48,24 @@ def save_fresh_hubert(path: str, arch: str = "base", n_classes: int = 500, label
     cfg = OmegaConf.structured(FairseqConfig())
     cfg.task = OmegaConf.structured(task_cfg)
     cfg.model = OmegaConf.structured(model_cfg)
+    save_checkpoint(path, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), model.state_dict(), [d])
+    return path
+
+
+def save_checkpoint(path: str, cfg: dict, model_state: dict, dictionaries: list) -> str:
+    """A checkpoint laid out as fairseq's trainer writes one (no optimizer state), atomically."""
+    from .atomic import atomic_path
+
     state = {
         "args": None,
-        "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        "model": model.state_dict(),
+        "cfg": cfg,
+        "model": model_state,
         "criterion": None,
         "optimizer_history": [{"criterion_name": "HubertCriterion", "optimizer_name": "FairseqAdam",
                                "lr_scheduler_state": {"best": None}, "num_updates": 0}],
-        "task_state": {"dictionaries": [d]},
+        "task_state": {"dictionaries": dictionaries},
         "extra_state": {"previous_training_time": 0.0},
     }
-    torch.save(state, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path

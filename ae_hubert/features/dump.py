@@ -98,7 +98,7 @@ def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk
 
 
 def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, nshard: int = 1,
-                rank: int = 0, max_samples: int = 1_600_000, max_chunk: int = 1_600_000,
+                rank: int = 0, max_samples: int | None = None, max_chunk: int = 1_600_000,
                 device: str | None = None, user_dir: str | None = None) -> tuple[str, str]:
     """Dump 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics)."""
     from ..common.checkpoint import load_hubert
@@ -109,5 +109,7 @@ def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, n
     if not 1 <= layer <= loaded.num_layers:
         raise AeHubertError(f"{ckpt}: --layer {layer} out of range, the model has layers 1..{loaded.num_layers}")
     extractor = HubertLayerExtractor(loaded.model, loaded.normalize, device)
+    if max_samples is None:  # measured on 2 CPU cores: batching does not pay there, so one utterance
+        max_samples = 1_600_000 if extractor.device.type == "cuda" else 0  # per batch; on a GPU it does
     feats = _hubert_features(extractor, entries, layer, max_samples, max_chunk)
     return write_shard(out_dir, split, rank, nshard, feats, len(entries), f"L{layer} {split} {rank}/{nshard}")

@@ -48,7 +48,7 @@ class HubertLayerExtractor:
             if not 0 <= layer <= self.num_layers:
                 raise ValueError(f"layer {layer} out of range: this model has layers 0..{self.num_layers}")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, wavs: Sequence[np.ndarray], layers: Sequence[int]) -> list[dict[int, np.ndarray]]:
         """For each waveform, ``{layer: (frames, dim) float32}``."""
         self._check_layers(layers)
@@ -79,6 +79,8 @@ class HubertLayerExtractor:
         nfr = [self.frames(n) for n in lengths]
         t = x.shape[1]
         padding_mask = torch.arange(t, device=dev)[None, :] >= torch.tensor(nfr, device=dev)[:, None]
+        if not padding_mask.any():
+            padding_mask = None  # same result, and the attention takes its faster unmasked path
         wanted = sorted(set(layers))
         hidden = {}
         if 0 in wanted:

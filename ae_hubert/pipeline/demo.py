@@ -24,11 +24,11 @@ SPLITS = ("train", "valid")
 
 
 def quality_table(rows: list[dict]) -> str:
-    head = f"{'labels':34s} {'K':>4s} {'rate':>6s} {'PNMI':>7s} {'phone pur':>10s} {'cluster pur':>12s}"
+    head = f"{'labels':42s} {'K':>4s} {'rate':>6s} {'PNMI':>7s} {'phone pur':>10s} {'cluster pur':>12s}"
     out = [head, "-" * len(head)]
     for r in rows:
         q = r["quality"]
-        out.append(f"{r['name']:34s} {r['k']:4d} {r['rate']:4.0f}Hz {q['pnmi']:7.3f} {q['phone_purity']:10.3f} "
+        out.append(f"{r['name']:42s} {r['k']:4d} {r['rate']:4.0f}Hz {q['pnmi']:7.3f} {q['phone_purity']:10.3f} "
                    f"{q['cluster_purity']:12.3f}")
     return "\n".join(out)
 

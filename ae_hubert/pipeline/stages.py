@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from typing import Any, Callable
 
@@ -41,6 +42,8 @@ class Stages:
         self.echo(f"[run ] {name}")
         t0 = time.time()
         result = fn()
+        if os.environ.get("AE_HUBERT_TEST_KILL_BEFORE_MARKER") == name:  # tests: a kill at the worst moment
+            os.kill(os.getpid(), signal.SIGKILL)
         record = {"result": result, "seconds": round(time.time() - t0, 2)}
         write_text_atomic(self.marker(name), json.dumps(record, indent=1) + "\n")
         return result

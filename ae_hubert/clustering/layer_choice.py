@@ -1,0 +1,69 @@
+"""Adaptive clustering height: pick the layer whose clusters make the next targets, by measurement.
+
+All candidate layers come from one encoder pass over held-out utterances; each is clustered with
+the target's K and scored:
+- ``pnmi`` against frame phone labels when the data has them (``{split}.phn``): the layer whose
+  clusters carry the most phonetic information (the HuBERT paper's label-quality measure);
+- otherwise ``silhouette`` (scikit-learn, on a fixed subsample, cosine distance): how well
+  separated the layer's clusters are, an unsupervised proxy. This is a hypothesis, not a result:
+  separable clusters are not necessarily phonetic ones.
+The choice and every layer's score are recorded.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..common.audio import read_entry
+from ..common.manifest import read_manifest
+from .kmeans import fit_kmeans
+from .quality import joint_counts, scores
+
+
+def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int], max_utterances: int = 200,
+                   device: str | None = None) -> tuple[dict[int, list[np.ndarray]], int]:
+    from ..common.checkpoint import load_hubert
+    from ..features.hubert_layers import HubertLayerExtractor
+
+    loaded = load_hubert(ckpt)
+    ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
+    entries = read_manifest(os.path.join(tsv_dir, f"{split}.tsv")).entries[:max_utterances]
+    per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
+    for i in range(0, len(entries), 8):
+        for out in ex([read_entry(e) for e in entries[i:i + 8]], layers):
+            for layer in layers:
+                per_layer[layer].append(out[layer])
+    return per_layer, len(entries)
+
+
+def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int], k: int, seed: int = 1,
+                 max_utterances: int = 200, device: str | None = None) -> dict:
+    from sklearn.metrics import silhouette_score
+
+    per_layer, n_utt = layer_features(ckpt, tsv_dir, split, candidates, max_utterances, device)
+    phn_path = os.path.join(tsv_dir, f"{split}.phn")
+    phones = None
+    if os.path.isfile(phn_path):
+        with open(phn_path) as f:
+            phones = [line.split() for _, line in zip(range(n_utt), f)]
+    criterion = "pnmi" if phones is not None else "silhouette"
+    results = {}
+    for layer in candidates:
+        feats = np.concatenate(per_layer[layer]).astype(np.float32)
+        km = fit_kmeans(feats, min(k, max(2, len(feats) // 20)), seed)
+        labels = km.labels_
+        if phones is not None:
+            offs = np.cumsum([0] + [len(u) for u in per_layer[layer]])
+            hyps = [list(map(str, labels[offs[i]:offs[i + 1]])) for i in range(len(offs) - 1)]
+            results[layer] = scores(joint_counts(phones, hyps)[0])["pnmi"]
+        else:
+            results[layer] = float(silhouette_score(feats, labels, metric="cosine",
+                                                    sample_size=min(5000, len(feats)), random_state=seed))
+    best = max(results, key=lambda layer: (results[layer], -layer))
+    ranked = sorted(results.items(), key=lambda kv: -kv[1])
+    why = (f"layer {best} has the highest {criterion} ({results[best]:.4f}) of layers "
+           + ", ".join(f"{layer}: {s:.4f}" for layer, s in ranked)
+           + f" (k-means K={k} on {n_utt} held-out '{split}' utterances)")
+    return {"chosen": best, "criterion": criterion, "scores": {str(k_): v for k_, v in results.items()},
+            "why": why, "utterances": n_utt}

@@ -1,0 +1,118 @@
+"""The iteration driver end to end through the stock fairseq-hydra-train, with kills and resumes."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN
+
+SCHEDULE = """
+name: tiny
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=4, checkpoint.save_interval_updates=4, common.log_interval=2]
+iterations:
+  - targets: [{{source: mfcc, k: 12}}]
+    max_update: {u1}
+  - targets: [{{source: layer, layer: 2, k: 12}}]
+    init: {init2}
+    max_update: 6
+"""
+
+
+def schedule(tmp_path, u1=8, init2="scratch"):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(SCHEDULE.format(u1=u1, init2=init2))
+    return str(p)
+
+
+def driver(sched, work, data, env=None, wait=True):
+    cmd = [os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work, "--data", data]
+    e = dict(os.environ, **(env or {}))
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True, env=e)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=e, start_new_session=True)
+
+
+def labels(work, it):
+    return {s: open(os.path.join(work, it, "labels", f"{s}.km")).read() for s in ("train", "valid")}
+
+
+@pytest.fixture(scope="module")
+def clean_run(corpus, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clean")
+    work = str(tmp / "work")
+    r = driver(schedule(tmp), work, corpus)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return work, r.stdout
+
+
+def test_two_iterations_through_stock_entry_point(clean_run, corpus):
+    work, out = clean_run
+    recs = json.load(open(os.path.join(work, "records.json")))
+    assert [r["iteration"] for r in recs] == ["iter1", "iter2"]
+    assert recs[0]["label_rate"] == 100 and recs[1]["label_rate"] == 50
+    assert recs[0]["updates"] == 8 and recs[1]["updates"] == 6
+    for r in recs:
+        q = r["targets"][0]["quality"]
+        assert 0 < q["train"]["pnmi"] < 1 and 0 < q["valid"]["phone_purity"] <= 1
+        assert r["valid"]["loss"] > 0 and 0 <= r["valid"]["correct_m_0"] <= 1
+        assert os.path.isfile(r["checkpoint"])
+    assert recs[1]["targets"][0]["layer"] == 2
+    log = open(os.path.join(work, "iter1", "train.log")).read()
+    assert "fairseq-hydra-train" in log and "common.user_dir=" in log
+    assert "iter1" in out and "total" in out
+    # a rerun does nothing more
+    r = driver(os.path.join(os.path.dirname(work), "tiny.yaml"), work, corpus)
+    assert r.returncode == 0 and "[run ]" not in r.stdout
+
+
+def test_kill_in_sidecar_then_rerun_gives_same_labels(clean_run, corpus, tmp_path):
+    work = str(tmp_path / "work")
+    sched = schedule(tmp_path)
+    r = driver(sched, work, corpus, env={"AE_HUBERT_TEST_KILL_BEFORE_MARKER": "iter2.km.labels"})
+    assert r.returncode == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(work, ".stages", "iter2.km.labels.json"))
+    r = driver(sched, work, corpus)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[skip] iter1.train" in r.stdout and "[run ] iter2.km.labels" in r.stdout
+    assert labels(work, "iter1") == labels(clean_run[0], "iter1")
+    assert labels(work, "iter2") == labels(clean_run[0], "iter2")
+
+
+def test_kill_during_training_resumes(corpus, tmp_path):
+    work = str(tmp_path / "work")
+    sched = schedule(tmp_path, u1=40)
+    p = driver(sched, work, corpus, wait=False)
+    ckpt = os.path.join(work, "iter1", "checkpoints", "checkpoint_last.pt")
+    deadline = time.time() + 240
+    while not os.path.exists(ckpt) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert os.path.exists(ckpt), "training never saved a checkpoint"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not os.path.exists(os.path.join(work, ".stages", "iter1.train.json"))
+    r = driver(sched, work, corpus)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = open(os.path.join(work, "iter1", "train.log")).read()
+    resumed = [line for line in log.splitlines() if "Loaded checkpoint" in line and "checkpoint_last.pt" in line]
+    assert resumed and "@ 0 updates" not in resumed[-1]
+    recs = json.load(open(os.path.join(work, "records.json")))
+    assert recs[0]["updates"] == 40
+
+
+def test_continue_init_and_dry_run(corpus, tmp_path):
+    work = str(tmp_path / "work")
+    sched = schedule(tmp_path, u1=4, init2="continue")
+    out = subprocess.run([os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work,
+                          "--data", corpus, "--dry-run"], capture_output=True, text=True)
+    assert out.returncode == 0 and "checkpoint.finetune_from_model=" in out.stdout
+    assert not os.path.exists(work)
+    r = driver(sched, work, corpus)
+    assert r.returncode == 0, r.stderr[-2000:]
+    init = json.load(open(os.path.join(work, ".stages", "iter2.init.json")))["result"]
+    assert init["kept_tensors"] > 50 and all(k.startswith(("final_proj", "label_embs")) for k in init["fresh_tensors"])
+    log = open(os.path.join(work, "iter2", "train.log")).read()
+    assert "loading pretrained model from" in log

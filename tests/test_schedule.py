@@ -1,0 +1,89 @@
+import os
+
+import pytest
+
+from ae_hubert.pipeline.schedule import ScheduleError, load_schedule
+
+SHIPPED = ["standard", "progressive", "top", "standard_toy", "progressive_toy", "top_toy", "adaptive_toy"]
+
+
+def write(tmp_path, text, name="s.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_schedules_validate(corpus, name):
+    s = load_schedule(name, data=corpus)
+    assert s.iterations and all(it.max_update > 0 for it in s.iterations)
+    assert s.iterations[0].label_rate == 100
+    assert all(it.label_rate == 50 for it in s.iterations[1:])
+
+
+def test_progressive_is_about_half_of_standard(corpus):
+    for a, b in (("standard", "progressive"), ("standard_toy", "progressive_toy")):
+        ratio = load_schedule(b, data=corpus).total_updates / load_schedule(a, data=corpus).total_updates
+        assert 0.4 <= ratio <= 0.6, (a, b, ratio)
+
+
+BASE = """
+train_config: pretrain/toy_cpu
+iterations:
+  - targets: [{source: mfcc, k: 100}]
+    max_update: 10
+  - targets: [{source: layer, layer: %s, k: %s}]
+    init: %s
+    max_update: 10
+"""
+
+
+@pytest.mark.parametrize("layer,k,init,field", [
+    ("7", "100", "scratch", "iterations[1].targets[0].layer"),
+    ("3", "1", "scratch", "iterations[1].targets[0].k"),
+    ("3", "100", "warm", "iterations[1].init"),
+])
+def test_errors_name_the_field(corpus, tmp_path, layer, k, init, field):
+    with pytest.raises(ScheduleError) as e:
+        load_schedule(write(tmp_path, BASE % (layer, k, init)), data=corpus)
+    assert field in str(e.value)
+
+
+def test_unknown_source_and_missing_previous_checkpoint(corpus, tmp_path):
+    bad = "iterations:\n  - targets: [{source: wav2vec, k: 10}]\n    max_update: 5\n"
+    with pytest.raises(ScheduleError, match=r"iterations\[0\].targets\[0\].source: unknown source 'wav2vec'"):
+        load_schedule(write(tmp_path, bad), data=corpus)
+    first_layer = "iterations:\n  - targets: [{source: layer, layer: 3, k: 10}]\n    max_update: 5\n"
+    with pytest.raises(ScheduleError, match=r"iterations\[0\].targets\[0\].source: 'layer' needs a previous"):
+        load_schedule(write(tmp_path, first_layer), data=corpus)
+    cont = "iterations:\n  - targets: [{source: mfcc, k: 10}]\n    init: continue\n    max_update: 5\n"
+    with pytest.raises(ScheduleError, match=r"iterations\[0\].init: 'continue' needs a previous"):
+        load_schedule(write(tmp_path, cont), data=corpus)
+    gone = "start_from: /nonexistent/ckpt.pt\n" + first_layer
+    with pytest.raises(ScheduleError, match="start_from: checkpoint /nonexistent/ckpt.pt not found"):
+        load_schedule(write(tmp_path, gone), data=corpus)
+
+
+def test_depth_follows_overrides_and_start_from(corpus, tmp_path, stock_checkpoint):
+    s = load_schedule(write(tmp_path, BASE % ("7", "10", "scratch")), data=corpus,
+                      extra_overrides=["model.encoder_layers=8"])
+    assert s.iterations[1].depth == 8
+    ok = f"start_from: {stock_checkpoint}\niterations:\n  - targets: [{{source: layer, layer: 6, k: 10}}]\n" \
+         "    max_update: 5\n"
+    assert load_schedule(write(tmp_path, ok), data=corpus).start_depth == 6
+    with pytest.raises(ScheduleError, match="layer: 7 > depth 6"):
+        load_schedule(write(tmp_path, ok.replace("layer: 6", "layer: 7")), data=corpus)
+
+
+def test_mixed_rates_rejected(corpus, tmp_path, stock_checkpoint):
+    mixed = f"start_from: {stock_checkpoint}\niterations:\n  - targets: [{{source: mfcc, k: 10}}, " \
+            "{source: layer, layer: 2, k: 10}]\n    max_update: 5\n"
+    with pytest.raises(ScheduleError, match="one label_rate"):
+        load_schedule(write(tmp_path, mixed), data=corpus)
+
+
+def test_missing_data(tmp_path):
+    with pytest.raises(ScheduleError, match="data"):
+        load_schedule(write(tmp_path, BASE % ("3", "10", "scratch")))
+    with pytest.raises(ScheduleError, match="has no train.tsv"):
+        load_schedule(write(tmp_path, BASE % ("3", "10", "scratch")), data=str(tmp_path))
