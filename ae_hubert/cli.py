@@ -54,7 +54,8 @@ def _quality(a):
 def _demo(a):
     from .pipeline.demo import run_demo
 
-    run_demo(a.work_dir, utterances=a.utterances, max_update=a.max_update, seed=a.seed)
+    run_demo(a.work_dir, utterances=a.utterances, seed=a.seed, schedules=a.schedules.split(","),
+             overrides=a.overrides)
 
 
 def _iterate(a):
@@ -177,11 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.set_defaults(fn=_init_continue)
 
-    s = sub.add_parser("demo", help="one HuBERT iteration end to end on the toy corpus")
+    s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")
     s.add_argument("work_dir")
     s.add_argument("--utterances", type=int, default=400)
-    s.add_argument("--max-update", type=int, default=1000)
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--schedules", default="standard_toy,progressive_toy")
+    s.add_argument("overrides", nargs="*", help="hydra overrides for every training run")
     s.set_defaults(fn=_demo)
     return p
 
