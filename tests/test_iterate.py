@@ -16,15 +16,15 @@ overrides: [dataset.validate_interval_updates=4, checkpoint.save_interval_update
 iterations:
   - targets: [{{source: mfcc, k: 12}}]
     max_update: {u1}
-  - targets: [{{source: layer, layer: 2, k: 12}}]
+  - targets: [{{source: layer, layer: {layer2}, k: 12}}]
     init: {init2}
     max_update: 6
 """
 
 
-def schedule(tmp_path, u1=8, init2="scratch"):
+def schedule(tmp_path, u1=8, init2="scratch", layer2="2"):
     p = tmp_path / "tiny.yaml"
-    p.write_text(SCHEDULE.format(u1=u1, init2=init2))
+    p.write_text(SCHEDULE.format(u1=u1, init2=init2, layer2=layer2))
     return str(p)
 
 
@@ -103,9 +103,9 @@ def test_kill_during_training_resumes(corpus, tmp_path):
     assert recs[0]["updates"] == 40
 
 
-def test_continue_init_and_dry_run(corpus, tmp_path):
+def test_continue_init_adaptive_layer_and_dry_run(corpus, tmp_path):
     work = str(tmp_path / "work")
-    sched = schedule(tmp_path, u1=4, init2="continue")
+    sched = schedule(tmp_path, u1=4, init2="continue", layer2="auto")
     out = subprocess.run([os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work,
                           "--data", corpus, "--dry-run"], capture_output=True, text=True)
     assert out.returncode == 0 and "checkpoint.finetune_from_model=" in out.stdout
@@ -116,3 +116,25 @@ def test_continue_init_and_dry_run(corpus, tmp_path):
     assert init["kept_tensors"] > 50 and all(k.startswith(("final_proj", "label_embs")) for k in init["fresh_tensors"])
     log = open(os.path.join(work, "iter2", "train.log")).read()
     assert "loading pretrained model from" in log
+    rec = json.load(open(os.path.join(work, "iter2", "record.json")))
+    choice = rec["targets"][0]["layer_choice"]
+    assert choice["criterion"] == "pnmi" and set(choice["scores"]) == {str(i) for i in range(1, 7)}
+    assert rec["targets"][0]["layer"] == choice["chosen"]
+
+
+def test_truncated_checkpoint_last_is_repaired(tmp_path):
+    import torch
+
+    from ae_hubert.pipeline.train import repair_last_checkpoint
+
+    good = tmp_path / "checkpoint_1_4.pt"
+    torch.save({"model": {"w": torch.ones(100)}}, good)
+    data = good.read_bytes()
+    (tmp_path / "checkpoint_last.pt").write_bytes(data[: len(data) // 2])  # a kill mid-copy
+    assert "replaced" in repair_last_checkpoint(str(tmp_path))
+    assert (tmp_path / "checkpoint_last.pt").read_bytes() == data
+    assert repair_last_checkpoint(str(tmp_path)) is None
+    good.unlink()
+    (tmp_path / "checkpoint_last.pt").write_bytes(data[:100])
+    assert "removed" in repair_last_checkpoint(str(tmp_path))
+    assert not (tmp_path / "checkpoint_last.pt").exists()

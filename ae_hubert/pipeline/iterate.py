@@ -144,7 +144,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             f"task.label_rate={it.label_rate:g}", f"checkpoint.save_dir={ckpt_dir}",
             f"optimization.max_update={it.max_update}", f"common.seed={s.seed}", *extra,
             *s.overrides, *it.overrides, *s.cli_overrides])
-        stats = plan.run(f"{it.name}.train", cmd, lambda: final_stats(run_training(cmd, d)), cwd=d)
+        stats = plan.run(f"{it.name}.train", cmd, lambda: final_stats(run_training(cmd, d, save_dir=ckpt_dir)), cwd=d)
         ckpt = os.path.join(ckpt_dir, "checkpoint_last.pt")
         if not dry_run:
             record = {

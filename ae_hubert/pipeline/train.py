@@ -5,12 +5,15 @@ itself, so rerunning the same command after a kill continues training instead of
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
+import zipfile
 import subprocess
 import sys
 
+from ..common.atomic import atomic_path
 from ..common.errors import AeHubertError
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,11 +35,41 @@ def train_command(config_dir: str, config_name: str, overrides: list[str]) -> li
             *overrides, f"common.user_dir={PACKAGE_DIR}"]
 
 
-def run_training(cmd: list[str], run_dir: str, log_name: str = "train.log") -> str:
+def _intact(path: str) -> bool:
+    """A torch zip checkpoint whose central directory is there (a truncated copy has none)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return len(z.namelist()) > 0
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def repair_last_checkpoint(save_dir: str) -> str | None:
+    """fairseq writes ``checkpoint_last.pt`` by a plain copy of the newest checkpoint, so a kill at the
+    wrong moment leaves it truncated and the rerun cannot resume. Replace a truncated one by the
+    newest intact ``checkpoint_*.pt`` (atomically), or remove it. Returns what was done, if anything."""
+    last = os.path.join(save_dir, "checkpoint_last.pt")
+    if not os.path.exists(last) or _intact(last):
+        return None
+    candidates = [p for p in glob.glob(os.path.join(save_dir, "checkpoint*.pt"))
+                  if p != last and ".partial-" not in p and _intact(p)]
+    if not candidates:
+        os.remove(last)
+        return f"removed truncated {last}"
+    newest = max(candidates, key=os.path.getmtime)
+    with atomic_path(last) as tmp:
+        shutil.copyfile(newest, tmp)
+    return f"replaced truncated {last} by {newest}"
+
+
+def run_training(cmd: list[str], run_dir: str, log_name: str = "train.log", save_dir: str | None = None) -> str:
     """Run ``cmd`` in ``run_dir`` (hydra writes there), appending its output to ``log_name``."""
     os.makedirs(run_dir, exist_ok=True)
+    repaired = repair_last_checkpoint(save_dir) if save_dir else None
     log = os.path.join(run_dir, log_name)
     with open(log, "a") as f:
+        if repaired:
+            f.write(f"[ae_hubert] {repaired}\n")
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
         r = subprocess.run(cmd, cwd=run_dir, stdout=f, stderr=subprocess.STDOUT)
