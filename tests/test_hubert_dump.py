@@ -168,3 +168,18 @@ def test_hubert_masking_is_seeded_by_torch():
     assert np.array_equal(masks[0], masks[1]) and masks[0].any()
     torch.manual_seed(4)
     assert not np.array_equal(hubert.compute_mask_indices((4, 120), None, 0.65, 5, min_masks=2), masks[0])
+
+
+def test_all_layers_in_one_pass_with_layerdrop_off(corpus, stock_checkpoint):
+    loaded = load_hubert(stock_checkpoint)
+    wavs = _wavs(corpus, 2)
+    ref = HubertLayerExtractor(loaded.model, loaded.normalize, "cpu")(wavs, list(range(7)))
+    loaded.model.encoder.layerdrop = 0.9  # a training-time LayerDrop would skip most layers...
+    loaded.model.train()
+    ex = HubertLayerExtractor(loaded.model, loaded.normalize, "cpu")  # ...the extractor runs in eval mode
+    assert not loaded.model.training
+    out = ex(wavs, list(range(7)))
+    for a, b in zip(ref, out):
+        assert sorted(b) == list(range(7))
+        for layer in range(7):
+            assert np.array_equal(a[layer], b[layer])

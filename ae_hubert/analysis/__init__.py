@@ -1,0 +1,1 @@
+"""Stage 5: what each layer knows (probes and their plots)."""
