@@ -91,6 +91,18 @@ def _init_continue(a):
     print(f"{a.out}: {r['kept_tensors']} tensors from {a.prev}, {len(r['fresh_tensors'])} fresh")
 
 
+def _probe(a):
+    from .analysis.layer_probe import probe_layers, write_probe_results
+
+    results = [probe_layers(c, a.data, a.k, a.max_utterances, a.seed, a.device) for c in a.ckpt]
+    js, csv_path = write_probe_results(results, a.out)
+    for r in results:
+        print(f"{r['checkpoint']}: autoencoder index {r['autoencoder_index']:.3f}")
+        for layer, m in r["layers"].items():
+            print(f"  layer {layer:>2}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
+    print(f"{js}\n{csv_path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -177,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=1)
     s.set_defaults(fn=_init_continue)
+
+    s = sub.add_parser("probe", help="per-layer phone/input/voice metrics of checkpoints (first metrics)")
+    s.add_argument("--ckpt", nargs="+", required=True)
+    s.add_argument("--data", required=True, help="labelled data: train/valid .tsv, .phn, .spk")
+    s.add_argument("--out", required=True)
+    s.add_argument("--k", type=int, default=50)
+    s.add_argument("--max-utterances", type=int, default=200)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=_probe)
 
     s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")
     s.add_argument("work_dir")

@@ -1,0 +1,27 @@
+import csv
+import os
+
+import pytest
+
+from ae_hubert.analysis.layer_probe import METRICS, autoencoder_index, probe_layers, write_probe_results
+
+
+def test_probe_every_layer_of_a_checkpoint(corpus, stock_checkpoint, tmp_path):
+    r = probe_layers(stock_checkpoint, corpus, k=8, max_utterances=20)
+    assert sorted(r["layers"]) == list(range(7))
+    for m in r["layers"].values():
+        assert set(m) == set(METRICS)
+        assert 0 <= m["pnmi"] <= 1 and 0 <= m["phone_acc"] <= 1 and m["input_r2"] <= 1
+    assert r["autoencoder_index"] == pytest.approx(autoencoder_index(r["layers"]))
+    js, c = write_probe_results([r], str(tmp_path))
+    rows = list(csv.DictReader(open(c)))
+    assert len(rows) == 7 and set(METRICS) <= set(rows[0])
+    assert os.path.isfile(js)
+
+
+def test_autoencoder_index_definition():
+    flat = {layer: {"phone_acc": 0.5, "input_r2": 0.3} for layer in range(4)}
+    assert autoencoder_index(flat) == pytest.approx(0.0)
+    ae = {0: {"phone_acc": 0.2, "input_r2": 0.9}, 1: {"phone_acc": 0.6, "input_r2": 0.4},
+          2: {"phone_acc": 0.5, "input_r2": 0.5}, 3: {"phone_acc": 0.4, "input_r2": 0.7}}
+    assert autoencoder_index(ae) == pytest.approx((0.6 - 0.4) + (0.7 - 0.4))
