@@ -96,11 +96,15 @@ def _probe(a):
 
     results = [probe_layers(c, a.data, a.k, a.max_utterances, a.seed, a.device) for c in a.ckpt]
     js, csv_path = write_probe_results(results, a.out)
+    from .analysis.layer_probe import METRICS
+    from .analysis.plots import plot_probe_results
+
+    pngs = plot_probe_results(results, METRICS, a.out)
     for r in results:
         print(f"{r['checkpoint']}: autoencoder index {r['autoencoder_index']:.3f}")
         for layer, m in r["layers"].items():
             print(f"  layer {layer:>2}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
-    print(f"{js}\n{csv_path}")
+    print("\n".join([js, csv_path, *pngs]))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,11 @@ def test_probe_every_layer_of_a_checkpoint(corpus, stock_checkpoint, tmp_path):
     rows = list(csv.DictReader(open(c)))
     assert len(rows) == 7 and set(METRICS) <= set(rows[0])
     assert os.path.isfile(js)
+    from ae_hubert.analysis.plots import plot_probe_results
+
+    pngs = plot_probe_results([r, r], METRICS, str(tmp_path))
+    assert len(pngs) == len(METRICS) + 1
+    assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
 def test_autoencoder_index_definition():

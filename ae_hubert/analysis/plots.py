@@ -1,0 +1,54 @@
+"""Probe plots: a layer x checkpoint heatmap per metric, and per-layer curves per checkpoint."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..common.atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str) -> str:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: str) -> list[str]:
+    os.makedirs(out_dir, exist_ok=True)
+    names = [os.path.basename(os.path.dirname(os.path.dirname(r["checkpoint"]))) + "/" +
+             os.path.basename(r["checkpoint"]) for r in results]
+    layers = sorted({int(layer) for r in results for layer in r["layers"]})
+    paths = []
+    for metric in metrics:
+        grid = np.full((len(layers), len(results)), np.nan)
+        for j, r in enumerate(results):
+            for layer, m in r["layers"].items():
+                grid[layers.index(int(layer)), j] = m[metric]
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(results), 0.5 + 0.4 * len(layers)))
+        im = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis")
+        ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+        ax.set_xticks(range(len(results)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("layer")
+        ax.set_title(metric)
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+        fig.colorbar(im, ax=ax)
+        paths.append(_save(fig, os.path.join(out_dir, f"heatmap_{metric}.png")))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, r in zip(names, results):
+            ls = sorted(r["layers"], key=int)
+            ax.plot([int(layer) for layer in ls], [r["layers"][layer][metric] for layer in ls], marker="o",
+                    label=name)
+        ax.set_title(metric)
+        ax.set_xlabel("layer")
+    axes[0][0].legend(fontsize=6)
+    paths.append(_save(fig, os.path.join(out_dir, "layer_curves.png")))
+    return paths
