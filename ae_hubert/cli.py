@@ -92,16 +92,17 @@ def _init_continue(a):
 
 
 def _probe(a):
-    from .analysis.layer_probe import probe_layers, write_probe_results
+    from .analysis.layer_probe import probe_checkpoints, write_probe_results
 
-    results = [probe_layers(c, a.data, a.k, a.max_utterances, a.seed, a.device) for c in a.ckpt]
+    results = probe_checkpoints(a.ckpt, a.data, k=a.k, max_utterances=a.max_utterances, seed=a.seed,
+                                device=a.device)
     js, csv_path = write_probe_results(results, a.out)
     from .analysis.layer_probe import METRICS
     from .analysis.plots import plot_probe_results
 
     pngs = plot_probe_results(results, METRICS, a.out)
     for r in results:
-        print(f"{r['checkpoint']}: autoencoder index {r['autoencoder_index']:.3f}")
+        print(f"{r['checkpoint']} ({r['updates']} updates): autoencoder index {r['autoencoder_index']:.3f}")
         for layer, m in r["layers"].items():
             print(f"  layer {layer:>2}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
     print("\n".join([js, csv_path, *pngs]))
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_init_continue)
 
     s = sub.add_parser("probe", help="per-layer phone/input/voice metrics of checkpoints (first metrics)")
-    s.add_argument("--ckpt", nargs="+", required=True)
+    s.add_argument("--ckpt", nargs="+", required=True, help="checkpoint files and/or directories of checkpoints")
     s.add_argument("--data", required=True, help="labelled data: train/valid .tsv, .phn, .spk")
     s.add_argument("--out", required=True)
     s.add_argument("--k", type=int, default=50)

@@ -30,3 +30,21 @@ def test_autoencoder_index_definition():
     ae = {0: {"phone_acc": 0.2, "input_r2": 0.9}, 1: {"phone_acc": 0.6, "input_r2": 0.4},
           2: {"phone_acc": 0.5, "input_r2": 0.5}, 3: {"phone_acc": 0.4, "input_r2": 0.7}}
     assert autoencoder_index(ae) == pytest.approx((0.6 - 0.4) + (0.7 - 0.4))
+
+
+def test_probe_a_directory_of_checkpoints_over_updates(corpus, stock_checkpoint, tmp_path):
+    import shutil
+
+    from ae_hubert.analysis.layer_probe import probe_checkpoints
+    from ae_hubert.analysis.plots import plot_probe_results
+    from ae_hubert.common.fresh_checkpoint import save_fresh_hubert
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(stock_checkpoint, run / "checkpoint_1_4.pt")
+    shutil.copy(stock_checkpoint, run / "checkpoint_last.pt")  # same updates: probed once
+    save_fresh_hubert(str(run / "checkpoint_0_0.pt"), "toy", n_classes=20, label_rate=100)
+    results = probe_checkpoints([str(run)], corpus, k=6, max_utterances=10)
+    assert [r["updates"] for r in results] == [0, 4]
+    pngs = plot_probe_results(results, METRICS, str(tmp_path / "plots"))
+    assert any(p.endswith("over_updates.png") for p in pngs)

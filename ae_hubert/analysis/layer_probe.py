@@ -81,6 +81,18 @@ def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, s
     return {"checkpoint": ckpt, "layers": out, "autoencoder_index": autoencoder_index(out)}
 
 
+def probe_checkpoints(paths: list[str], data: str, **kwargs) -> list[dict]:
+    """Probe files and checkpoint directories (ordered by updates); each result carries ``updates``."""
+    from .checkpoints import expand_checkpoints
+
+    results = []
+    for ckpt, updates in expand_checkpoints(paths):
+        r = probe_layers(ckpt, data, **kwargs)
+        r["updates"] = updates
+        results.append(r)
+    return results
+
+
 def autoencoder_index(per_layer: dict) -> float:
     """How far the top layer falls back toward the input: (best phone accuracy over layers - top
     layer's) + (top layer's input R^2 - lowest input R^2 over transformer layers). 0 when the top
@@ -99,8 +111,8 @@ def write_probe_results(results: list[dict], out_dir: str) -> tuple[str, str]:
     csv_path = os.path.join(out_dir, "probe.csv")
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["checkpoint", "layer", *METRICS])
+        w.writerow(["checkpoint", "updates", "layer", *METRICS])
         for r in results:
             for layer, m in sorted(r["layers"].items(), key=lambda kv: int(kv[0])):
-                w.writerow([r["checkpoint"], layer, *[f"{m[k]:.6f}" for k in METRICS]])
+                w.writerow([r["checkpoint"], r.get("updates", ""), layer, *[f"{m[k]:.6f}" for k in METRICS]])
     return js, csv_path

@@ -51,4 +51,22 @@ def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: s
         ax.set_xlabel("layer")
     axes[0][0].legend(fontsize=6)
     paths.append(_save(fig, os.path.join(out_dir, "layer_curves.png")))
+    if len({r.get("updates") for r in results}) > 1:
+        paths.append(plot_over_updates(results, metrics, out_dir))
     return paths
+
+
+def plot_over_updates(results: list[dict], metrics: tuple[str, ...], out_dir: str) -> str:
+    """How each layer's metric evolves over training updates (one line per layer)."""
+    ordered = sorted(results, key=lambda r: r.get("updates", 0))
+    layers = sorted({int(layer) for r in ordered for layer in r["layers"]})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    cmap = plt.get_cmap("viridis", max(len(layers), 2))
+    for ax, metric in zip(axes[0], metrics):
+        for i, layer in enumerate(layers):
+            pts = [(r["updates"], r["layers"][layer][metric]) for r in ordered if layer in r["layers"]]
+            ax.plot([u for u, _ in pts], [v for _, v in pts], marker=".", color=cmap(i), label=f"L{layer}")
+        ax.set_title(metric)
+        ax.set_xlabel("updates")
+    axes[0][-1].legend(fontsize=6, ncol=2)
+    return _save(fig, os.path.join(out_dir, "over_updates.png"))
