@@ -15,8 +15,8 @@ want=$(cat requirements.txt scripts/bootstrap.sh setup.py | sha1sum | cut -d' ' 
 need_apt=()
 command -v flite >/dev/null || need_apt+=(flite)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
-ldconfig -p | grep -q 'libespeak-ng.so.1' || need_apt+=(libespeak-ng1)
-ldconfig -p | grep -q 'libsndfile.so' || need_apt+=(libsndfile1)
+ldconfig -p | grep 'libespeak-ng.so.1' >/dev/null || need_apt+=(libespeak-ng1)
+ldconfig -p | grep 'libsndfile.so' >/dev/null || need_apt+=(libsndfile1)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[bootstrap] apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
