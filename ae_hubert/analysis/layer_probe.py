@@ -19,9 +19,7 @@ import numpy as np
 from ..clustering.kmeans import fit_kmeans
 from ..clustering.quality import joint_counts, scores
 from ..common.atomic import atomic_path, write_text_atomic
-from ..common.audio import read_entry
 from ..common.errors import located
-from ..common.manifest import read_manifest
 from ..features.mfcc import mfcc
 from .linear_probes import ridge_classifier_accuracy, ridge_r2
 
@@ -36,18 +34,16 @@ def _lines(path: str, n: int) -> list[str]:
 
 
 def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: int):
-    entries = read_manifest(os.path.join(data, f"{split}.tsv")).entries[:max_utts]
-    phones = [p.split() for p in _lines(os.path.join(data, f"{split}.phn"), len(entries))]
-    voices = _lines(os.path.join(data, f"{split}.spk"), len(entries))
+    from ..features.hubert_layers import split_hidden_states
+
     feats = {layer: [] for layer in layers}
     inputs = []
-    for i in range(0, len(entries), 8):
-        wavs = [read_entry(e) for e in entries[i:i + 8]]
-        for w, out in zip(wavs, extractor(wavs, layers)):
-            n = len(out[layers[0]])
-            inputs.append(mfcc(w)[0: 2 * n: 2])
-            for layer in layers:
-                feats[layer].append(out[layer])
+    for w, out in split_hidden_states(extractor, data, split, layers, max_utts):
+        inputs.append(mfcc(w)[0: 2 * len(out[layers[0]]): 2])
+        for layer in layers:
+            feats[layer].append(out[layer])
+    phones = [p.split() for p in _lines(os.path.join(data, f"{split}.phn"), len(inputs))]
+    voices = _lines(os.path.join(data, f"{split}.spk"), len(inputs))
     return feats, inputs, phones, voices
 
 

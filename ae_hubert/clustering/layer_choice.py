@@ -15,8 +15,6 @@ import os
 
 import numpy as np
 
-from ..common.audio import read_entry
-from ..common.manifest import read_manifest
 from .kmeans import fit_kmeans
 from .quality import joint_counts, scores
 
@@ -24,17 +22,17 @@ from .quality import joint_counts, scores
 def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int], max_utterances: int = 200,
                    device: str | None = None) -> tuple[dict[int, list[np.ndarray]], int]:
     from ..common.checkpoint import load_hubert
-    from ..features.hubert_layers import HubertLayerExtractor
+    from ..features.hubert_layers import HubertLayerExtractor, split_hidden_states
 
     loaded = load_hubert(ckpt)
     ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
-    entries = read_manifest(os.path.join(tsv_dir, f"{split}.tsv")).entries[:max_utterances]
     per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-    for i in range(0, len(entries), 8):
-        for out in ex([read_entry(e) for e in entries[i:i + 8]], layers):
-            for layer in layers:
-                per_layer[layer].append(out[layer])
-    return per_layer, len(entries)
+    n = 0
+    for _, out in split_hidden_states(ex, tsv_dir, split, layers, max_utterances):
+        n += 1
+        for layer in layers:
+            per_layer[layer].append(out[layer])
+    return per_layer, n
 
 
 def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int], k: int, seed: int = 1,

@@ -95,3 +95,17 @@ class HubertLayerExtractor:
         for b, n in enumerate(nfr):
             out.append({layer: hidden[layer][b, :n].float().cpu().numpy() for layer in layers})
         return out
+
+
+def split_hidden_states(extractor: HubertLayerExtractor, tsv_dir: str, split: str, layers: Sequence[int],
+                        max_utterances: int, batch: int = 8):
+    """Yield ``(waveform, {layer: feats})`` for the first ``max_utterances`` of ``{split}.tsv``."""
+    import os
+
+    from ..common.audio import read_entry
+    from ..common.manifest import read_manifest
+
+    entries = read_manifest(os.path.join(tsv_dir, f"{split}.tsv")).entries[:max_utterances]
+    for i in range(0, len(entries), batch):
+        wavs = [read_entry(e) for e in entries[i:i + batch]]
+        yield from zip(wavs, extractor(wavs, layers))
