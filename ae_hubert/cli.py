@@ -95,14 +95,15 @@ def _probe(a):
     from .analysis.layer_probe import probe_checkpoints, write_probe_results
 
     results = probe_checkpoints(a.ckpt, a.data, k=a.k, max_utterances=a.max_utterances, seed=a.seed,
-                                device=a.device)
+                                device=a.device, cca=a.cca, ctc_steps=a.ctc_steps)
     js, csv_path = write_probe_results(results, a.out)
-    from .analysis.layer_probe import METRICS
+    from .analysis.layer_probe import present_metrics
     from .analysis.plots import plot_probe_results
 
-    pngs = plot_probe_results(results, METRICS, a.out)
+    pngs = plot_probe_results(results, present_metrics(results), a.out)
     for r in results:
-        print(f"{r['checkpoint']} ({r['updates']} updates): autoencoder index {r['autoencoder_index']:.3f}")
+        print(f"{r['checkpoint']} ({r['run']}, {r['updates']} updates): "
+              f"autoencoder index {r['autoencoder_index']:.3f}")
         for layer, m in r["layers"].items():
             print(f"  layer {layer:>2}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
     print("\n".join([js, csv_path, *pngs]))
@@ -195,14 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.set_defaults(fn=_init_continue)
 
-    s = sub.add_parser("probe", help="per-layer phone/input/voice metrics of checkpoints (first metrics)")
-    s.add_argument("--ckpt", nargs="+", required=True, help="checkpoint files and/or directories of checkpoints")
-    s.add_argument("--data", required=True, help="labelled data: train/valid .tsv, .phn, .spk")
+    s = sub.add_parser("probe", help="per-layer phone/letter/word/voice/input metrics of checkpoints, with plots")
+    s.add_argument("--ckpt", nargs="+", required=True,
+                   help="checkpoint files and/or directories of checkpoints (runs, e.g. iterations, in order)")
+    s.add_argument("--data", required=True,
+                   help="labelled data: train/valid .tsv and any of .phn, .ltr, .wrdspan, .spk")
     s.add_argument("--out", required=True)
     s.add_argument("--k", type=int, default=50)
     s.add_argument("--max-utterances", type=int, default=200)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--device", default=None)
+    s.add_argument("--cca", action="store_true", help="also the mean CCA similarity with the input MFCC")
+    s.add_argument("--ctc-steps", type=int, default=150, help="optimisation steps of the CTC letter probe")
     s.set_defaults(fn=_probe)
 
     s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")

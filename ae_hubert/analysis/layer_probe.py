@@ -1,10 +1,14 @@
-"""``ae-hubert probe``: per checkpoint and per layer, what the layer knows (first metrics).
+"""``ae-hubert probe``: per checkpoint and per layer, what the layer knows.
 
-Fit on the first ``max_utterances`` of ``train``, evaluate on ``valid`` (split by utterance):
-- ``pnmi`` / ``phone_purity`` / ``cluster_purity``: k-means (K) of the layer vs frame phones;
-- ``phone_acc``: closed-form linear (ridge) frame phone classifier;
-- ``input_r2``: ridge reconstruction of the input MFCC frame at the same time (the autoencoder side);
-- ``voice_acc``: ridge voice classifier on mean-pooled utterances.
+Fit on the first ``max_utterances`` of ``train``, evaluate on ``valid`` (split by utterance). Each
+group of metrics runs when its labels are in the data directory:
+- ``{split}.phn`` (frame phones at 50 Hz): ``pnmi`` / ``phone_purity`` / ``cluster_purity`` of a
+  k-means (K) of the layer, and ``phone_acc`` of a closed-form linear (ridge) frame classifier;
+- always: ``input_r2``, ridge reconstruction of the input MFCC frame at the same time (the
+  autoencoder side), and with ``cca`` the mean canonical correlation with it (``input_cca``);
+- ``{split}.ltr``: ``letter_cer`` / ``letter_wer`` of a linear CTC letter probe (word content);
+- ``{split}.wrdspan``: ``word_acc`` and ``word_pair_auc`` of word-span-pooled frames;
+- ``{split}.spk``: ``voice_acc``, ridge voice classifier on mean-pooled utterances.
 Layer 0 is the projected CNN output (the transformer's input). Frame i of a layer (50 Hz) is
 matched with MFCC frame 2i (100 Hz): both are centred on sample 320 i + 200.
 """
@@ -12,28 +16,45 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..clustering.kmeans import fit_kmeans
 from ..clustering.quality import joint_counts, scores
 from ..common.atomic import atomic_path, write_text_atomic
-from ..common.errors import located
 from ..features.mfcc import mfcc
-from .linear_probes import ridge_classifier_accuracy, ridge_r2
+from .ctc_probe import ctc_letter_probe
+from .linear_probes import mean_cca, ridge_classifier_accuracy, ridge_r2
+from .word_probe import parse_spans, pool_spans, word_probes
 
-METRICS = ("pnmi", "phone_purity", "cluster_purity", "phone_acc", "input_r2", "voice_acc")
+log = logging.getLogger(__name__)
+
+METRICS = ("pnmi", "phone_purity", "cluster_purity", "phone_acc", "input_r2", "input_cca",
+           "letter_cer", "letter_wer", "word_acc", "word_pair_auc", "voice_acc")
 
 
-def _lines(path: str, n: int) -> list[str]:
+def _lines(path: str, n: int) -> list[str] | None:
     if not os.path.isfile(path):
-        raise located(path, "label file needed for probing not found")
+        return None
     with open(path) as f:
         return [line.rstrip("\n") for _, line in zip(range(n), f)]
 
 
-def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: int):
+@dataclass
+class SplitData:
+    feats: dict[int, list[np.ndarray]]
+    inputs: list[np.ndarray]
+    phones: list[list[str]] | None = None
+    letters: list[list[str]] | None = None
+    spans: list[list[tuple[str, float, float]]] | None = None
+    voices: list[str] | None = None
+    labels_found: list[str] = field(default_factory=list)
+
+
+def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: int) -> SplitData:
     from ..features.hubert_layers import split_hidden_states
 
     feats = {layer: [] for layer in layers}
@@ -42,62 +63,125 @@ def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: i
         inputs.append(mfcc(w)[0: 2 * len(out[layers[0]]): 2])
         for layer in layers:
             feats[layer].append(out[layer])
-    phones = [p.split() for p in _lines(os.path.join(data, f"{split}.phn"), len(inputs))]
-    voices = _lines(os.path.join(data, f"{split}.spk"), len(inputs))
-    return feats, inputs, phones, voices
+    n = len(inputs)
+    d = SplitData(feats, inputs)
+    phn = _lines(os.path.join(data, f"{split}.phn"), n)
+    if phn is not None:
+        d.phones = [p.split() for p in phn]
+    ltr = _lines(os.path.join(data, f"{split}.ltr"), n)
+    if ltr is not None:
+        d.letters = [t.split() for t in ltr]
+    spans_path = os.path.join(data, f"{split}.wrdspan")
+    spans = _lines(spans_path, n)
+    if spans is not None:
+        d.spans = [parse_spans(s, spans_path, i + 1) for i, s in enumerate(spans)]
+    d.voices = _lines(os.path.join(data, f"{split}.spk"), n)
+    return d
 
 
 def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, seed: int = 1,
-                 device: str | None = None) -> dict:
+                 device: str | None = None, cca: bool = False, ctc_steps: int = 150,
+                 state: dict | None = None) -> dict:
     from ..common.checkpoint import load_hubert
     from ..features.hubert_layers import HubertLayerExtractor
 
-    loaded = load_hubert(ckpt)
+    loaded = load_hubert(ckpt, state=state)
     ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
     layers = list(range(loaded.num_layers + 1))
     tr = _split_data(ex, data, "train", layers, max_utterances)
     ev = _split_data(ex, data, "valid", layers, max_utterances)
-    ph_tr = np.concatenate([np.array(p) for p in tr[2]])
-    ph_ev = np.concatenate([np.array(p) for p in ev[2]])
-    in_tr, in_ev = np.concatenate(tr[1]), np.concatenate(ev[1])
+    for name, have in (("phones (.phn)", tr.phones and ev.phones), ("letters (.ltr)", tr.letters and ev.letters),
+                       ("word spans (.wrdspan)", tr.spans and ev.spans), ("voices (.spk)", tr.voices and ev.voices)):
+        if not have:
+            log.warning("%s: no train/valid %s: those probes are skipped", data, name)
+    in_tr, in_ev = np.concatenate(tr.inputs), np.concatenate(ev.inputs)
     out = {}
     for layer in layers:
-        x_tr, x_ev = np.concatenate(tr[0][layer]), np.concatenate(ev[0][layer])
-        km = fit_kmeans(x_tr.astype(np.float32), k, seed)
-        lab = km.predict(x_ev.astype(np.float32))
-        q = scores(joint_counts([list(ph_ev)], [list(map(str, lab))])[0])
-        pool_tr = np.stack([u.mean(0) for u in tr[0][layer]])
-        pool_ev = np.stack([u.mean(0) for u in ev[0][layer]])
-        out[layer] = {
-            "pnmi": q["pnmi"], "phone_purity": q["phone_purity"], "cluster_purity": q["cluster_purity"],
-            "phone_acc": ridge_classifier_accuracy(x_tr, ph_tr, x_ev, ph_ev),
-            "input_r2": ridge_r2(x_tr, in_tr, x_ev, in_ev),
-            "voice_acc": ridge_classifier_accuracy(pool_tr, np.array(tr[3]), pool_ev, np.array(ev[3])),
-        }
-    return {"checkpoint": ckpt, "layers": out, "autoencoder_index": autoencoder_index(out)}
+        x_tr, x_ev = np.concatenate(tr.feats[layer]), np.concatenate(ev.feats[layer])
+        m = {"input_r2": ridge_r2(x_tr, in_tr, x_ev, in_ev)}
+        if cca:
+            m["input_cca"] = mean_cca(x_tr, in_tr, x_ev, in_ev)
+        if tr.phones and ev.phones:
+            ph_tr = np.concatenate([np.array(p) for p in tr.phones])
+            ph_ev = np.concatenate([np.array(p) for p in ev.phones])
+            km = fit_kmeans(x_tr.astype(np.float32), k, seed)
+            lab = km.predict(x_ev.astype(np.float32))
+            q = scores(joint_counts([list(ph_ev)], [list(map(str, lab))])[0])
+            m.update({"pnmi": q["pnmi"], "phone_purity": q["phone_purity"],
+                      "cluster_purity": q["cluster_purity"],
+                      "phone_acc": ridge_classifier_accuracy(x_tr, ph_tr, x_ev, ph_ev)})
+        if tr.letters and ev.letters:
+            c = ctc_letter_probe(tr.feats[layer], tr.letters, ev.feats[layer], ev.letters, steps=ctc_steps,
+                                 seed=seed)
+            m.update({"letter_cer": c["cer"], "letter_wer": c["wer"]})
+        if tr.spans and ev.spans:
+            pooled = []
+            for d in (tr, ev):
+                words, vecs = [], []
+                for f, s in zip(d.feats[layer], d.spans):
+                    w, v = pool_spans(f, s)
+                    words += w
+                    vecs += v
+                pooled.append((np.stack(vecs), words))
+            m.update(word_probes(pooled[0][0], pooled[0][1], pooled[1][0], pooled[1][1]))
+        if tr.voices and ev.voices:
+            pool_tr = np.stack([u.mean(0) for u in tr.feats[layer]])
+            pool_ev = np.stack([u.mean(0) for u in ev.feats[layer]])
+            m["voice_acc"] = ridge_classifier_accuracy(pool_tr, np.array(tr.voices), pool_ev, np.array(ev.voices))
+        out[layer] = {name: float(m[name]) for name in METRICS if name in m}
+    return {"checkpoint": ckpt, "updates": loaded.num_updates, "layers": out,
+            "autoencoder_index": autoencoder_index(out)}
 
 
 def probe_checkpoints(paths: list[str], data: str, **kwargs) -> list[dict]:
-    """Probe files and checkpoint directories (ordered by updates); each result carries ``updates``."""
-    from .checkpoints import expand_checkpoints
+    """Probe files and checkpoint directories. Within a run (a directory, or files of one directory)
+    checkpoints are ordered by updates, one per update count (``checkpoint_last`` repeats an interval
+    checkpoint); each result carries ``run``, ``updates`` and ``step`` (updates counted from the
+    first run's start, runs end to end in the order given)."""
+    from ..common.checkpoint import load_state, state_updates
+    from .checkpoints import checkpoint_runs, run_label
 
-    results = []
-    for ckpt, updates in expand_checkpoints(paths):
-        r = probe_layers(ckpt, data, **kwargs)
-        r["updates"] = updates
-        results.append(r)
+    results, offset = [], 0
+    for run, files in checkpoint_runs(paths):
+        seen: set[int] = set()
+        run_results = []
+        for f in files:
+            state = load_state(f)
+            if state_updates(state) in seen:
+                continue
+            seen.add(state_updates(state))
+            r = probe_layers(f, data, state=state, **kwargs)
+            del state
+            r["run"] = run_label(run)
+            run_results.append(r)
+        run_results.sort(key=lambda r: r["updates"])
+        for r in run_results:
+            r["step"] = offset + r["updates"]
+        offset += max(r["updates"] for r in run_results)
+        results += run_results
     return results
 
 
 def autoencoder_index(per_layer: dict) -> float:
     """How far the top layer falls back toward the input: (best phone accuracy over layers - top
     layer's) + (top layer's input R^2 - lowest input R^2 over transformer layers). 0 when the top
-    layer is the most phonetic and the least input-like; larger = more autoencoder-like."""
+    layer is the most phonetic and the least input-like; larger = more autoencoder-like. Without
+    phone labels, the letter CER stands in for phone accuracy (as 1 - CER)."""
     layers = sorted(per_layer)
     top = layers[-1]
-    best_acc = max(per_layer[layer]["phone_acc"] for layer in layers)
+
+    def content(layer):
+        m = per_layer[layer]
+        return m["phone_acc"] if "phone_acc" in m else 1 - m.get("letter_cer", 1.0)
+
+    best = max(content(layer) for layer in layers)
     min_r2 = min(per_layer[layer]["input_r2"] for layer in layers if layer > 0) if top > 0 else 0.0
-    return float((best_acc - per_layer[top]["phone_acc"]) + (per_layer[top]["input_r2"] - min_r2))
+    return float((best - content(top)) + (per_layer[top]["input_r2"] - min_r2))
+
+
+def present_metrics(results: list[dict]) -> tuple[str, ...]:
+    have = {name for r in results for m in r["layers"].values() for name in m}
+    return tuple(name for name in METRICS if name in have)
 
 
 def write_probe_results(results: list[dict], out_dir: str) -> tuple[str, str]:
@@ -105,10 +189,12 @@ def write_probe_results(results: list[dict], out_dir: str) -> tuple[str, str]:
     js = os.path.join(out_dir, "probe.json")
     write_text_atomic(js, json.dumps(results, indent=1) + "\n")
     csv_path = os.path.join(out_dir, "probe.csv")
+    metrics = present_metrics(results)
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["checkpoint", "updates", "layer", *METRICS])
+        w.writerow(["checkpoint", "run", "updates", "step", "layer", *metrics])
         for r in results:
             for layer, m in sorted(r["layers"].items(), key=lambda kv: int(kv[0])):
-                w.writerow([r["checkpoint"], r.get("updates", ""), layer, *[f"{m[k]:.6f}" for k in METRICS]])
+                w.writerow([r["checkpoint"], r.get("run", ""), r.get("updates", ""), r.get("step", ""), layer,
+                            *[f"{m[k]:.6f}" if k in m else "" for k in metrics]])
     return js, csv_path

@@ -49,3 +49,24 @@ def ridge_classifier_accuracy(x_train, y_train, x_eval, y_eval, lam: float = 1e-
     w, b = ridge_fit(x_train, onehot, lam)
     pred = classes[np.argmax(x_eval @ w + b, axis=1)]
     return float((pred == np.asarray(y_eval)).mean())
+
+
+def _inv_sqrt(c: np.ndarray, eps: float) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(c + eps * max(np.trace(c) / len(c), 1e-12) * np.eye(len(c)))
+    return (vecs / np.sqrt(np.maximum(vals, 1e-12))) @ vecs.T
+
+
+def mean_cca(x_train, y_train, x_eval, y_eval, eps: float = 1e-3) -> float:
+    """Mean canonical correlation between a layer and target frames: directions fit on train (regularised
+    CCA, whitening by ``C^-1/2``), correlations measured on held-out frames, averaged over the
+    ``min(dim x, dim y)`` canonical pairs. 1 = the layer holds a linear copy of the target's space."""
+    x_train, x_eval = _standardise(x_train.astype(np.float64), x_eval.astype(np.float64))
+    y_train, y_eval = _standardise(y_train.astype(np.float64), y_eval.astype(np.float64))
+    n = len(x_train)
+    wx, wy = _inv_sqrt(x_train.T @ x_train / n, eps), _inv_sqrt(y_train.T @ y_train / n, eps)
+    u, _, vt = np.linalg.svd(wx @ (x_train.T @ y_train / n) @ wy)
+    d = min(x_train.shape[1], y_train.shape[1])
+    a, b = x_eval @ (wx @ u[:, :d]), y_eval @ (wy @ vt.T[:, :d])
+    a, b = a - a.mean(0), b - b.mean(0)
+    corr = (a * b).sum(0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) + 1e-12)
+    return float(np.abs(corr).mean())

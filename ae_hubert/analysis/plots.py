@@ -19,17 +19,23 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def checkpoint_name(r: dict) -> str:
+    """``run@updates`` (e.g. ``iter2@400``), or the file name for a lone checkpoint."""
+    if "run" in r:
+        return f"{r['run']}@{r.get('updates', 0)}"
+    return os.path.basename(r["checkpoint"])
+
+
 def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
-    names = [os.path.basename(os.path.dirname(os.path.dirname(r["checkpoint"]))) + "/" +
-             os.path.basename(r["checkpoint"]) for r in results]
+    names = [checkpoint_name(r) for r in results]
     layers = sorted({int(layer) for r in results for layer in r["layers"]})
     paths = []
     for metric in metrics:
         grid = np.full((len(layers), len(results)), np.nan)
         for j, r in enumerate(results):
             for layer, m in r["layers"].items():
-                grid[layers.index(int(layer)), j] = m[metric]
+                grid[layers.index(int(layer)), j] = m.get(metric, np.nan)
         fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(results), 0.5 + 0.4 * len(layers)))
         im = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis")
         ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
@@ -45,28 +51,33 @@ def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: s
     for ax, metric in zip(axes[0], metrics):
         for name, r in zip(names, results):
             ls = sorted(r["layers"], key=int)
-            ax.plot([int(layer) for layer in ls], [r["layers"][layer][metric] for layer in ls], marker="o",
-                    label=name)
+            ax.plot([int(layer) for layer in ls], [r["layers"][layer].get(metric, np.nan) for layer in ls],
+                    marker="o", label=name)
         ax.set_title(metric)
         ax.set_xlabel("layer")
     axes[0][0].legend(fontsize=6)
     paths.append(_save(fig, os.path.join(out_dir, "layer_curves.png")))
-    if len({r.get("updates") for r in results}) > 1:
+    if len({r.get("step", r.get("updates")) for r in results}) > 1:
         paths.append(plot_over_updates(results, metrics, out_dir))
     return paths
 
 
 def plot_over_updates(results: list[dict], metrics: tuple[str, ...], out_dir: str) -> str:
-    """How each layer's metric evolves over training updates (one line per layer)."""
-    ordered = sorted(results, key=lambda r: r.get("updates", 0))
+    """How each layer's metric evolves over training updates (one line per layer); runs given one after
+    the other (iterations) share the axis, with a dashed line where each later run starts."""
+    step = lambda r: r.get("step", r.get("updates", 0))  # noqa: E731
+    ordered = sorted(results, key=step)
+    starts = sorted({step(r) - r.get("updates", 0) for r in ordered} - {0})
     layers = sorted({int(layer) for r in ordered for layer in r["layers"]})
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
     cmap = plt.get_cmap("viridis", max(len(layers), 2))
     for ax, metric in zip(axes[0], metrics):
         for i, layer in enumerate(layers):
-            pts = [(r["updates"], r["layers"][layer][metric]) for r in ordered if layer in r["layers"]]
+            pts = [(step(r), r["layers"][layer].get(metric, np.nan)) for r in ordered if layer in r["layers"]]
             ax.plot([u for u, _ in pts], [v for _, v in pts], marker=".", color=cmap(i), label=f"L{layer}")
+        for s in starts:
+            ax.axvline(s, color="grey", ls="--", lw=0.8)
         ax.set_title(metric)
-        ax.set_xlabel("updates")
+        ax.set_xlabel("updates (runs end to end)" if starts else "updates")
     axes[0][-1].legend(fontsize=6, ncol=2)
     return _save(fig, os.path.join(out_dir, "over_updates.png"))

@@ -25,6 +25,7 @@ class LoadedHubert:
     cfg: object  # the full checkpoint config (omegaconf)
     fine_tuned: bool
     path: str
+    num_updates: int = 0  # training updates recorded in the checkpoint (0 for a fresh one)
 
     @property
     def num_layers(self) -> int:
@@ -66,14 +67,23 @@ def _is_hubert(model) -> bool:
     return isinstance(model, HubertModel)
 
 
-def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None) -> LoadedHubert:
-    """Rebuild the HuBERT encoder of ``path`` in eval mode (LayerDrop and dropout inactive)."""
+def state_updates(state: dict) -> int:
+    """Training updates recorded in a loaded checkpoint state (0 when it has no optimizer history)."""
+    hist = state.get("optimizer_history") or [{}]
+    return int(hist[-1].get("num_updates", 0))
+
+
+def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,
+                state: dict | None = None) -> LoadedHubert:
+    """Rebuild the HuBERT encoder of ``path`` in eval mode (LayerDrop and dropout inactive).
+    ``state``: the already loaded ``load_state(path)``, to avoid reading a large file twice."""
     import ae_hubert  # noqa: F401  (registers our models/tasks so their checkpoints load)
     from fairseq import models, tasks
     from fairseq.data import Dictionary
 
     import_user_dir(user_dir)
-    state = load_state(path)
+    if state is None:
+        state = load_state(path)
     cfg = state["cfg"]
     model_cfg = cfg.get("model")
     if model_cfg is None or "_name" not in model_cfg:
@@ -112,4 +122,4 @@ def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None) -> 
                                 "plugin? pass its --user-dir)") from None
         raise
     model.eval()
-    return LoadedHubert(model.to(device), normalize, cfg, w2v_args is not None, path)
+    return LoadedHubert(model.to(device), normalize, cfg, w2v_args is not None, path, state_updates(state))
