@@ -39,6 +39,7 @@ class HubertLayerExtractor:
         # GroupNorm over time in the first layer (extractor_mode "default") needs true lengths.
         self.per_utterance_first_conv = any(isinstance(m, torch.nn.GroupNorm) for m in fe.conv_layers[0].modules())
         self.num_layers = len(self.model.encoder.layers)
+        self.dtype = next(self.model.parameters()).dtype  # fp16/bf16 models get waveforms of their dtype
 
     def frames(self, nsamples: int) -> int:
         return n_frames(nsamples, self.conv_spec)
@@ -61,7 +62,7 @@ class HubertLayerExtractor:
             x = torch.as_tensor(np.asarray(w, dtype=np.float32), device=dev)
             if self.normalize:
                 x = F.layer_norm(x, x.shape)
-            tensors.append(x)
+            tensors.append(x.to(self.dtype))
         if self.per_utterance_first_conv:
             firsts = [fe.conv_layers[0](x.view(1, 1, -1))[0] for x in tensors]
             t_max = max(f.shape[-1] for f in firsts)

@@ -4,12 +4,16 @@ Stock silently maps a label missing from ``dict.{label}.txt`` to ``<unk>`` (fair
 typo produced an empty ``dict.km.txt`` and a loss near zero), and crashes on an empty manifest
 with an unbound variable. This task checks the manifest and every label file before building
 the stock dataset, and names the file and line at fault.
+
+With ``probe_utterances > 0`` it also probes every layer at each validation (validation_probe.py)
+and logs the per-layer metrics with the validation stats (fairseq's log and tensorboard).
 """
 
 import os
 from dataclasses import dataclass, field
 from typing import Optional, Set
 
+from fairseq import metrics
 from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 
@@ -21,6 +25,12 @@ from ..common.manifest import read_manifest
 class AeHubertPretrainingConfig(HubertPretrainingConfig):
     validate_labels: bool = field(
         default=True, metadata={"help": "check label files against the manifest and dictionaries"})
+    probe_utterances: int = field(
+        default=0, metadata={"help": "per-layer probes at each validation on this many utterances "
+                                     "(0: off); half fit the closed-form probes, half evaluate them"})
+    probe_split: str = field(default="valid", metadata={"help": "manifest {data}/{split}.tsv of the probe set"})
+    probe_phone_labels: str = field(
+        default="phn", metadata={"help": "extension of 50 Hz frame phone labels beside the probe manifest"})
 
 
 def validate_label_file(path: str, n_lines: int, symbols: Optional[Set[str]]) -> None:
@@ -42,6 +52,39 @@ def validate_label_file(path: str, n_lines: int, symbols: Optional[Set[str]]) ->
 @register_task("ae_hubert_pretraining", dataclass=AeHubertPretrainingConfig)
 class AeHubertPretrainingTask(HubertPretrainingTask):
     cfg: AeHubertPretrainingConfig
+
+    def __init__(self, cfg: AeHubertPretrainingConfig) -> None:
+        super().__init__(cfg)
+        self._probe = None
+        self._probe_due = True  # once per validation: set by training, used by the first valid batch
+
+    def _validation_probe(self):
+        if self._probe is None:
+            from .validation_probe import ValidationProbe
+
+            self._probe = ValidationProbe(self.cfg.data, self.cfg.probe_split, self.cfg.probe_utterances,
+                                          self.cfg.probe_phone_labels, self.cfg.normalize)
+        return self._probe
+
+    def train_step(self, *args, **kwargs):
+        self._probe_due = True
+        return super().train_step(*args, **kwargs)
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if getattr(self.cfg, "probe_utterances", 0) > 0 and self._probe_due:
+            self._probe_due = False
+            logging_output.update(self._validation_probe()(model))
+            logging_output["probe_n"] = 1
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        n = sum(log.get("probe_n", 0) for log in logging_outputs)
+        if n:
+            keys = sorted({k for log in logging_outputs for k in log if k.startswith("probe_") and k != "probe_n"})
+            for key in keys:
+                metrics.log_scalar(key, sum(log.get(key, 0.0) for log in logging_outputs) / n, n, round=3)
 
     def load_dataset(self, split: str, **kwargs) -> None:
         if getattr(self.cfg, "validate_labels", True):
