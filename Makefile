@@ -16,6 +16,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/between_iterations.py
+	$(PY) benchmarks/probe_cost.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,8 +4,9 @@ corpus -> two schedules through the iteration driver (stock ``fairseq-hydra-trai
 ``standard_toy`` (MFCC K=100 -> layer 3 K=100, each from scratch) and ``progressive_toy`` (three
 shorter iterations with rising clustering height, continuing, half the updates). Prints
 (1) label quality of the MFCC clusters vs the layer clusters (PNMI and purities against the
-corpus's frame phone labels) and (2) the two schedules side by side. Resumable; all outputs
-under ``work_dir``.
+corpus's frame phone labels), (2) the two schedules side by side and (3) the layer-wise probe
+of every checkpoint of each schedule (iterations end to end), with the plots' paths. Resumable;
+all outputs under ``work_dir``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,32 @@ from .iterate import iterate, summary_table
 from .stages import Stages
 
 SCHEDULES = ("standard_toy", "progressive_toy")
+PROBE_UTTERANCES = 120
+
+
+def probe_schedule(run_dir: str, records: list[dict], corpus: str, out_dir: str) -> dict:
+    """Probe every checkpoint of a schedule's iterations; JSON/CSV/plots under ``out_dir``."""
+    from ..analysis.layer_probe import present_metrics, probe_checkpoints, write_probe_results
+    from ..analysis.plots import plot_probe_results
+
+    dirs = [os.path.join(run_dir, r["iteration"], "checkpoints") for r in records]
+    results = probe_checkpoints(dirs, corpus, max_utterances=PROBE_UTTERANCES)
+    files = [*write_probe_results(results, out_dir), *plot_probe_results(results, present_metrics(results), out_dir)]
+    return {"files": files, "checkpoints": [{"run": r["run"], "updates": r["updates"],
+                                             "autoencoder_index": round(r["autoencoder_index"], 4),
+                                             "top": r["layers"][max(r["layers"], key=int)]} for r in results]}
+
+
+def probe_table(name: str, probe: dict) -> str:
+    head = f"{name + ' checkpoint':28s} {'AE index':>9s} {'top: phone acc':>15s} {'input R2':>9s} " \
+           f"{'letter CER':>11s} {'word acc':>9s}"
+    out = [head, "-" * len(head)]
+    for c in probe["checkpoints"]:
+        t = c["top"]
+        out.append(f"{c['run'] + '@' + str(c['updates']):28s} {c['autoencoder_index']:9.3f} "
+                   f"{t.get('phone_acc', float('nan')):15.3f} {t['input_r2']:9.3f} "
+                   f"{t.get('letter_cer', float('nan')):11.3f} {t.get('word_acc', float('nan')):9.3f}")
+    return "\n".join(out)
 
 
 def quality_table(records: list[dict]) -> str:
@@ -46,12 +73,20 @@ def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, schedules=SCHE
     for name in schedules:
         t = time.time()
         records = iterate(name, os.path.join(w, name), data=corpus, overrides=overrides)
-        results[name] = {"records": records, "seconds_this_run": round(time.time() - t, 1)}
+        probe_dir = os.path.join(w, "probe", name)
+        probe = Stages(w).run(f"probe.{name}",
+                              lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir))
+        results[name] = {"records": records, "probe": probe, "seconds_this_run": round(time.time() - t, 1)}
     first = results[schedules[0]]["records"]
     text = ["Label quality of each iteration's targets vs frame phone labels (" + schedules[0] + "):",
             quality_table(first), ""]
     for name in schedules:
         text += [f"Schedule {name}:", summary_table(results[name]["records"]), ""]
+    text.append("Layer-wise probe of every checkpoint (top layer's scores; AE index: README):")
+    for name in schedules:
+        text += [probe_table(name, results[name]["probe"]), ""]
+    text.append("Probe plots:")
+    text += [f"  {p}" for name in schedules for p in results[name]["probe"]["files"] if p.endswith(".png")]
     text.append(f"total demo time this run: {time.time() - t0:.0f} s; outputs under {w}")
     report = "\n".join(text)
     write_text_atomic(os.path.join(w, "demo_report.txt"), report + "\n")
