@@ -224,8 +224,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)  # an import may have configured the root logger already
     for name in ("fairseq", "ae_hubert"):  # fairseq's import configures the root logger at INFO
         logging.getLogger(name).setLevel(level)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     try:
         args.fn(args)
     except AeHubertError as e:

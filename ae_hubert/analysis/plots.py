@@ -19,6 +19,22 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def _panels(n: int, width: float = 3.2, height: float = 2.8):
+    """A grid of ``n`` panels, at most 4 per row; returns (figure, flat list of the n axes)."""
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _int_layers(results: list[dict]) -> list[dict]:
+    """Layer keys as ints (results read back from probe.json have string keys)."""
+    return [{**r, "layers": {int(k): v for k, v in r["layers"].items()}} for r in results]
+
+
 def checkpoint_name(r: dict) -> str:
     """``run@updates`` (e.g. ``iter2@400``), or the file name for a lone checkpoint."""
     if "run" in r:
@@ -28,6 +44,7 @@ def checkpoint_name(r: dict) -> str:
 
 def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
+    results = _int_layers(results)
     names = [checkpoint_name(r) for r in results]
     layers = sorted({int(layer) for r in results for layer in r["layers"]})
     paths = []
@@ -47,15 +64,16 @@ def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: s
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
         fig.colorbar(im, ax=ax)
         paths.append(_save(fig, os.path.join(out_dir, f"heatmap_{metric}.png")))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    fig, axes = _panels(len(metrics))
+    for ax, metric in zip(axes, metrics):
         for name, r in zip(names, results):
             ls = sorted(r["layers"], key=int)
             ax.plot([int(layer) for layer in ls], [r["layers"][layer].get(metric, np.nan) for layer in ls],
                     marker="o", label=name)
         ax.set_title(metric)
         ax.set_xlabel("layer")
-    axes[0][0].legend(fontsize=6)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
     paths.append(_save(fig, os.path.join(out_dir, "layer_curves.png")))
     if len({r.get("step", r.get("updates")) for r in results}) > 1:
         paths.append(plot_over_updates(results, metrics, out_dir))
@@ -66,12 +84,12 @@ def plot_over_updates(results: list[dict], metrics: tuple[str, ...], out_dir: st
     """How each layer's metric evolves over training updates (one line per layer); runs given one after
     the other (iterations) share the axis, with a dashed line where each later run starts."""
     step = lambda r: r.get("step", r.get("updates", 0))  # noqa: E731
-    ordered = sorted(results, key=step)
+    ordered = sorted(_int_layers(results), key=step)
     starts = sorted({step(r) - r.get("updates", 0) for r in ordered} - {0})
     layers = sorted({int(layer) for r in ordered for layer in r["layers"]})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    fig, axes = _panels(len(metrics))
     cmap = plt.get_cmap("viridis", max(len(layers), 2))
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes, metrics):
         for i, layer in enumerate(layers):
             pts = [(step(r), r["layers"][layer].get(metric, np.nan)) for r in ordered if layer in r["layers"]]
             ax.plot([u for u, _ in pts], [v for _, v in pts], marker=".", color=cmap(i), label=f"L{layer}")
@@ -79,5 +97,6 @@ def plot_over_updates(results: list[dict], metrics: tuple[str, ...], out_dir: st
             ax.axvline(s, color="grey", ls="--", lw=0.8)
         ax.set_title(metric)
         ax.set_xlabel("updates (runs end to end)" if starts else "updates")
-    axes[0][-1].legend(fontsize=6, ncol=2)
+    axes[-1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
     return _save(fig, os.path.join(out_dir, "over_updates.png"))

@@ -40,8 +40,9 @@ def import_user_dir(user_dir: str | None) -> None:
         utils.import_user_module(argparse.Namespace(user_dir=user_dir))
 
 
-def load_state(path: str) -> dict:
-    """``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` with clear errors."""
+def load_state(path: str, arg_overrides: dict | None = None) -> dict:
+    """``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` with clear errors (``arg_overrides`` as there:
+    config values replaced wherever the key appears)."""
     from .. import compat
 
     compat.install()
@@ -52,7 +53,7 @@ def load_state(path: str) -> dict:
     if not os.path.isfile(path):
         raise located(path, "checkpoint not found")
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None

@@ -66,6 +66,19 @@ class AeHubertPretrainingTask(HubertPretrainingTask):
                                           self.cfg.probe_phone_labels, self.cfg.normalize)
         return self._probe
 
+    def build_model(self, cfg, from_checkpoint=False):
+        """Fine-tuning models record the pretrained model's config (``w2v_args``) on the copy of the
+        config that fairseq hands them; put it in the trainer's config too, so that the fine-tuned
+        checkpoint rebuilds without the ``w2v_path`` file (stock relies on this and loses it)."""
+        model = super().build_model(cfg, from_checkpoint)
+        built = getattr(getattr(model, "cfg", None), "w2v_args", None)
+        if built is not None and "w2v_args" in cfg and cfg.w2v_args is None:
+            from omegaconf import open_dict
+
+            with open_dict(cfg):
+                cfg.w2v_args = built
+        return model
+
     def train_step(self, *args, **kwargs):
         self._probe_due = True
         return super().train_step(*args, **kwargs)
