@@ -109,6 +109,38 @@ def _probe(a):
     print("\n".join([js, csv_path, *pngs]))
 
 
+def _decode(a):
+    from .finetune.decode import decode
+
+    r = decode(a.ckpt, a.data, a.split, a.out, a.device, a.max_utterances)
+    if "wer" in r:
+        print(f"{a.split}: WER {100 * r['wer']:.2f}%  CER {100 * r['cer']:.2f}%  "
+              f"({r['utterances']} utterances, {r['words']} words)")
+    else:
+        print(f"{a.split}: {r['utterances']} utterances decoded (no reference transcripts)")
+    if a.out:
+        print(f"transcripts: {a.out}/{a.split}.hyp.wrd")
+
+
+def _spm(a):
+    from .finetune.spm_units import build_spm
+
+    r = build_spm(a.data, a.vocab_size, a.name, a.model_type)
+    print(f"{r['units']} units: {r['model']}, {r['dict']}")
+    print("\n".join(r["labels"].values()))
+    print(f"fine-tune with: task.labels=[{r['name']}] criterion.post_process=sentencepiece")
+
+
+def _reset_sweep(a):
+    from .finetune.reset_sweep import reset_sweep, sweep_table
+
+    ks = [int(k) for k in a.ks.split(",")]
+    splits = tuple(a.splits.split(","))
+    rows = reset_sweep(a.ckpt, a.data, ks, a.work_dir, a.mode, a.config, a.overrides, splits)
+    print(sweep_table(rows, splits))
+    print(f"{a.work_dir}/sweep.csv  {a.work_dir}/wer_vs_k.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -209,6 +241,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cca", action="store_true", help="also the mean CCA similarity with the input MFCC")
     s.add_argument("--ctc-steps", type=int, default=150, help="optimisation steps of the CTC letter probe")
     s.set_defaults(fn=_probe)
+
+    s = sub.add_parser("decode", help="greedy CTC decoding of a fine-tuned checkpoint: WER, CER, transcripts")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--data", required=True, help="directory with {split}.tsv (and references {split}.ltr/.wrd)")
+    s.add_argument("--split", required=True)
+    s.add_argument("--out", help="write {split}.hyp.wrd / .ref.wrd / .hyp.units / .scores.json here")
+    s.add_argument("--device", default=None)
+    s.add_argument("--max-utterances", type=int, default=None)
+    s.set_defaults(fn=_decode)
+
+    s = sub.add_parser("spm", help="sentencepiece subword units + fairseq dictionary as CTC targets")
+    s.add_argument("--data", required=True, help="directory with {train,valid,test}.wrd (or .ltr)")
+    s.add_argument("--vocab-size", type=int, required=True)
+    s.add_argument("--name", default=None, help="label name (default spm{vocab_size})")
+    s.add_argument("--model-type", default="unigram", choices=["unigram", "bpe", "char", "word"])
+    s.set_defaults(fn=_spm)
+
+    s = sub.add_parser("reset-sweep", help="fine-tune once per k with the top k layers reset; WER vs k")
+    s.add_argument("--ckpt", required=True, help="pretrained HuBERT checkpoint (w2v_path)")
+    s.add_argument("--data", required=True, help="fine-tuning data: {train,valid}.tsv/.ltr, dict.ltr.txt")
+    s.add_argument("--ks", required=True, help="comma-separated k values, e.g. 0,1,2,3")
+    s.add_argument("--work-dir", required=True)
+    s.add_argument("--mode", default="reinit", choices=["reinit", "drop"])
+    s.add_argument("--config", default="finetune/toy_cpu", help="shipped fine-tune config or a YAML path")
+    s.add_argument("--splits", default="valid", help="comma-separated splits to decode")
+    s.add_argument("overrides", nargs="*", help="hydra overrides for every run (same seed/budget for all k)")
+    s.set_defaults(fn=_reset_sweep)
 
     s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")
     s.add_argument("work_dir")

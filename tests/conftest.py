@@ -14,6 +14,14 @@ CONFIG_DIR = os.path.join(USER_DIR, "config", "pretrain")
 BIN = os.path.dirname(sys.executable)
 
 
+def run_cmd(cmd, cwd) -> str:
+    """Run a command; its stdout+stderr, or an assertion error with their tails."""
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"{cmd[0]} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.stdout + r.stderr
+
+
 def hydra_train(cwd, *overrides, user_dir=True, check=True):
     """Run the stock ``fairseq-hydra-train`` entry point on the toy config."""
     cmd = [os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", CONFIG_DIR, "--config-name", "toy_cpu"]

@@ -9,7 +9,6 @@ transcript written with spaces between words, WER counts words (both with editdi
 """
 from __future__ import annotations
 
-import editdistance
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,16 +36,12 @@ def letters_to_words(letters: list[str]) -> list[str]:
 
 
 def error_rates(hyps: list[list[str]], refs: list[list[str]]) -> tuple[float, float]:
-    """(CER, WER) of letter sequences in ``.ltr`` units, summed edits over summed reference lengths."""
-    c_err = c_len = w_err = w_len = 0
-    for h, r in zip(hyps, refs):
-        hw, rw = letters_to_words(h), letters_to_words(r)
-        hc, rc = " ".join(hw), " ".join(rw)
-        c_err += editdistance.eval(hc, rc)
-        c_len += len(rc)
-        w_err += editdistance.eval(hw, rw)
-        w_len += len(rw)
-    return c_err / max(c_len, 1), w_err / max(w_len, 1)
+    """(CER, WER) of letter sequences in ``.ltr`` units."""
+    from ..common.error_rates import error_rates as sentence_error_rates
+
+    r = sentence_error_rates([" ".join(letters_to_words(h)) for h in hyps],
+                             [" ".join(letters_to_words(t)) for t in refs])
+    return r["cer"], r["wer"]
 
 
 def _pad(feats: list[np.ndarray], mu, sd) -> tuple[torch.Tensor, torch.Tensor]:

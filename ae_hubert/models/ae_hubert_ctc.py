@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 from fairseq import tasks
+from fairseq.data import Dictionary
 from fairseq.dataclass import ChoiceEnum
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.models import FairseqEncoder, register_model
@@ -71,8 +72,11 @@ class AeHubertEncoder(HubertEncoder):
                                 f"normalize={w2v_args.task.normalize} ({cfg.w2v_path}); set them equal")
         w2v_args.task.data = cfg.data
         pretrain_task = tasks.setup_task(w2v_args.task)
-        pretrain_task.load_state_dict(state["task_state"] if state is not None and "task_state" in state
-                                      else task.state_dict())
+        if state is not None and "task_state" in state:
+            pretrain_task.load_state_dict(state["task_state"])
+        else:  # rebuilt from a fine-tuned checkpoint: the pretraining heads go, any dictionary builds it
+            n_sets = max(1, len(w2v_args.task.get("labels") or []))
+            pretrain_task.load_state_dict({"dictionaries": [Dictionary() for _ in range(n_sets)]})
         model = pretrain_task.build_model(w2v_args.model, from_checkpoint=True)
         if state is not None and not cfg.no_pretrained_weights:
             missing, unexpected = model.load_state_dict(state["model"], strict=False)

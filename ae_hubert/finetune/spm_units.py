@@ -1,0 +1,70 @@
+"""``ae-hubert spm``: sentencepiece subword units as CTC targets instead of letters.
+
+Trains a sentencepiece model on the train transcripts (``train.wrd``, else the words of
+``train.ltr``) and writes, beside the manifests, fairseq-format files: ``{split}.{name}`` (pieces
+separated by spaces, one line per manifest line), ``dict.{name}.txt`` (piece and train count) and
+``{name}.model``. Fine-tune with ``task.labels=[{name}] criterion.post_process=sentencepiece``;
+decoding turns pieces back into words the same way (fairseq's ``post_process``).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+
+from ..common.atomic import atomic_path, write_lines_atomic
+from ..common.errors import located
+
+SPECIALS = {"<s>", "<pad>", "</s>", "<unk>"}  # fairseq's Dictionary adds its own
+
+
+def transcripts(data: str, split: str) -> list[str] | None:
+    """Word transcripts of a split: ``.wrd``, else the words of ``.ltr``; None when neither exists."""
+    wrd, ltr = os.path.join(data, f"{split}.wrd"), os.path.join(data, f"{split}.ltr")
+    if os.path.isfile(wrd):
+        with open(wrd, encoding="utf-8") as f:
+            return [" ".join(line.split()) for line in f]
+    if os.path.isfile(ltr):
+        with open(ltr, encoding="utf-8") as f:
+            return [" ".join("".join(" " if u == "|" else u for u in line.split()).split()) for line in f]
+    return None
+
+
+def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: str = "unigram",
+              splits: tuple[str, ...] = ("train", "valid", "test")) -> dict:
+    import sentencepiece as spm
+
+    name = name or f"spm{vocab_size}"
+    train = transcripts(data, "train")
+    if not train:
+        raise located(os.path.join(data, "train.wrd"), "no train transcripts (.wrd or .ltr) to train units on")
+    with tempfile.TemporaryDirectory(dir=data) as tmp:
+        text = os.path.join(tmp, "train.txt")
+        with open(text, "w", encoding="utf-8") as f:
+            f.write("\n".join(train) + "\n")
+        prefix = os.path.join(tmp, name)
+        spm.SentencePieceTrainer.train(input=text, model_prefix=prefix, vocab_size=vocab_size,
+                                       model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
+                                       num_threads=1, bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2)
+        with atomic_path(os.path.join(data, f"{name}.model")) as out:
+            os.replace(prefix + ".model", out)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(data, f"{name}.model"))
+    written = {}
+    counts: collections.Counter = collections.Counter()
+    for split in splits:
+        lines = transcripts(data, split)
+        if lines is None:
+            continue
+        pieces = [" ".join(sp.encode(line, out_type=str)) for line in lines]
+        if split == "train":
+            counts.update(p for line in pieces for p in line.split())
+        path = os.path.join(data, f"{split}.{name}")
+        write_lines_atomic(path, pieces)
+        written[split] = path
+    # every piece of the model gets an entry (count >= 1), so no valid/test piece becomes <unk>
+    vocab = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    entries = sorted(((p, max(counts[p], 1)) for p in vocab if p not in SPECIALS), key=lambda pc: (-pc[1], pc[0]))
+    dict_path = os.path.join(data, f"dict.{name}.txt")
+    write_lines_atomic(dict_path, [f"{p} {c}" for p, c in entries])
+    return {"name": name, "model": os.path.join(data, f"{name}.model"), "dict": dict_path, "labels": written,
+            "units": len(entries)}

@@ -1,0 +1,159 @@
+"""ae_hubert_ctc: top-layer reset (reinit/drop), freeze policy, strict loading, self-contained decoding."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import BIN, USER_DIR, run_cmd
+
+FT_CONFIG_DIR = os.path.join(USER_DIR, "config", "finetune")
+
+
+def build_ctc(corpus, w2v_path, **model):
+    """ae_hubert_ctc built the way fairseq's trainer does (task.build_model on the toy fine-tune config)."""
+    import ae_hubert  # noqa: F401
+    from fairseq import tasks
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(os.path.join(FT_CONFIG_DIR, "toy_cpu.yaml"))
+    cfg.task.data = corpus
+    cfg.model.w2v_path = w2v_path
+    for k, v in model.items():
+        cfg.model[k] = v
+    task = tasks.setup_task(cfg.task)
+    torch.manual_seed(0)
+    return task.build_model(cfg.model), task
+
+
+def pretrained(stock_checkpoint):
+    from ae_hubert.common.checkpoint import load_hubert
+
+    return load_hubert(stock_checkpoint).model.state_dict()
+
+
+def test_reinit_resets_exactly_the_top_layers(corpus, stock_checkpoint):
+    model, _ = build_ctc(corpus, stock_checkpoint, reset_top_layers=2)
+    w2v = model.w2v_encoder.w2v_model
+    old = pretrained(stock_checkpoint)
+    new = w2v.state_dict()
+    assert "label_embs_concat" not in new  # pretraining-only, dropped
+    for key, value in new.items():
+        top = key.startswith(("encoder.layers.4.", "encoder.layers.5."))
+        same = torch.equal(value, old[key])
+        assert same != top, key  # top 2 layers changed, everything else identical
+    for i in (4, 5):
+        layer = w2v.encoder.layers[i]
+        for name, p in layer.named_parameters():
+            if "layer_norm" in name:
+                assert torch.all(p == (1 if name.endswith("weight") else 0)), name
+            elif name.endswith("bias"):
+                assert torch.all(p == 0), name
+            else:  # BERT init: normal(0, 0.02)
+                assert abs(p.std().item() - 0.02) < 0.002 and abs(p.mean().item()) < 0.002, name
+
+
+def test_drop_shrinks_the_encoder_and_records_it(corpus, stock_checkpoint):
+    model, _ = build_ctc(corpus, stock_checkpoint, reset_top_layers=2, reset_mode="drop")
+    assert len(model.w2v_encoder.w2v_model.encoder.layers) == 4
+    assert model.cfg.w2v_args.model.encoder_layers == 4
+    old = pretrained(stock_checkpoint)
+    for key, value in model.w2v_encoder.w2v_model.state_dict().items():
+        assert torch.equal(value, old[key]), key
+
+
+def _grads(model, task, corpus):
+    """One CTC loss backward on two utterances; names of the parameters that got a gradient."""
+    from ae_hubert.common.audio import read_entry
+    from ae_hubert.common.manifest import read_manifest
+
+    model.train()
+    model.zero_grad()
+    entries = read_manifest(os.path.join(corpus, "train.tsv")).entries[:2]
+    wavs = [torch.from_numpy(read_entry(e)) for e in entries]
+    n = min(len(w) for w in wavs)
+    src = torch.stack([w[:n] for w in wavs]).float()
+    out = model(source=src, padding_mask=torch.zeros(src.shape, dtype=torch.bool))
+    lp = model.get_normalized_probs(out, log_probs=True)
+    tgt = torch.tensor([[5, 6, 7], [6, 7, 8]])
+    loss = torch.nn.functional.ctc_loss(lp, tgt, torch.full((2,), lp.shape[0]), torch.full((2,), 3), blank=0)
+    loss.backward()
+    return {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+def test_freeze_policy_trains_reset_layers_and_head_only(corpus, stock_checkpoint):
+    model, task = build_ctc(corpus, stock_checkpoint, reset_top_layers=2, freeze_finetune_updates=10,
+                            apply_mask=False, feature_grad_mult=0.0)
+    enc = "w2v_encoder.w2v_model."
+    got = _grads(model, task, corpus)
+    assert got, "no gradients at all"
+    for name, _ in model.named_parameters():
+        trainable = name.startswith(("w2v_encoder.proj.", enc + "encoder.layers.4.", enc + "encoder.layers.5."))
+        if trainable and "bias" not in name:
+            assert name in got, f"{name} should train while the kept layers are frozen"
+        if not trainable:
+            assert name not in got, f"{name} is a kept pretrained parameter: frozen for 10 updates"
+    model.set_num_updates(10)  # freeze over: kept transformer layers train too
+    got = _grads(model, task, corpus)
+    assert enc + "encoder.layers.0.fc1.weight" in got and enc + "encoder.layers.5.fc1.weight" in got
+
+
+def test_freeze_without_reset_is_stock_behaviour(corpus, stock_checkpoint):
+    model, task = build_ctc(corpus, stock_checkpoint, freeze_finetune_updates=10, apply_mask=False)
+    got = _grads(model, task, corpus)
+    assert got == {"w2v_encoder.proj.weight", "w2v_encoder.proj.bias"}
+
+
+def test_mismatched_pretrained_keys_are_an_error(corpus, stock_checkpoint, tmp_path):
+    from ae_hubert.common.checkpoint import load_state
+    from ae_hubert.common.errors import AeHubertError
+
+    state = load_state(stock_checkpoint)
+    del state["model"]["encoder.layers.0.fc1.bias"]
+    state["model"]["encoder.extra.weight"] = torch.zeros(3)
+    bad = str(tmp_path / "bad.pt")
+    from ae_hubert.common.fresh_checkpoint import save_checkpoint
+    from omegaconf import OmegaConf
+
+    save_checkpoint(bad, OmegaConf.to_container(state["cfg"], resolve=True, enum_to_str=True), state["model"],
+                    state["task_state"]["dictionaries"])
+    with pytest.raises(AeHubertError, match=r"bad\.pt: pretrained weights do not match the model: missing "
+                                            r"\['encoder\.layers\.0\.fc1\.bias'\], unexpected \['encoder\.extra\.weight'\]"):
+        build_ctc(corpus, bad)
+    with pytest.raises(AeHubertError, match="cannot drop 6 of the 6"):
+        build_ctc(corpus, stock_checkpoint, reset_top_layers=6, reset_mode="drop")
+
+
+def fine_tune(cwd, corpus, w2v_path, *overrides):
+    cmd = [os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", FT_CONFIG_DIR, "--config-name", "toy_cpu",
+           f"task.data={corpus}", f"model.w2v_path={w2v_path}", f"checkpoint.save_dir={cwd}/ckpt",
+           "optimization.max_update=3", "dataset.validate_interval_updates=3", *overrides,
+           f"common.user_dir={USER_DIR}"]
+    return run_cmd(cmd, cwd)
+
+
+def test_stock_trainer_fine_tunes_and_the_checkpoint_decodes_on_its_own(corpus, stock_checkpoint, tmp_path):
+    from ae_hubert.cli import main
+    from ae_hubert.finetune.decode import decode
+
+    w2v = str(tmp_path / "pretrained.pt")
+    shutil.copy(stock_checkpoint, w2v)
+    r = fine_tune(str(tmp_path), corpus, w2v, "model.reset_top_layers=2", "model.reset_mode=drop")
+    assert "valid on 'valid' subset" in r and " wer " in r  # the stock ctc criterion's validation WER
+    os.remove(w2v)  # the fine-tuned checkpoint must not need it
+    ckpt = str(tmp_path / "ckpt" / "checkpoint_last.pt")
+    out = str(tmp_path / "dec")
+    res = decode(ckpt, corpus, "valid", out)
+    assert res["utterances"] == len(open(os.path.join(corpus, "valid.tsv")).read().splitlines()) - 1
+    assert 0 <= res["cer"] and res["wer"] >= 0 and res["words"] > 0
+    hyp = open(os.path.join(out, "valid.hyp.wrd")).read().splitlines()
+    ref = open(os.path.join(out, "valid.ref.wrd")).read().splitlines()
+    assert len(hyp) == len(ref) == res["utterances"]
+    assert ref[0] == open(os.path.join(corpus, "valid.wrd")).readline().strip()
+    assert main(["decode", "--ckpt", ckpt, "--data", corpus, "--split", "valid", "--max-utterances", "3"]) == 0
+    # the fine-tuned encoder is also readable by the layer tools
+    from ae_hubert.common.checkpoint import load_hubert
+
+    loaded = load_hubert(ckpt)
+    assert loaded.fine_tuned and loaded.num_layers == 4
