@@ -70,3 +70,25 @@ def stock_checkpoint(corpus, mfcc_labels, tmp_path_factory):
     path = os.path.join(str(w), "ckpt", "checkpoint_last.pt")
     assert os.path.isfile(path)
     return path
+
+
+STOCK_HUBERT_CONFIG = os.path.join(os.path.dirname(__import__("fairseq").__file__), "examples", "hubert", "config")
+
+
+@pytest.fixture(scope="session")
+def stock_base_checkpoint(corpus, mfcc_labels, tmp_path_factory):
+    """A Base-size (12 x 768) checkpoint in the exact released format, written by stock
+    fairseq-hydra-train from fairseq's own hubert_base_librispeech.yaml (one CPU update, no
+    optimizer state), with the stock task and model names."""
+    w = tmp_path_factory.mktemp("stock_base")
+    cmd = [os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", os.path.join(STOCK_HUBERT_CONFIG, "pretrain"),
+           "--config-name", "hubert_base_librispeech", f"task.data={corpus}", f"task.label_dir={mfcc_labels['lab']}",
+           "task.labels=[km]", "model.label_rate=100", "common.fp16=false", "common.cpu=true",
+           "distributed_training.distributed_world_size=1", "distributed_training.nprocs_per_node=1",
+           "dataset.num_workers=0", "dataset.max_tokens=200000", "task.min_sample_size=8000",
+           "optimization.max_update=1", "dataset.disable_validation=true", "checkpoint.no_save_optimizer_state=true",
+           f"checkpoint.save_dir={w}/ckpt", f"hydra.run.dir={w}"]
+    run_cmd(cmd, str(w))
+    path = os.path.join(str(w), "ckpt", "checkpoint_last.pt")
+    assert os.path.isfile(path)
+    return path

@@ -157,3 +157,71 @@ def test_stock_trainer_fine_tunes_and_the_checkpoint_decodes_on_its_own(corpus, 
 
     loaded = load_hubert(ckpt)
     assert loaded.fine_tuned and loaded.num_layers == 4
+
+
+def _text_copy(corpus, dst):
+    """The corpus's manifests and transcripts (audio stays where the manifests point)."""
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(corpus):
+        if name.endswith((".tsv", ".wrd", ".ltr")) or name.startswith("dict."):
+            shutil.copy(os.path.join(corpus, name), dst)
+    return str(dst)
+
+
+def test_sentencepiece_units_round_trip_and_fine_tune(corpus, stock_checkpoint, tmp_path):
+    from fairseq.data import Dictionary
+    from fairseq.data.data_utils import post_process
+
+    from ae_hubert.finetune.decode import decode
+    from ae_hubert.finetune.spm_units import build_spm
+
+    data = _text_copy(corpus, tmp_path / "data")
+    r = build_spm(data, 40)
+    assert r["name"] == "spm40" and set(r["labels"]) == {"train", "valid", "test"}
+    d = Dictionary.load(r["dict"])
+    for split in ("train", "valid"):
+        words = open(os.path.join(data, f"{split}.wrd")).read().splitlines()
+        pieces = open(os.path.join(data, f"{split}.spm40")).read().splitlines()
+        assert len(words) == len(pieces)
+        for w, p in zip(words, pieces):
+            assert post_process(p, "sentencepiece") == " ".join(w.split())
+            assert all(d.index(u) != d.unk() for u in p.split())
+    fine_tune(str(tmp_path), data, stock_checkpoint, "task.labels=[spm40]", "criterion.post_process=sentencepiece")
+    res = decode(str(tmp_path / "ckpt" / "checkpoint_last.pt"), data, "valid")
+    assert res["post_process"] == "sentencepiece" and res["words"] > 0 and "wer" in res
+
+
+def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_path):
+    from ae_hubert.finetune.reset_sweep import reset_sweep, sweep_table
+
+    work = str(tmp_path / "sweep")
+    overrides = ["optimization.max_update=2", "dataset.validate_interval_updates=2"]
+    rows = reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides)
+    assert [r["k"] for r in rows] == [0, 2]
+    assert all(0 <= r["valid"]["cer"] and r["valid"]["words"] > 0 for r in rows)
+    for name in ("sweep.json", "sweep.csv", "wer_vs_k.png"):
+        assert os.path.getsize(os.path.join(work, name)) > 0
+    log = open(os.path.join(work, "k2", "train.log")).read()
+    assert "model.reset_top_layers=2" in log and "reinit the top 2" in log
+    before = os.path.getmtime(os.path.join(work, "k2", "checkpoints", "checkpoint_last.pt"))
+    again = reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides)  # all stages done
+    assert again == rows
+    assert os.path.getmtime(os.path.join(work, "k2", "checkpoints", "checkpoint_last.pt")) == before
+    assert "k reset" in sweep_table(rows, ("valid",))
+
+
+def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_checkpoint):
+    from ae_hubert.common.checkpoint import load_state
+
+    state = load_state(stock_base_checkpoint)
+    assert state["cfg"]["model"]["_name"] == "hubert" and state["cfg"]["task"]["_name"] == "hubert_pretraining"
+    assert state["cfg"]["model"]["encoder_layers"] == 12 and state["cfg"]["model"]["encoder_embed_dim"] == 768
+    model, _ = build_ctc(corpus, stock_base_checkpoint, reset_top_layers=3, apply_mask=False)
+    layers = model.w2v_encoder.w2v_model.encoder.layers
+    assert len(layers) == 12
+    assert torch.equal(layers[8].fc1.weight, state["model"]["encoder.layers.8.fc1.weight"])
+    assert not torch.equal(layers[9].fc1.weight, state["model"]["encoder.layers.9.fc1.weight"])
+    model.eval()
+    with torch.no_grad():
+        out = model(source=torch.randn(1, 16000), padding_mask=None)
+    assert out["encoder_out"].shape == (49, 1, len(model.w2v_encoder.proj.weight))
