@@ -141,6 +141,13 @@ def _reset_sweep(a):
     print(f"{a.work_dir}/sweep.csv  {a.work_dir}/wer_vs_k.png")
 
 
+def _export_stock(a):
+    from .models.export_stock import export_stock
+
+    r = export_stock(a.ckpt, a.out)
+    print(f"{r['to']}: stock hubert / hubert_pretraining names; dropped {len(r['dropped_tensors'])} extra-head tensors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -268,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--splits", default="valid", help="comma-separated splits to decode")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every run (same seed/budget for all k)")
     s.set_defaults(fn=_reset_sweep)
+
+    s = sub.add_parser("export-stock", help="an ae_hubert pretraining checkpoint under stock names (hubert)")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=_export_stock)
 
     s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")
     s.add_argument("work_dir")

@@ -1,1 +1,2 @@
-"""fairseq criteria of the plugin (fairseq does not auto-import criteria: ``ae_hubert`` does)."""
+"""fairseq criteria of the plugin (imported by ``ae_hubert``: fairseq does not auto-import criteria)."""
+from . import ae_hubert_criterion  # noqa: F401

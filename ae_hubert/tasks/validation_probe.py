@@ -20,16 +20,10 @@ from ..analysis.linear_probes import ridge_classifier_accuracy, ridge_r2
 from ..common.audio import read_entry
 from ..common.errors import located
 from ..common.manifest import read_manifest
+from ..common.wrapped import unwrap
 from ..features.mfcc import mfcc
 
 log = logging.getLogger(__name__)
-
-
-def unwrap(model):
-    """The HubertModel inside fairseq's distributed / proxy wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model
 
 
 class ValidationProbe:

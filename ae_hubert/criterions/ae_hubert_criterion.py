@@ -1,0 +1,53 @@
+"""``ae_hubert`` criterion: stock HuBERT loss, weighted per prediction head, logged per layer.
+
+For a model without extra heads (stock ``hubert``, or ``ae_hubert`` with empty ``layer_targets``)
+it is exactly the stock ``hubert`` criterion. With heads (``model.layer_targets``) the stock code
+computes the per-head losses, each head's loss is scaled by its weight, and the logged keys are
+renamed from list positions (``loss_m_0``) to heads (``loss_m_L6s0``, ``correct_m_L6s0``, ...), so
+fairseq's log and tensorboard show every layer's prediction loss and accuracy.
+"""
+
+import torch.nn.functional as F
+from fairseq.criterions import register_criterion
+from fairseq.criterions.hubert_criterion import HubertCriterion, HubertCriterionConfig
+
+from ..common.wrapped import unwrap
+
+PER_LIST_KEYS = ("loss_m_", "loss_u_", "correct_m_", "count_m_", "correct_u_", "count_u_")
+
+
+class _Computed:
+    """Hands an already computed net output to the stock criterion code (the model runs once)."""
+
+    def __init__(self, model, net_output):
+        self._model, self._out = model, net_output
+
+    def __call__(self, **kwargs):
+        return self._out
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+@register_criterion("ae_hubert", dataclass=HubertCriterionConfig)
+class AeHubertCriterion(HubertCriterion):
+    def forward(self, model, sample, reduce=True, log_pred=False):
+        if not getattr(unwrap(model), "heads", None):
+            return super().forward(model, sample, reduce, log_pred)
+        net_output = model(target_list=sample["target_list"], **sample["net_input"])
+        loss, sample_size, log = super().forward(_Computed(model, net_output), sample, reduce, log_pred)
+        reduction = "sum" if reduce else "none"
+        for masked, part_weight in ((True, self.pred_masked_weight), (False, self.pred_nomask_weight)):
+            if part_weight <= 0:
+                continue
+            logits = model.get_logits(net_output, masked)
+            targets = model.get_targets(net_output, masked)
+            for w, lp, t in zip(net_output["head_weights"], logits, targets):
+                if w != 1.0:  # the stock sum counted every head once
+                    loss = loss + part_weight * (w - 1.0) * F.cross_entropy(lp, t, reduction=reduction)
+        for i, name in enumerate(net_output["head_names"]):
+            for prefix in PER_LIST_KEYS:
+                if f"{prefix}{i}" in log:
+                    log[f"{prefix}{name}"] = log.pop(f"{prefix}{i}")
+        log["loss"] = loss.item() if reduce else loss
+        return loss, sample_size, log
