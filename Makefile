@@ -17,6 +17,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/between_iterations.py
 	$(PY) benchmarks/probe_cost.py
+	$(PY) benchmarks/ae_hubert_speed.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -225,3 +225,19 @@ def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_ch
     with torch.no_grad():
         out = model(source=torch.randn(1, 16000), padding_mask=None)
     assert out["encoder_out"].shape == (49, 1, len(model.w2v_encoder.proj.weight))
+
+
+@pytest.mark.parametrize("name", ["toy_cpu", "base_10h", "base_100h"])
+def test_finetune_configs_compose_and_pad_instead_of_crop(name, tmp_path):
+    import subprocess
+
+    from omegaconf import OmegaConf
+
+    r = subprocess.run([os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", FT_CONFIG_DIR, "--config-name",
+                        name, "task.data=/data", "model.w2v_path=/w.pt", f"common.user_dir={USER_DIR}", "--cfg", "job"],
+                       cwd=str(tmp_path), capture_output=True, text=True, check=True)
+    cfg = OmegaConf.create(r.stdout)
+    assert cfg.task._name == "ae_hubert_pretraining" and cfg.task.fine_tuning
+    assert cfg.task.pad_audio is True and cfg.task.random_crop is False
+    assert cfg.model._name == "ae_hubert_ctc" and cfg.criterion._name == "ctc"
+    assert cfg.checkpoint.best_checkpoint_metric == "wer"

@@ -5,8 +5,9 @@ corpus -> two schedules through the iteration driver (stock ``fairseq-hydra-trai
 shorter iterations with rising clustering height, continuing, half the updates). Prints
 (1) label quality of the MFCC clusters vs the layer clusters (PNMI and purities against the
 corpus's frame phone labels), (2) the two schedules side by side and (3) the layer-wise probe
-of every checkpoint of each schedule (iterations end to end), with the plots' paths. Resumable;
-all outputs under ``work_dir``.
+of every checkpoint of each schedule (iterations end to end), with the plots' paths, and (4) a
+reset sweep: CTC fine-tuning of the last ``standard_toy`` model with its top k = 0..3 layers
+re-initialised, WER vs k. Resumable; all outputs under ``work_dir``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .stages import Stages
 
 SCHEDULES = ("standard_toy", "progressive_toy")
 PROBE_UTTERANCES = 120
+SWEEP_KS = (0, 1, 2, 3)
 
 
 def probe_schedule(run_dir: str, records: list[dict], corpus: str, out_dir: str) -> dict:
@@ -77,7 +79,12 @@ def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, schedules=SCHE
         probe = Stages(w).run(f"probe.{name}",
                               lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir))
         results[name] = {"records": records, "probe": probe, "seconds_this_run": round(time.time() - t, 1)}
+    from ..finetune.reset_sweep import reset_sweep, sweep_table
+
     first = results[schedules[0]]["records"]
+    pretrained = os.path.join(w, schedules[0], first[-1]["iteration"], "checkpoints", "checkpoint_last.pt")
+    sweep_dir = os.path.join(w, "reset_sweep")
+    sweep = reset_sweep(pretrained, corpus, list(SWEEP_KS), sweep_dir, splits=("valid", "test"))
     text = ["Label quality of each iteration's targets vs frame phone labels (" + schedules[0] + "):",
             quality_table(first), ""]
     for name in schedules:
@@ -87,6 +94,10 @@ def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, schedules=SCHE
         text += [probe_table(name, results[name]["probe"]), ""]
     text.append("Probe plots:")
     text += [f"  {p}" for name in schedules for p in results[name]["probe"]["files"] if p.endswith(".png")]
+    text += ["", f"Reset sweep: CTC fine-tuning of {schedules[0]}/{first[-1]['iteration']} with the top k layers "
+             f"re-initialised (finetune/toy_cpu, same seed and budget), greedy decoding of checkpoint_last:",
+             sweep_table(sweep, ("valid", "test")), f"  {sweep_dir}/sweep.csv  {sweep_dir}/wer_vs_k.png", ""]
+    results["reset_sweep"] = sweep
     text.append(f"total demo time this run: {time.time() - t0:.0f} s; outputs under {w}")
     report = "\n".join(text)
     write_text_atomic(os.path.join(w, "demo_report.txt"), report + "\n")
