@@ -148,6 +148,15 @@ def _export_stock(a):
     print(f"{r['to']}: stock hubert / hubert_pretraining names; dropped {len(r['dropped_tensors'])} extra-head tensors")
 
 
+def _librispeech(a):
+    from .corpus.librispeech import prepare_librispeech
+
+    written = prepare_librispeech(a.root, a.out, a.libri_light)
+    for name, n in written.items():
+        print(f"{a.out}/{name}.tsv  {n} utterances (.wrd .ltr .spk)")
+    print(f"{a.out}/dict.ltr.txt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -160,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--voices", help="comma-separated flite:NAME / espeak:NAME (default: 2 flite + 4 espeak-ng)")
     s.add_argument("--workers", type=int, default=None)
     s.set_defaults(fn=_toy_corpus)
+
+    s = sub.add_parser("librispeech", help="LibriSpeech (+ Libri-light limited) -> manifests, .wrd/.ltr, dict")
+    s.add_argument("--root", required=True, help="LibriSpeech root (train-clean-100/, dev-clean/, ...)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--libri-light", help="Libri-light librispeech_finetuning/ root (1h/, 9h/)")
+    s.set_defaults(fn=_librispeech)
 
     s = sub.add_parser("dump", help="dump MFCC or HuBERT-layer features of a manifest shard")
     s.add_argument("kind", choices=["mfcc", "hubert"])

@@ -1,0 +1,105 @@
+"""LibriSpeech (and Libri-light's limited sets) -> fairseq manifests and letter targets.
+
+Input layout (as released): ``ROOT/<split>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` with one
+``<spk>-<chapter>.trans.txt`` per chapter (``UTT-ID WORDS...``); Libri-light's
+``librispeech_finetuning/{1h/0..5,9h}/{clean,other}/<spk>/<chapter>/...`` has the same chapters.
+Output, in fairseq's formats (``wav2vec_manifest.py`` + ``libri_labels.py``): ``{name}.tsv`` (root line,
+relative paths, sample counts), ``{name}.wrd`` (words), ``{name}.ltr`` (letters, ``|`` after every
+word), ``{name}.spk`` (speaker ids, for the voice probe) and ``dict.ltr.txt`` (letter counts of
+``train``, else of every split written). Output names: ``train`` (960 h: every ``train-*`` present),
+``valid`` (dev-clean + dev-other), ``dev_clean``, ``dev_other``, ``test_clean``, ``test_other``, and
+with Libri-light ``train_10h`` (1h + 9h), ``train_1h``, ``train_10min`` (``1h/0``).
+"""
+from __future__ import annotations
+
+import collections
+import glob
+import os
+
+from ..common.atomic import write_lines_atomic
+from ..common.errors import located
+
+LIBRISPEECH_SPLITS = {
+    "train": ["train-clean-100", "train-clean-360", "train-other-500"],
+    "valid": ["dev-clean", "dev-other"],
+    "dev_clean": ["dev-clean"], "dev_other": ["dev-other"],
+    "test_clean": ["test-clean"], "test_other": ["test-other"],
+}
+LIBRILIGHT_SPLITS = {"train_10h": ["1h", "9h"], "train_1h": ["1h"], "train_10min": [os.path.join("1h", "0")]}
+
+
+def letters(words: str) -> str:
+    """fairseq's letter targets: ``A B | C D |``."""
+    return " ".join(list(words.replace(" ", "|"))) + " |"
+
+
+def read_chapters(dirs: list[str]) -> list[tuple[str, str]]:
+    """``[(flac path, WORDS)]`` under ``dirs``, sorted by path; every flac needs its transcript line."""
+    import soundfile as sf  # noqa: F401  (fail early when libsndfile is missing)
+
+    items = []
+    for d in dirs:
+        for trans in sorted(glob.glob(os.path.join(d, "**", "*.trans.txt"), recursive=True)):
+            chapter = os.path.dirname(trans)
+            flacs = {os.path.splitext(os.path.basename(f))[0] for f in glob.glob(os.path.join(chapter, "*.flac"))}
+            seen = set()
+            with open(trans, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, start=1):
+                    parts = line.strip().split(" ", 1)
+                    if not parts[0]:
+                        continue
+                    if len(parts) != 2 or not parts[1].strip():
+                        raise located(trans, f"want 'UTTERANCE-ID WORDS', got {line.strip()!r}", lineno)
+                    if parts[0] not in flacs:
+                        raise located(trans, f"{parts[0]}.flac not found in {chapter}", lineno)
+                    seen.add(parts[0])
+                    items.append((os.path.join(chapter, parts[0] + ".flac"), " ".join(parts[1].upper().split())))
+            for missing in sorted(flacs - seen):
+                raise located(os.path.join(chapter, missing + ".flac"), f"no transcript line in {trans}")
+    return sorted(items)
+
+
+def write_split(name: str, root: str, items: list[tuple[str, str]], out_dir: str) -> int:
+    import soundfile as sf
+
+    rows = []
+    for path, _ in items:
+        info = sf.info(path)
+        if info.samplerate != 16000:
+            raise located(path, f"sample rate {info.samplerate}, want 16000")
+        rows.append(f"{os.path.relpath(path, root)}\t{info.frames}")
+    write_lines_atomic(os.path.join(out_dir, f"{name}.tsv"), [os.path.abspath(root), *rows])
+    write_lines_atomic(os.path.join(out_dir, f"{name}.wrd"), [w for _, w in items])
+    write_lines_atomic(os.path.join(out_dir, f"{name}.ltr"), [letters(w) for _, w in items])
+    write_lines_atomic(os.path.join(out_dir, f"{name}.spk"),
+                       [os.path.basename(p).split("-")[0] for p, _ in items])
+    return len(items)
+
+
+def prepare_librispeech(root: str, out_dir: str, libri_light: str | None = None) -> dict:
+    """Write every split whose source directories exist; returns ``{name: utterances}``."""
+    if not os.path.isdir(root):
+        raise located(root, "LibriSpeech root not found")
+    os.makedirs(out_dir, exist_ok=True)
+    written, counts = {}, collections.Counter()
+    sources = [(name, root, [os.path.join(root, s) for s in subs]) for name, subs in LIBRISPEECH_SPLITS.items()]
+    if libri_light:
+        if not os.path.isdir(libri_light):
+            raise located(libri_light, "Libri-light librispeech_finetuning directory not found")
+        sources += [(name, libri_light, [os.path.join(libri_light, s) for s in subs])
+                    for name, subs in LIBRILIGHT_SPLITS.items()]
+    for name, base, dirs in sources:
+        dirs = [d for d in dirs if os.path.isdir(d)]
+        if not dirs:
+            continue
+        items = read_chapters(dirs)
+        if not items:
+            raise located(dirs[0], "no <spk>-<chapter>.trans.txt found under this directory")
+        written[name] = write_split(name, base, items, out_dir)
+        if name == "train" or "train" not in written:
+            counts.update(c for _, w in items for c in letters(w).split())
+    if not written:
+        raise located(root, "no LibriSpeech split directories (train-clean-100, dev-clean, ...) here")
+    write_lines_atomic(os.path.join(out_dir, "dict.ltr.txt"),
+                       [f"{c} {n}" for c, n in sorted(counts.items(), key=lambda cn: (-cn[1], cn[0]))])
+    return written
