@@ -157,6 +157,22 @@ def _librispeech(a):
     print(f"{a.out}/dict.ltr.txt")
 
 
+def _launch(a):
+    from .pipeline.launch import distributed_overrides, plan_commands, write_slurm
+
+    try:
+        dist = distributed_overrides(a.nodes, a.gpus_per_node, a.port)
+    except ValueError as e:
+        raise AeHubertError(str(e)) from None
+    stages = plan_commands(a.schedule, a.work_dir, a.data, [*a.overrides, *dist])
+    if a.slurm:
+        for path in write_slurm(stages, a.slurm, a.nodes, a.gpus_per_node, a.time):
+            print(path)
+    else:
+        for name, cmd in stages:
+            print(f"# {name}\n{cmd}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ae-hubert", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -295,6 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ckpt", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(fn=_export_stock)
+
+    s = sub.add_parser("launch", help="a schedule's commands for G GPUs x N nodes; --slurm writes sbatch scripts")
+    s.add_argument("--schedule", required=True)
+    s.add_argument("--work-dir", required=True)
+    s.add_argument("--data", default=None)
+    s.add_argument("--nodes", type=int, default=1)
+    s.add_argument("--gpus-per-node", type=int, default=8)
+    s.add_argument("--port", type=int, default=29671, help="distributed_port for multi-node runs")
+    s.add_argument("--slurm", metavar="DIR", help="write one sbatch script per stage and submit.sh here")
+    s.add_argument("--time", default="72:00:00", help="SLURM time limit per stage")
+    s.add_argument("overrides", nargs="*", help="hydra overrides for every training run")
+    s.set_defaults(fn=_launch)
 
     s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")
     s.add_argument("work_dir")
