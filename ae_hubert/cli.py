@@ -33,7 +33,8 @@ def _dump(a):
 def _kmeans(a):
     from .clustering.kmeans import learn_kmeans
 
-    km = learn_kmeans(a.feat_dir, a.split, a.nshard, a.k, a.out, a.percent, a.seed, a.max_iter)
+    km = learn_kmeans(a.feat_dir, a.split, a.nshard, a.k, a.out, a.percent, a.seed, a.max_iter, a.streamed,
+                      a.chunk_frames)
     print(f"{a.out}: k={a.k} inertia={km.inertia_:.6g}")
 
 
@@ -217,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--percent", type=float, default=-1, help="fraction of utterances to sample (<=0: all)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-iter", type=int, default=100)
+    s.add_argument("--streamed", action="store_true",
+                   help="bounded memory: features stay memory-mapped, Lloyd passes read them in chunks")
+    s.add_argument("--chunk-frames", type=int, default=200_000, help="(streamed) frames per chunk")
     s.set_defaults(fn=_kmeans)
 
     s = sub.add_parser("label", help="assign frame labels with a k-means model")

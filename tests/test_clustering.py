@@ -106,3 +106,25 @@ def test_mfcc_clusters_carry_phone_information(corpus, mfcc_labels):
     q = label_quality(os.path.join(mfcc_labels["lab"], "train.km"), os.path.join(corpus, "train.phn"),
                       km_rate=100, phn_rate=50)
     assert 0.1 < q["pnmi"] < 0.9
+
+
+def test_streamed_kmeans_equals_in_memory_fit(mfcc_labels, tmp_path):
+    """Bounded-memory k-means (memory-mapped sample, chunked Lloyd passes) reaches the in-memory result."""
+    import joblib
+
+    from ae_hubert.clustering.kmeans import fit_kmeans, learn_kmeans, sample_features, sampled_utterances
+    from ae_hubert.clustering.streamed_kmeans import fit_kmeans_streamed
+
+    feats = sample_features(mfcc_labels["feat"], "train", 1, -1, 0)
+    ref = fit_kmeans(feats, 12, seed=3)
+    parts = sampled_utterances(mfcc_labels["feat"], "train", 1, -1, 0)
+    assert all(isinstance(p, np.memmap) or isinstance(p.base, np.memmap) for p in parts)  # nothing loaded
+    small = fit_kmeans_streamed(parts, 12, seed=3, chunk_frames=997)  # chunks cut across utterances
+    big = fit_kmeans_streamed(parts, 12, seed=3, chunk_frames=10 ** 6)
+    np.testing.assert_allclose(small.cluster_centers_, big.cluster_centers_, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(small.cluster_centers_, ref.cluster_centers_, rtol=1e-3, atol=1e-2)
+    assert abs(small.inertia_ - ref.inertia_) / ref.inertia_ < 1e-3
+    assert (small.predict(feats[:500]) == ref.predict(feats[:500])).mean() > 0.99
+    out = str(tmp_path / "km.bin")
+    learn_kmeans(mfcc_labels["feat"], "train", 1, 12, out, seed=3, streamed=True, chunk_frames=2000)
+    assert joblib.load(out).cluster_centers_.shape == (12, feats.shape[1])  # what stock dump_km_label reads

@@ -82,9 +82,10 @@ def _sidecars(plan: _Plan, s: Schedule, it: Iteration, t: Target, d: str, prev_c
     name = f"{it.name}.{t.name}.kmeans"
     stage_names.append(name)
     plan.run(name, ["ae-hubert", "kmeans", "--feat-dir", feat, "--split", "train", "--nshard", str(s.nshard),
-                    "--k", str(t.k), "--out", km, "--percent", str(t.percent), "--seed", str(s.seed)],
+                    "--k", str(t.k), "--out", km, "--percent", str(t.percent), "--seed", str(s.seed),
+                    *(["--streamed"] if s.kmeans_streamed else [])],
              lambda: {"inertia": float(learn_kmeans(feat, "train", s.nshard, t.k, km, t.percent, s.seed,
-                                                    s.kmeans_max_iter).inertia_)})
+                                                    s.kmeans_max_iter, s.kmeans_streamed).inertia_)})
 
     def label():
         for split in SPLITS:

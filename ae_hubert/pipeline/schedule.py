@@ -79,6 +79,7 @@ class Schedule:
     iterations: list[Iteration]
     cli_overrides: list[str] = field(default_factory=list)  # from the command line, applied last
     kmeans_max_iter: int = 100
+    kmeans_streamed: bool = False  # bounded-memory k-means (memory-mapped sample, chunked passes)
     seed: int = 1
     start_from: str | None = None
     start_depth: int | None = None
@@ -153,6 +154,7 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
         train_config_dir=cfg_dir, train_config_name=cfg_name, overrides=overrides, iterations=[],
         cli_overrides=cli_overrides,
         kmeans_max_iter=_int(_get(km, "max_iter", f"{where}: kmeans", 100), f"{where}: kmeans.max_iter", 1),
+        kmeans_streamed=bool(_get(km, "streamed", f"{where}: kmeans", False)),
         seed=_int(_get(raw, "seed", where, 1), f"{where}: seed"),
         start_from=_get(raw, "start_from", where),
         nshard=_int(_get(raw, "nshard", where, 1), f"{where}: nshard", 1),
