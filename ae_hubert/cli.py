@@ -86,9 +86,10 @@ def _choose_layer(a):
 
 
 def _init_continue(a):
-    from .pipeline.continue_init import prepare_continue_init
+    from .pipeline.continue_init import model_overrides, prepare_continue_init
 
-    r = prepare_continue_init(a.prev, a.label_dir, a.labels.split(","), a.reset_top_layers, a.out, a.seed)
+    r = prepare_continue_init(a.prev, a.label_dir, a.labels.split(","), a.reset_top_layers, a.out, a.seed,
+                              model_overrides(a.model))
     print(f"{a.out}: {r['kept_tensors']} tensors from {a.prev}, {len(r['fresh_tensors'])} fresh")
 
 
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reset-top-layers", type=int, default=0)
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("model", nargs="*", help="model.KEY=VALUE of the next iteration's model (e.g. model._name=ae_hubert)")
     s.set_defaults(fn=_init_continue)
 
     s = sub.add_parser("probe", help="per-layer phone/letter/word/voice/input metrics of checkpoints, with plots")

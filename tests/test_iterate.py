@@ -138,3 +138,38 @@ def test_truncated_checkpoint_last_is_repaired(tmp_path):
     (tmp_path / "checkpoint_last.pt").write_bytes(data[:100])
     assert "removed" in repair_last_checkpoint(str(tmp_path))
     assert not (tmp_path / "checkpoint_last.pt").exists()
+
+
+def test_driver_runs_per_layer_targets_and_resets_at_iteration_start(corpus, tmp_path):
+    """Iteration 2 continues from iteration 1 with its top 2 layers re-initialised and trains the
+    ae_hubert model: MFCC clusters predicted at layer 3, layer-2 clusters at the top."""
+    p = tmp_path / "multi.yaml"
+    p.write_text("""
+name: multi
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=3, common.log_interval=1]
+iterations:
+  - targets: [{source: mfcc, k: 12}]
+    max_update: 3
+  - targets: [{source: layer, layer: 2, k: 12}]
+    init: continue
+    reset_top_layers: 2
+    max_update: 3
+    overrides: [model._name=ae_hubert, criterion._name=ae_hubert, "+model.layer_targets='6:0:1.0,3:0:0.5'"]
+""")
+    work = str(tmp_path / "work")
+    r = driver(str(p), work, corpus)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    log = open(os.path.join(work, "iter2", "train.log")).read()
+    assert "loss_m_L3s0" in log and "loss_m_L6s0" in log
+    init = json.load(open(os.path.join(work, ".stages", "iter2.init.json")))["result"]
+    assert any(k.startswith("encoder.layers.5.") for k in init["fresh_tensors"])
+    assert not any(k.startswith("encoder.layers.3.") for k in init["fresh_tensors"])
+
+
+def test_model_overrides_for_the_continue_init():
+    from ae_hubert.pipeline.continue_init import model_overrides
+
+    got = model_overrides(["model._name=ae_hubert", "+model.layer_targets='6:1:1.0,3:0:0.5'", "task.labels=[km]",
+                           "model.encoder_layers=4", "+model.layer_targets=6:0:1", "model.a.b=1"])
+    assert got == {"_name": "ae_hubert", "layer_targets": "6:0:1", "encoder_layers": 4}

@@ -20,17 +20,39 @@ from ..common.errors import located
 from ..common.fresh_checkpoint import save_checkpoint
 
 
+def model_overrides(overrides: list[str]) -> dict:
+    """The ``model.KEY=VALUE`` (or ``+model.KEY=VALUE``) hydra overrides, values parsed as hydra does."""
+    import yaml
+
+    out = {}
+    for o in overrides:
+        key, sep, value = o.lstrip("+").partition("=")
+        if sep and key.startswith("model.") and "." not in key[len("model."):]:
+            parsed = yaml.safe_load(value) if value else ""
+            if ":" in value and not isinstance(parsed, str):  # YAML 1.1 reads 6:0:1 as a base-60 number
+                parsed = value
+            out[key[len("model."):]] = parsed
+    return out
+
+
 def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], reset_top_layers: int,
-                          out: str, seed: int = 1) -> dict:
+                          out: str, seed: int = 1, model: dict | None = None) -> dict:
+    """``model``: model config values of the new iteration (e.g. ``_name: ae_hubert`` with
+    ``layer_targets``), so the initial weights fit the model it trains (extra heads start fresh)."""
     import ae_hubert  # noqa: F401
     from fairseq import models, tasks
     from fairseq.data import Dictionary
     from omegaconf import OmegaConf
 
+    from omegaconf import open_dict
+
     state = load_state(prev_ckpt)
     cfg = state["cfg"]
     if cfg.model.get("w2v_args") is not None:
         raise located(prev_ckpt, "init: continue needs a pretraining checkpoint, this one is fine-tuned")
+    with open_dict(cfg):
+        for key, value in (model or {}).items():
+            cfg.model[key] = value
     dicts = [Dictionary.load(os.path.join(label_dir, f"dict.{name}.txt")) for name in labels]
     task = tasks.setup_task(cfg.task)
     task.load_state_dict({"dictionaries": dicts})

@@ -130,14 +130,15 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         targets = [_sidecars(plan, s, it, t, d, prev_ckpt, data) for t in it.targets]
         extra = []
         if it.init == "continue":
-            from .continue_init import prepare_continue_init
+            from .continue_init import model_overrides, prepare_continue_init
 
             init = os.path.join(d, "init.pt")
             names = [t.name for t in it.targets]
+            model = model_overrides([*s.overrides, *it.overrides, *s.cli_overrides])
             plan.run(f"{it.name}.init", ["ae-hubert", "init-continue", "--prev", prev_ckpt, "--label-dir", labels,
                                          "--labels", ",".join(names), "--reset-top-layers", str(it.reset_top_layers),
-                                         "--out", init],
-                     lambda: prepare_continue_init(prev_ckpt, labels, names, it.reset_top_layers, init, s.seed))
+                                         "--out", init, *[f"model.{k}={v}" for k, v in model.items()]],
+                     lambda: prepare_continue_init(prev_ckpt, labels, names, it.reset_top_layers, init, s.seed, model))
             extra.append(f"checkpoint.finetune_from_model={init}")
         ckpt_dir = os.path.join(d, "checkpoints")
         cmd = train_command(s.train_config_dir, s.train_config_name, [
