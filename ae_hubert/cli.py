@@ -26,7 +26,7 @@ def _dump(a):
             raise AeHubertError("dump hubert needs --ckpt and --layer")
         paths = dump.dump_hubert(a.tsv_dir, a.split, a.ckpt, a.layer, a.out_dir, a.nshard, a.rank,
                                  max_samples=a.max_samples, max_chunk=a.max_chunk, device=a.device,
-                                 user_dir=a.user_dir)
+                                 user_dir=a.user_dir, dtype=a.dtype)
     print(" ".join(paths))
 
 
@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="(hubert) padded samples per batch (default 1.6M on CUDA; on CPU one utterance per batch)")
     s.add_argument("--max-chunk", type=int, default=1_600_000, help="(hubert) longer audio is cut, as stock")
     s.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    s.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="(hubert) model precision; float16/bfloat16 for GPUs, files stay float32")
     s.add_argument("--user-dir", default=None, help="another fairseq plugin the checkpoint needs")
     s.set_defaults(fn=_dump)
 

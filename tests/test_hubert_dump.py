@@ -183,3 +183,12 @@ def test_all_layers_in_one_pass_with_layerdrop_off(corpus, stock_checkpoint):
         assert sorted(b) == list(range(7))
         for layer in range(7):
             assert np.array_equal(a[layer], b[layer])
+
+
+def test_reduced_precision_dump_stays_float32_and_close(corpus, stock_checkpoint, tmp_path):
+    """--dtype bfloat16 (meant for GPUs; bfloat16 also runs on CPU) writes stock float32 files close to full precision."""
+    full = np.load(dump_hubert(corpus, "valid", stock_checkpoint, 3, str(tmp_path / "f32"))[0])
+    half = np.load(dump_hubert(corpus, "valid", stock_checkpoint, 3, str(tmp_path / "bf16"), dtype="bfloat16")[0])
+    assert half.dtype == np.float32 and half.shape == full.shape
+    cos = (full * half).sum(1) / (np.linalg.norm(full, axis=1) * np.linalg.norm(half, axis=1))
+    assert cos.mean() > 0.99 and not np.array_equal(full, half)

@@ -99,8 +99,12 @@ def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk
 
 def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, nshard: int = 1,
                 rank: int = 0, max_samples: int | None = None, max_chunk: int = 1_600_000,
-                device: str | None = None, user_dir: str | None = None) -> tuple[str, str]:
-    """Dump 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics)."""
+                device: str | None = None, user_dir: str | None = None,
+                dtype: str = "float32") -> tuple[str, str]:
+    """Dump 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics). ``dtype``
+    float16/bfloat16 runs the model in that precision (for GPUs); the files stay float32, as stock."""
+    import torch
+
     from ..common.checkpoint import load_hubert
     from .hubert_layers import HubertLayerExtractor
 
@@ -108,7 +112,9 @@ def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, n
     loaded = load_hubert(ckpt, user_dir=user_dir)
     if not 1 <= layer <= loaded.num_layers:
         raise AeHubertError(f"{ckpt}: --layer {layer} out of range, the model has layers 1..{loaded.num_layers}")
-    extractor = HubertLayerExtractor(loaded.model, loaded.normalize, device)
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise AeHubertError(f"--dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    extractor = HubertLayerExtractor(loaded.model.to(getattr(torch, dtype)), loaded.normalize, device)
     if max_samples is None:  # measured on 2 CPU cores: batching does not pay there, so one utterance
         max_samples = 1_600_000 if extractor.device.type == "cuda" else 0  # per batch; on a GPU it does
     feats = _hubert_features(extractor, entries, layer, max_samples, max_chunk)
