@@ -227,7 +227,7 @@ def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_ch
     assert out["encoder_out"].shape == (49, 1, len(model.w2v_encoder.proj.weight))
 
 
-@pytest.mark.parametrize("name", ["toy_cpu", "base_10h", "base_100h"])
+@pytest.mark.parametrize("name", ["toy_cpu", "base_10h", "base_100h", "large_10h"])
 def test_finetune_configs_compose_and_pad_instead_of_crop(name, tmp_path):
     import subprocess
 
@@ -241,3 +241,21 @@ def test_finetune_configs_compose_and_pad_instead_of_crop(name, tmp_path):
     assert cfg.task.pad_audio is True and cfg.task.random_crop is False
     assert cfg.model._name == "ae_hubert_ctc" and cfg.criterion._name == "ctc"
     assert cfg.checkpoint.best_checkpoint_metric == "wer"
+
+
+@pytest.mark.parametrize("ours,stock", [("base_librispeech", "hubert_base_librispeech"),
+                                        ("large_librivox", "hubert_large_librivox")])
+def test_pretrain_configs_mirror_fairseq(ours, stock):
+    from omegaconf import OmegaConf
+
+    from conftest import STOCK_HUBERT_CONFIG
+
+    a = OmegaConf.load(os.path.join(USER_DIR, "config", "pretrain", ours + ".yaml"))
+    b = OmegaConf.load(os.path.join(STOCK_HUBERT_CONFIG, "pretrain", stock + ".yaml"))
+    for section in ("model", "optimization", "optimizer", "lr_scheduler", "criterion", "dataset", "common"):
+        for key in b[section]:
+            if key != "label_rate":  # ours takes it from the schedule through the task
+                assert a[section][key] == b[section][key], f"{section}.{key}"
+    for key in ("normalize", "max_sample_size", "min_sample_size", "pad_audio", "random_crop"):
+        assert a.task[key] == b.task[key], key
+    assert a.task._name == "ae_hubert_pretraining"
