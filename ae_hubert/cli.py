@@ -72,11 +72,7 @@ def _iterate(a):
 def _choose_layer(a):
     from .clustering.layer_choice import choose_layer
 
-    cands = [int(c) for c in a.candidates.split(",")] if a.candidates else None
-    if cands is None:
-        from .common.checkpoint import load_hubert
-
-        cands = list(range(1, load_hubert(a.ckpt).num_layers + 1))
+    cands = [int(c) for c in a.candidates.split(",")] if a.candidates else None  # None: every layer
     r = choose_layer(a.ckpt, a.data, a.split, cands, a.k, a.seed, a.max_utterances)
     print(r["why"])
     if a.json:

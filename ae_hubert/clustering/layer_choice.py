@@ -19,13 +19,16 @@ from .kmeans import fit_kmeans
 from .quality import joint_counts, scores
 
 
-def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int], max_utterances: int = 200,
+def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None, max_utterances: int = 200,
                    device: str | None = None) -> tuple[dict[int, list[np.ndarray]], int]:
+    """Hidden states of ``layers`` (None: every transformer layer) for the first utterances of a split."""
     from ..common.checkpoint import load_hubert
     from ..features.hubert_layers import HubertLayerExtractor, split_hidden_states
 
     loaded = load_hubert(ckpt)
     ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
+    if layers is None:
+        layers = list(range(1, ex.num_layers + 1))
     per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     n = 0
     for _, out in split_hidden_states(ex, tsv_dir, split, layers, max_utterances):
@@ -35,11 +38,12 @@ def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int], max_u
     return per_layer, n
 
 
-def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int], k: int, seed: int = 1,
+def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | None, k: int, seed: int = 1,
                  max_utterances: int = 200, device: str | None = None) -> dict:
     from sklearn.metrics import silhouette_score
 
     per_layer, n_utt = layer_features(ckpt, tsv_dir, split, candidates, max_utterances, device)
+    candidates = list(per_layer)
     phn_path = os.path.join(tsv_dir, f"{split}.phn")
     phones = None
     if os.path.isfile(phn_path):
