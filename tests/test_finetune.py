@@ -259,3 +259,9 @@ def test_pretrain_configs_mirror_fairseq(ours, stock):
     for key in ("normalize", "max_sample_size", "min_sample_size", "pad_audio", "random_crop"):
         assert a.task[key] == b.task[key], key
     assert a.task._name == "ae_hubert_pretraining"
+
+
+def test_layer_probes_during_fine_tuning(corpus, stock_checkpoint, tmp_path):
+    out = fine_tune(str(tmp_path), corpus, stock_checkpoint, "model.reset_top_layers=2", "+task.probe_utterances=6")
+    valid = [line for line in out.splitlines() if "valid on 'valid' subset" in line]
+    assert valid and "probe_input_r2_L6" in valid[-1] and "probe_phone_acc_L3" in valid[-1]

@@ -50,6 +50,7 @@ class ValidationProbe:
 
         t0 = time.perf_counter()
         model = unwrap(model)
+        model = getattr(getattr(model, "w2v_encoder", None), "w2v_model", model)  # fine-tuning: its encoder
         was_training = model.training
         ex = HubertLayerExtractor(model, self.normalize, str(next(model.parameters()).device))
         layers = list(range(ex.num_layers + 1))
