@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from ae_hubert.analysis.ctc_probe import error_rates, greedy_decode, letters_to_words
+from ae_hubert.analysis.ctc_probe import error_rates, greedy_decode
+from ae_hubert.common.letters import letters_to_words
 from ae_hubert.analysis.linear_probes import mean_cca
 from ae_hubert.analysis.word_probe import parse_spans, pool_spans, word_pair_auc, word_probes
 from ae_hubert.common.errors import AeHubertError

@@ -5,7 +5,8 @@ import soundfile as sf
 
 from ae_hubert.common.manifest import read_manifest
 from ae_hubert.corpus import phones
-from ae_hubert.corpus.toy_corpus import build, letters
+from ae_hubert.common.letters import letters_to_words, words_to_letters
+from ae_hubert.corpus.toy_corpus import build
 
 
 def test_manifests_and_labels_line_up(corpus):
@@ -22,7 +23,7 @@ def test_manifests_and_labels_line_up(corpus):
             frames = lines["phn"][i].split()
             assert len(frames) == (e.nsamples - 400) // 320 + 1
             assert set(frames) <= set(phones.PHONE_SET)
-            assert lines["ltr"][i] == letters(lines["wrd"][i])
+            assert lines["ltr"][i] == words_to_letters(lines["wrd"][i])
             spans = [tok.rsplit(":", 2) for tok in lines["wrdspan"][i].split()]
             assert [w for w, _, _ in spans] == lines["wrd"][i].split()
             times = [(float(a), float(b)) for _, a, b in spans]
@@ -31,7 +32,8 @@ def test_manifests_and_labels_line_up(corpus):
 
 
 def test_letters_format():
-    assert letters("keep a going") == "K E E P | A | G O I N G |"
+    assert words_to_letters("keep a going") == "K E E P | A | G O I N G |"
+    assert letters_to_words("K E E P | A | G O I N G |") == ["KEEP", "A", "GOING"]
 
 
 def test_speech_frames_are_mostly_not_silence(corpus):

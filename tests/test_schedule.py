@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from ae_hubert.pipeline.schedule import ScheduleError, load_schedule

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..common.letters import letters_to_words
+
 BLANK = "<b>"
 
 
@@ -29,10 +31,6 @@ def greedy_decode(log_probs: np.ndarray, units: list[str]) -> list[str]:
             out.append(units[i])
         prev = i
     return out
-
-
-def letters_to_words(letters: list[str]) -> list[str]:
-    return "".join(" " if u == "|" else u for u in letters).split()
 
 
 def error_rates(hyps: list[list[str]], refs: list[list[str]]) -> tuple[float, float]:

@@ -25,7 +25,7 @@ import numpy as np
 from ..clustering.kmeans import fit_kmeans
 from ..clustering.quality import joint_counts, scores
 from ..common.atomic import atomic_path, write_text_atomic
-from ..features.mfcc import mfcc
+from ..features.mfcc import at_layer_frames, mfcc
 from .ctc_probe import ctc_letter_probe
 from .linear_probes import mean_cca, ridge_classifier_accuracy, ridge_r2
 from .word_probe import parse_spans, pool_spans, word_probes
@@ -54,13 +54,19 @@ class SplitData:
     labels_found: list[str] = field(default_factory=list)
 
 
-def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: int) -> SplitData:
+def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: int,
+                mfcc_cache: dict | None = None) -> SplitData:
+    """``mfcc_cache``: the input MFCC of each split, kept across the checkpoints of one probe run."""
     from ..features.hubert_layers import split_hidden_states
 
     feats = {layer: [] for layer in layers}
     inputs = []
-    for w, out in split_hidden_states(extractor, data, split, layers, max_utts):
-        inputs.append(mfcc(w)[0: 2 * len(out[layers[0]]): 2])
+    cache = {} if mfcc_cache is None else mfcc_cache
+    cache = cache.setdefault(split, [])
+    for i, (w, out) in enumerate(split_hidden_states(extractor, data, split, layers, max_utts)):
+        if i == len(cache):
+            cache.append(mfcc(w))
+        inputs.append(at_layer_frames(cache[i], len(out[layers[0]])))
         for layer in layers:
             feats[layer].append(out[layer])
     n = len(inputs)
@@ -81,20 +87,24 @@ def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: i
 
 def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, seed: int = 1,
                  device: str | None = None, cca: bool = False, ctc_steps: int = 150,
-                 state: dict | None = None) -> dict:
+                 state: dict | None = None, mfcc_cache: dict | None = None) -> dict:
     from ..common.checkpoint import load_hubert
     from ..features.hubert_layers import HubertLayerExtractor
 
     loaded = load_hubert(ckpt, state=state)
     ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
     layers = list(range(loaded.num_layers + 1))
-    tr = _split_data(ex, data, "train", layers, max_utterances)
-    ev = _split_data(ex, data, "valid", layers, max_utterances)
+    mfcc_cache = {} if mfcc_cache is None else mfcc_cache
+    tr = _split_data(ex, data, "train", layers, max_utterances, mfcc_cache)
+    ev = _split_data(ex, data, "valid", layers, max_utterances, mfcc_cache)
     for name, have in (("phones (.phn)", tr.phones and ev.phones), ("letters (.ltr)", tr.letters and ev.letters),
                        ("word spans (.wrdspan)", tr.spans and ev.spans), ("voices (.spk)", tr.voices and ev.voices)):
         if not have:
             log.warning("%s: no train/valid %s: those probes are skipped", data, name)
     in_tr, in_ev = np.concatenate(tr.inputs), np.concatenate(ev.inputs)
+    if tr.phones and ev.phones:
+        ph_tr = np.concatenate([np.array(p) for p in tr.phones])
+        ph_ev = np.concatenate([np.array(p) for p in ev.phones])
     out = {}
     for layer in layers:
         x_tr, x_ev = np.concatenate(tr.feats[layer]), np.concatenate(ev.feats[layer])
@@ -102,8 +112,6 @@ def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, s
         if cca:
             m["input_cca"] = mean_cca(x_tr, in_tr, x_ev, in_ev)
         if tr.phones and ev.phones:
-            ph_tr = np.concatenate([np.array(p) for p in tr.phones])
-            ph_ev = np.concatenate([np.array(p) for p in ev.phones])
             km = fit_kmeans(x_tr.astype(np.float32), k, seed)
             lab = km.predict(x_ev.astype(np.float32))
             q = scores(joint_counts([list(ph_ev)], [list(map(str, lab))])[0])
@@ -141,7 +149,7 @@ def probe_checkpoints(paths: list[str], data: str, **kwargs) -> list[dict]:
     from ..common.checkpoint import load_state, state_updates
     from .checkpoints import checkpoint_runs, run_label
 
-    results, offset = [], 0
+    results, offset, mfcc_cache = [], 0, {}
     for run, files in checkpoint_runs(paths):
         seen: set[int] = set()
         run_results = []
@@ -150,7 +158,7 @@ def probe_checkpoints(paths: list[str], data: str, **kwargs) -> list[dict]:
             if state_updates(state) in seen:
                 continue
             seen.add(state_updates(state))
-            r = probe_layers(f, data, state=state, **kwargs)
+            r = probe_layers(f, data, state=state, mfcc_cache=mfcc_cache, **kwargs)
             del state
             r["run"] = run_label(run)
             run_results.append(r)

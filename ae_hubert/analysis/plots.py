@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 from ..common.atomic import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str) -> str:
+def save_figure(fig, path: str) -> str:
+    """PNG written under a temporary name and renamed when complete; the figure is closed."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
@@ -63,7 +64,7 @@ def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: s
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
         fig.colorbar(im, ax=ax)
-        paths.append(_save(fig, os.path.join(out_dir, f"heatmap_{metric}.png")))
+        paths.append(save_figure(fig, os.path.join(out_dir, f"heatmap_{metric}.png")))
     fig, axes = _panels(len(metrics))
     for ax, metric in zip(axes, metrics):
         for name, r in zip(names, results):
@@ -74,7 +75,7 @@ def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: s
         ax.set_xlabel("layer")
     axes[0].legend(fontsize=6)
     fig.tight_layout()
-    paths.append(_save(fig, os.path.join(out_dir, "layer_curves.png")))
+    paths.append(save_figure(fig, os.path.join(out_dir, "layer_curves.png")))
     if len({r.get("step", r.get("updates")) for r in results}) > 1:
         paths.append(plot_over_updates(results, metrics, out_dir))
     return paths
@@ -99,4 +100,4 @@ def plot_over_updates(results: list[dict], metrics: tuple[str, ...], out_dir: st
         ax.set_xlabel("updates (runs end to end)" if starts else "updates")
     axes[-1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    return _save(fig, os.path.join(out_dir, "over_updates.png"))
+    return save_figure(fig, os.path.join(out_dir, "over_updates.png"))

@@ -15,7 +15,7 @@ from .errors import located
 
 CTC_PREFIX = "w2v_encoder.w2v_model."
 # heads that only pretraining uses; fine-tuned checkpoints may or may not still carry them
-PRETRAINING_ONLY = ("label_embs_concat", "final_proj.", "target_glu.")
+PRETRAINING_ONLY = ("label_embs_concat", "final_proj.", "target_glu.", "layer_heads.")
 
 
 @dataclass

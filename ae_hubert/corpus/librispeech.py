@@ -18,6 +18,8 @@ import os
 
 from ..common.atomic import write_lines_atomic
 from ..common.errors import located
+from ..common.letters import words_to_letters
+from ..common.manifest import write_manifest
 
 LIBRISPEECH_SPLITS = {
     "train": ["train-clean-100", "train-clean-360", "train-other-500"],
@@ -26,11 +28,6 @@ LIBRISPEECH_SPLITS = {
     "test_clean": ["test-clean"], "test_other": ["test-other"],
 }
 LIBRILIGHT_SPLITS = {"train_10h": ["1h", "9h"], "train_1h": ["1h"], "train_10min": [os.path.join("1h", "0")]}
-
-
-def letters(words: str) -> str:
-    """fairseq's letter targets: ``A B | C D |``."""
-    return " ".join(list(words.replace(" ", "|"))) + " |"
 
 
 def read_chapters(dirs: list[str]) -> list[tuple[str, str]]:
@@ -67,10 +64,10 @@ def write_split(name: str, root: str, items: list[tuple[str, str]], out_dir: str
         info = sf.info(path)
         if info.samplerate != 16000:
             raise located(path, f"sample rate {info.samplerate}, want 16000")
-        rows.append(f"{os.path.relpath(path, root)}\t{info.frames}")
-    write_lines_atomic(os.path.join(out_dir, f"{name}.tsv"), [os.path.abspath(root), *rows])
+        rows.append((os.path.relpath(path, root), info.frames))
+    write_manifest(os.path.join(out_dir, f"{name}.tsv"), os.path.abspath(root), rows)
     write_lines_atomic(os.path.join(out_dir, f"{name}.wrd"), [w for _, w in items])
-    write_lines_atomic(os.path.join(out_dir, f"{name}.ltr"), [letters(w) for _, w in items])
+    write_lines_atomic(os.path.join(out_dir, f"{name}.ltr"), [words_to_letters(w) for _, w in items])
     write_lines_atomic(os.path.join(out_dir, f"{name}.spk"),
                        [os.path.basename(p).split("-")[0] for p, _ in items])
     return len(items)
@@ -97,7 +94,7 @@ def prepare_librispeech(root: str, out_dir: str, libri_light: str | None = None)
             raise located(dirs[0], "no <spk>-<chapter>.trans.txt found under this directory")
         written[name] = write_split(name, base, items, out_dir)
         if name == "train" or "train" not in written:
-            counts.update(c for _, w in items for c in letters(w).split())
+            counts.update(c for _, w in items for c in words_to_letters(w).split())
     if not written:
         raise located(root, "no LibriSpeech split directories (train-clean-100, dev-clean, ...) here")
     write_lines_atomic(os.path.join(out_dir, "dict.ltr.txt"),

@@ -21,6 +21,7 @@ from scipy.signal import resample_poly
 
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic, write_text_atomic
 from ..common.manifest import write_manifest
+from ..common.letters import words_to_letters
 from . import flite, phones, vocabulary
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,6 @@ class Utterance:
     nsamples: int
     frame_phones: list[str]
     word_spans: list[tuple[str, float, float]]
-
-
-def letters(text: str) -> str:
-    """fairseq's letter transcript: ``K E E P | A | G O I N G |``."""
-    return " ".join(list(text.upper().replace(" ", "|"))) + " |"
 
 
 def _spans_from_counts(words, prons, segs):
@@ -192,18 +188,18 @@ def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] 
         write_manifest(os.path.join(out_dir, f"{split}.tsv"), out_dir,
                        [(f"wav/{u.uid}.wav", u.nsamples) for u in us])
         write_lines_atomic(os.path.join(out_dir, f"{split}.wrd"), [u.text.upper() for u in us])
-        write_lines_atomic(os.path.join(out_dir, f"{split}.ltr"), [letters(u.text) for u in us])
+        write_lines_atomic(os.path.join(out_dir, f"{split}.ltr"), [words_to_letters(u.text) for u in us])
         write_lines_atomic(os.path.join(out_dir, f"{split}.phn"), [" ".join(u.frame_phones) for u in us])
         write_lines_atomic(os.path.join(out_dir, f"{split}.spk"), [u.voice for u in us])
         write_lines_atomic(os.path.join(out_dir, f"{split}.wrdspan"),
                            [" ".join(f"{w.upper()}:{a:.3f}:{b:.3f}" for w, a, b in u.word_spans) for u in us])
         if split == "train":
             for u in us:
-                letter_counts.update(letters(u.text).split())
+                letter_counts.update(words_to_letters(u.text).split())
         summary["splits"][split] = {"utterances": len(us),
                                     "hours": sum(u.nsamples for u in us) / SAMPLE_RATE / 3600}
     for u in utts:  # every letter must be in the dictionary even if train lacks it
-        for c in letters(u.text).split():
+        for c in words_to_letters(u.text).split():
             letter_counts.setdefault(c, 0)
     write_lines_atomic(os.path.join(out_dir, "dict.ltr.txt"),
                        [f"{c} {n}" for c, n in sorted(letter_counts.items(), key=lambda x: (-x[1], x[0]))])

@@ -50,3 +50,9 @@ def mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     d = deltas(feats)
     dd = deltas(d)
     return np.concatenate([feats, d, dd], axis=1).astype(np.float32)
+
+
+def at_layer_frames(feats: np.ndarray, n_frames: int) -> np.ndarray:
+    """The MFCC frames that line up with a HuBERT layer's ``n_frames`` (50 Hz): frame i of the layer
+    and MFCC frame 2i are both centred on sample 320 i + 200. The input side of the probes."""
+    return feats[0: 2 * n_frames: 2]

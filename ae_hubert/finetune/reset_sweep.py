@@ -62,10 +62,7 @@ def sweep_table(rows: list[dict], splits: tuple[str, ...]) -> str:
 
 
 def write_sweep(rows: list[dict], splits: tuple[str, ...], out_dir: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..analysis.plots import plt, save_figure
 
     js = os.path.join(out_dir, "sweep.json")
     write_text_atomic(js, json.dumps(rows, indent=1) + "\n")
@@ -82,8 +79,4 @@ def write_sweep(rows: list[dict], splits: tuple[str, ...], out_dir: str) -> list
     ax.set_xlabel("top layers reset before fine-tuning (k)")
     ax.set_ylabel("%")
     ax.legend(fontsize=7)
-    png = os.path.join(out_dir, "wer_vs_k.png")
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return [js, path, png]
+    return [js, path, save_figure(fig, os.path.join(out_dir, "wer_vs_k.png"))]

@@ -14,6 +14,7 @@ import tempfile
 
 from ..common.atomic import atomic_path, write_lines_atomic
 from ..common.errors import located
+from ..common.letters import letters_to_words
 
 SPECIALS = {"<s>", "<pad>", "</s>", "<unk>"}  # fairseq's Dictionary adds its own
 
@@ -26,7 +27,7 @@ def transcripts(data: str, split: str) -> list[str] | None:
             return [" ".join(line.split()) for line in f]
     if os.path.isfile(ltr):
         with open(ltr, encoding="utf-8") as f:
-            return [" ".join("".join(" " if u == "|" else u for u in line.split()).split()) for line in f]
+            return [" ".join(letters_to_words(line)) for line in f]
     return None
 
 

@@ -2,10 +2,10 @@
 
 The previous model is rebuilt with the new iteration's label dictionaries (fresh, seeded init),
 then every parameter is copied from the previous checkpoint except:
-- the pretraining heads (``final_proj``, ``label_embs_concat``): the targets are new clusters, so
-  their embeddings are re-learnt (and their shapes change with K or the number of label sets);
-- the top ``reset_top_layers`` transformer blocks, which keep the fresh model's values: exactly a
-  new block (BERT init of linear layers and attention, LayerNorms at ones/zeros).
+- the pretraining heads (``final_proj``, ``label_embs_concat``, ``ae_hubert``'s ``layer_heads``): the
+  targets are new clusters, so they are re-learnt (their shapes change with K or the label sets);
+- the top ``reset_top_layers`` transformer blocks, re-initialised by ``models/layer_reset.py``
+  exactly as fine-tuning's reset does (BERT init of linear layers and attention, LayerNorms at 1/0).
 The result is a checkpoint for fairseq's ``checkpoint.finetune_from_model`` (weights only:
 optimizer, LR schedule, meters and data iterator start afresh).
 """
@@ -42,9 +42,9 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
     import ae_hubert  # noqa: F401
     from fairseq import models, tasks
     from fairseq.data import Dictionary
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
-    from omegaconf import open_dict
+    from ..models.layer_reset import reset_top_layers as reinit_top_layers
 
     state = load_state(prev_ckpt)
     cfg = state["cfg"]
@@ -57,23 +57,26 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
     task = tasks.setup_task(cfg.task)
     task.load_state_dict({"dictionaries": dicts})
     torch.manual_seed(seed)
-    model = models.build_model(cfg.model, task)
-    fresh = model.state_dict()
-    depth = len(model.encoder.layers)
-    if reset_top_layers > depth:
-        raise located(prev_ckpt, f"cannot reset {reset_top_layers} layers of a {depth}-layer model")
-    reset = tuple(f"encoder.layers.{i}." for i in range(depth - reset_top_layers, depth))
-    new, kept, fresh_keys = {}, [], []
-    for key, value in fresh.items():
+    net = models.build_model(cfg.model, task)
+    fresh_keys = []
+    weights = {}
+    for key, value in net.state_dict().items():
         old = state["model"].get(key)
-        if key.startswith(PRETRAINING_ONLY) or (reset and key.startswith(reset)) or old is None \
-                or old.shape != value.shape:
-            new[key] = value
+        if key.startswith(PRETRAINING_ONLY) or old is None or old.shape != value.shape:
+            weights[key] = value
             fresh_keys.append(key)
         else:
-            new[key] = old
-            kept.append(key)
+            weights[key] = old
+    net.load_state_dict(weights)
+    try:
+        reset = reinit_top_layers(net, reset_top_layers, "reinit")  # the same fresh init as fine-tuning's reset
+    except ValueError as e:
+        raise located(prev_ckpt, str(e)) from None
+    prefixes = tuple(f"encoder.layers.{i}." for i in reset)
+    new = net.state_dict()
+    fresh_keys = sorted(set(fresh_keys) | {k for k in new if prefixes and k.startswith(prefixes)})
+    kept = len(new) - len(fresh_keys)
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if OmegaConf.is_config(cfg) else cfg
     save_checkpoint(out, container, new, dicts)
-    return {"from": prev_ckpt, "kept_tensors": len(kept), "fresh_tensors": sorted(fresh_keys),
+    return {"from": prev_ckpt, "kept_tensors": kept, "fresh_tensors": fresh_keys,
             "reset_top_layers": reset_top_layers}

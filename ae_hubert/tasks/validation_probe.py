@@ -21,7 +21,7 @@ from ..common.audio import read_entry
 from ..common.errors import located
 from ..common.manifest import read_manifest
 from ..common.wrapped import unwrap
-from ..features.mfcc import mfcc
+from ..features.mfcc import at_layer_frames, mfcc
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ValidationProbe:
             xs, ins, phs = [[], []], [[], []], [[], []]
             for u, st in enumerate(states):
                 n = len(st[layer])
-                mf = self.inputs[u][0: 2 * n: 2]
+                mf = at_layer_frames(self.inputs[u], n)
                 n = min(n, len(mf), len(self.phones[u]) if self.phones else n)
                 xs[u % 2].append(st[layer][:n])
                 ins[u % 2].append(mf[:n])
