@@ -5,7 +5,8 @@
    (fresh OS entropy) unless a seed is passed, and HuBERT passes none, so two runs with the same
    ``common.seed`` train different models. We pass a seed drawn from torch's generator, which
    fairseq's trainer re-seeds with ``common.seed + num_updates`` before every update: masks stay
-   random, runs become repeatable, and a resumed run draws the masks an uninterrupted one would.
+   random, runs become repeatable, and a resumed run draws the masks an uninterrupted one would
+   (the span count's rounding, drawn from numpy's global generator, is seeded the same way).
    (With ``dataset.num_workers: 0`` also set ``dataset.data_buffer_size: 0``: fairseq's prefetch
    thread would otherwise draw random crops from numpy's global generator concurrently.)
 
@@ -51,15 +52,19 @@ def _resolve(module: str, attr: str):
 
 
 def seeded_mask_indices(original):
-    """Wrap fairseq's ``compute_mask_indices`` so unseeded calls draw their seed from torch."""
+    """Wrap fairseq's ``compute_mask_indices`` so unseeded calls draw their seed from torch, and the
+    one draw it makes from numpy's global generator (the probabilistic rounding of the number of
+    spans) comes from that seed too."""
     import torch
+    from fairseq.data.data_utils import numpy_seed
 
     def compute_mask_indices(shape, *args, seed=None, epoch=None, indices=None, **kwargs):
         if seed is None:
             seed = int(torch.randint(1, 2 ** 31 - 1, (1,)).item())
             epoch = 0
             indices = torch.arange(shape[0])
-        return original(shape, *args, seed=seed, epoch=epoch, indices=indices, **kwargs)
+        with numpy_seed(seed, epoch or 0):
+            return original(shape, *args, seed=seed, epoch=epoch, indices=indices, **kwargs)
 
     compute_mask_indices.__wrapped__ = original
     return compute_mask_indices

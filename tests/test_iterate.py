@@ -12,7 +12,7 @@ from conftest import BIN
 SCHEDULE = """
 name: tiny
 train_config: pretrain/toy_cpu
-overrides: [dataset.validate_interval_updates=4, checkpoint.save_interval_updates=4, common.log_interval=2]
+overrides: [dataset.validate_interval_updates=4, checkpoint.save_interval_updates={save}, common.log_interval=2]
 iterations:
   - targets: [{{source: mfcc, k: 12}}]
     max_update: {u1}
@@ -22,9 +22,9 @@ iterations:
 """
 
 
-def schedule(tmp_path, u1=8, init2="scratch", layer2="2"):
+def schedule(tmp_path, u1=8, init2="scratch", layer2="2", save=4):
     p = tmp_path / "tiny.yaml"
-    p.write_text(SCHEDULE.format(u1=u1, init2=init2, layer2=layer2))
+    p.write_text(SCHEDULE.format(u1=u1, init2=init2, layer2=layer2, save=save))
     return str(p)
 
 
@@ -69,29 +69,61 @@ def test_two_iterations_through_stock_entry_point(clean_run, corpus):
     assert r.returncode == 0 and "[run ]" not in r.stdout
 
 
-def test_kill_in_sidecar_then_rerun_gives_same_labels(clean_run, corpus, tmp_path):
+def test_lost_marker_redoes_the_step_with_the_same_bytes(clean_run, corpus, tmp_path):
+    """A kill between a step's outputs and its marker: the rerun redoes that step (and only it)."""
+    import shutil
+
     work = str(tmp_path / "work")
-    sched = schedule(tmp_path)
-    r = driver(sched, work, corpus, env={"AE_HUBERT_TEST_KILL_BEFORE_MARKER": "iter2.km.labels"})
-    assert r.returncode == -signal.SIGKILL
-    assert not os.path.exists(os.path.join(work, ".stages", "iter2.km.labels.json"))
-    r = driver(sched, work, corpus)
+    shutil.copytree(clean_run[0], work)
+    for name in ("iter2.km.labels.valid", "iter2.km.quality.valid", "iter2.train"):
+        os.remove(os.path.join(work, ".stages", f"{name}.json"))
+    os.remove(os.path.join(work, "iter2", "labels", "valid.km"))
+    (tmp_path / "work" / "iter2" / "labels" / ".valid.partial-x-1.km").write_text("left by a killed writer\n")
+    r = driver(os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml"), work, corpus)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "[skip] iter1.train" in r.stdout and "[run ] iter2.km.labels" in r.stdout
+    assert "[skip] iter1.train" in r.stdout and "[run ] iter2.km.labels.valid" in r.stdout
+    assert "[skip] iter2.km.labels.train" in r.stdout
+    assert "checkpoint_last.pt is at 6 >= max_update 6" in open(os.path.join(work, "iter2", "train.log")).read()
     assert labels(work, "iter1") == labels(clean_run[0], "iter1")
     assert labels(work, "iter2") == labels(clean_run[0], "iter2")
 
 
-def test_kill_during_training_resumes(corpus, tmp_path):
-    work = str(tmp_path / "work")
-    sched = schedule(tmp_path, u1=40)
-    p = driver(sched, work, corpus, wait=False)
-    ckpt = os.path.join(work, "iter1", "checkpoints", "checkpoint_last.pt")
-    deadline = time.time() + 240
-    while not os.path.exists(ckpt) and time.time() < deadline and p.poll() is None:
+def weights(path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    diff = {k: float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if not wa[k].equal(wb[k])}
+    assert not diff, f"{len(diff)} tensors differ, e.g. {sorted(diff.items(), key=lambda kv: -kv[1])[:3]}"
+
+
+def wait_for(path, p, timeout=240):
+    deadline = time.time() + timeout
+    while not os.path.exists(path) and time.time() < deadline and p.poll() is None:
         time.sleep(0.05)
-    assert os.path.exists(ckpt), "training never saved a checkpoint"
-    os.killpg(p.pid, signal.SIGKILL)
+    assert os.path.exists(path), f"{path} never appeared"
+
+
+@pytest.fixture(scope="module")
+def long_run(corpus, tmp_path_factory):
+    """An uninterrupted run whose first iteration trains 16 updates (4 an epoch, checkpoints every 3)."""
+    tmp = tmp_path_factory.mktemp("long")
+    work = str(tmp / "work")
+    r = driver(schedule(tmp, u1=16, save=3), work, corpus)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return work
+
+
+def test_kill_during_training_resumes_bit_identically(long_run, corpus, tmp_path):
+    work = str(tmp_path / "work")
+    sched = schedule(tmp_path, u1=16, save=3)
+    p = driver(sched, work, corpus, wait=False)
+    wait_for(os.path.join(work, "iter1", "checkpoints", "checkpoint_2_6.pt"), p)  # mid-epoch 2
+    os.killpg(p.pid, signal.SIGKILL)  # the driver and everything in its process group
     p.wait()
     assert not os.path.exists(os.path.join(work, ".stages", "iter1.train.json"))
     r = driver(sched, work, corpus)
@@ -100,7 +132,11 @@ def test_kill_during_training_resumes(corpus, tmp_path):
     resumed = [line for line in log.splitlines() if "Loaded checkpoint" in line and "checkpoint_last.pt" in line]
     assert resumed and "@ 0 updates" not in resumed[-1]
     recs = json.load(open(os.path.join(work, "records.json")))
-    assert recs[0]["updates"] == 40
+    assert recs[0]["updates"] == 16
+    for it in ("iter1", "iter2"):
+        assert_same_weights(os.path.join(work, it, "checkpoints", "checkpoint_last.pt"),
+                            os.path.join(long_run, it, "checkpoints", "checkpoint_last.pt"))
+    assert labels(work, "iter2") == labels(long_run, "iter2")
 
 
 def test_continue_init_adaptive_layer_and_dry_run(corpus, tmp_path):
@@ -125,7 +161,7 @@ def test_continue_init_adaptive_layer_and_dry_run(corpus, tmp_path):
 def test_truncated_checkpoint_last_is_repaired(tmp_path):
     import torch
 
-    from ae_hubert.pipeline.train import repair_last_checkpoint
+    from ae_hubert.runner.trainer import repair_last_checkpoint
 
     good = tmp_path / "checkpoint_1_4.pt"
     torch.save({"model": {"w": torch.ones(100)}}, good)
@@ -173,3 +209,70 @@ def test_model_overrides_for_the_continue_init():
     got = model_overrides(["model._name=ae_hubert", "+model.layer_targets='6:1:1.0,3:0:0.5'", "task.labels=[km]",
                            "model.encoder_layers=4", "+model.layer_targets=6:0:1", "model.a.b=1"])
     assert got == {"_name": "ae_hubert", "layer_targets": "6:0:1", "encoder_layers": 4}
+
+
+def trainers_of(work):
+    """pids of fairseq-hydra-train processes writing under ``work``."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if "fairseq-hydra-train" in cmd and work in cmd:
+            out.append(int(pid))
+    return out
+
+
+def wait_until(cond, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def test_second_driver_refused_and_trainer_dies_with_driver(corpus, tmp_path):
+    work = str(tmp_path / "work")
+    sched = schedule(tmp_path, u1=400)
+    p = driver(sched, work, corpus, wait=False)
+    assert wait_until(lambda: trainers_of(work), timeout=240), "training never started"
+    r = driver(sched, work, corpus)  # a second driver on the same work dir
+    assert r.returncode == 2 and f"pid {p.pid}" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    p.send_signal(signal.SIGTERM)  # forwarded to the trainer, which is waited for
+    assert p.wait(timeout=60) != 0
+    assert not trainers_of(work)
+    assert not os.path.exists(os.path.join(work, ".stages", "iter1.train.json"))
+    # the dead driver's lock is taken over; kill -9 of the new driver alone kills its trainer (PDEATHSIG)
+    q = driver(sched, work, corpus, wait=False)
+    assert wait_until(lambda: trainers_of(work), timeout=240), "the lock was not taken over"
+    os.kill(q.pid, signal.SIGKILL)
+    q.wait()
+    assert wait_until(lambda: not trainers_of(work), timeout=30), "the trainer outlived its driver"
+
+
+def test_dry_run_as_a_shell_script_reproduces_the_run(clean_run, corpus, tmp_path):
+    """The printed steps, run by bash, give the driver's labels, k-means and weights exactly."""
+    import joblib
+    import numpy as np
+
+    sched = os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml")
+    work = str(tmp_path / "work")
+    out = subprocess.run([os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work,
+                          "--data", corpus, "--dry-run"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    script = tmp_path / "run.sh"
+    script.write_text("set -euo pipefail\n" + out.stdout)
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"])
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for it in ("iter1", "iter2"):
+        assert labels(work, it) == labels(clean_run[0], it)
+        a = joblib.load(os.path.join(work, it, "km.kmeans.bin")).cluster_centers_
+        b = joblib.load(os.path.join(clean_run[0], it, "km.kmeans.bin")).cluster_centers_
+        assert np.array_equal(a, b)
+        assert_same_weights(os.path.join(work, it, "checkpoints", "checkpoint_last.pt"),
+                            os.path.join(clean_run[0], it, "checkpoints", "checkpoint_last.pt"))

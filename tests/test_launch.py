@@ -6,7 +6,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ae_hubert.pipeline.launch import distributed_overrides, plan_commands, write_slurm
+from ae_hubert.common.errors import AeHubertError
+from ae_hubert.pipeline.launch import distributed_overrides, sbatch_script, stage_groups, write_slurm
+from ae_hubert.pipeline.plan import plan
+from ae_hubert.pipeline.schedule import load_schedule
 
 
 def fairseq_cfg(overrides):
@@ -49,33 +52,64 @@ def test_slurm_multi_node_ranks_come_from_slurm(monkeypatch):
     assert cfg.distributed_no_spawn
 
 
-def test_slurm_scripts_for_a_schedule(tmp_path):
+def _data(tmp_path, n=4):
     data = str(tmp_path / "data")
     os.makedirs(data)
     for split in ("train", "valid"):
         with open(os.path.join(data, f"{split}.tsv"), "w") as f:
-            f.write(f"{data}\nx.flac\t16000\n")
-    stages = plan_commands("standard", str(tmp_path / "w"), data, distributed_overrides(4, 8))
-    names = [n for n, _ in stages]
-    assert names[:4] == ["iter1.km.dump", "iter1.km.kmeans", "iter1.km.labels", "iter1.train"]
-    paths = write_slurm(stages, str(tmp_path / "slurm"), 4, 8)
-    train = open(paths[names.index("iter1.train")]).read()
+            f.write(f"{data}\n" + "".join(f"x{i}.flac\t16000\n" for i in range(n)))
+    return data
+
+
+def _steps(schedule, tmp_path, data, overrides=(), nodes=4, gpus=8):
+    return plan(load_schedule(schedule, data, [*overrides, *distributed_overrides(nodes, gpus)]), str(tmp_path / "w"))
+
+
+def test_slurm_scripts_for_a_schedule(tmp_path):
+    steps = _steps("standard", tmp_path, _data(tmp_path))
+    stages = [stage for stage, _ in stage_groups(steps)]
+    assert stages[:5] == ["iter1.km.dump", "iter1.km.kmeans", "iter1.km.labels", "iter1.train", "iter2.km.dump"]
+    paths = write_slurm(steps, str(tmp_path / "slurm"), 4, 8)
+    train = open(paths[stages.index("iter1.train")]).read()
     assert "#SBATCH --nodes=4" in train and "#SBATCH --ntasks-per-node=8" in train
-    assert "srun " in train and "distributed_training.distributed_world_size=32" in train
+    assert "srun fairseq-hydra-train" in train and "distributed_training.distributed_world_size=32" in train
     assert "distributed_training.distributed_port=29671" in train
-    dump2 = open(paths[names.index("iter2.km.dump")]).read()
-    assert 'for split in train valid; do' in dump2 and '--split "$split"' in dump2
+    kmeans = open(paths[stages.index("iter1.km.kmeans")]).read()  # every argument the driver passes
+    assert "--max-iter 100" in kmeans and "--seed 1" in kmeans and "--streamed" in kmeans
+    dump2 = open(paths[stages.index("iter2.km.dump")]).read()
+    for st in steps:  # the scripts hold exactly the steps' command lines, none re-parsed
+        if st.stage == "iter2.km.dump":
+            assert st.shell() in dump2
     submit = open(paths[-1]).read()
     assert submit.count("sbatch --parsable") == len(stages) and "--dependency=afterok" in submit
     for p in paths:  # every script is valid bash
         subprocess.run(["bash", "-n", p], check=True)
 
 
-def test_sharded_dump_becomes_an_array_job(tmp_path):
-    from ae_hubert.pipeline.launch import sbatch_script
+def test_adaptive_schedule_resolves_its_layer_under_slurm(tmp_path):
+    """layer: auto is a choose-layer step writing a JSON that the sharded dump reads (--layer-from)."""
+    steps = _steps("adaptive_toy", tmp_path, _data(tmp_path), nodes=1, gpus=1)
+    choose = next(st for st in steps if st.args[0] == "choose-layer")
+    json_path = choose.args[choose.args.index("--json") + 1]
+    dumps = [st for st in steps if st.stage == choose.stage.replace("choose_layer", "dump")]
+    assert dumps and all(st.args[st.args.index("--layer-from") + 1] == json_path for st in dumps)
+    assert not any("<auto>" in a for st in steps for a in st.args)
+    paths = write_slurm(steps, str(tmp_path / "slurm"), 1, 1)
+    names = [os.path.basename(p) for p in paths]
+    assert names.index(next(n for n in names if "choose_layer" in n)) < names.index(
+        next(n for n in names if n.endswith(dumps[0].stage + ".sbatch")))
+    for p in paths:
+        subprocess.run(["bash", "-n", p], check=True)
 
-    script = sbatch_script("iter2.km.dump", "ae-hubert dump hubert --split '{train,valid}' --nshard 4 "
-                           "--rank '{0..3}'", 1, 8, "/logs", "1:00:00")
-    assert "#SBATCH --array=0-3" in script and '--rank "$SLURM_ARRAY_TASK_ID"' in script
-    with pytest.raises(ValueError):
+
+def test_sharded_dump_becomes_an_array_job(tmp_path):
+    sched = tmp_path / "s.yaml"
+    sched.write_text("nshard: 3\niterations:\n  - targets: [{source: mfcc, k: 10}]\n    max_update: 5\n")
+    steps = _steps(str(sched), tmp_path, _data(tmp_path), nodes=1, gpus=1)
+    group = dict(stage_groups(steps))["iter1.km.dump"]
+    script = sbatch_script("iter1.km.dump", group, 1, 1, "/logs", "1:00:00")
+    assert "#SBATCH --array=0,1,2" in script and 'case "$SLURM_ARRAY_TASK_ID" in' in script
+    for st in group:
+        assert st.shell() in script and st.rank in (0, 1, 2)
+    with pytest.raises(AeHubertError):
         distributed_overrides(0, 8)

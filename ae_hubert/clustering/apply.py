@@ -21,7 +21,23 @@ def load_centroids(km_path: str) -> np.ndarray:
     centers = getattr(km, "cluster_centers_", None)
     if centers is None:
         raise located(km_path, f"{type(km).__name__} has no cluster_centers_")
-    return np.asarray(centers, dtype=np.float32)
+    try:
+        centers = np.asarray(centers, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise located(km_path, f"cluster_centers_ is not a numeric array ({e})") from None
+    if centers.ndim != 2 or centers.shape[0] < 2 or centers.shape[1] < 1:
+        raise located(km_path, f"cluster_centers_ must be (K >= 2) x dim, got shape {centers.shape}")
+    if not np.isfinite(centers).all():
+        raise located(km_path, "cluster_centers_ contain NaN or inf")
+    return centers
+
+
+class NonFiniteFeatures(ValueError):
+    """A frame (its index in the block given) is NaN or inf: it has no nearest centroid."""
+
+    def __init__(self, frame: int):
+        super().__init__(f"frame {frame} is NaN or inf")
+        self.frame = frame
 
 
 class NearestCentroid:
@@ -39,7 +55,10 @@ class NearestCentroid:
             raise ValueError(f"features have {x.shape[1]} dims but the k-means centroids have {self.C.shape[1]}")
         out = np.empty(len(x), dtype=np.int64)
         for s in range(0, len(x), self.chunk):
-            xs = torch.from_numpy(np.array(x[s:s + self.chunk], dtype=np.float32)).to(self.device)
+            block = np.array(x[s:s + self.chunk], dtype=np.float32)
+            if not np.isfinite(block).all():
+                raise NonFiniteFeatures(s + int(np.argwhere(~np.isfinite(block))[0][0]))
+            xs = torch.from_numpy(block).to(self.device)
             d = (xs ** 2).sum(1, keepdim=True) - 2 * xs @ self.C.T + self.Cnorm
             out[s:s + len(xs)] = d.argmin(1).cpu().numpy()
         return out

@@ -16,49 +16,12 @@ import joblib
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from ..common.atomic import atomic_path
-from ..common.errors import AeHubertError, located
-from ..features.shards import read_shards
+from ..common.atomic import atomic_path, ensure_writable_dir
+from ..common.errors import located
+from .sample import check_k, init_frame_indices, sample_features, sampled_utterances
+from .streamed_kmeans import fit_kmeans_streamed
 
 logger = logging.getLogger(__name__)
-
-
-def sampled_utterances(feat_dir: str, split: str, nshard: int, percent: float, seed: int) -> list[np.ndarray]:
-    """Whole utterances, ``percent`` of each shard (all when percent <= 0 or >= 1), as stock does;
-    memory-mapped views, nothing read yet."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for shard in read_shards(feat_dir, split, nshard):
-        n = len(shard)
-        if 0 < percent < 1:
-            keep = np.sort(rng.choice(n, size=max(1, int(round(n * percent))), replace=False))
-        else:
-            keep = np.arange(n)
-        parts.extend(shard.utterance(i) for i in keep)
-    return parts
-
-
-def sample_features(feat_dir: str, split: str, nshard: int, percent: float, seed: int) -> np.ndarray:
-    """The sampled utterances' frames, in memory (float32)."""
-    parts = sampled_utterances(feat_dir, split, nshard, percent, seed)
-    feats = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts], axis=0)
-    if not np.isfinite(feats).all():
-        bad = np.argwhere(~np.isfinite(feats))[0][0]
-        raise AeHubertError(f"{feat_dir}: {split} features contain NaN or inf (sampled frame {bad})")
-    return feats
-
-
-def check_k(k: int, n_frames: int) -> None:
-    if k < 2:
-        raise AeHubertError(f"--k must be at least 2, got {k}")
-    if k > n_frames:
-        raise AeHubertError(f"--k {k} is larger than the number of sampled frames ({n_frames})")
-
-
-def init_frame_indices(n_frames: int, k: int, seed: int) -> np.ndarray:
-    """Sorted indices of the frames k-means++ seeds from: max(30 K, 10000) of them at random."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_frames, min(n_frames, max(30 * k, 10000)), replace=False))
 
 
 def fit_kmeans(feats: np.ndarray, k: int, seed: int = 0, max_iter: int = 100, tol: float = 1e-4) -> KMeans:
@@ -75,9 +38,10 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
                  chunk_frames: int = 200_000) -> KMeans:
     """``streamed``: the sample stays memory-mapped and Lloyd passes over it in chunks
     (streamed_kmeans.py), for samples larger than RAM; otherwise it is loaded and fit in memory."""
+    if os.path.isdir(out):
+        raise located(out, "--out is a directory; give the k-means file name")
+    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))  # before the fit, not after
     if streamed:
-        from .streamed_kmeans import fit_kmeans_streamed
-
         parts = sampled_utterances(feat_dir, split, nshard, percent, seed)
         km = fit_kmeans_streamed(parts, k, seed, max_iter, chunk_frames=chunk_frames)
         n_frames = sum(len(p) for p in parts)
@@ -88,8 +52,6 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
         n_frames = len(feats)
     logger.info("k-means: inertia %.6g (%.6g per frame), %d iterations", km.inertia_,
                 km.inertia_ / n_frames, km.n_iter_)
-    if os.path.isdir(out):
-        raise located(out, "--out is a directory; give the k-means file name")
     with atomic_path(out) as tmp:
         joblib.dump(km, tmp)
     return km

@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import os
 
+import re
+
+import numpy as np
 from tqdm import tqdm
 
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic
-from ..features.shards import read_shards
-from .apply import NearestCentroid, load_centroids
+from ..common.errors import AeHubertError, located
+from ..features.shards import feature_paths, read_shards
+from .apply import NearestCentroid, NonFiniteFeatures, load_centroids
+
+
+def check_label_name(name: str) -> None:
+    """A label name becomes file names ({split}.NAME, dict.NAME.txt): a plain word, no paths."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name or ""):
+        raise AeHubertError(f"label name {name!r}: use letters, digits, '_', '-', '.' (it names files)")
 
 
 def write_dict(out_dir: str, k: int, name: str = "km") -> str:
@@ -19,13 +29,18 @@ def write_dict(out_dir: str, k: int, name: str = "km") -> str:
 
 def dump_labels(feat_dir: str, split: str, nshard: int, km_path: str, out_dir: str, name: str = "km",
                 device: str | None = None) -> str:
+    check_label_name(name)
     centers = load_centroids(km_path)
+    shards = read_shards(feat_dir, split, nshard)
+    dim = shards[0].feats.shape[1]
+    if dim != centers.shape[1]:
+        raise located(feature_paths(feat_dir, split, 0, nshard)[0],
+                      f"features have {dim} dims but the k-means model {km_path} has {centers.shape[1]}")
     assign = NearestCentroid(centers, device)
     ensure_writable_dir(out_dir)
-    shards = read_shards(feat_dir, split, nshard)
     out = os.path.join(out_dir, f"{split}.{name}")
     with atomic_path(out) as tmp, open(tmp, "w") as f:
-        for shard in shards:
+        for r, shard in enumerate(shards):
             # assign a whole block of frames at once, then cut it back into utterances
             block = 1 << 18
             i = 0
@@ -37,7 +52,12 @@ def dump_labels(feat_dir: str, split: str, nshard: int, km_path: str, out_dir: s
                     j += 1
                 j = max(j, i + 1)
                 lo, hi = shard.offsets[i], shard.offsets[j - 1] + shard.lengths[j - 1]
-                labs = assign(shard.feats[lo:hi])
+                try:
+                    labs = assign(shard.feats[lo:hi])
+                except NonFiniteFeatures as e:
+                    u = int(np.searchsorted(shard.offsets, lo + e.frame, side="right")) - 1
+                    raise located(feature_paths(feat_dir, split, r, nshard)[0],
+                                  f"utterance {u + 1} (frame {lo + e.frame}) is NaN or inf: no label") from None
                 for u in range(i, j):
                     a = shard.offsets[u] - lo
                     f.write(" ".join(map(str, labs[a:a + shard.lengths[u]].tolist())) + "\n")

@@ -11,9 +11,14 @@ The choice and every layer's score are recorded.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
+
+from ..common.atomic import ensure_writable_dir, write_text_atomic
+from ..common.errors import located
+from ..common.manifest import read_manifest
 
 from .kmeans import fit_kmeans
 from .quality import joint_counts, scores
@@ -29,6 +34,9 @@ def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None
     ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
     if layers is None:
         layers = list(range(1, ex.num_layers + 1))
+    bad = [layer for layer in layers if not 1 <= layer <= ex.num_layers]
+    if bad:
+        raise located(ckpt, f"candidate layers {bad} out of range: the model has layers 1..{ex.num_layers}")
     per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     n = 0
     for _, out in split_hidden_states(ex, tsv_dir, split, layers, max_utterances):
@@ -39,9 +47,15 @@ def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None
 
 
 def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | None, k: int, seed: int = 1,
-                 max_utterances: int = 200, device: str | None = None) -> dict:
+                 max_utterances: int = 200, device: str | None = None, json_out: str | None = None) -> dict:
+    """``json_out``: where the result goes (``dump hubert --layer-from`` reads it)."""
     from sklearn.metrics import silhouette_score
 
+    if json_out:
+        if os.path.isdir(json_out):
+            raise located(json_out, "--json is a directory")
+        ensure_writable_dir(os.path.dirname(os.path.abspath(json_out)))
+    read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
     per_layer, n_utt = layer_features(ckpt, tsv_dir, split, candidates, max_utterances, device)
     candidates = list(per_layer)
     phn_path = os.path.join(tsv_dir, f"{split}.phn")
@@ -49,6 +63,8 @@ def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | No
     if os.path.isfile(phn_path):
         with open(phn_path) as f:
             phones = [line.split() for _, line in zip(range(n_utt), f)]
+        if len(phones) < n_utt:
+            raise located(phn_path, f"{len(phones)} lines but the manifest's first {n_utt} utterances were scored")
     criterion = "pnmi" if phones is not None else "silhouette"
     results = {}
     for layer in candidates:
@@ -67,5 +83,8 @@ def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | No
     why = (f"layer {best} has the highest {criterion} ({results[best]:.4f}) of layers "
            + ", ".join(f"{layer}: {s:.4f}" for layer, s in ranked)
            + f" (k-means K={k} on {n_utt} held-out '{split}' utterances)")
-    return {"chosen": best, "criterion": criterion, "scores": {str(k_): v for k_, v in results.items()},
-            "why": why, "utterances": n_utt}
+    result = {"chosen": best, "criterion": criterion, "scores": {str(k_): v for k_, v in results.items()},
+              "why": why, "utterances": n_utt}
+    if json_out:
+        write_text_atomic(json_out, json.dumps(result, indent=1) + "\n")
+    return result

@@ -9,12 +9,13 @@ covers [i/R, (i+1)/R)); each sequence is read at the finer rate and the longer o
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 
 import numpy as np
 
-from ..common.atomic import write_text_atomic
-from ..common.errors import located
+from ..common.atomic import ensure_writable_dir, write_text_atomic
+from ..common.errors import AeHubertError, located
 
 
 def read_label_lines(path: str) -> list[list[str]]:
@@ -23,6 +24,8 @@ def read_label_lines(path: str) -> list[list[str]]:
             return [line.split() for line in f]
     except FileNotFoundError:
         raise located(path, "label file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise located(path, f"not a readable label file ({e})") from None
 
 
 def resample(labels: list[str], rate: float, target_rate: float, n: int | None = None) -> list[str]:
@@ -77,12 +80,51 @@ def scores(counts: Counter) -> dict:
     }
 
 
-def label_quality(km_path: str, phn_path: str, km_rate: float = 50, phn_rate: float = 50,
+KNOWN_RATES = (25.0, 50.0, 100.0)  # label rates of HuBERT's targets: layer features (50, or 25 with stride) and MFCC
+
+
+def infer_rate(hyps: list[list[str]], refs: list[list[str]], ref_rate: float, path: str) -> float:
+    """The label rate that makes the label lines as long (in seconds) as the reference lines."""
+    n_hyp, n_ref = sum(map(len, hyps)), sum(map(len, refs))
+    if n_hyp == 0 or n_ref == 0:
+        raise located(path, "no frames to compare")
+    rate = n_hyp / n_ref * ref_rate
+    best = min(KNOWN_RATES, key=lambda r: abs(np.log(rate / r)))
+    if abs(rate / best - 1) > 0.1:
+        raise located(path, f"cannot infer --km-rate: the lines are {rate:.1f} Hz long against the phones at "
+                            f"{ref_rate:g} Hz, none of {', '.join(f'{r:g}' for r in KNOWN_RATES)} Hz; pass --km-rate")
+    return best
+
+
+def check_lengths(hyps: list[list[str]], refs: list[list[str]], hyp_rate: float, ref_rate: float,
+                  hyp_path: str, ref_path: str) -> None:
+    """Each label line must last as long as its phone line (within 2 frames + 2%): a wrong rate or
+    lines of other utterances would otherwise be scored without a word."""
+    for i, (h, r) in enumerate(zip(hyps, refs), start=1):
+        expected = len(r) * hyp_rate / ref_rate
+        if abs(len(h) - expected) > 2 + 0.02 * expected:
+            raise located(hyp_path, f"{len(h)} labels at {hyp_rate:g} Hz ({len(h) / hyp_rate:.2f} s) but line {i} of "
+                                    f"{ref_path} has {len(r)} phones at {ref_rate:g} Hz ({len(r) / ref_rate:.2f} s): "
+                                    "wrong --km-rate/--phn-rate, or the files are not of the same utterances", i)
+
+
+def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn_rate: float = 50,
                   json_out: str | None = None) -> dict:
+    """``km_rate`` None: inferred from the line lengths (50 or 100 Hz labels against the phones)."""
+    for name, rate in (("--km-rate", km_rate), ("--phn-rate", phn_rate)):
+        if rate is not None and not rate > 0:
+            raise AeHubertError(f"{name} must be a positive frame rate in Hz, got {rate}")
+    if json_out:
+        if os.path.isdir(json_out):
+            raise located(json_out, "--json is a directory")
+        ensure_writable_dir(os.path.dirname(os.path.abspath(json_out)))
     hyps = read_label_lines(km_path)
     refs = read_label_lines(phn_path)
     if len(hyps) != len(refs):
         raise located(km_path, f"{len(hyps)} lines but {phn_path} has {len(refs)}")
+    if km_rate is None:
+        km_rate = infer_rate(hyps, refs, phn_rate, km_path)
+    check_lengths(hyps, refs, km_rate, phn_rate, km_path, phn_path)
     counts, diff = joint_counts(refs, hyps, phn_rate, km_rate)
     if not counts:
         raise located(km_path, "no frames to compare")

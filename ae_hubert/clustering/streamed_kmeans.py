@@ -17,7 +17,7 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from ..common.errors import AeHubertError
-from .kmeans import check_k, init_frame_indices
+from .sample import check_k, init_frame_indices
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 from typing import Iterator
 
 from .errors import located
@@ -22,19 +24,65 @@ def ensure_writable_dir(path: str | os.PathLike) -> str:
     return path
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
+_PARTIAL = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)(?P<ext>\.[^.]*)?$")
+
+
 def tmp_name(final: str | os.PathLike) -> str:
-    """The temporary name used for ``final`` while it is being written (same dir, same suffix)."""
+    """The temporary name used for ``final`` while it is being written (same dir, same suffix):
+    ``.STEM.partial-HOST-PID.EXT``, so a later run can tell a dead writer's leftover from a live one."""
     final = os.fspath(final)
     d, base = os.path.split(final)
     stem, ext = os.path.splitext(base)
-    return os.path.join(d, f".{stem}.partial-{os.getpid()}{ext}")
+    return os.path.join(d, f".{stem}.partial-{_HOST}-{os.getpid()}{ext}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale_partial(name: str) -> bool:
+    """A temporary file of ours whose writer (on this host) is dead. Other hosts' files are left
+    alone: on a shared filesystem their writers may still be running."""
+    m = _PARTIAL.match(os.path.basename(name))
+    return bool(m) and m["host"] == _HOST and not _alive(int(m["pid"]))
+
+
+def remove_stale_partials(directory: str | os.PathLike, recursive: bool = False) -> list[str]:
+    """Delete the leftovers of killed writers under ``directory``; returns what was removed."""
+    removed = []
+    walk = os.walk(directory) if recursive else [(os.fspath(directory), [], _listdir(directory))]
+    for d, _, files in walk:
+        for f in files:
+            if f.startswith(".") and ".partial-" in f and is_stale_partial(f):
+                path = os.path.join(d, f)
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+def _listdir(d) -> list[str]:
+    try:
+        return os.listdir(d)
+    except OSError:
+        return []
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path; rename it to ``final`` only if the block completes."""
     final = os.fspath(final)
-    ensure_writable_dir(os.path.dirname(os.path.abspath(final)))
+    d = ensure_writable_dir(os.path.dirname(os.path.abspath(final)))
+    remove_stale_partials(d)
     tmp = tmp_name(final)
     try:
         yield tmp
@@ -61,7 +109,7 @@ def atomic_paths(*finals: str | os.PathLike) -> Iterator[list[str]]:
 class _deferred:
     def __init__(self, final):
         self.final = os.fspath(final)
-        ensure_writable_dir(os.path.dirname(os.path.abspath(self.final)))
+        remove_stale_partials(ensure_writable_dir(os.path.dirname(os.path.abspath(self.final))))
         self.tmp = tmp_name(self.final)
 
     def __enter__(self):
@@ -89,5 +137,5 @@ def write_lines_atomic(path: str | os.PathLike, lines) -> None:
                 f.write(f"{line}\n")
 
 
-__all__ = ["atomic_path", "atomic_paths", "ensure_writable_dir", "tmp_name", "write_text_atomic",
-           "write_lines_atomic"]
+__all__ = ["atomic_path", "atomic_paths", "ensure_writable_dir", "remove_stale_partials", "tmp_name",
+           "write_text_atomic", "write_lines_atomic"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import zipfile
 from dataclasses import dataclass
 
 from .errors import located
@@ -54,11 +55,31 @@ def load_state(path: str, arg_overrides: dict | None = None) -> dict:
         raise located(path, "checkpoint not found")
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
+            IndexError, zipfile.BadZipFile) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None
     if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
         raise located(path, "not a fairseq checkpoint (no 'model' weights or 'cfg')")
+    return state
+
+
+def load_state_lazily(path: str) -> dict:
+    """A checkpoint's raw state with its tensors memory-mapped, not read (for its metadata)."""
+    from .. import compat
+
+    compat.install()
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None
+    if not isinstance(state, dict):
+        raise located(path, f"not a fairseq checkpoint (it holds a {type(state).__name__}, not a dict)")
     return state
 
 
@@ -71,7 +92,8 @@ def _is_hubert(model) -> bool:
 def state_updates(state: dict) -> int:
     """Training updates recorded in a loaded checkpoint state (0 when it has no optimizer history)."""
     hist = state.get("optimizer_history") or [{}]
-    return int(hist[-1].get("num_updates", 0))
+    last = hist[-1] if isinstance(hist, list) and isinstance(hist[-1], dict) else {}
+    return int(last.get("num_updates", 0) or 0)
 
 
 def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,

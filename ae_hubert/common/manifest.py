@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import located
+from .errors import AeHubertError, located
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Manifest:
 def shard_range(total: int, nshard: int, rank: int) -> tuple[int, int]:
     """The same split as fairseq's ``simple_kmeans/feature_utils.get_shard_range``."""
     if nshard < 1 or not 0 <= rank < nshard:
-        raise ValueError(f"invalid --rank/--nshard {rank}/{nshard}")
+        raise AeHubertError(f"--rank {rank} / --nshard {nshard}: need nshard >= 1 and 0 <= rank < nshard")
     start = round(total / nshard * rank)
     end = round(total / nshard * (rank + 1))
     return start, end

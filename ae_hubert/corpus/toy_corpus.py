@@ -20,6 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic, write_text_atomic
+from ..common.errors import AeHubertError
 from ..common.manifest import write_manifest
 from ..common.letters import words_to_letters
 from . import flite, phones, vocabulary
@@ -41,6 +42,26 @@ class Utterance:
     nsamples: int
     frame_phones: list[str]
     word_spans: list[tuple[str, float, float]]
+
+
+def check_voice(voice: str) -> None:
+    """Refuse a voice before any synthesis: a malformed name, an unknown or non-16 kHz voice."""
+    kind, _, name = voice.partition(":")
+    try:
+        if kind == "flite" and name:
+            _, sr, _ = flite.synth("yes", name)
+            if sr != SAMPLE_RATE:
+                raise RuntimeError(f"flite voice {name!r} is {sr} Hz; use a 16 kHz voice (kal16, awb, ...)")
+        elif kind == "espeak" and name:  # the CLI, in its own process: the library's state must stay fresh
+            import subprocess
+
+            r = subprocess.run(["espeak-ng", "-q", "-v", name, "yes"], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"unknown espeak-ng voice ({r.stderr.strip() or r.returncode})")
+        else:
+            raise RuntimeError("expected 'flite:NAME' or 'espeak:NAME'")
+    except (RuntimeError, ValueError, OSError) as e:
+        raise AeHubertError(f"--voices: {voice!r}: {e}") from None
 
 
 def _spans_from_counts(words, prons, segs):
@@ -164,7 +185,9 @@ def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] 
     """Synthesise the corpus into ``out_dir``; return its summary (also written to corpus.json)."""
     voices = list(voices or DEFAULT_VOICES)
     if utterances < 10:
-        raise ValueError("--utterances must be at least 10 (train/valid/test splits)")
+        raise AeHubertError("--utterances must be at least 10 (train/valid/test splits)")
+    for v in voices:
+        check_voice(v)
     out_dir = os.path.abspath(out_dir)
     ensure_writable_dir(os.path.join(out_dir, "wav"))
     texts = vocabulary.sentences(utterances, seed)

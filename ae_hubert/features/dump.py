@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..common.atomic import atomic_paths, ensure_writable_dir
 from ..common.audio import read_entry
-from ..common.errors import AeHubertError
+from ..common.errors import AeHubertError, located
 from ..common.manifest import ManifestEntry, read_manifest
 from .shards import feature_paths
 
@@ -43,12 +43,34 @@ def write_shard(feat_dir: str, split: str, rank: int, nshard: int,
     return npy, len_path
 
 
-def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int) -> list[ManifestEntry]:
+def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples: int = 400) -> list[ManifestEntry]:
+    """The shard's manifest entries; every one must be long enough for one feature frame
+    (400 samples: the 25 ms MFCC window, HuBERT's CNN receptive field)."""
     manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
+    if nshard > len(manifest):
+        raise AeHubertError(f"{manifest.tsv}: --nshard {nshard} is more than its {len(manifest)} utterances")
     entries = manifest.shard(nshard, rank)
-    if not entries:
-        raise AeHubertError(f"{manifest.tsv}: shard {rank}/{nshard} is empty ({len(manifest)} utterances)")
+    for e in entries:
+        if e.nsamples < min_samples:
+            raise AeHubertError(f"{e.where}: {e.relpath} has {e.nsamples} samples, fewer than the {min_samples} "
+                                "needed for one feature frame (remove it from the manifest)")
     return entries
+
+
+def layer_from(path: str) -> int:
+    """The layer a ``choose-layer --json`` result chose."""
+    import json
+
+    try:
+        with open(path) as f:
+            chosen = json.load(f).get("chosen")
+    except FileNotFoundError:
+        raise located(path, "layer choice not found (run `ae-hubert choose-layer --json` first)") from None
+    except (OSError, ValueError, AttributeError) as e:
+        raise located(path, f"not a choose-layer result ({e})") from None
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        raise located(path, f"'chosen' must be a layer number >= 1, got {chosen!r}")
+    return chosen
 
 
 def dump_mfcc(tsv_dir: str, split: str, out_dir: str, nshard: int = 1, rank: int = 0) -> tuple[str, str]:
@@ -108,13 +130,15 @@ def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, n
     from ..common.checkpoint import load_hubert
     from .hubert_layers import HubertLayerExtractor
 
-    entries = shard_entries(tsv_dir, split, nshard, rank)
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise AeHubertError(f"--dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))  # a bad manifest fails before the model loads
     loaded = load_hubert(ckpt, user_dir=user_dir)
     if not 1 <= layer <= loaded.num_layers:
         raise AeHubertError(f"{ckpt}: --layer {layer} out of range, the model has layers 1..{loaded.num_layers}")
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise AeHubertError(f"--dtype must be float32, float16 or bfloat16, got {dtype!r}")
     extractor = HubertLayerExtractor(loaded.model.to(getattr(torch, dtype)), loaded.normalize, device)
+    receptive = next(n for n in range(1, 1 << 20) if extractor.frames(n) > 0)
+    entries = shard_entries(tsv_dir, split, nshard, rank, min_samples=receptive)
     if max_samples is None:  # measured on 2 CPU cores: batching does not pay there, so one utterance
         max_samples = 1_600_000 if extractor.device.type == "cuda" else 0  # per batch; on a GPU it does
     feats = _hubert_features(extractor, entries, layer, max_samples, max_chunk)

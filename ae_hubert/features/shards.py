@@ -36,15 +36,22 @@ def read_shard(feat_dir: str, split: str, rank: int, nshard: int) -> FeatureShar
     with open(len_path) as f:
         for i, line in enumerate(f, start=1):
             try:
-                lengths.append(int(line))
+                n = int(line)
             except ValueError:
                 raise located(len_path, f"expected a frame count, got {line.strip()[:40]!r}", i) from None
+            if n < 1:
+                raise located(len_path, f"frame count must be >= 1, got {n}", i)
+            lengths.append(n)
+    if not lengths:
+        raise located(len_path, "no utterances (empty .len)")
     try:
         feats = np.load(npy, mmap_mode="r")
-    except ValueError as e:
-        raise located(npy, f"not a readable .npy array ({e})") from None
-    if feats.ndim != 2:
+    except (ValueError, EOFError, OSError) as e:
+        raise located(npy, f"not a readable .npy array ({e or 'empty file'})") from None
+    if feats.ndim != 2 or feats.shape[1] < 1:
         raise located(npy, f"expected a 2-D (frames x dim) array, got shape {feats.shape}")
+    if not np.issubdtype(feats.dtype, np.floating):
+        raise located(npy, f"expected float features, got {feats.dtype}")
     lengths = np.asarray(lengths, dtype=np.int64)
     if int(lengths.sum()) != feats.shape[0]:
         raise located(len_path, f"frame counts sum to {int(lengths.sum())} but {npy} has {feats.shape[0]} frames")
@@ -53,4 +60,10 @@ def read_shard(feat_dir: str, split: str, rank: int, nshard: int) -> FeatureShar
 
 
 def read_shards(feat_dir: str, split: str, nshard: int) -> list[FeatureShard]:
-    return [read_shard(feat_dir, split, r, nshard) for r in range(nshard)]
+    """Every shard of a split; they must agree on the feature dimension."""
+    shards = [read_shard(feat_dir, split, r, nshard) for r in range(nshard)]
+    dims = {s.feats.shape[1] for s in shards}
+    if len(dims) > 1:
+        raise located(feature_paths(feat_dir, split, 0, nshard)[0],
+                      f"shards of '{split}' disagree on the feature dimension: {sorted(dims)}")
+    return shards

@@ -12,43 +12,85 @@ import csv
 import json
 import os
 
-from ..common.atomic import atomic_path, write_text_atomic
-from ..common.errors import AeHubertError
-from ..pipeline.stages import Stages
-from ..pipeline.train import final_stats, run_training, train_command
+from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
+from ..common.errors import AeHubertError, located
+from ..runner.configs import compose_train_config
+from ..runner.lock import WorkDirLock
+from ..runner.stages import Stages
+from ..runner.trainer import final_stats, resolve_train_config, run_training, train_args
+
+
+def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides: list[str]) -> list[str]:
+    return [f"task.data={os.path.abspath(data)}", f"model.w2v_path={os.path.abspath(ckpt)}",
+            f"model.reset_top_layers={k}", f"model.reset_mode={mode}", f"checkpoint.save_dir={save}", *overrides]
+
+
+def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
+                overrides: list[str], splits: tuple[str, ...]) -> int:
+    """Everything a sweep needs, checked before the first run: the pretrained checkpoint and its
+    depth against the whole k list, the data and label files, the composed fine-tuning config.
+    Returns the runs' ``max_update``."""
+    from ..common.checkpoint import load_hubert
+    from ..common.manifest import read_manifest
+
+    if not ks:
+        raise AeHubertError("--ks: give at least one k")
+    loaded = load_hubert(ckpt)
+    if loaded.fine_tuned:
+        raise located(ckpt, "a fine-tuned checkpoint; the sweep fine-tunes a pretrained one (its w2v_path)")
+    depth = loaded.num_layers
+    too_deep = [k for k in ks if k > depth or (mode == "drop" and k == depth)]
+    if any(k < 0 for k in ks) or too_deep:
+        raise AeHubertError(f"--ks {','.join(map(str, ks))}: the model has {depth} transformer layers; "
+                            f"{mode} needs 0 <= k {'<' if mode == 'drop' else '<='} {depth}")
+    cfg = compose_train_config(cfg_dir, cfg_name, _run_overrides(data, ckpt, ks[0], mode, "/SAVE_DIR", overrides),
+                               "reset-sweep")
+    labels = list(cfg.task.labels)
+    for name in labels:
+        path = os.path.join(data, f"dict.{name}.txt")
+        if not os.path.isfile(path):
+            raise located(path, "dictionary of the fine-tuning labels not found")
+    for split in dict.fromkeys(("train", "valid", *splits)):
+        n = len(read_manifest(os.path.join(data, f"{split}.tsv")))
+        for name in labels:
+            path = os.path.join(data, f"{split}.{name}")
+            if not os.path.isfile(path):
+                raise located(path, "label file not found")
+            with open(path, encoding="utf-8") as f:
+                lines = sum(1 for _ in f)
+            if lines != n:
+                raise located(path, f"{lines} lines but {split}.tsv has {n} utterances")
+    return int(cfg.optimization.max_update)
 
 
 def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = "reinit",
                 config: str = "finetune/toy_cpu", overrides: list[str] | None = None,
                 splits: tuple[str, ...] = ("valid",)) -> list[dict]:
-    from ..pipeline.schedule import ScheduleError, resolve_train_config
     from .decode import decode
 
-    try:
-        cfg_dir, cfg_name = resolve_train_config(config, "reset-sweep --config")
-    except ScheduleError as e:
-        raise AeHubertError(str(e)) from None
+    cfg_dir, cfg_name = resolve_train_config(config, "reset-sweep --config")
     if not os.path.isfile(ckpt):
-        raise AeHubertError(f"{ckpt}: checkpoint not found")
+        raise located(ckpt, "checkpoint not found")
+    overrides = list(overrides or [])
+    max_update = check_sweep(ckpt, data, ks, mode, cfg_dir, cfg_name, overrides, splits)
     w = os.path.abspath(work_dir)
-    stages = Stages(w)
     rows = []
-    for k in ks:
-        run = os.path.join(w, f"k{k}")
-        save = os.path.join(run, "checkpoints")
-        cmd = train_command(cfg_dir, cfg_name, [
-            f"task.data={os.path.abspath(data)}", f"model.w2v_path={os.path.abspath(ckpt)}",
-            f"model.reset_top_layers={k}", f"model.reset_mode={mode}", f"checkpoint.save_dir={save}",
-            *(overrides or [])])
-        stats = stages.run(f"k{k}.train", lambda: final_stats(run_training(cmd, run, save_dir=save)))
-        row = {"k": k, "mode": mode, "train": stats}
-        for split in splits:
-            def _decode(split=split):
-                r = decode(os.path.join(save, "checkpoint_last.pt"), data, split, os.path.join(run, "decode"))
-                return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
-            row[split] = stages.run(f"k{k}.decode.{split}", _decode)
-        rows.append(row)
-    write_sweep(rows, splits, w)
+    with WorkDirLock(w):
+        remove_stale_partials(w, recursive=True)
+        stages = Stages(w)
+        for k in ks:
+            run = os.path.join(w, f"k{k}")
+            save = os.path.join(run, "checkpoints")
+            args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
+            stats = stages.run(f"k{k}.train", lambda: final_stats(run_training(args, run, save, max_update), save))
+            row = {"k": k, "mode": mode, "train": stats}
+            for split in splits:
+                def _decode(split=split):
+                    r = decode(os.path.join(save, "checkpoint_last.pt"), data, split, os.path.join(run, "decode"))
+                    return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
+                row[split] = stages.run(f"k{k}.decode.{split}", _decode)
+            rows.append(row)
+        write_sweep(rows, splits, w)
     return rows
 
 

@@ -11,28 +11,61 @@ optimizer, LR schedule, meters and data iterator start afresh).
 """
 from __future__ import annotations
 
+import difflib
 import os
 
 import torch
 
+from ..clustering.label import check_label_name
+from ..common.atomic import ensure_writable_dir
 from ..common.checkpoint import PRETRAINING_ONLY, load_state
-from ..common.errors import located
+from ..common.errors import AeHubertError, located
 from ..common.fresh_checkpoint import save_checkpoint
 
 
+def model_override_strings(overrides: list[str]) -> list[str]:
+    """The ``model.KEY=VALUE`` (or ``+model.KEY=VALUE``) hydra overrides, as ``model.KEY=VALUE``."""
+    out = []
+    for o in overrides:
+        key, sep, _ = o.lstrip("+").partition("=")
+        if sep and key.startswith("model.") and "." not in key[len("model."):]:
+            out.append(o.lstrip("+"))
+    return out
+
+
 def model_overrides(overrides: list[str]) -> dict:
-    """The ``model.KEY=VALUE`` (or ``+model.KEY=VALUE``) hydra overrides, values parsed as hydra does."""
+    """The model overrides' values by key (the last one wins), parsed as hydra does."""
     import yaml
 
     out = {}
-    for o in overrides:
-        key, sep, value = o.lstrip("+").partition("=")
-        if sep and key.startswith("model.") and "." not in key[len("model."):]:
-            parsed = yaml.safe_load(value) if value else ""
-            if ":" in value and not isinstance(parsed, str):  # YAML 1.1 reads 6:0:1 as a base-60 number
-                parsed = value
-            out[key[len("model."):]] = parsed
+    for o in model_override_strings(overrides):
+        key, _, value = o.partition("=")
+        parsed = yaml.safe_load(value) if value else ""
+        if ":" in value and not isinstance(parsed, str):  # YAML 1.1 reads 6:0:1 as a base-60 number
+            parsed = value
+        out[key[len("model."):]] = parsed
     return out
+
+
+def check_model_keys(model: dict, default_name: str, where: str) -> None:
+    """Every ``model.KEY`` must be a field of the model's registered config (fairseq would fail later,
+    or silently ignore it)."""
+    import dataclasses
+
+    import ae_hubert  # noqa: F401  (registers our models)
+    from fairseq.models import MODEL_DATACLASS_REGISTRY
+
+    name = str(model.get("_name", default_name))
+    dc = MODEL_DATACLASS_REGISTRY.get(name)
+    if dc is None:
+        raise AeHubertError(f"{where}: model._name {name!r} is not a registered model "
+                            f"(known: {', '.join(sorted(MODEL_DATACLASS_REGISTRY))})")
+    fields = {f.name for f in dataclasses.fields(dc)}
+    for key in model:
+        if key != "_name" and key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            raise AeHubertError(f"{where}: model.{key} is not an option of model {name!r}"
+                                + (f" (did you mean model.{close[0]}?)" if close else ""))
 
 
 def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], reset_top_layers: int,
@@ -46,10 +79,21 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
 
     from ..models.layer_reset import reset_top_layers as reinit_top_layers
 
+    for name in labels:
+        check_label_name(name)
+        path = os.path.join(label_dir, f"dict.{name}.txt")
+        if not os.path.isfile(path):
+            raise located(path, "label dictionary not found (run `ae-hubert label` first)")
+    if reset_top_layers < 0:
+        raise AeHubertError(f"--reset-top-layers must be >= 0, got {reset_top_layers}")
+    if os.path.isdir(out):
+        raise located(out, "--out is a directory; give the checkpoint's file name")
+    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
     state = load_state(prev_ckpt)
     cfg = state["cfg"]
     if cfg.model.get("w2v_args") is not None:
         raise located(prev_ckpt, "init: continue needs a pretraining checkpoint, this one is fine-tuned")
+    check_model_keys(model or {}, cfg.model.get("_name", "hubert"), "init-continue")
     with open_dict(cfg):
         for key, value in (model or {}).items():
             cfg.model[key] = value

@@ -18,7 +18,8 @@ import time
 from ..common.atomic import write_text_atomic
 from ..corpus.toy_corpus import build
 from .iterate import iterate, summary_table
-from .stages import Stages
+from ..runner.lock import WorkDirLock
+from ..runner.stages import Stages
 
 SCHEDULES = ("standard_toy", "progressive_toy")
 PROBE_UTTERANCES = 120
@@ -67,8 +68,13 @@ def quality_table(records: list[dict]) -> str:
 
 def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, schedules=SCHEDULES,
              overrides: list[str] | None = None) -> dict:
-    t0 = time.time()
     w = os.path.abspath(work_dir)
+    with WorkDirLock(w):
+        return _run_demo(w, utterances, seed, schedules, overrides)
+
+
+def _run_demo(w: str, utterances: int, seed: int, schedules, overrides: list[str] | None) -> dict:
+    t0 = time.time()
     corpus = os.path.join(w, "corpus")
     Stages(w).run("corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"])
     results = {}

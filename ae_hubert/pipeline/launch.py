@@ -8,22 +8,25 @@ Training runs through fairseq's own distributed settings, nothing else:
   ``SLURM_PROCID`` (rank) and ``SLURM_LOCALID`` (device) itself.
 Sidecars shard with ``--nshard/--rank``: under SLURM a dump is an array job, one task per shard.
 ``--slurm DIR`` writes one sbatch script per stage and ``submit.sh``, which chains them with
-``--dependency=afterok``; without it the commands are printed (the iteration driver's dry run).
+``--dependency=afterok``; without it the steps are printed (the iteration driver's dry run).
+Scripts are rendered from the steps of ``plan.py``, the same ones ``iterate`` executes.
 """
 from __future__ import annotations
 
 import os
-import re
 import shlex
 
 from ..common.atomic import write_text_atomic
+from ..common.errors import AeHubertError
+from ..runner.trainer import HYDRA_TRAIN
+from .plan import Step
 
 DEFAULT_PORT = 29671  # fairseq's Base recipe's
 
 
 def distributed_overrides(nodes: int, gpus_per_node: int, port: int = DEFAULT_PORT) -> list[str]:
     if nodes < 1 or gpus_per_node < 1:
-        raise ValueError("--nodes and --gpus-per-node must be >= 1")
+        raise AeHubertError("--nodes and --gpus-per-node must be >= 1")
     world = nodes * gpus_per_node
     if world == 1:
         return []
@@ -34,64 +37,66 @@ def distributed_overrides(nodes: int, gpus_per_node: int, port: int = DEFAULT_PO
     return out
 
 
-def plan_commands(schedule: str, work_dir: str, data: str | None, overrides: list[str]) -> list[tuple[str, str]]:
-    """``[(stage, shell command)]`` of the driver's dry run."""
-    from .iterate import iterate
-
-    lines: list[str] = []
-    iterate(schedule, work_dir, data, overrides, dry_run=True, echo=lines.append)
-    stages = []
-    for block in lines:
-        if block.startswith("# ") and "\n" in block:
-            name, cmd = block[2:].split("\n", 1)
-            stages.append((name, cmd))
-    return stages
+def stage_groups(steps: list[Step]) -> list[tuple[str, list[Step]]]:
+    """Consecutive steps of one stage, in order: one SLURM job each."""
+    groups: list[tuple[str, list[Step]]] = []
+    for st in steps:
+        if groups and groups[-1][0] == st.stage:
+            groups[-1][1].append(st)
+        else:
+            groups.append((st.stage, [st]))
+    return groups
 
 
-_SPLITS = re.compile(r"--split '\{([\w,]+)\}'")
-_RANKS = re.compile(r"--rank '\{0\.\.(\d+)\}'")
-
-
-def sbatch_script(name: str, cmd: str, nodes: int, gpus_per_node: int, log_dir: str, time: str) -> str:
-    head = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --output={log_dir}/{name}.%A_%a.log",
-            f"#SBATCH --time={time}"]
-    body = cmd
-    if name.endswith(".train"):
+def sbatch_script(stage: str, steps: list[Step], nodes: int, gpus_per_node: int, log_dir: str, time: str) -> str:
+    """One stage's steps as an sbatch script. Sharded steps (``rank`` set) become an array job whose
+    task r runs rank r's steps; training under several nodes runs with ``srun`` (one task per GPU)."""
+    head = ["#!/bin/bash", f"#SBATCH --job-name={stage}", f"#SBATCH --time={time}"]
+    ranks = sorted({st.rank for st in steps if st.rank is not None})
+    head.append(f"#SBATCH --output={log_dir}/{stage}.%A_%a.log" if ranks else f"#SBATCH --output={log_dir}/{stage}.%j.log")
+    train = [st for st in steps if st.tool == HYDRA_TRAIN]
+    if train:
         tasks = gpus_per_node if nodes > 1 else 1  # one node: fairseq-hydra-train spawns its own processes
         head += [f"#SBATCH --nodes={nodes}", f"#SBATCH --ntasks-per-node={tasks}",
                  f"#SBATCH --gpus-per-node={gpus_per_node}", "#SBATCH --cpus-per-task=8"]
-        if nodes > 1:  # one task per GPU; fairseq reads SLURM_PROCID / SLURM_LOCALID
-            body = re.sub(r"(\S*fairseq-hydra-train)", r"srun \1", cmd, count=1)
     else:
         head += ["#SBATCH --nodes=1", "#SBATCH --ntasks=1", "#SBATCH --cpus-per-task=8"]
-        if ".dump" in name:
+        if any(st.args[:2] == ("dump", "hubert") for st in steps):
             head.append("#SBATCH --gpus-per-node=1")
-        ranks = _RANKS.search(body)
-        if ranks:
-            head.append(f"#SBATCH --array=0-{ranks.group(1)}")
-            body = _RANKS.sub('--rank "$SLURM_ARRAY_TASK_ID"', body)
-    splits = _SPLITS.search(body)
-    if splits:
-        body = "for split in {}; do\n  {}\ndone".format(" ".join(splits.group(1).split(",")),
-                                                       _SPLITS.sub('--split "$split"', body))
-    return "\n".join(head + ["set -euo pipefail", body]) + "\n"
+
+    def line(st: Step) -> str:
+        if st.tool == HYDRA_TRAIN and nodes > 1:  # one task per GPU; fairseq reads SLURM_PROCID / SLURM_LOCALID
+            return Step(st.name, st.stage, "srun", (st.tool, *st.args), st.cwd).shell()
+        return st.shell()
+
+    body = [line(st) for st in steps if st.rank is None]
+    if ranks:
+        head.append(f"#SBATCH --array={','.join(map(str, ranks))}")
+        body.append('case "$SLURM_ARRAY_TASK_ID" in')
+        for r in ranks:
+            body.append(f"  {r})")
+            body += [f"    {line(st)}" for st in steps if st.rank == r]
+            body.append("    ;;")
+        body += ['  *) echo "no shard $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;', "esac"]
+    return "\n".join(head + ["set -euo pipefail", *body]) + "\n"
 
 
-def write_slurm(stages: list[tuple[str, str]], out_dir: str, nodes: int, gpus_per_node: int,
+def write_slurm(steps: list[Step], out_dir: str, nodes: int, gpus_per_node: int,
                 time: str = "72:00:00") -> list[str]:
-    os.makedirs(out_dir, exist_ok=True)
-    logs = os.path.join(os.path.abspath(out_dir), "logs")
+    from ..common.atomic import ensure_writable_dir
+
+    ensure_writable_dir(out_dir)
+    logs = ensure_writable_dir(os.path.join(os.path.abspath(out_dir), "logs"))
     paths, submit = [], ["#!/bin/bash", "# submits every stage in order, each after the previous one succeeded",
                          "set -euo pipefail", "cd \"$(dirname \"$0\")\"", "dep=()"]
-    for i, (name, cmd) in enumerate(stages):
-        path = os.path.join(out_dir, f"{i:02d}_{name}.sbatch")
-        write_text_atomic(path, sbatch_script(name, cmd, nodes, gpus_per_node, logs, time))
+    for i, (stage, group) in enumerate(stage_groups(steps)):
+        path = os.path.join(out_dir, f"{i:02d}_{stage}.sbatch")
+        write_text_atomic(path, sbatch_script(stage, group, nodes, gpus_per_node, logs, time))
         paths.append(path)
         submit.append(f"id=$(sbatch --parsable \"${{dep[@]}}\" {shlex.quote(os.path.basename(path))})")
         submit.append('dep=(--dependency=afterok:"${id%%;*}")')
-        submit.append(f"echo \"{name}: $id\"")
+        submit.append(f"echo \"{stage}: $id\"")
     sub = os.path.join(out_dir, "submit.sh")
     write_text_atomic(sub, "\n".join(submit) + "\n")
     os.chmod(sub, 0o755)
-    os.makedirs(logs, exist_ok=True)
     return [*paths, sub]

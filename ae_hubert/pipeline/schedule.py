@@ -22,14 +22,17 @@ The label rate is derived from the targets (MFCC 100 Hz, layers 50 Hz), never ty
 """
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from dataclasses import dataclass, field
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
-from .train import CONFIG_DIR
+from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0}
 INITS = ("scratch", "continue")
@@ -91,24 +94,38 @@ class Schedule:
     def total_updates(self) -> int:
         return sum(it.max_update for it in self.iterations)
 
+    def train_overrides(self, it: Iteration, data: str, label_dir: str, save_dir: str, init: str | None) -> list[str]:
+        """The hydra overrides of one iteration's ``fairseq-hydra-train`` run (schedule's, then the
+        iteration's, then the command line's last)."""
+        return [f"task.data={data}", f"task.label_dir={label_dir}",
+                f"task.labels=[{','.join(t.name for t in it.targets)}]", f"task.label_rate={it.label_rate:g}",
+                f"checkpoint.save_dir={save_dir}", f"optimization.max_update={it.max_update}",
+                f"common.seed={self.seed}", *([f"checkpoint.finetune_from_model={init}"] if init else []),
+                *self.overrides, *it.overrides, *self.cli_overrides]
 
-def resolve_train_config(spec: str, where: str) -> tuple[str, str]:
-    """``pretrain/toy_cpu`` (shipped) or a path to a YAML -> (config dir, config name)."""
-    path = spec if spec.endswith(".yaml") else os.path.join(CONFIG_DIR, spec + ".yaml")
-    if not os.path.isfile(path):
-        raise ScheduleError(f"{where}: training config {spec!r} not found ({path})")
-    return os.path.dirname(os.path.abspath(path)), os.path.splitext(os.path.basename(path))[0]
+
+TOP_KEYS = ("name", "description", "data", "train_config", "overrides", "kmeans", "start_from", "seed", "nshard",
+            "keep_features", "iterations")
+KMEANS_KEYS = ("percent", "max_iter", "streamed")
+ITERATION_KEYS = ("name", "targets", "init", "reset_top_layers", "max_update", "overrides")
+TARGET_KEYS = ("source", "k", "layer", "percent", "name", "candidates")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def encoder_depth(config_dir: str, config_name: str, overrides: list[str]) -> int:
-    """Transformer depth the training config (plus overrides) asks for."""
-    cfg = OmegaConf.load(os.path.join(config_dir, config_name + ".yaml"))
-    depth = OmegaConf.select(cfg, "model.encoder_layers", default=12)  # HubertConfig's default
-    for o in overrides:
-        key, _, value = o.lstrip("+").partition("=")
-        if key == "model.encoder_layers":
-            depth = int(value)
-    return int(depth)
+def _mapping(node, where, keys):
+    """``node`` must be a mapping whose keys are all known; a misspelt key gets a suggestion."""
+    if not isinstance(node, DictConfig):
+        raise ScheduleError(f"{where}: expected a mapping of {', '.join(keys)}, got {_show(node)}")
+    for key in node.keys():
+        if key not in keys:
+            close = difflib.get_close_matches(str(key), keys, n=1)
+            raise ScheduleError(f"{where}.{key}: unknown key" + (f" (did you mean {close[0]}?)" if close
+                                                                 else f"; known: {', '.join(keys)}"))
+    return node
+
+
+def _show(node) -> str:
+    return repr(OmegaConf.to_container(node) if OmegaConf.is_config(node) else node)
 
 
 def _get(node, key, where, default=None, required=False):
@@ -119,87 +136,136 @@ def _get(node, key, where, default=None, required=False):
     return default
 
 
+def _list(node, where) -> list:
+    if not isinstance(node, ListConfig):
+        raise ScheduleError(f"{where}: expected a list, got {_show(node)}")
+    return list(node)
+
+
 def _int(value, where, minimum=None):
     if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                value = int(value)
-            else:
-                raise ValueError
-        except ValueError:
-            raise ScheduleError(f"{where}: expected an integer, got {value!r}") from None
+        raise ScheduleError(f"{where}: expected an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ScheduleError(f"{where}: must be >= {minimum}, got {value}")
     return value
 
 
+def _bool(value, where) -> bool:
+    if not isinstance(value, bool):  # a string "false" would otherwise read as true
+        raise ScheduleError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _str(value, where) -> str:
+    if OmegaConf.is_config(value) or isinstance(value, bool):
+        raise ScheduleError(f"{where}: expected a string, got {_show(value)}")
+    return str(value)
+
+
+def _name(value, where) -> str:
+    """Names become directory and file names inside the work dir: plain words, no paths."""
+    value = _str(value, where)
+    if not NAME.fullmatch(value):
+        raise ScheduleError(f"{where}: {value!r} must be letters, digits, '_', '-', '.' (it names files in the "
+                            "work dir), not starting with '.' or '-'")
+    return value
+
+
+def _fraction(value, where) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (value != -1 and not 0 < value <= 1):
+        raise ScheduleError(f"{where}: a fraction in (0, 1], or -1 for all, got {value!r}")
+    return float(value)
+
+
+def _overrides(node, where) -> list[str]:
+    return [_str(o, f"{where}[{i}]") for i, o in enumerate(_list(node, where))]
+
+
+def _manifest_sizes(data: str, where: str, nshard: int) -> None:
+    from ..common.manifest import read_manifest
+
+    for split in ("train", "valid"):
+        m = read_manifest(os.path.join(data, f"{split}.tsv"))
+        if nshard > len(m):
+            raise ScheduleError(f"{where}: nshard: {nshard} shards but {m.tsv} has {len(m)} utterances")
+        short = next((e for e in m.entries if e.nsamples < MIN_SAMPLES), None)
+        if short is not None:
+            raise ScheduleError(f"{short.where}: {short.relpath} has {short.nsamples} samples, fewer than the "
+                                f"{MIN_SAMPLES} needed for one feature frame (remove it from the manifest)")
+
+
+MIN_SAMPLES = 400  # one MFCC window / HuBERT's CNN receptive field
+
+
 def load_schedule(path: str, data: str | None = None, extra_overrides: list[str] | None = None) -> Schedule:
-    """Parse and validate; raise :class:`ScheduleError` naming the field before any work."""
+    """Parse and validate; raise :class:`ScheduleError` naming the field before any work. Every
+    iteration's training config is composed here, as ``fairseq-hydra-train`` will compose it."""
     from ..common.checkpoint import load_hubert
+    from ..runner.configs import compose_train_config
 
     path = shipped_schedule(path)
     try:
         raw = OmegaConf.load(path)
-    except (OmegaConfBaseException, OSError, ValueError) as e:
-        raise ScheduleError(f"{path}: not a readable YAML schedule ({e})") from None
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ScheduleError(f"{path}: not a readable YAML schedule ({first})") from None
     where = os.path.basename(path)
-    cfg_dir, cfg_name = resolve_train_config(str(_get(raw, "train_config", where, "pretrain/toy_cpu")),
-                                             f"{where}: train_config")
-    overrides = [str(o) for o in _get(raw, "overrides", where, [])]
+    _mapping(raw, where, TOP_KEYS)
+    try:
+        cfg_dir, cfg_name = resolve_train_config(_str(_get(raw, "train_config", where, "pretrain/toy_cpu"),
+                                                      f"{where}: train_config"), f"{where}: train_config")
+    except AeHubertError as e:
+        raise ScheduleError(str(e)) from None
+    overrides = _overrides(_get(raw, "overrides", where, ListConfig([])), f"{where}: overrides")
     cli_overrides = list(extra_overrides or [])
-    km = _get(raw, "kmeans", where, {})
+    km = _mapping(_get(raw, "kmeans", where, DictConfig({})), f"{where}: kmeans", KMEANS_KEYS)
+    start_from = _get(raw, "start_from", where)
+    data = data or _get(raw, "data", where)
     sched = Schedule(
-        name=str(_get(raw, "name", where, os.path.splitext(os.path.basename(path))[0])),
-        path=os.path.abspath(path), data=data or _get(raw, "data", where),
+        name=_name(_get(raw, "name", where, os.path.splitext(os.path.basename(path))[0]), f"{where}: name"),
+        path=os.path.abspath(path), data=None if data is None else _str(data, f"{where}: data"),
         train_config_dir=cfg_dir, train_config_name=cfg_name, overrides=overrides, iterations=[],
         cli_overrides=cli_overrides,
         kmeans_max_iter=_int(_get(km, "max_iter", f"{where}: kmeans", 100), f"{where}: kmeans.max_iter", 1),
-        kmeans_streamed=bool(_get(km, "streamed", f"{where}: kmeans", False)),
-        seed=_int(_get(raw, "seed", where, 1), f"{where}: seed"),
-        start_from=_get(raw, "start_from", where),
+        kmeans_streamed=_bool(_get(km, "streamed", f"{where}: kmeans", False), f"{where}: kmeans.streamed"),
+        seed=_int(_get(raw, "seed", where, 1), f"{where}: seed", 0),
+        start_from=None if start_from is None else _str(start_from, f"{where}: start_from"),
         nshard=_int(_get(raw, "nshard", where, 1), f"{where}: nshard", 1),
-        keep_features=bool(_get(raw, "keep_features", where, True)),
-        description=str(_get(raw, "description", where, "")),
+        keep_features=_bool(_get(raw, "keep_features", where, True), f"{where}: keep_features"),
+        description=_str(_get(raw, "description", where, ""), f"{where}: description"),
     )
-    default_percent = float(_get(km, "percent", where, -1.0))
+    default_percent = _fraction(_get(km, "percent", where, -1), f"{where}: kmeans.percent")
     if sched.data is None:
         raise ScheduleError(f"{where}: data: no manifest directory (set `data:` or pass --data)")
     if not os.path.isfile(os.path.join(sched.data, "train.tsv")):
         raise ScheduleError(f"{where}: data: {sched.data} has no train.tsv")
+    _manifest_sizes(sched.data, where, sched.nshard)
     if sched.start_from is not None:
         if not os.path.isfile(sched.start_from):
             raise ScheduleError(f"{where}: start_from: checkpoint {sched.start_from} not found")
         sched.start_depth = load_hubert(sched.start_from).num_layers
-    its = _get(raw, "iterations", where, required=True)
+    its = _list(_get(raw, "iterations", where, required=True), f"{where}: iterations")
     if len(its) == 0:
         raise ScheduleError(f"{where}: iterations: empty")
     prev_depth = sched.start_depth
     for i, it in enumerate(its):
         w = f"{where}: iterations[{i}]"
-        name = str(_get(it, "name", w, f"iter{i + 1}"))
-        it_overrides = [str(o) for o in _get(it, "overrides", w, [])]
-        depth = encoder_depth(cfg_dir, cfg_name, overrides + it_overrides + cli_overrides)
-        init = str(_get(it, "init", w, "scratch"))
+        _mapping(it, w, ITERATION_KEYS)
+        name = _name(_get(it, "name", w, f"iter{i + 1}"), f"{w}.name")
+        it_overrides = _overrides(_get(it, "overrides", w, ListConfig([])), f"{w}.overrides")
+        init = _str(_get(it, "init", w, "scratch"), f"{w}.init")
         if init not in INITS:
             raise ScheduleError(f"{w}.init: {init!r} is not one of {', '.join(INITS)}")
-        if init == "continue" and prev_depth is None:
-            raise ScheduleError(f"{w}.init: 'continue' needs a previous checkpoint (none before the first "
-                                "iteration; set start_from)")
-        if init == "continue" and prev_depth != depth:
-            raise ScheduleError(f"{w}.init: 'continue' needs the same depth as the previous model "
-                                f"({prev_depth} layers), this iteration has {depth}")
         reset = _int(_get(it, "reset_top_layers", w, 0), f"{w}.reset_top_layers", 0)
-        if reset and init != "continue":
-            raise ScheduleError(f"{w}.reset_top_layers: only meaningful with init: continue")
-        if reset > depth:
-            raise ScheduleError(f"{w}.reset_top_layers: {reset} > model depth {depth}")
+        max_update = _int(_get(it, "max_update", w, required=True), f"{w}.max_update", 1)
         targets = []
-        raw_targets = _get(it, "targets", w, required=True)
+        raw_targets = _list(_get(it, "targets", w, required=True), f"{w}.targets")
         if len(raw_targets) == 0:
             raise ScheduleError(f"{w}.targets: empty")
         for j, t in enumerate(raw_targets):
             tw = f"{w}.targets[{j}]"
-            source = str(_get(t, "source", tw, required=True))
+            _mapping(t, tw, TARGET_KEYS)
+            source = _str(_get(t, "source", tw, required=True), f"{tw}.source")
             if source not in SOURCES:
                 raise ScheduleError(f"{tw}.source: unknown source {source!r} (expected one of {', '.join(SOURCES)})")
             k = _int(_get(t, "k", tw, required=True), f"{tw}.k", 2)
@@ -211,31 +277,45 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
                                         "first iteration; set start_from)")
                 if layer is None:
                     raise ScheduleError(f"{tw}.layer: required for source 'layer' (an integer or 'auto')")
-                if str(layer) == "auto":
-                    layer = "auto"
-                    candidates = [_int(c, f"{tw}.candidates", 1) for c in _get(t, "candidates", tw,
-                                                                               range(1, prev_depth + 1))]
+                if layer == "auto":
+                    candidates = [_int(c, f"{tw}.candidates", 1) for c in
+                                  _list(_get(t, "candidates", tw, ListConfig(list(range(1, prev_depth + 1)))),
+                                        f"{tw}.candidates")]
                     bad = [c for c in candidates if c > prev_depth]
-                    if bad or not candidates:
-                        raise ScheduleError(f"{tw}.candidates: layers must be in 1..{prev_depth}, got {candidates}")
+                    if bad or not candidates or len(set(candidates)) < len(candidates):
+                        raise ScheduleError(f"{tw}.candidates: distinct layers in 1..{prev_depth}, got {candidates}")
                 else:
                     layer = _int(layer, f"{tw}.layer", 1)
                     if layer > prev_depth:
                         raise ScheduleError(f"{tw}.layer: {layer} > depth {prev_depth} of the previous model")
             elif layer is not None:
                 raise ScheduleError(f"{tw}.layer: only for source 'layer'")
-            percent = float(_get(t, "percent", tw, default_percent))
-            if percent == 0 or percent > 1:
-                raise ScheduleError(f"{tw}.percent: a fraction in (0, 1], or -1 for all, got {percent}")
-            label = str(_get(t, "name", tw, "km" if j == 0 else f"km{j + 1}"))
+            if "candidates" in t and layer != "auto":
+                raise ScheduleError(f"{tw}.candidates: only for layer: auto")
+            percent = _fraction(_get(t, "percent", tw, default_percent), f"{tw}.percent")
+            label = _name(_get(t, "name", tw, "km" if j == 0 else f"km{j + 1}"), f"{tw}.name")
             targets.append(Target(source, k, layer, percent, label, candidates))
         if len({t.rate for t in targets}) > 1:
             raise ScheduleError(f"{w}.targets: MFCC (100 Hz) and layer (50 Hz) targets cannot share an "
                                 "iteration: fairseq's task has one label_rate")
         if len({t.name for t in targets}) < len(targets):
             raise ScheduleError(f"{w}.targets: label names must differ")
-        max_update = _int(_get(it, "max_update", w, required=True), f"{w}.max_update", 1)
-        sched.iterations.append(Iteration(name, targets, max_update, init, reset, it_overrides, depth))
+        iteration = Iteration(name, targets, max_update, init, reset, it_overrides)
+        cfg = compose_train_config(cfg_dir, cfg_name, sched.train_overrides(
+            iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"), os.path.join("/", "SAVE_DIR"),
+            None), w)
+        depth = iteration.depth = int(cfg.model.encoder_layers)
+        if init == "continue" and prev_depth is None:
+            raise ScheduleError(f"{w}.init: 'continue' needs a previous checkpoint (none before the first "
+                                "iteration; set start_from)")
+        if init == "continue" and prev_depth != depth:
+            raise ScheduleError(f"{w}.init: 'continue' needs the same depth as the previous model "
+                                f"({prev_depth} layers), this iteration has {depth}")
+        if reset and init != "continue":
+            raise ScheduleError(f"{w}.reset_top_layers: only meaningful with init: continue")
+        if reset > depth:
+            raise ScheduleError(f"{w}.reset_top_layers: {reset} > model depth {depth}")
+        sched.iterations.append(iteration)
         prev_depth = depth
     names = [it.name for it in sched.iterations]
     if len(set(names)) < len(names):

@@ -5,6 +5,11 @@ typo produced an empty ``dict.km.txt`` and a loss near zero), and crashes on an 
 with an unbound variable. This task checks the manifest and every label file before building
 the stock dataset, and names the file and line at fault.
 
+numpy's global generator is re-seeded before every update, as fairseq re-seeds torch's, the batches
+of a resumed run are built as the uninterrupted run built them, and random crops are drawn from a generator seeded by (``common.seed``, epoch, the batch's utterance ids)
+instead of numpy's global one, which fairseq never re-seeds: a run resumed from a checkpoint then
+crops exactly as the uninterrupted run did (crop_seed.py).
+
 With ``probe_utterances > 0`` it also probes every layer at each validation (validation_probe.py)
 and logs the per-layer metrics with the validation stats (fairseq's log and tensorboard).
 """
@@ -13,7 +18,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Set
 
+import numpy as np
 from fairseq import metrics
+from omegaconf import II
 from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 
@@ -31,6 +38,7 @@ class AeHubertPretrainingConfig(HubertPretrainingConfig):
     probe_split: str = field(default="valid", metadata={"help": "manifest {data}/{split}.tsv of the probe set"})
     probe_phone_labels: str = field(
         default="phn", metadata={"help": "extension of 50 Hz frame phone labels beside the probe manifest"})
+    seed: int = II("common.seed")
 
 
 def validate_label_file(path: str, n_lines: int, symbols: Optional[Set[str]]) -> None:
@@ -79,9 +87,19 @@ class AeHubertPretrainingTask(HubertPretrainingTask):
                 cfg.w2v_args = built
         return model
 
-    def train_step(self, *args, **kwargs):
+    def get_batch_iterator(self, dataset, *args, epoch=1, **kwargs):
+        """fairseq builds the batches once, from the epoch the iterator is created in (epoch 1 for a
+        fresh run), and reuses them for every later epoch; a run resumed in epoch E would build them
+        from E and train on other batches. Build them as a fresh run does: the epoch itself comes from
+        the checkpoint's iterator state (and with ``rebuild_batches`` the batches follow it)."""
+        return super().get_batch_iterator(dataset, *args, epoch=1, **kwargs)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         self._probe_due = True
-        return super().train_step(*args, **kwargs)
+        # numpy's global generator (LayerDrop's draws, anything else a model takes from it) is seeded
+        # per update like fairseq seeds torch's, so a resumed run continues the same random stream.
+        np.random.seed((int(self.cfg.seed) + int(update_num)) % 2 ** 32)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
@@ -108,3 +126,6 @@ class AeHubertPretrainingTask(HubertPretrainingTask):
                 symbols = None if self.cfg.fine_tuning else set(d.symbols[d.nspecial:])
                 validate_label_file(os.path.join(label_dir, f"{split}.{label}"), len(manifest), symbols)
         super().load_dataset(split, **kwargs)
+        from .crop_seed import reproducible_crops
+
+        reproducible_crops(self.datasets[split], self.cfg.seed)

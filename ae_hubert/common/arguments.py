@@ -1,0 +1,67 @@
+"""Argument types for the command line: every number is range-checked before any work, and a bad
+value becomes one line (``argument --k: must be an integer >= 2, got '1'``)."""
+from __future__ import annotations
+
+import argparse
+
+
+def integer(minimum: int | None = None, maximum: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        bounds = (f" >= {minimum}" if minimum is not None else "") + \
+                 (f" and <= {maximum}" if maximum is not None else "")
+        if value is None or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer{bounds}, got {text!r}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _number(text: str, ok, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")  # fails every check below
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def sample_fraction(text: str) -> float:
+    """-1 (everything) or a fraction in (0, 1]: a percentage such as 50 is refused, not read as 'all'."""
+    return _number(text, lambda v: v == -1 or 0 < v <= 1, "a fraction in (0, 1] or -1 for all")
+
+
+def int_list(minimum: int = 0):
+    """Comma-separated integers (>= ``minimum``), no duplicates, at least one."""
+    one = integer(minimum)
+
+    def parse(text: str) -> list[int]:
+        items = [p.strip() for p in text.split(",")]
+        if not text.strip() or any(not p for p in items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        try:
+            values = [one(p) for p in items]
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"every item {e} (in {text!r})") from None
+        if len(set(values)) < len(values):
+            raise argparse.ArgumentTypeError(f"duplicate values in {text!r}")
+        return values
+    parse.__name__ = "integer list"
+    return parse
+
+
+def name_list(text: str) -> list[str]:
+    items = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    if len(set(items)) < len(items):
+        raise argparse.ArgumentTypeError(f"duplicate names in {text!r}")
+    return items

@@ -1,0 +1,131 @@
+"""The stage plan: a schedule as an ordered list of steps, each one command.
+
+This is the only definition of what a schedule does. ``iterate`` executes the steps (an
+``ae-hubert`` step through the same parser and handler as the CLI subcommand), ``--dry-run`` prints
+them as shell lines, and ``launch`` renders them into sbatch scripts. A step's result that later
+steps need is a file: ``layer: auto`` is a ``choose-layer`` step writing a JSON that the dump step
+reads with ``--layer-from``, so it resolves under SLURM too.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+
+from .schedule import Iteration, Schedule, Target
+
+SPLITS = ("train", "valid")
+PHONE_RATE = 50.0  # frame phone labels (.phn) of the synthetic corpora
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # unique; its completion marker is .stages/NAME.json
+    stage: str  # the stage it belongs to (one SLURM job per stage)
+    tool: str  # "ae-hubert", "fairseq-hydra-train" or "rm"
+    args: tuple[str, ...]
+    cwd: str | None = None
+    rank: int | None = None  # shard index of a sharded step (a SLURM array task)
+    save_dir: str | None = None  # training steps: fairseq's checkpoint dir
+    max_update: int | None = None  # training steps
+
+    def shell(self) -> str:
+        line = " ".join(shlex.quote(a) for a in (self.tool, *self.args))
+        return f"(mkdir -p {shlex.quote(self.cwd)} && cd {shlex.quote(self.cwd)} && {line})" if self.cwd else line
+
+
+@dataclass(frozen=True)
+class TargetFiles:
+    """Where one target's files live in its iteration's directory."""
+    feat: str
+    kmeans: str
+    labels: str
+    layer_json: str
+    quality_dir: str
+
+    def quality(self, split: str, name: str) -> str:
+        return os.path.join(self.quality_dir, f"{split}.{name}.json")
+
+
+def iteration_dir(work_dir: str, it: Iteration) -> str:
+    return os.path.join(work_dir, it.name)
+
+
+def target_files(work_dir: str, it: Iteration, t: Target) -> TargetFiles:
+    d = iteration_dir(work_dir, it)
+    return TargetFiles(os.path.join(d, f"feat_{t.name}"), os.path.join(d, f"{t.name}.kmeans.bin"),
+                       os.path.join(d, "labels"), os.path.join(d, f"{t.name}.layer.json"),
+                       os.path.join(d, "quality"))
+
+
+def checkpoint_dir(work_dir: str, it: Iteration) -> str:
+    return os.path.join(iteration_dir(work_dir, it), "checkpoints")
+
+
+def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ckpt: str | None,
+                  data: str) -> list[Step]:
+    pre = f"{it.name}.{t.name}"
+    steps = []
+    n = str(s.nshard)
+    if t.source == "mfcc":
+        kind = ["mfcc"]
+    elif t.layer == "auto":
+        steps.append(Step(f"{pre}.choose_layer", f"{pre}.choose_layer", "ae-hubert", (
+            "choose-layer", "--ckpt", prev_ckpt, "--data", data, "--split", "valid", "--k", str(t.k),
+            "--candidates", ",".join(map(str, t.candidates)), "--seed", str(s.seed), "--json", f.layer_json)))
+        kind = ["hubert", "--ckpt", prev_ckpt, "--layer-from", f.layer_json]
+    else:
+        kind = ["hubert", "--ckpt", prev_ckpt, "--layer", str(t.layer)]
+    for split in SPLITS:
+        for rank in range(s.nshard):
+            steps.append(Step(f"{pre}.dump.{split}" + (f".{rank}" if s.nshard > 1 else ""), f"{pre}.dump",
+                              "ae-hubert", ("dump", *kind, "--tsv-dir", data, "--split", split, "--out-dir", f.feat,
+                                            "--nshard", n, "--rank", str(rank)),
+                              rank=rank if s.nshard > 1 else None))
+    steps.append(Step(f"{pre}.kmeans", f"{pre}.kmeans", "ae-hubert", (
+        "kmeans", "--feat-dir", f.feat, "--split", "train", "--nshard", n, "--k", str(t.k), "--out", f.kmeans,
+        "--percent", f"{t.percent:g}", "--seed", str(s.seed), "--max-iter", str(s.kmeans_max_iter),
+        *(["--streamed"] if s.kmeans_streamed else []))))
+    for split in SPLITS:
+        steps.append(Step(f"{pre}.labels.{split}", f"{pre}.labels", "ae-hubert", (
+            "label", "--feat-dir", f.feat, "--split", split, "--nshard", n, "--km", f.kmeans, "--out-dir", f.labels,
+            "--name", t.name)))
+    if not s.keep_features:
+        steps.append(Step(f"{pre}.drop_features", f"{pre}.labels", "rm", ("-rf", f.feat)))
+    for split in SPLITS:
+        phn = os.path.join(data, f"{split}.phn")
+        if os.path.isfile(phn):
+            steps.append(Step(f"{pre}.quality.{split}", f"{pre}.labels", "ae-hubert", (
+                "quality", "--km", os.path.join(f.labels, f"{split}.{t.name}"), "--phn", phn,
+                "--km-rate", f"{t.rate:g}", "--phn-rate", f"{PHONE_RATE:g}", "--json", f.quality(split, t.name))))
+    return steps
+
+
+def plan(s: Schedule, work_dir: str) -> list[Step]:
+    """Every step of the schedule, in order. ``work_dir`` and the data are made absolute."""
+    from ..runner.trainer import train_args
+    from .continue_init import model_override_strings
+
+    work_dir = os.path.abspath(work_dir)
+    data = os.path.abspath(s.data)
+    prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
+    steps: list[Step] = []
+    for it in s.iterations:
+        d = iteration_dir(work_dir, it)
+        for t in it.targets:
+            steps += _target_steps(s, it, t, target_files(work_dir, it, t), prev_ckpt, data)
+        init = None
+        if it.init == "continue":
+            init = os.path.join(d, "init.pt")
+            model = model_override_strings([*s.overrides, *it.overrides, *s.cli_overrides])
+            steps.append(Step(f"{it.name}.init", f"{it.name}.init", "ae-hubert", (
+                "init-continue", "--prev", prev_ckpt, "--label-dir", target_files(work_dir, it, it.targets[0]).labels,
+                "--labels", ",".join(t.name for t in it.targets), "--reset-top-layers", str(it.reset_top_layers),
+                "--seed", str(s.seed), "--out", init, *model)))
+        ckpts = checkpoint_dir(work_dir, it)
+        steps.append(Step(f"{it.name}.train", f"{it.name}.train", "fairseq-hydra-train",
+                          tuple(train_args(s.train_config_dir, s.train_config_name, s.train_overrides(
+                              it, data, target_files(work_dir, it, it.targets[0]).labels, ckpts, init))),
+                          cwd=d, save_dir=ckpts, max_update=it.max_update))
+        prev_ckpt = os.path.join(ckpts, "checkpoint_last.pt")
+    return steps

@@ -1,0 +1,182 @@
+"""Training through the stock ``fairseq-hydra-train`` entry point, as a subprocess the driver owns.
+
+- The plugin is passed as ``common.user_dir``; fairseq resumes from ``checkpoint_last.pt`` by itself,
+  so rerunning the same command after a kill continues training instead of restarting.
+- A run whose ``checkpoint_last.pt`` already reached ``max_update`` is not started again (fairseq
+  would train one more update before noticing).
+- The trainer runs in its own process group and dies with the driver: SIGTERM/SIGINT/SIGHUP sent
+  to the driver are forwarded to that group and waited for, and the kernel kills the trainer if
+  the driver dies by kill -9 (``PR_SET_PDEATHSIG``, Linux).
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+
+from ..common.atomic import atomic_path
+from ..common.errors import AeHubertError
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(PACKAGE_DIR, "config")
+HYDRA_TRAIN = "fairseq-hydra-train"
+
+
+def hydra_train_executable() -> str:
+    exe = os.path.join(os.path.dirname(sys.executable), HYDRA_TRAIN)
+    if os.path.isfile(exe):
+        return exe
+    found = shutil.which(HYDRA_TRAIN)
+    if not found:
+        raise AeHubertError(f"{HYDRA_TRAIN} not found (is fairseq installed in this environment?)")
+    return found
+
+
+def train_args(config_dir: str, config_name: str, overrides: list[str]) -> list[str]:
+    """Arguments of ``fairseq-hydra-train`` (without the executable) for a config and overrides."""
+    return ["--config-dir", config_dir, "--config-name", config_name, *overrides, f"common.user_dir={PACKAGE_DIR}"]
+
+
+def resolve_train_config(spec: str, where: str) -> tuple[str, str]:
+    """``pretrain/toy_cpu`` (shipped) or a path to a YAML -> (config dir, config name)."""
+    path = spec if spec.endswith(".yaml") else os.path.join(CONFIG_DIR, spec + ".yaml")
+    if not os.path.isfile(path):
+        raise AeHubertError(f"{where}: training config {spec!r} not found ({path})")
+    return os.path.dirname(os.path.abspath(path)), os.path.splitext(os.path.basename(path))[0]
+
+
+def _intact(path: str) -> bool:
+    """A torch zip checkpoint whose central directory is there (a truncated copy has none)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return len(z.namelist()) > 0
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def repair_last_checkpoint(save_dir: str) -> str | None:
+    """fairseq writes ``checkpoint_last.pt`` by a plain copy of the newest checkpoint, so a kill at the
+    wrong moment leaves it truncated and the rerun cannot resume. Replace a truncated one by the
+    newest intact ``checkpoint_*.pt`` (atomically), or remove it. Returns what was done, if anything."""
+    last = os.path.join(save_dir, "checkpoint_last.pt")
+    if not os.path.exists(last) or _intact(last):
+        return None
+    candidates = [p for p in glob.glob(os.path.join(save_dir, "checkpoint*.pt"))
+                  if p != last and ".partial-" not in p and _intact(p)]
+    if not candidates:
+        os.remove(last)
+        return f"removed truncated {last}"
+    newest = max(candidates, key=os.path.getmtime)
+    with atomic_path(last) as tmp:
+        shutil.copyfile(newest, tmp)
+    return f"replaced truncated {last} by {newest}"
+
+
+def checkpoint_updates(path: str) -> int | None:
+    """``num_updates`` recorded in a checkpoint, read without loading its tensors (memory-mapped);
+    None when there is no intact checkpoint."""
+    if not os.path.isfile(path) or not _intact(path):
+        return None
+    from ..common.checkpoint import load_state_lazily, state_updates
+
+    return state_updates(load_state_lazily(path))
+
+
+def _die_with_parent(parent: int):
+    def preexec() -> None:  # runs in the child between fork and exec
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:  # not Linux: forwarding of SIGTERM/SIGINT still applies
+            return
+        if os.getppid() != parent:  # the driver died before prctl took effect
+            os._exit(1)
+    return preexec
+
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def run_owned(cmd: list[str], cwd: str, log) -> int:
+    """Run ``cmd`` (stdout/stderr to the open file ``log``) as a child that cannot outlive us.
+    A forwarded signal is re-raised here after the child has exited."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+    received: list[int] = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if proc.poll() is None:  # an exception while waiting: never leave the trainer behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if received:
+        if received[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + received[0])
+    return rc
+
+
+def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int | None = None,
+                 log_name: str = "train.log") -> str:
+    """Run ``fairseq-hydra-train ARGS`` in ``run_dir`` (hydra writes there), appending its output to
+    ``log_name``; returns the log's path. Does nothing when ``save_dir`` already holds a checkpoint
+    at ``max_update``."""
+    os.makedirs(run_dir, exist_ok=True)
+    repaired = repair_last_checkpoint(save_dir)
+    log = os.path.join(run_dir, log_name)
+    cmd = [hydra_train_executable(), *args]
+    with open(log, "a") as f:
+        if repaired:
+            f.write(f"[ae_hubert] {repaired}\n")
+        updates = checkpoint_updates(os.path.join(save_dir, "checkpoint_last.pt"))
+        if max_update is not None and updates is not None and updates >= max_update:
+            f.write(f"[ae_hubert] checkpoint_last.pt is at {updates} >= max_update {max_update} updates: "
+                    "training is complete, not restarted\n")
+            return log
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        rc = run_owned(cmd, run_dir, f)
+    if rc != 0:
+        with open(log) as f:
+            tail = f.read()[-2000:]
+        raise AeHubertError(f"{log}: {HYDRA_TRAIN} failed (exit {rc}):\n{tail}")
+    return log
+
+
+_STAT = re.compile(r"(\w+) ([-\d.e+]+)")
+
+
+def final_stats(log: str, save_dir: str | None = None) -> dict:
+    """Last train/valid summary lines of a fairseq log: loss, masked accuracy, updates (the update
+    count from ``checkpoint_last.pt`` when the log has none)."""
+    out: dict = {}
+    with open(log) as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        for kind in ("train", "valid"):
+            if f"[{kind}][INFO]" in line and " | " in line:
+                stats = dict(_STAT.findall(line.split(" | ", 1)[1].replace(" | ", " ")))
+                out[kind] = {k: float(v) for k, v in stats.items() if k in
+                             ("loss", "correct_m_0", "correct_u_0", "num_updates", "wall", "ppl")}
+    if save_dir and "num_updates" not in out.get("train", {}):
+        updates = checkpoint_updates(os.path.join(save_dir, "checkpoint_last.pt"))
+        if updates is not None:
+            out.setdefault("train", {})["num_updates"] = float(updates)
+    return out

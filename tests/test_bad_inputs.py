@@ -1,0 +1,306 @@
+"""Every command refuses bad input up front: exit status 2, one line naming the file/line/field,
+no traceback, and no output left that looks finished. Table-driven over every subcommand."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import BIN
+from ae_hubert.cli import main
+
+
+def _files(c):
+    """Bad files, built once per test from the shared fixtures."""
+    t = c["tmp"]
+    feat = c["feat"]
+    bad = {}
+
+    def featdir(name, npy=None, lens=None):
+        d = t / name
+        d.mkdir()
+        src_npy, src_len = os.path.join(feat, "valid_0_1.npy"), os.path.join(feat, "valid_0_1.len")
+        (d / "valid_0_1.npy").write_bytes(open(src_npy, "rb").read() if npy is None else npy)
+        (d / "valid_0_1.len").write_text(open(src_len).read() if lens is None else lens)
+        return str(d)
+
+    bad["empty_npy"] = featdir("empty_npy", npy=b"")
+    lens = open(os.path.join(feat, "valid_0_1.len")).read().split()
+    bad["len_sum"] = featdir("len_sum", lens="\n".join(lens[:-1]) + "\n")
+    bad["len_negative"] = featdir("len_negative", lens="\n".join(["-3"] + lens[1:]) + "\n")
+    x = np.load(os.path.join(feat, "valid_0_1.npy"))
+    nan = x.copy()
+    nan[5, 3] = np.nan
+    d = t / "nan"
+    d.mkdir()
+    np.save(d / "valid_0_1.npy", nan)
+    shutil.copy(os.path.join(feat, "valid_0_1.len"), d / "valid_0_1.len")
+    bad["nan"] = str(d)
+    d = t / "dim"
+    d.mkdir()
+    np.save(d / "valid_0_1.npy", x[:, :13])
+    shutil.copy(os.path.join(feat, "valid_0_1.len"), d / "valid_0_1.len")
+    bad["dim"] = str(d)
+    (t / "garbage.bin").write_bytes(b"not a pickle at all")
+    bad["garbage"] = str(t / "garbage.bin")
+    torch.save([1, 2, 3], t / "list.pt")
+    torch.save(None, t / "none.pt")
+    bad["list_pt"], bad["none_pt"] = str(t / "list.pt"), str(t / "none.pt")
+    (t / "file").write_text("a file where a directory is expected\n")
+    bad["under_file"] = str(t / "file" / "out")
+    # a manifest with a clip too short for one feature frame
+    short = t / "short"
+    short.mkdir()
+    import soundfile as sf
+
+    sf.write(short / "s.wav", np.zeros(300, dtype=np.float32), 16000)
+    (short / "train.tsv").write_text(f"{short}\ns.wav\t300\n")
+    bad["short"] = str(short)
+    # labels: 100 Hz MFCC labels, and the same lines in another order
+    km = open(os.path.join(c["lab"], "valid.km")).read().splitlines()
+    (t / "shuffled.km").write_text("\n".join(km[1:] + km[:1]) + "\n")
+    bad["shuffled_km"] = str(t / "shuffled.km")
+    # a label dir without dict.km.txt
+    nodict = t / "nodict"
+    nodict.mkdir()
+    bad["nodict"] = str(nodict)
+    # data without dict.ltr.txt (fine-tuning)
+    nod = t / "noltrdict"
+    nod.mkdir()
+    for f in os.listdir(c["corpus"]):
+        if f.endswith((".tsv", ".ltr", ".wrd")):
+            shutil.copy(os.path.join(c["corpus"], f), nod / f)
+    bad["no_ltr_dict"] = str(nod)
+    return bad
+
+
+def schedule(c, text):
+    p = c["tmp"] / f"s{abs(hash(text)) % 10**8}.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+GOOD_ITERS = "iterations:\n  - targets: [{source: mfcc, k: 10}]\n    max_update: 5\n"
+
+# (id, argv builder, expected text in the error line, paths that must not exist afterwards)
+CASES = [
+    ("corpus-utterances", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--utterances", "5"], ">= 10", ["tc"]),
+    ("corpus-voice-format", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", "bogus"],
+     "expected 'flite:NAME'", ["tc"]),
+    ("corpus-voice-unknown", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", "espeak:xx-nope"],
+     "--voices", ["tc"]),
+    ("corpus-workers", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--workers", "0"], "--workers", ["tc"]),
+    ("dump-rank", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "valid", "--out-dir",
+                                f"{c['tmp']}/o", "--nshard", "2", "--rank", "2"], "--rank 2", ["o"]),
+    ("dump-rank-negative", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "valid", "--out-dir",
+                                         f"{c['tmp']}/o", "--rank", "-1"], "--rank", ["o"]),
+    ("dump-nshard-0", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "valid", "--out-dir",
+                                    f"{c['tmp']}/o", "--nshard", "0"], "--nshard", ["o"]),
+    ("dump-nshard-too-many", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "valid",
+                                           "--out-dir", f"{c['tmp']}/o", "--nshard", "1000", "--rank", "3"],
+     "more than its", ["o"]),
+    ("dump-no-manifest", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "nope", "--out-dir",
+                                       f"{c['tmp']}/o"], "nope.tsv: manifest not found", ["o"]),
+    ("dump-short-clip", lambda c, b: ["dump", "mfcc", "--tsv-dir", b["short"], "--split", "train", "--out-dir",
+                                      f"{c['tmp']}/o"], "train.tsv:2", ["o"]),
+    ("dump-hubert-short-clip", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer", "2", "--tsv-dir",
+                                             b["short"], "--split", "train", "--out-dir", f"{c['tmp']}/o"],
+     "train.tsv:2", ["o"]),
+    ("dump-hubert-mfcc-option", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "valid",
+                                              "--out-dir", f"{c['tmp']}/o", "--layer", "3"], "unrecognized", ["o"]),
+    ("dump-hubert-no-layer", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--tsv-dir", c["corpus"],
+                                           "--split", "valid", "--out-dir", f"{c['tmp']}/o"], "--layer", ["o"]),
+    ("dump-hubert-layer-0", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer", "0", "--tsv-dir",
+                                          c["corpus"], "--split", "valid", "--out-dir", f"{c['tmp']}/o"],
+     ">= 1", ["o"]),
+    ("dump-hubert-layer-too-high", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer", "99",
+                                                 "--tsv-dir", c["corpus"], "--split", "valid", "--out-dir",
+                                                 f"{c['tmp']}/o"], "out of range", ["o"]),
+    ("dump-hubert-layer-from-missing", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer-from",
+                                                     f"{c['tmp']}/none.json", "--tsv-dir", c["corpus"], "--split",
+                                                     "valid", "--out-dir", f"{c['tmp']}/o"],
+     "layer choice not found", ["o"]),
+    ("dump-hubert-ckpt-list", lambda c, b: ["dump", "hubert", "--ckpt", b["list_pt"], "--layer", "2", "--tsv-dir",
+                                            c["corpus"], "--split", "valid", "--out-dir", f"{c['tmp']}/o"],
+     "list.pt: not a fairseq checkpoint", ["o"]),
+    ("dump-hubert-ckpt-none", lambda c, b: ["dump", "hubert", "--ckpt", b["none_pt"], "--layer", "2", "--tsv-dir",
+                                            c["corpus"], "--split", "valid", "--out-dir", f"{c['tmp']}/o"],
+     "none.pt: not a fairseq checkpoint", ["o"]),
+    ("dump-hubert-ckpt-garbage", lambda c, b: ["dump", "hubert", "--ckpt", b["garbage"], "--layer", "2",
+                                               "--tsv-dir", c["corpus"], "--split", "valid", "--out-dir",
+                                               f"{c['tmp']}/o"], "garbage.bin: not a fairseq checkpoint", ["o"]),
+    *[(f"kmeans-{name}", (lambda extra: lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid",
+                                                      "--out", f"{c['tmp']}/km.bin", *extra])(extra), text,
+       ["km.bin"]) for name, extra, text in [
+        ("k-1", ["--k", "1"], "--k: must be an integer >= 2"),
+        ("k-text", ["--k", "a"], "--k: must be an integer"),
+        ("k-too-many", ["--k", "100000"], "larger than the number of sampled frames"),
+        ("percent-2", ["--k", "5", "--percent", "2"], "--percent: must be a fraction in (0, 1]"),
+        ("percent-50", ["--k", "5", "--percent", "50"], "--percent"),
+        ("percent-0", ["--k", "5", "--percent", "0"], "--percent"),
+        ("max-iter-0", ["--k", "5", "--max-iter", "0"], "--max-iter"),
+        ("chunk-frames-0", ["--k", "5", "--streamed", "--chunk-frames", "0"], "--chunk-frames"),
+        ("nshard-0", ["--k", "5", "--nshard", "0"], "--nshard")]],
+    *[(f"kmeans-{name}", (lambda key: lambda c, b: ["kmeans", "--feat-dir", b[key], "--split", "valid", "--k", "5",
+                                                    "--out", f"{c['tmp']}/km.bin"])(key), text, ["km.bin"])
+      for name, key, text in [
+        ("empty-npy", "empty_npy", "valid_0_1.npy: not a readable .npy"),
+        ("len-sum", "len_sum", "valid_0_1.len: frame counts sum"),
+        ("len-negative", "len_negative", "valid_0_1.len:1: frame count must be >= 1"),
+        ("nan", "nan", "NaN or inf")]],
+    ("kmeans-out-under-file", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                            "--out", f"{b['under_file']}/km.bin"], "cannot create output", []),
+    ("kmeans-out-is-dir", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                        "--out", str(c["tmp"])], "is a directory", []),
+    ("label-nshard-0", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--nshard", "0",
+                                     "--km", c["km"], "--out-dir", f"{c['tmp']}/lab"], "--nshard", ["lab"]),
+    ("label-km-garbage", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", b["garbage"],
+                                       "--out-dir", f"{c['tmp']}/lab"], "not a joblib k-means file", ["lab"]),
+    ("label-dim", lambda c, b: ["label", "--feat-dir", b["dim"], "--split", "valid", "--km", c["km"],
+                                "--out-dir", f"{c['tmp']}/lab"], "features have 13 dims", ["lab"]),
+    ("label-nan", lambda c, b: ["label", "--feat-dir", b["nan"], "--split", "valid", "--km", c["km"],
+                                "--out-dir", f"{c['tmp']}/lab"], "utterance 1 (frame 5) is NaN",
+     ["lab/valid.km", "lab/dict.km.txt"]),
+    ("label-name-path", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", c["km"],
+                                      "--out-dir", f"{c['tmp']}/lab", "--name", "../x"], "label name", ["x", "lab/dict.x.txt"]),
+    ("quality-rate-0", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn", f"{c['corpus']}/valid.phn",
+                                     "--km-rate", "0"], "--km-rate: must be a positive number", []),
+    ("quality-wrong-rate", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn",
+                                         f"{c['corpus']}/valid.phn", "--km-rate", "50"], "wrong --km-rate", []),
+    ("quality-other-utterances", lambda c, b: ["quality", "--km", b["shuffled_km"], "--phn",
+                                               f"{c['corpus']}/valid.phn"], "not of the same utterances", []),
+    ("quality-line-count", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn",
+                                         f"{c['corpus']}/train.phn"], "lines but", []),
+    ("quality-json-under-file", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn",
+                                              f"{c['corpus']}/valid.phn", "--json", f"{b['under_file']}/q.json"],
+     "cannot create output", []),
+    *[(f"iterate-{name}", (lambda text: lambda c, b: ["iterate", "--schedule", schedule(c, text), "--work-dir",
+                                                      f"{c['tmp']}/w", "--data", c["corpus"]])(text), err, ["w"])
+      for name, text, err in [
+        ("yaml-syntax", "iterations: [\n  - {targets: \n", "not a readable YAML schedule"),
+        ("not-a-mapping", "- 1\n- 2\n", "expected a mapping"),
+        ("unknown-init", GOOD_ITERS.replace("max_update", "intit: scratch\n    max_update"),
+         "iterations[0].intit: unknown key (did you mean init?)"),
+        ("unknown-reset", GOOD_ITERS.replace("max_update", "reset_top_layer: 1\n    max_update"),
+         "did you mean reset_top_layers?"),
+        ("unknown-percent", GOOD_ITERS.replace("k: 10}", "k: 10, precent: 0.5}"), "did you mean percent?"),
+        ("string-bool", "keep_features: 'false'\n" + GOOD_ITERS, "keep_features: expected true or false"),
+        ("k-type", GOOD_ITERS.replace("k: 10", "k: ten"), "targets[0].k: expected an integer"),
+        ("name-path", GOOD_ITERS.replace("- targets", "- name: ../../evil\n    targets"), "names files"),
+        ("target-name-path", GOOD_ITERS.replace("k: 10}", "k: 10, name: a/b}"), "names files"),
+        ("nshard-too-many", "nshard: 1000\n" + GOOD_ITERS, "nshard: 1000 shards"),
+        ("hydra-override", "overrides: [optimization.max_updat=5]\n" + GOOD_ITERS,
+         "did you mean optimization.max_update?"),
+        ("model-option", "overrides: [model.encoder_layerz=3]\n" + GOOD_ITERS, "did you mean model.encoder_layers?"),
+        ("percent", GOOD_ITERS.replace("k: 10}", "k: 10, percent: 50}"), "a fraction in (0, 1]"),
+        ("iterations-type", "iterations: 3\n", "expected a list")]],
+    ("iterate-cli-override", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                           f"{c['tmp']}/w", "--data", c["corpus"], "common.seeed=3"],
+     "did you mean common.seed?", ["w"]),
+    ("choose-layer-candidate", lambda c, b: ["choose-layer", "--ckpt", c["ckpt"], "--data", c["corpus"], "--k", "5",
+                                             "--candidates", "9", "--json", f"{c['tmp']}/c.json"],
+     "out of range", ["c.json"]),
+    ("choose-layer-candidates-text", lambda c, b: ["choose-layer", "--ckpt", c["ckpt"], "--data", c["corpus"],
+                                                   "--k", "5", "--candidates", "a"], "--candidates", []),
+    ("choose-layer-max-utt", lambda c, b: ["choose-layer", "--ckpt", c["ckpt"], "--data", c["corpus"], "--k", "5",
+                                           "--max-utterances", "0"], "--max-utterances", []),
+    ("init-continue-no-dict", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", b["nodict"],
+                                            "--out", f"{c['tmp']}/init.pt"], "dict.km.txt: label dictionary not found",
+     ["init.pt"]),
+    ("init-continue-model-key", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
+                                              "--out", f"{c['tmp']}/init.pt", "model.encoder_layerz=3"],
+     "did you mean model.encoder_layers?", ["init.pt"]),
+    ("init-continue-reset", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
+                                          "--out", f"{c['tmp']}/init.pt", "--reset-top-layers", "-1"],
+     "--reset-top-layers", ["init.pt"]),
+    ("probe-max-utt", lambda c, b: ["probe", "--ckpt", c["ckpt"], "--data", c["corpus"], "--out", f"{c['tmp']}/p",
+                                    "--max-utterances", "0"], "--max-utterances", ["p"]),
+    ("probe-k", lambda c, b: ["probe", "--ckpt", c["ckpt"], "--data", c["corpus"], "--out", f"{c['tmp']}/p",
+                              "--k", "1"], "--k", ["p"]),
+    ("decode-max-utt", lambda c, b: ["decode", "--ckpt", c["ckpt"], "--data", c["corpus"], "--split", "valid",
+                                     "--max-utterances", "0"], "--max-utterances", []),
+    ("decode-pretrained", lambda c, b: ["decode", "--ckpt", c["ckpt"], "--data", c["corpus"], "--split", "valid",
+                                        "--out", f"{c['tmp']}/d"], "not a self-contained fine-tuned", ["d"]),
+    ("sweep-ks-text", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "a",
+                                    "--work-dir", f"{c['tmp']}/s"], "--ks", ["s"]),
+    ("sweep-ks-duplicate", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0,0",
+                                         "--work-dir", f"{c['tmp']}/s"], "duplicate", ["s"]),
+    ("sweep-ks-too-deep", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0,9",
+                                        "--work-dir", f"{c['tmp']}/s"], "6 transformer layers", ["s"]),
+    ("sweep-no-dict", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", b["no_ltr_dict"], "--ks", "0",
+                                    "--work-dir", f"{c['tmp']}/s"], "dict.ltr.txt", ["s"]),
+    ("sweep-override", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                     "--work-dir", f"{c['tmp']}/s", "optimization.max_updat=3"],
+     "did you mean optimization.max_update?", ["s"]),
+    ("launch-nodes", lambda c, b: ["launch", "--schedule", "standard_toy", "--work-dir", f"{c['tmp']}/w",
+                                   "--data", c["corpus"], "--nodes", "0"], "--nodes", ["w"]),
+    ("launch-port", lambda c, b: ["launch", "--schedule", "standard_toy", "--work-dir", f"{c['tmp']}/w",
+                                  "--data", c["corpus"], "--port", "70000"], "--port", ["w"]),
+    ("export-missing", lambda c, b: ["export-stock", "--ckpt", f"{c['tmp']}/nope.pt", "--out", f"{c['tmp']}/e.pt"],
+     "nope.pt: checkpoint not found", ["e.pt"]),
+    ("spm-vocab", lambda c, b: ["spm", "--data", c["corpus"], "--vocab-size", "1"], "--vocab-size", []),
+    ("librispeech-root", lambda c, b: ["librispeech", "--root", f"{c['tmp']}/nope", "--out", f"{c['tmp']}/ls"],
+     "LibriSpeech root not found", ["ls"]),
+    ("unknown-command", lambda c, b: ["frobnicate"], "invalid choice", []),
+]
+
+
+@pytest.fixture(scope="module")
+def ctx(corpus, mfcc_labels, stock_checkpoint, tmp_path_factory):
+    c = {"tmp": tmp_path_factory.mktemp("bad"), "corpus": corpus, "feat": mfcc_labels["feat"],
+         "lab": mfcc_labels["lab"], "km": mfcc_labels["km"], "ckpt": stock_checkpoint}
+    return c, _files(c)
+
+
+@pytest.mark.parametrize("argv,expect,absent", [pytest.param(a, e, x, id=i) for i, a, e, x in CASES])
+def test_bad_input_is_one_line_exit_2(ctx, capsys, argv, expect, absent):
+    c, b = ctx
+    code = main(argv(c, b))
+    err = capsys.readouterr().err.strip()
+    lines = err.splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert expect in lines[0], lines[0]
+    for rel in absent:
+        assert not os.path.exists(os.path.join(c["tmp"], rel)), f"{rel} left behind"
+    assert not [f for f in os.listdir(c["tmp"]) if ".partial-" in f]
+
+
+def test_the_process_says_one_line_too(ctx):
+    """The installed command (not just main()): exit 2, one stderr line, no traceback."""
+    c, b = ctx
+    r = subprocess.run([os.path.join(BIN, "ae-hubert"), "kmeans", "--feat-dir", b["len_sum"], "--split", "valid",
+                        "--k", "5", "--out", f"{c['tmp']}/km.bin"], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_quality_infers_the_label_rate(mfcc_labels, corpus, capsys):
+    """100 Hz MFCC labels without --km-rate score as with --km-rate 100 (not as 50 Hz labels)."""
+    from ae_hubert.clustering.quality import label_quality
+
+    km, phn = os.path.join(mfcc_labels["lab"], "valid.km"), os.path.join(corpus, "valid.phn")
+    inferred = label_quality(km, phn)
+    assert inferred["km_rate"] == 100
+    assert inferred["pnmi"] == pytest.approx(label_quality(km, phn, km_rate=100)["pnmi"])
+
+
+@pytest.mark.parametrize("cmd", ["toy-corpus", "dump mfcc", "dump hubert", "kmeans", "label", "quality", "iterate",
+                                 "choose-layer", "init-continue", "probe", "decode", "spm", "reset-sweep",
+                                 "export-stock", "launch", "demo", "librispeech"])
+def test_every_help_shows_defaults_and_explains_every_option(cmd, capsys):
+    with pytest.raises(SystemExit):
+        main([*cmd.split(), "--help"])
+    out = capsys.readouterr().out
+    import re
+
+    options = re.findall(r"^  (-[-\w]+)(?:[ ,][^\n]*)?$", out, flags=re.M)
+    assert options
+    if cmd == "dump mfcc":
+        assert "--layer" not in out and "--ckpt" not in out  # kind-specific options only where they apply
+    if cmd == "kmeans":
+        assert "(default: -1)" in out and "(default: 100)" in out
+    blocks = re.split(r"\n(?=  -)", out.split("options:", 1)[1])
+    for block in blocks[1:]:
+        assert len(" ".join(block.split())) > len(block.split()[0]) + 8, f"option without help: {block!r}"
