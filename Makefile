@@ -3,13 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORK ?= $(or $(TMPDIR),/tmp)/ae_hubert_demo
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo demo-full test bench clean-venv
 
 setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
 	$(VENV)/bin/ae-hubert demo $(WORK)
+
+demo-full: setup
+	$(VENV)/bin/ae-hubert demo --full $(WORK)
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -87,7 +87,8 @@ def _quality(a):
 def _demo(a):
     from .pipeline.demo import run_demo
 
-    run_demo(a.work_dir, utterances=a.utterances, seed=a.seed, schedules=a.schedules, overrides=a.overrides)
+    run_demo(a.work_dir, utterances=a.utterances, seed=a.seed, full=a.full, schedules=a.schedules,
+             overrides=a.overrides)
 
 
 def _iterate(a):
@@ -95,7 +96,11 @@ def _iterate(a):
 
     records = iterate(a.schedule, a.work_dir, a.data, a.overrides, a.dry_run)
     if records:
-        _print("", summary_table(records), f"records: {a.work_dir}/records.json")
+        from .analysis.report import build_report
+
+        _print("", summary_table(records), f"records: {a.work_dir}/records.json",
+               f"training curves: tensorboard --logdir {a.work_dir}  (pip install tensorboard)",
+               f"report: {build_report(a.work_dir)}")
 
 
 def _choose_layer(a):
@@ -130,7 +135,9 @@ def _probe(a):
                f"autoencoder index {r['autoencoder_index']:.3f}")
         for layer, m in r["layers"].items():
             _print(f"  layer {layer:>2}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
-    _print(js, csv_path, *pngs)
+    from .analysis.report import build_report
+
+    _print(js, csv_path, *pngs, f"report: {build_report(a.out)}")
 
 
 def _decode(a):
@@ -157,8 +164,11 @@ def _spm(a):
 def _reset_sweep(a):
     from .finetune.reset_sweep import reset_sweep, sweep_table
 
+    from .analysis.report import build_report
+
     rows = reset_sweep(a.ckpt, a.data, a.ks, a.work_dir, a.mode, a.config, a.overrides, tuple(a.splits))
-    _print(sweep_table(rows, tuple(a.splits)), f"{a.work_dir}/sweep.csv  {a.work_dir}/wer_vs_k.png")
+    _print(sweep_table(rows, tuple(a.splits)), f"{a.work_dir}/sweep.csv  {a.work_dir}/wer_vs_k.png",
+           f"report: {build_report(a.work_dir)}")
 
 
 def _export_stock(a):
@@ -175,6 +185,14 @@ def _librispeech(a):
     written = prepare_librispeech(a.root, a.out, a.libri_light)
     _print(*[f"{a.out}/{name}.tsv  {n} utterances (.wrd .ltr .spk)" for name, n in written.items()],
            f"{a.out}/dict.ltr.txt")
+
+
+def _report(a):
+    from .analysis.report import build_report
+
+    path = build_report(a.work_dir, a.out)
+    _print(path)
+    return {"report": path}
 
 
 def _launch(a):
@@ -368,12 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run")
     s.set_defaults(fn=_launch)
 
-    s = sub.add_parser("demo", help="toy corpus + the standard and progressive toy schedules, side by side")
+    s = sub.add_parser("report", help="one self-contained HTML page of a work dir (iterate, demo, probe, sweep)")
+    s.add_argument("work_dir", help="a work dir of iterate, demo, probe (--out) or reset-sweep")
+    s.add_argument("--out", default=None, help="HTML file to write (default: WORK_DIR/report.html)")
+    s.set_defaults(fn=_report)
+
+    s = sub.add_parser("demo", help="the HuBERT loop on the synthetic corpus: probes and a reset comparison")
     s.add_argument("work_dir", help="everything the demo writes goes here (resumable)")
     s.add_argument("--utterances", type=integer(10), default=400, help="corpus size")
     s.add_argument("--seed", type=int, default=1, help="corpus seed")
-    s.add_argument("--schedules", type=name_list, default=["standard_toy", "progressive_toy"],
-                   help="comma-separated schedules to run side by side")
+    s.add_argument("--full", action="store_true", help="the longer comparisons: standard_toy vs progressive_toy, "
+                   "reset sweep k = 0..3 with the full fine-tuning budget (about 20 min)")
+    s.add_argument("--schedules", type=name_list, default=None,
+                   help="comma-separated schedules to run side by side (default: demo_toy; with --full "
+                        "standard_toy,progressive_toy)")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run")
     s.set_defaults(fn=_demo)
     return p
@@ -386,6 +412,8 @@ def invoke(argv: list[str]):
 
 
 def main(argv=None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # tables reach a redirected log as they are printed
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

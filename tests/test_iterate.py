@@ -64,6 +64,12 @@ def test_two_iterations_through_stock_entry_point(clean_run, corpus):
     log = open(os.path.join(work, "iter1", "train.log")).read()
     assert "fairseq-hydra-train" in log and "common.user_dir=" in log
     assert "iter1" in out and "total" in out
+    assert f"tensorboard --logdir {work}" in out and os.listdir(os.path.join(work, "iter1", "tblog"))
+    html = open(os.path.join(work, "report.html")).read()  # iterate writes the run's page and prints its path
+    assert f"report: {work}/report.html" in out
+    for text in ("Schedule tiny", "<td class=\"l\">iter2</td>", "layer 2 K=12", "Label quality", "Run times",
+                 "iter1.km.kmeans"):
+        assert text in html, text
     # a rerun does nothing more
     r = driver(os.path.join(os.path.dirname(work), "tiny.yaml"), work, corpus)
     assert r.returncode == 0 and "[run ]" not in r.stdout

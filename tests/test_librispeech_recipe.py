@@ -95,6 +95,14 @@ def test_recipe_end_to_end_at_toy_scale(corpus, tmp_path):
     assert sweep[0].startswith("k,mode,dev_clean_wer") and [row.split(",")[0] for row in sweep[1:]] == ["0", "2"]
     log = open(os.path.join(work, "sweep", "standard_toy", "k2", "train.log")).read()
     assert "dataset.train_subset=train_10h" in log and "reinit the top 2" in log
+    # one self-contained page for the whole recipe: schedule, probes (plots embedded), sweep, times
+    out = subprocess.run([os.path.join(BIN, "ae-hubert"), "report", work], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    html = open(out.stdout.strip()).read()
+    for text in ("Schedule standard_toy", "Label quality against frame phone labels", "Layer probes: probe/standard_toy",
+                 "Reset sweep: sweep/standard_toy", "dev_clean WER", "Run times", "iter2.train"):
+        assert text in html, text
+    assert html.count("data:image/png;base64,") >= 4 and "src=\"http" not in html
     # two sharded dump processes at once concatenate to the unsharded dump
     data, ckpt = os.path.join(work, "data"), os.path.join(work, "standard_toy", "iter1", "checkpoints",
                                                           "checkpoint_last.pt")

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
 
+from ..common.atomic import atomic_path
+from ..common.errors import AeHubertError
+
+try:
+    import matplotlib
+except ImportError:  # an optional part: pip install 'ae_hubert[plots]'
+    raise AeHubertError("plots need matplotlib: pip install 'ae_hubert[plots]' (or matplotlib)") from None
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..common.atomic import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path: str) -> str:

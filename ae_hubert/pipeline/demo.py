@@ -1,13 +1,12 @@
 """``ae-hubert demo`` / ``make demo``: HuBERT's loop end to end on the synthetic corpus.
 
-corpus -> two schedules through the iteration driver (stock ``fairseq-hydra-train`` for training):
-``standard_toy`` (MFCC K=100 -> layer 3 K=100, each from scratch) and ``progressive_toy`` (three
-shorter iterations with rising clustering height, continuing, half the updates). Prints
-(1) label quality of the MFCC clusters vs the layer clusters (PNMI and purities against the
-corpus's frame phone labels), (2) the two schedules side by side and (3) the layer-wise probe
-of every checkpoint of each schedule (iterations end to end), with the plots' paths, and (4) a
-reset sweep: CTC fine-tuning of the last ``standard_toy`` model with its top k = 0..3 layers
-re-initialised, WER vs k. Resumable; all outputs under ``work_dir``.
+The quick demo (default, under 10 minutes on 2 CPU cores): corpus -> MFCC -> k-means -> labels ->
+pretraining (600 updates) -> layer-3 clusters of that model -> a second iteration on them (300
+updates, continuing) -> the layer-wise probe of every checkpoint -> a short reset comparison (CTC
+fine-tuning with the top k = 0 and 2 layers re-initialised, 300 updates each). ``--full`` runs the
+longer comparisons instead: ``standard_toy`` and ``progressive_toy`` side by side and a reset sweep
+over k = 0..3 with the full fine-tuning budget. Each table is printed as soon as its part is done;
+``W/report.html`` holds everything at the end. Resumable; all outputs under ``work_dir``.
 """
 from __future__ import annotations
 
@@ -17,13 +16,13 @@ import time
 
 from ..common.atomic import write_text_atomic
 from ..corpus.toy_corpus import build
-from .iterate import iterate, summary_table
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
+from .iterate import iterate, summary_table
 
-SCHEDULES = ("standard_toy", "progressive_toy")
+QUICK = {"schedules": ("demo_toy",), "ks": (0, 2), "finetune": ["optimization.max_update=300"]}
+FULL = {"schedules": ("standard_toy", "progressive_toy"), "ks": (0, 1, 2, 3), "finetune": []}
 PROBE_UTTERANCES = 120
-SWEEP_KS = (0, 1, 2, 3)
 
 
 def probe_schedule(run_dir: str, records: list[dict], corpus: str, out_dir: str) -> dict:
@@ -66,48 +65,62 @@ def quality_table(records: list[dict]) -> str:
     return "\n".join(out)
 
 
-def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, schedules=SCHEDULES,
-             overrides: list[str] | None = None) -> dict:
+def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, full: bool = False,
+             schedules: list[str] | None = None, overrides: list[str] | None = None) -> dict:
     w = os.path.abspath(work_dir)
+    plan = FULL if full else QUICK
+    if schedules:
+        plan = {**plan, "schedules": tuple(schedules)}
     with WorkDirLock(w):
-        return _run_demo(w, utterances, seed, schedules, overrides)
+        return _run_demo(w, utterances, seed, plan, overrides)
 
 
-def _run_demo(w: str, utterances: int, seed: int, schedules, overrides: list[str] | None) -> dict:
+def _say(*lines: str) -> None:
+    print(*lines, sep="\n", flush=True)
+
+
+def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[str] | None) -> dict:
+    from ..analysis.report import build_report
+    from ..finetune.reset_sweep import reset_sweep, sweep_table
+
     t0 = time.time()
+    schedules = plan["schedules"]
     corpus = os.path.join(w, "corpus")
     Stages(w).run("corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"])
     results = {}
+    text = []
+
+    def part(*lines: str) -> None:
+        text.extend(lines)
+        _say("", *lines)
+
     for name in schedules:
         t = time.time()
         records = iterate(name, os.path.join(w, name), data=corpus, overrides=overrides)
+        results[name] = {"records": records, "seconds_this_run": round(time.time() - t, 1)}
+        if name == schedules[0]:
+            part(f"Label quality of each iteration's targets vs frame phone labels ({name}):", quality_table(records))
+        part(f"Schedule {name}:", summary_table(records))
+    for name in schedules:
         probe_dir = os.path.join(w, "probe", name)
+        records = results[name]["records"]
         probe = Stages(w).run(f"probe.{name}",
                               lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir))
-        results[name] = {"records": records, "probe": probe, "seconds_this_run": round(time.time() - t, 1)}
-    from ..finetune.reset_sweep import reset_sweep, sweep_table
-
+        results[name]["probe"] = probe
+        part(f"Layer-wise probe of every {name} checkpoint (top layer's scores; AE index: README):",
+             probe_table(name, probe), "plots:", *[f"  {p}" for p in probe["files"] if p.endswith(".png")])
     first = results[schedules[0]]["records"]
     pretrained = os.path.join(w, schedules[0], first[-1]["iteration"], "checkpoints", "checkpoint_last.pt")
-    sweep_dir = os.path.join(w, "reset_sweep")
-    sweep = reset_sweep(pretrained, corpus, list(SWEEP_KS), sweep_dir, splits=("valid", "test"))
-    text = ["Label quality of each iteration's targets vs frame phone labels (" + schedules[0] + "):",
-            quality_table(first), ""]
-    for name in schedules:
-        text += [f"Schedule {name}:", summary_table(results[name]["records"]), ""]
-    text.append("Layer-wise probe of every checkpoint (top layer's scores; AE index: README):")
-    for name in schedules:
-        text += [probe_table(name, results[name]["probe"]), ""]
-    text.append("Probe plots:")
-    text += [f"  {p}" for name in schedules for p in results[name]["probe"]["files"] if p.endswith(".png")]
-    text += ["", f"Reset sweep: CTC fine-tuning of {schedules[0]}/{first[-1]['iteration']} with the top k layers "
-             f"re-initialised (finetune/toy_cpu, same seed and budget), greedy decoding of checkpoint_last:",
-             sweep_table(sweep, ("valid", "test")), f"  {sweep_dir}/sweep.csv  {sweep_dir}/wer_vs_k.png", ""]
+    sweep_dir = os.path.join(w, "reset_sweep" if tuple(plan["ks"]) == FULL["ks"] else "reset_quick")
+    sweep = reset_sweep(pretrained, corpus, list(plan["ks"]), sweep_dir, overrides=plan["finetune"],
+                        splits=("valid", "test"))
     results["reset_sweep"] = sweep
-    text.append(f"total demo time this run: {time.time() - t0:.0f} s; outputs under {w}")
-    report = "\n".join(text)
-    write_text_atomic(os.path.join(w, "demo_report.txt"), report + "\n")
+    budget = " ".join(plan["finetune"]) or "the config's budget"
+    part(f"Reset comparison: CTC fine-tuning of {schedules[0]}/{first[-1]['iteration']} with the top k layers "
+         f"re-initialised (finetune/toy_cpu, {budget}, same seed for every k), greedy decoding of checkpoint_last:",
+         sweep_table(sweep, ("valid", "test")), f"  {sweep_dir}/sweep.csv  {sweep_dir}/wer_vs_k.png")
+    report = build_report(w)
+    part(f"total demo time this run: {time.time() - t0:.0f} s; outputs under {w}", f"report: {report}")
+    write_text_atomic(os.path.join(w, "demo_report.txt"), "\n".join(text) + "\n")
     write_text_atomic(os.path.join(w, "demo_summary.json"), json.dumps(results, indent=1) + "\n")
-    print()
-    print(report)
     return results

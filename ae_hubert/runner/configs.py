@@ -47,10 +47,14 @@ def compose_train_config(config_dir: str, config_name: str, overrides: list[str]
 
     logging.getLogger("hydra").setLevel(logging.WARNING)
     overrides = [o for o in overrides if not o.startswith("common.user_dir=")]
+    with warnings.catch_warnings():  # hydra's deprecation notices about fairseq's own config layout
+        warnings.simplefilter("ignore")
+        return _compose_or_explain(config_dir, config_name, overrides, where)
+
+
+def _compose_or_explain(config_dir: str, config_name: str, overrides: list[str], where: str):
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _compose(config_dir, config_name, overrides)
+        return _compose(config_dir, config_name, overrides)
     except Exception as e:  # hydra/omegaconf raise many types; all mean a config that will not train
         lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
         msg = lines[0]

@@ -101,6 +101,54 @@ def _die_with_parent(parent: int):
 
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_INNER = re.compile(r"\]\[(?:train_inner|train)\]\[INFO\] - .*?loss[= ]([-\d.e+]+).*?num_updates[= ](\d+)")
+_ACC = re.compile(r"correct_m_0[= ]([-\d.e+]+)")
+
+
+class TrainingProgress:
+    """One updating line while fairseq trains: updates / max_update, loss, masked accuracy and the
+    time left, read from fairseq's own log as it is written (its log stays whole in the file)."""
+
+    def __init__(self, log_path: str, max_update: int | None, start: int, desc: str):
+        import threading
+
+        from tqdm import tqdm
+
+        self.log_path = log_path
+        self.offset = os.path.getsize(log_path)
+        self.bar = tqdm(total=max_update, initial=start, desc=desc, unit="upd", dynamic_ncols=True,
+                        disable=os.environ.get("AE_HUBERT_QUIET") == "1")
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def _read(self) -> None:
+        with open(self.log_path, errors="replace") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        cut = chunk.rfind("\n") + 1  # whole lines only
+        self.offset += len(chunk[:cut].encode())
+        for line in chunk[:cut].splitlines():
+            m = _INNER.search(line)
+            if m:
+                n = int(m.group(2))
+                acc = _ACC.search(line)
+                self.bar.update(max(0, n - self.bar.n))
+                self.bar.set_postfix_str(f"loss {float(m.group(1)):.3f}" + (f" acc {float(acc.group(1)):.3f}"
+                                                                             if acc else ""), refresh=True)
+
+    def _follow(self) -> None:
+        while not self.done.wait(1.0):
+            self._read()
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+        self._read()
+        self.bar.close()
 
 
 def run_owned(cmd: list[str], cwd: str, log) -> int:
@@ -152,7 +200,8 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
             return log
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        rc = run_owned(cmd, run_dir, f)
+        with TrainingProgress(log, max_update, updates or 0, f"train {os.path.basename(run_dir)}"):
+            rc = run_owned(cmd, run_dir, f)
     if rc != 0:
         with open(log) as f:
             tail = f.read()[-2000:]
