@@ -11,7 +11,8 @@ import json
 import logging
 import sys
 
-from .common.arguments import int_list, integer, name_list, positive_float, sample_fraction
+from .common.arguments import (SEED, device, frame_rate, int_list, integer, name_list, output_file, path,
+                               plain_name, sample_fraction, slurm_time)
 from .common.errors import AeHubertError
 
 
@@ -38,7 +39,7 @@ def _print(*lines: str) -> None:
 def _toy_corpus(a):
     from .corpus.toy_corpus import build
 
-    s = build(a.out_dir, a.utterances, a.seed, a.voices.split(",") if a.voices else None, a.workers)
+    s = build(a.out_dir, a.utterances, a.seed, a.voices, a.workers)
     _print(json.dumps(s["splits"], indent=1))
     return s["splits"]
 
@@ -114,6 +115,10 @@ def _choose_layer(a):
 def _init_continue(a):
     from .pipeline.continue_init import model_overrides, prepare_continue_init
 
+    for item in a.model:
+        key, sep, _ = item.lstrip("+").partition("=")
+        if not sep or not key.startswith("model.") or "." in key[len("model."):] or not key[len("model."):]:
+            raise UsageError(f"{item!r}: expected model.KEY=VALUE (see ae-hubert init-continue --help)")
     r = prepare_continue_init(a.prev, a.label_dir, a.labels, a.reset_top_layers, a.out, a.seed,
                               model_overrides(a.model))
     _print(f"{a.out}: {r['kept_tensors']} tensors from {a.prev}, {len(r['fresh_tensors'])} fresh")
@@ -214,7 +219,7 @@ def _shards(s) -> None:
 
 
 def _device(s) -> None:
-    s.add_argument("--device", default=None, help="cpu / cuda / cuda:N (default: cuda when available)")
+    s.add_argument("--device", type=device, default=None, help="cpu / cuda / cuda:N (default: cuda when available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,16 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
 
     s = sub.add_parser("toy-corpus", help="synthesise the offline demo corpus")
-    s.add_argument("out_dir", help="output directory (tsv, wav/, wrd, ltr, phn, spk, wrdspan)")
+    s.add_argument("out_dir", type=path, help="output directory (tsv, wav/, wrd, ltr, phn, spk, wrdspan)")
     s.add_argument("--utterances", type=integer(10), default=400, help="utterances in all splits together")
-    s.add_argument("--seed", type=int, default=0, help="corpus seed (same seed, same bytes)")
-    s.add_argument("--voices", help="comma-separated flite:NAME / espeak:NAME (default: 2 flite + 4 espeak-ng)")
+    s.add_argument("--seed", type=SEED, default=0, help="corpus seed (same seed, same bytes)")
+    s.add_argument("--voices", type=name_list, help="comma-separated flite:NAME / espeak:NAME (default: 2 flite + 4 espeak-ng)")
     s.add_argument("--workers", type=integer(1), default=None, help="synthesis processes (default: CPU count)")
     s.set_defaults(fn=_toy_corpus)
 
     s = sub.add_parser("librispeech", help="LibriSpeech (+ Libri-light limited) -> manifests, .wrd/.ltr, dict")
     s.add_argument("--root", required=True, help="LibriSpeech root (train-clean-100/, dev-clean/, ...)")
-    s.add_argument("--out", required=True, help="output manifest directory")
+    s.add_argument("--out", type=path, required=True, help="output manifest directory")
     s.add_argument("--libri-light", help="Libri-light librispeech_finetuning/ root (1h/, 9h/)")
     s.set_defaults(fn=_librispeech)
 
@@ -242,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("hubert", "one transformer layer of a HuBERT checkpoint at 50 Hz (stock dump_hubert_feature.py)")):
         k = kinds.add_parser(kind, help=text, description=text)
         k.add_argument("--tsv-dir", required=True, help="directory with {split}.tsv")
-        k.add_argument("--split", required=True, help="manifest name, e.g. train")
-        k.add_argument("--out-dir", required=True, help="writes {split}_{rank}_{nshard}.npy and .len here")
+        k.add_argument("--split", type=plain_name, required=True, help="manifest name, e.g. train")
+        k.add_argument("--out-dir", type=path, required=True, help="writes {split}_{rank}_{nshard}.npy and .len here")
         _shards(k)
         k.set_defaults(fn=_dump, kind=kind)
         if kind == "hubert":
@@ -263,13 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("kmeans", help="fit k-means on dumped features -> joblib sklearn KMeans")
     s.add_argument("--feat-dir", required=True, help="directory of `dump` shards")
-    s.add_argument("--split", required=True, help="which split's shards to fit on")
+    s.add_argument("--split", type=plain_name, required=True, help="which split's shards to fit on")
     s.add_argument("--nshard", type=integer(1), default=1, help="number of shards the split was dumped in")
     s.add_argument("--k", type=integer(2), required=True, help="number of clusters")
-    s.add_argument("--out", required=True, help="k-means file to write (joblib, loadable by stock tools)")
+    s.add_argument("--out", type=output_file, required=True, help="k-means file to write (joblib, loadable by stock tools)")
     s.add_argument("--percent", type=sample_fraction, default=-1,
                    help="fraction of each shard's utterances to fit on, in (0, 1]; -1: all")
-    s.add_argument("--seed", type=int, default=0, help="sampling and k-means++ seed")
+    s.add_argument("--seed", type=SEED, default=0, help="sampling and k-means++ seed")
     s.add_argument("--max-iter", type=integer(1), default=100, help="Lloyd iterations at most")
     s.add_argument("--streamed", action="store_true",
                    help="bounded memory: features stay memory-mapped, Lloyd passes read them in chunks")
@@ -278,26 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("label", help="assign frame labels with a k-means model -> {split}.NAME, dict.NAME.txt")
     s.add_argument("--feat-dir", required=True, help="directory of `dump` shards")
-    s.add_argument("--split", required=True, help="which split to label")
+    s.add_argument("--split", type=plain_name, required=True, help="which split to label")
     s.add_argument("--nshard", type=integer(1), default=1, help="number of shards the split was dumped in")
     s.add_argument("--km", required=True, help="k-means file (ours, stock learn_kmeans.py's, or a released one)")
-    s.add_argument("--out-dir", required=True, help="label directory")
-    s.add_argument("--name", default="km", help="label name: writes {split}.NAME and dict.NAME.txt")
+    s.add_argument("--out-dir", type=path, required=True, help="label directory")
+    s.add_argument("--name", type=plain_name, default="km", help="label name: writes {split}.NAME and dict.NAME.txt")
     _device(s)
     s.set_defaults(fn=_label)
 
     s = sub.add_parser("quality", help="PNMI and purities of frame labels against frame phone labels")
     s.add_argument("--km", required=True, help="frame labels, one utterance per line")
     s.add_argument("--phn", required=True, help="frame phone labels, same utterances in the same order")
-    s.add_argument("--km-rate", type=positive_float, default=None,
+    s.add_argument("--km-rate", type=frame_rate, default=None,
                    help="label frame rate in Hz (default: inferred from the line lengths, 50 or 100)")
-    s.add_argument("--phn-rate", type=positive_float, default=50, help="phone label frame rate in Hz")
-    s.add_argument("--json", default=None, help="also write the scores here")
+    s.add_argument("--phn-rate", type=frame_rate, default=50, help="phone label frame rate in Hz")
+    s.add_argument("--json", type=output_file, default=None, help="also write the scores here")
     s.set_defaults(fn=_quality)
 
     s = sub.add_parser("iterate", help="run a HuBERT iteration schedule (resumable, one run per work dir)")
     s.add_argument("--schedule", required=True, help="a YAML file or a shipped name (standard, progressive_toy, ...)")
-    s.add_argument("--work-dir", required=True, help="everything the run writes goes here")
+    s.add_argument("--work-dir", type=path, required=True, help="everything the run writes goes here")
     s.add_argument("--data", default=None, help="manifest directory (overrides the schedule's data:)")
     s.add_argument("--dry-run", action="store_true", help="print the steps as shell lines, run nothing")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run (e.g. "
@@ -307,13 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("choose-layer", help="score every layer's clusters on held-out data; pick the best")
     s.add_argument("--ckpt", required=True, help="HuBERT checkpoint")
     s.add_argument("--data", required=True, help="directory with {split}.tsv (and {split}.phn for PNMI)")
-    s.add_argument("--split", default="valid", help="held-out split to score on")
+    s.add_argument("--split", type=plain_name, default="valid", help="held-out split to score on")
     s.add_argument("--k", type=integer(2), required=True, help="clusters per layer (the target's K)")
     s.add_argument("--candidates", type=int_list(1), default=None, help="comma-separated 1-based layers "
                    "(default: all)")
-    s.add_argument("--seed", type=int, default=1, help="k-means seed")
+    s.add_argument("--seed", type=SEED, default=1, help="k-means seed")
     s.add_argument("--max-utterances", type=integer(1), default=200, help="utterances scored")
-    s.add_argument("--json", default=None, help="write the choice and every layer's score here")
+    s.add_argument("--json", type=output_file, default=None, help="write the choice and every layer's score here")
     s.set_defaults(fn=_choose_layer)
 
     s = sub.add_parser("init-continue", help="next iteration's initial weights from the previous checkpoint")
@@ -321,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label-dir", required=True, help="the next iteration's label dir (dict.NAME.txt)")
     s.add_argument("--labels", type=name_list, default=["km"], help="comma-separated label names")
     s.add_argument("--reset-top-layers", type=integer(0), default=0, help="re-initialise this many top blocks")
-    s.add_argument("--out", required=True, help="checkpoint to write (for checkpoint.finetune_from_model)")
-    s.add_argument("--seed", type=int, default=1, help="seed of the fresh heads and reset layers")
+    s.add_argument("--out", type=output_file, required=True, help="checkpoint to write (for checkpoint.finetune_from_model)")
+    s.add_argument("--seed", type=SEED, default=1, help="seed of the fresh heads and reset layers")
     s.add_argument("model", nargs="*", help="model.KEY=VALUE of the next iteration's model (e.g. model._name=ae_hubert)")
     s.set_defaults(fn=_init_continue)
 
@@ -331,10 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint files and/or directories of checkpoints (runs, e.g. iterations, in order)")
     s.add_argument("--data", required=True,
                    help="labelled data: train/valid .tsv and any of .phn, .ltr, .wrdspan, .spk")
-    s.add_argument("--out", required=True, help="output directory (probe.json, probe.csv, plots)")
+    s.add_argument("--out", type=path, required=True, help="output directory (probe.json, probe.csv, plots)")
     s.add_argument("--k", type=integer(2), default=50, help="clusters for PNMI/purities")
     s.add_argument("--max-utterances", type=integer(1), default=200, help="utterances per split")
-    s.add_argument("--seed", type=int, default=1, help="k-means and probe seed")
+    s.add_argument("--seed", type=SEED, default=1, help="k-means and probe seed")
     _device(s)
     s.add_argument("--cca", action="store_true", help="also the mean CCA similarity with the input MFCC")
     s.add_argument("--ctc-steps", type=integer(1), default=150, help="optimisation steps of the CTC letter probe")
@@ -343,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("decode", help="greedy CTC decoding of a fine-tuned checkpoint: WER, CER, transcripts")
     s.add_argument("--ckpt", required=True, help="fine-tuned CTC checkpoint")
     s.add_argument("--data", required=True, help="directory with {split}.tsv (and references {split}.ltr/.wrd)")
-    s.add_argument("--split", required=True, help="split to decode")
+    s.add_argument("--split", type=plain_name, required=True, help="split to decode")
     s.add_argument("--out", help="write {split}.hyp.wrd / .ref.wrd / .hyp.units / .scores.json here")
     _device(s)
     s.add_argument("--max-utterances", type=integer(1), default=None, help="decode only the first N (default: all)")
@@ -352,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("spm", help="sentencepiece subword units + fairseq dictionary as CTC targets")
     s.add_argument("--data", required=True, help="directory with {train,valid,test}.wrd (or .ltr)")
     s.add_argument("--vocab-size", type=integer(2), required=True, help="number of subword units")
-    s.add_argument("--name", default=None, help="label name (default spm{vocab_size})")
+    s.add_argument("--name", type=plain_name, default=None, help="label name (default spm{vocab_size})")
     s.add_argument("--model-type", default="unigram", choices=["unigram", "bpe", "char", "word"],
                    help="sentencepiece model type")
     s.set_defaults(fn=_spm)
@@ -361,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ckpt", required=True, help="pretrained HuBERT checkpoint (w2v_path)")
     s.add_argument("--data", required=True, help="fine-tuning data: {train,valid}.tsv/.ltr, dict.ltr.txt")
     s.add_argument("--ks", type=int_list(0), required=True, help="comma-separated k values, e.g. 0,1,2,3")
-    s.add_argument("--work-dir", required=True, help="one run per k under here, sweep.csv/json, wer_vs_k.png")
+    s.add_argument("--work-dir", type=path, required=True, help="one run per k under here, sweep.csv/json, wer_vs_k.png")
     s.add_argument("--mode", default="reinit", choices=["reinit", "drop"],
                    help="reinit: fresh weights in the top k blocks; drop: remove them")
     s.add_argument("--config", default="finetune/toy_cpu", help="shipped fine-tune config or a YAML path")
@@ -371,30 +376,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export-stock", help="an ae_hubert pretraining checkpoint under stock names (hubert)")
     s.add_argument("--ckpt", required=True, help="ae_hubert pretraining checkpoint")
-    s.add_argument("--out", required=True, help="checkpoint to write")
+    s.add_argument("--out", type=output_file, required=True, help="checkpoint to write")
     s.set_defaults(fn=_export_stock)
 
     s = sub.add_parser("launch", help="a schedule's steps for G GPUs x N nodes; --slurm writes sbatch scripts")
     s.add_argument("--schedule", required=True, help="a YAML file or a shipped name")
-    s.add_argument("--work-dir", required=True, help="the run's work dir (on a shared filesystem)")
+    s.add_argument("--work-dir", type=path, required=True, help="the run's work dir (on a shared filesystem)")
     s.add_argument("--data", default=None, help="manifest directory (overrides the schedule's data:)")
-    s.add_argument("--nodes", type=integer(1), default=1, help="nodes for training")
-    s.add_argument("--gpus-per-node", type=integer(1), default=8, help="GPUs per node")
+    s.add_argument("--nodes", type=integer(1, 10000), default=1, help="nodes for training")
+    s.add_argument("--gpus-per-node", type=integer(1, 64), default=8, help="GPUs per node")
     s.add_argument("--port", type=integer(1, 65535), default=29671, help="distributed_port for multi-node runs")
     s.add_argument("--slurm", metavar="DIR", help="write one sbatch script per stage and submit.sh here")
-    s.add_argument("--time", default="72:00:00", help="SLURM time limit per stage")
+    s.add_argument("--time", type=slurm_time, default="72:00:00", help="SLURM time limit per stage")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run")
     s.set_defaults(fn=_launch)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a work dir (iterate, demo, probe, sweep)")
     s.add_argument("work_dir", help="a work dir of iterate, demo, probe (--out) or reset-sweep")
-    s.add_argument("--out", default=None, help="HTML file to write (default: WORK_DIR/report.html)")
+    s.add_argument("--out", type=output_file, default=None, help="HTML file to write (default: WORK_DIR/report.html)")
     s.set_defaults(fn=_report)
 
     s = sub.add_parser("demo", help="the HuBERT loop on the synthetic corpus: probes and a reset comparison")
-    s.add_argument("work_dir", help="everything the demo writes goes here (resumable)")
+    s.add_argument("work_dir", type=path, help="everything the demo writes goes here (resumable)")
     s.add_argument("--utterances", type=integer(10), default=400, help="corpus size")
-    s.add_argument("--seed", type=int, default=1, help="corpus seed")
+    s.add_argument("--seed", type=SEED, default=1, help="corpus seed")
     s.add_argument("--full", action="store_true", help="the longer comparisons: standard_toy vs progressive_toy, "
                    "reset sweep k = 0..3 with the full fine-tuning budget (about 20 min)")
     s.add_argument("--schedules", type=name_list, default=None,
@@ -426,10 +431,22 @@ def main(argv=None) -> int:
     for name in ("fairseq", "ae_hubert"):  # fairseq's import configures the root logger at INFO
         logging.getLogger(name).setLevel(level)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    if not args.verbose:  # library deprecation notices are not the user's business; -v shows them
+        import warnings
+
+        warnings.filterwarnings("ignore")
     try:
         args.fn(args)
     except AeHubertError as e:
         print(f"ae-hubert {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as e:  # a binary or non-UTF-8 file where text (manifest, labels, dict) was expected
+        print(f"ae-hubert {args.cmd}: error: a text input is not UTF-8 ({e.reason} at byte {e.start}); "
+              "manifests, label and dictionary files must be UTF-8 text", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output path the checks could not foresee (a full disk, a vanished directory)
+        where = e.filename if e.filename is not None else ""
+        print(f"ae-hubert {args.cmd}: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ae-hubert {args.cmd}: interrupted; rerun the same command to resume", file=sys.stderr)

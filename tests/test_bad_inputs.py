@@ -73,6 +73,18 @@ def _files(c):
         if f.endswith((".tsv", ".ltr", ".wrd")):
             shutil.copy(os.path.join(c["corpus"], f), nod / f)
     bad["no_ltr_dict"] = str(nod)
+    state = torch.load(c["ckpt"], map_location="cpu", weights_only=False)
+    state["model"]["post_extract_proj.weight"] = torch.zeros(3, 3)  # weights that do not fit the config
+    torch.save(state, t / "shape.pt")
+    bad["shape_pt"] = str(t / "shape.pt")
+    binm = t / "binmanifest"
+    binm.mkdir()
+    (binm / "train.tsv").write_bytes(b"\xaa\xbb\x00\xff" * 10)
+    bad["bin_manifest"] = str(binm)
+    textdict = t / "textdict"
+    textdict.mkdir()
+    (textdict / "dict.km.txt").write_text("0\n1\n")
+    bad["text_dict"] = str(textdict)
     return bad
 
 
@@ -153,7 +165,7 @@ CASES = [
     ("kmeans-out-under-file", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
                                             "--out", f"{b['under_file']}/km.bin"], "cannot create output", []),
     ("kmeans-out-is-dir", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
-                                        "--out", str(c["tmp"])], "is a directory", []),
+                                        "--out", str(c["tmp"])], "not a directory", []),
     ("label-nshard-0", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--nshard", "0",
                                      "--km", c["km"], "--out-dir", f"{c['tmp']}/lab"], "--nshard", ["lab"]),
     ("label-km-garbage", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", b["garbage"],
@@ -164,9 +176,9 @@ CASES = [
                                 "--out-dir", f"{c['tmp']}/lab"], "utterance 1 (frame 5) is NaN",
      ["lab/valid.km", "lab/dict.km.txt"]),
     ("label-name-path", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", c["km"],
-                                      "--out-dir", f"{c['tmp']}/lab", "--name", "../x"], "label name", ["x", "lab/dict.x.txt"]),
+                                      "--out-dir", f"{c['tmp']}/lab", "--name", "../x"], "--name", ["x", "lab/dict.x.txt"]),
     ("quality-rate-0", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn", f"{c['corpus']}/valid.phn",
-                                     "--km-rate", "0"], "--km-rate: must be a positive number", []),
+                                     "--km-rate", "0"], "--km-rate: must be a frame rate", []),
     ("quality-wrong-rate", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn",
                                          f"{c['corpus']}/valid.phn", "--km-rate", "50"], "wrong --km-rate", []),
     ("quality-other-utterances", lambda c, b: ["quality", "--km", b["shuffled_km"], "--phn",
@@ -244,6 +256,68 @@ CASES = [
     ("librispeech-root", lambda c, b: ["librispeech", "--root", f"{c['tmp']}/nope", "--out", f"{c['tmp']}/ls"],
      "LibriSpeech root not found", ["ls"]),
     ("unknown-command", lambda c, b: ["frobnicate"], "invalid choice", []),
+    # found by a hostile review
+    ("dump-split-path", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "../x/valid", "--out-dir",
+                                      f"{c['tmp']}/o"], "--split", ["o"]),
+    ("dump-binary-manifest", lambda c, b: ["dump", "mfcc", "--tsv-dir", b["bin_manifest"], "--split", "train",
+                                           "--out-dir", f"{c['tmp']}/o"], "not UTF-8", ["o"]),
+    ("dump-device", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer", "2", "--tsv-dir", c["corpus"],
+                                  "--split", "valid", "--out-dir", f"{c['tmp']}/o", "--device", "bogus"], "--device",
+     ["o"]),
+    ("dump-device-cuda-99", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer", "2", "--tsv-dir",
+                                          c["corpus"], "--split", "valid", "--out-dir", f"{c['tmp']}/o", "--device",
+                                          "cuda:99"], "--device", ["o"]),
+    ("dump-user-dir", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer", "2", "--tsv-dir", c["corpus"],
+                                    "--split", "valid", "--out-dir", f"{c['tmp']}/o", "--user-dir", "/nonexistent"],
+     "/nonexistent", ["o"]),
+    ("dump-ckpt-shape", lambda c, b: ["dump", "hubert", "--ckpt", b["shape_pt"], "--layer", "2", "--tsv-dir",
+                                      c["corpus"], "--split", "valid", "--out-dir", f"{c['tmp']}/o"],
+     "does not match its own config", ["o"]),
+    ("kmeans-seed-negative", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                           "--out", f"{c['tmp']}/km.bin", "--seed", "-1"], "--seed", ["km.bin"]),
+    ("kmeans-seed-huge", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                       "--out", f"{c['tmp']}/km.bin", "--seed", str(2 ** 40)], "--seed", ["km.bin"]),
+    ("kmeans-out-empty", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                       "--out", ""], "--out", []),
+    ("kmeans-out-slash", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                       "--out", f"{c['tmp']}/newdir/"], "--out", ["newdir"]),
+    ("kmeans-out-proc", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
+                                      "--out", "/proc/km.bin"], "/proc", []),
+    ("quality-tiny-rate", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn", f"{c['corpus']}/valid.phn",
+                                        "--km-rate", "1e-300"], "--km-rate", []),
+    *[(f"iterate-{name}", (lambda text: lambda c, b: ["iterate", "--schedule", schedule(c, text), "--work-dir",
+                                                      f"{c['tmp']}/w", "--data", c["corpus"]])(text), err, ["w"])
+      for name, text, err in [
+        ("owned-override", "overrides: [task.label_rate=50]\n" + GOOD_ITERS, "use targets[].source"),
+        ("owned-save-dir", "overrides: [checkpoint.save_dir=/tmp/x]\n" + GOOD_ITERS, "checkpoint.save_dir is set"),
+        ("name-records", GOOD_ITERS.replace("- targets", "- name: records.json\n    targets"), "names files"),
+        ("interpolation", "seed: ${nope}\n" + GOOD_ITERS, "nope"),
+        ("seed-huge", f"seed: {2 ** 40}\n" + GOOD_ITERS, "seed: must be <="),
+        ("k-above-frames", GOOD_ITERS.replace("k: 10", "k: 100000"), "frames"),
+        ("no-layers", "overrides: [model.encoder_layers=0]\n" + GOOD_ITERS, "at least one layer")]],
+    ("init-continue-not-model", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
+                                              "--out", f"{c['tmp']}/init.pt", "foo=bar"], "model.KEY=VALUE",
+     ["init.pt"]),
+    ("init-continue-text-dict", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", b["text_dict"],
+                                              "--out", f"{c['tmp']}/init.pt"], "not a fairseq dictionary", ["init.pt"]),
+    ("init-continue-ckpt-shape", lambda c, b: ["init-continue", "--prev", b["shape_pt"], "--label-dir", c["lab"],
+                                               "--out", f"{c['tmp']}/init.pt"], "do not fit", ["init.pt"]),
+    ("init-continue-bad-value", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
+                                              "--out", f"{c['tmp']}/init.pt", "model.encoder_layers=abc"],
+     "does not build", ["init.pt"]),
+    ("export-ckpt-shape", lambda c, b: ["export-stock", "--ckpt", b["shape_pt"], "--out", f"{c['tmp']}/e.pt"],
+     "does not match its own config", ["e.pt"]),
+    ("export-out-dir", lambda c, b: ["export-stock", "--ckpt", c["ckpt"], "--out", str(c["tmp"])], "--out", []),
+    ("spm-name-tsv", lambda c, b: ["spm", "--data", c["corpus"], "--vocab-size", "30", "--name", "tsv"], "taken", []),
+    ("spm-name-path", lambda c, b: ["spm", "--data", c["corpus"], "--vocab-size", "30", "--name", "../evil"],
+     "--name", []),
+    ("spm-too-small", lambda c, b: ["spm", "--data", c["corpus"], "--vocab-size", "2", "--name", "tiny"],
+     "sentencepiece cannot train", []),
+    ("launch-time", lambda c, b: ["launch", "--schedule", "standard_toy", "--work-dir", f"{c['tmp']}/w",
+                                  "--data", c["corpus"], "--slurm", f"{c['tmp']}/sl", "--time", "abc"], "--time",
+     ["w", "sl"]),
+    ("corpus-voices-empty", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", ""], "--voices", ["tc"]),
+    ("corpus-out-empty", lambda c, b: ["toy-corpus", "", "--utterances", "10"], "must not be empty", []),
 ]
 
 

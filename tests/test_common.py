@@ -105,3 +105,22 @@ def test_output_path_that_is_a_file(tmp_path):
 def test_uncreatable_output_dir():
     with pytest.raises(AeHubertError, match="cannot create|not writable"):
         ensure_writable_dir("/proc/ae_hubert_cannot_be_here/out")
+
+
+def test_a_rerun_removes_what_a_killed_writer_left(tmp_path):
+    """Leftovers of dead writers on this host go; a live writer's and another host's stay."""
+    import subprocess
+
+    from ae_hubert.common import atomic
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".train_0_1.partial-{atomic._HOST}-{dead.pid}.npy"
+    live = tmp_path / f".train_0_1.partial-{atomic._HOST}-{os.getpid()}.len"
+    other = tmp_path / ".train_0_1.partial-elsewhere-1.npy"
+    for p in (stale, live, other):
+        p.write_bytes(b"x" * 100)
+    with atomic.atomic_path(tmp_path / "train_0_1.npy") as tmp:
+        open(tmp, "wb").close()
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "train_0_1.npy").exists()

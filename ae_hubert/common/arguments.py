@@ -65,3 +65,61 @@ def name_list(text: str) -> list[str]:
     if len(set(items)) < len(items):
         raise argparse.ArgumentTypeError(f"duplicate names in {text!r}")
     return items
+
+
+SEED = integer(0, 2 ** 32 - 1)  # numpy's and sklearn's seed range
+
+
+def plain_name(text: str) -> str:
+    """A split or label name: it becomes part of file names, so no paths, no dots at the start."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", text):
+        raise argparse.ArgumentTypeError(f"must be letters, digits, '_' or '-' (it names files), got {text!r}")
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file to write: not empty, not a directory (checked again, with its parent, before the work)."""
+    import os
+
+    if not text.strip() or text.endswith(os.sep) or os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"must be a file name (not empty, not a directory), got {text!r}")
+    return text
+
+
+def device(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, and CUDA only where it is available."""
+    import re
+
+    import torch
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here")
+        index = int(text.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+def frame_rate(text: str) -> float:
+    return _number(text, lambda v: 1 <= v <= 16000, "a frame rate in Hz between 1 and 16000")
+
+
+def slurm_time(text: str) -> str:
+    """SLURM's --time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
+    import re
+
+    if not re.fullmatch(r"\d+(:\d{2}){0,2}|\d+-\d{1,2}(:\d{2}){0,2}", text):
+        raise argparse.ArgumentTypeError(f"must be a SLURM time such as 72:00:00 or 3-00:00:00, got {text!r}")
+    return text
+
+
+def path(text: str) -> str:
+    """A non-empty path (an empty one would silently mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text

@@ -21,6 +21,13 @@ def ensure_writable_dir(path: str | os.PathLike) -> str:
         raise located(path, "output path exists and is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         raise located(path, "output directory is not writable")
+    try:  # access() says yes to root everywhere; creating a file is the real test (e.g. under /proc)
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise located(path, f"cannot write files in this directory ({e.strerror})") from None
     return path
 
 
@@ -70,6 +77,18 @@ def remove_stale_partials(directory: str | os.PathLike, recursive: bool = False)
     return removed
 
 
+_swept: set[str] = set()
+
+
+def sweep_once(directory: str) -> None:
+    """:func:`remove_stale_partials` the first time this process writes into ``directory`` (the
+    leftovers of writers that died before we started; a listing per file would cost O(files^2))."""
+    key = os.path.realpath(directory)
+    if key not in _swept:
+        remove_stale_partials(directory)
+        _swept.add(key)
+
+
 def _listdir(d) -> list[str]:
     try:
         return os.listdir(d)
@@ -81,8 +100,7 @@ def _listdir(d) -> list[str]:
 def atomic_path(final: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path; rename it to ``final`` only if the block completes."""
     final = os.fspath(final)
-    d = ensure_writable_dir(os.path.dirname(os.path.abspath(final)))
-    remove_stale_partials(d)
+    sweep_once(ensure_writable_dir(os.path.dirname(os.path.abspath(final))))
     tmp = tmp_name(final)
     try:
         yield tmp
@@ -109,7 +127,7 @@ def atomic_paths(*finals: str | os.PathLike) -> Iterator[list[str]]:
 class _deferred:
     def __init__(self, final):
         self.final = os.fspath(final)
-        remove_stale_partials(ensure_writable_dir(os.path.dirname(os.path.abspath(self.final))))
+        sweep_once(ensure_writable_dir(os.path.dirname(os.path.abspath(self.final))))
         self.tmp = tmp_name(self.final)
 
     def __enter__(self):

@@ -12,7 +12,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 
-from .errors import located
+from .errors import AeHubertError, located
 
 CTC_PREFIX = "w2v_encoder.w2v_model."
 # heads that only pretraining uses; fine-tuned checkpoints may or may not still carry them
@@ -104,7 +104,10 @@ def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,
     from fairseq import models, tasks
     from fairseq.data import Dictionary
 
-    import_user_dir(user_dir)
+    try:
+        import_user_dir(user_dir)
+    except (ImportError, OSError) as e:
+        raise located(user_dir, f"not an importable fairseq plugin ({e})") from None
     if state is None:
         state = load_state(path)
     cfg = state["cfg"]
@@ -143,6 +146,11 @@ def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,
         if "_name" in str(e):
             raise located(path, f"model {model_cfg.get('_name')!r} is not registered (trained with another "
                                 "plugin? pass its --user-dir)") from None
+        raise located(path, f"checkpoint does not match its own config ({e})") from None
+    except AeHubertError:
         raise
+    except Exception as e:  # omegaconf/fairseq/torch: a config that does not build, weights that do not fit
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise located(path, f"checkpoint does not match its own config ({type(e).__name__}: {first[:300]})") from None
     model.eval()
     return LoadedHubert(model.to(device), normalize, cfg, w2v_args is not None, path, state_updates(state))

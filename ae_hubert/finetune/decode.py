@@ -15,7 +15,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..common.atomic import write_lines_atomic, write_text_atomic
+from ..common.atomic import ensure_writable_dir, write_lines_atomic, write_text_atomic
 from ..common.audio import read_entry
 from ..common.errors import located
 from ..common.error_rates import error_rates
@@ -66,6 +66,8 @@ def decode(ckpt: str, data: str, split: str, out_dir: str | None = None, device:
     from fairseq.data.data_utils import post_process
 
     model, task, cfg = load_finetuned(ckpt, data, device)
+    if out_dir:
+        ensure_writable_dir(out_dir)  # before the decoding, not after
     mode = cfg.criterion.get("post_process", "letter") if cfg.get("criterion") else "letter"
     d = task.target_dictionary
     entries = read_manifest(os.path.join(data, f"{split}.tsv")).entries[:max_utterances]
@@ -89,7 +91,6 @@ def decode(ckpt: str, data: str, split: str, out_dir: str | None = None, device:
     if refs is not None:
         result.update(error_rates(hyps, refs))
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
         write_lines_atomic(os.path.join(out_dir, f"{split}.hyp.units"), units)
         write_lines_atomic(os.path.join(out_dir, f"{split}.hyp.wrd"), hyps)
         if refs is not None:

@@ -13,7 +13,7 @@ import os
 import tempfile
 
 from ..common.atomic import atomic_path, write_lines_atomic
-from ..common.errors import located
+from ..common.errors import AeHubertError, located
 from ..common.letters import letters_to_words
 
 SPECIALS = {"<s>", "<pad>", "</s>", "<unk>"}  # fairseq's Dictionary adds its own
@@ -31,11 +31,16 @@ def transcripts(data: str, split: str) -> list[str] | None:
     return None
 
 
+RESERVED = {"tsv", "wrd", "ltr", "phn", "spk", "wrdspan", "km"}
+
+
 def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: str = "unigram",
               splits: tuple[str, ...] = ("train", "valid", "test")) -> dict:
     import sentencepiece as spm
 
     name = name or f"spm{vocab_size}"
+    if name in RESERVED:  # would overwrite the manifests or the transcripts the units are made from
+        raise AeHubertError(f"--name {name!r} is taken by the data's own files ({', '.join(sorted(RESERVED))})")
     train = transcripts(data, "train")
     if not train:
         raise located(os.path.join(data, "train.wrd"), "no train transcripts (.wrd or .ltr) to train units on")
@@ -44,9 +49,14 @@ def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: s
         with open(text, "w", encoding="utf-8") as f:
             f.write("\n".join(train) + "\n")
         prefix = os.path.join(tmp, name)
-        spm.SentencePieceTrainer.train(input=text, model_prefix=prefix, vocab_size=vocab_size,
-                                       model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
-                                       num_threads=1, bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2)
+        try:
+            spm.SentencePieceTrainer.train(input=text, model_prefix=prefix, vocab_size=vocab_size,
+                                           model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
+                                           num_threads=1, bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2)
+        except RuntimeError as e:  # e.g. a vocabulary smaller than the transcripts' characters
+            msg = str(e).strip().splitlines()[0]
+            raise located(os.path.join(data, "train.wrd"), f"sentencepiece cannot train {vocab_size} units on these "
+                                                          f"transcripts ({msg.split('] ')[-1][:200]})") from None
         with atomic_path(os.path.join(data, f"{name}.model")) as out:
             os.replace(prefix + ".model", out)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(data, f"{name}.model"))

@@ -7,6 +7,8 @@ without the plugin.
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 
 from ..common.checkpoint import load_state
@@ -25,12 +27,17 @@ def export_stock(ckpt: str, out: str) -> dict:
     from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig
     from omegaconf import OmegaConf
 
-    from ..common.atomic import atomic_path
+    from ..common.atomic import atomic_path, ensure_writable_dir
+    from ..common.checkpoint import load_hubert
 
+    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
     state = load_state(ckpt)
-    cfg = OmegaConf.to_container(state["cfg"], resolve=True, enum_to_str=True)
-    if cfg["model"].get("w2v_args") is not None:
+    loaded = load_hubert(ckpt, state=state)  # a HuBERT checkpoint whose weights fit its config, or one line
+    if loaded.fine_tuned:
         raise located(ckpt, "a fine-tuned checkpoint: export-stock takes pretraining checkpoints")
+    if not all(torch.isfinite(v).all() for v in state["model"].values() if torch.is_floating_point(v)):
+        raise located(ckpt, "weights contain NaN or inf")
+    cfg = OmegaConf.to_container(state["cfg"], resolve=True, enum_to_str=True)
     cfg["model"] = {**_stock_keys(cfg["model"], HubertConfig), "_name": "hubert"}
     cfg["task"] = {**_stock_keys(cfg["task"], HubertPretrainingConfig), "_name": "hubert_pretraining"}
     if cfg.get("criterion"):

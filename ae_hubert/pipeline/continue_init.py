@@ -97,13 +97,34 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
     with open_dict(cfg):
         for key, value in (model or {}).items():
             cfg.model[key] = value
-    dicts = [Dictionary.load(os.path.join(label_dir, f"dict.{name}.txt")) for name in labels]
-    task = tasks.setup_task(cfg.task)
-    task.load_state_dict({"dictionaries": dicts})
-    torch.manual_seed(seed)
-    net = models.build_model(cfg.model, task)
+    dicts = []
+    for name in labels:
+        path = os.path.join(label_dir, f"dict.{name}.txt")
+        try:
+            d = Dictionary.load(path)
+        except Exception as e:  # fairseq raises bare Exception/ValueError/RuntimeError for bad dictionaries
+            raise located(path, f"not a fairseq dictionary ({(str(e).strip().splitlines() or [''])[0][:200]})") from None
+        if len(d) <= d.nspecial:
+            raise located(path, "empty dictionary: no label would be predicted")
+        dicts.append(d)
+    try:
+        task = tasks.setup_task(cfg.task)
+        task.load_state_dict({"dictionaries": dicts})
+        torch.manual_seed(seed)
+        net = models.build_model(cfg.model, task)
+    except Exception as e:  # a model override that does not build (a wrong type, an impossible size)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise located(prev_ckpt, f"the next iteration's model does not build ({first[:300]})") from None
     fresh_keys = []
     weights = {}
+    new_shapes = {k: v.shape for k, v in net.state_dict().items()}
+    if not model:  # the same architecture: every previous weight (heads aside) must fit exactly
+        misfit = sorted(k for k, v in state["model"].items() if not k.startswith(PRETRAINING_ONLY)
+                        and (k not in new_shapes or tuple(v.shape) != tuple(new_shapes[k])))
+        missing = sorted(k for k in new_shapes if not k.startswith(PRETRAINING_ONLY) and k not in state["model"])
+        if misfit or missing:
+            raise located(prev_ckpt, "weights do not fit the model its config describes: "
+                                     + ", ".join((misfit + missing)[:5]))
     for key, value in net.state_dict().items():
         old = state["model"].get(key)
         if key.startswith(PRETRAINING_ONLY) or old is None or old.shape != value.shape:

@@ -109,7 +109,24 @@ TOP_KEYS = ("name", "description", "data", "train_config", "overrides", "kmeans"
 KMEANS_KEYS = ("percent", "max_iter", "streamed")
 ITERATION_KEYS = ("name", "targets", "init", "reset_top_layers", "max_update", "overrides")
 TARGET_KEYS = ("source", "k", "layer", "percent", "name", "candidates")
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+# overrides the schedule itself sets for every run (Schedule.train_overrides): the field to use instead
+OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
+         "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
+         "checkpoint.finetune_from_model": "init: continue"}
+# overrides that stand for a schedule field: the last one given wins and becomes that field
+ALIASES = {"optimization.max_update": "max_update", "common.seed": "seed"}
+
+
+def _alias(overrides: list[str], key: str, value: int, where: str) -> int:
+    for o in overrides:
+        k, _, v = o.lstrip("+").partition("=")
+        if k == key:
+            try:
+                value = int(v)
+            except ValueError:
+                raise ScheduleError(f"{where}: {o}: expected an integer") from None
+    return value
 
 
 def _mapping(node, where, keys):
@@ -142,11 +159,13 @@ def _list(node, where) -> list:
     return list(node)
 
 
-def _int(value, where, minimum=None):
+def _int(value, where, minimum=None, maximum=None):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ScheduleError(f"{where}: expected an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ScheduleError(f"{where}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ScheduleError(f"{where}: must be <= {maximum}, got {value}")
     return value
 
 
@@ -166,8 +185,8 @@ def _name(value, where) -> str:
     """Names become directory and file names inside the work dir: plain words, no paths."""
     value = _str(value, where)
     if not NAME.fullmatch(value):
-        raise ScheduleError(f"{where}: {value!r} must be letters, digits, '_', '-', '.' (it names files in the "
-                            "work dir), not starting with '.' or '-'")
+        raise ScheduleError(f"{where}: {value!r} must be letters, digits, '_' or '-' (it names files in the "
+                            "work dir), not starting with '-'")
     return value
 
 
@@ -178,12 +197,23 @@ def _fraction(value, where) -> float:
 
 
 def _overrides(node, where) -> list[str]:
-    return [_str(o, f"{where}[{i}]") for i, o in enumerate(_list(node, where))]
+    out = [_str(o, f"{where}[{i}]") for i, o in enumerate(_list(node, where))]
+    check_overrides(out, where)
+    return out
 
 
-def _manifest_sizes(data: str, where: str, nshard: int) -> None:
+def check_overrides(overrides: list[str], where: str) -> None:
+    for i, o in enumerate(overrides):
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key in OWNED:
+            raise ScheduleError(f"{where}[{i}]: {key} is set by the schedule for every run; use {OWNED[key]}")
+
+
+def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
+    """Checks both splits; returns the train utterances' sample counts."""
     from ..common.manifest import read_manifest
 
+    sizes: list[int] = []
     for split in ("train", "valid"):
         m = read_manifest(os.path.join(data, f"{split}.tsv"))
         if nshard > len(m):
@@ -192,7 +222,17 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> None:
         if short is not None:
             raise ScheduleError(f"{short.where}: {short.relpath} has {short.nsamples} samples, fewer than the "
                                 f"{MIN_SAMPLES} needed for one feature frame (remove it from the manifest)")
+        if split == "train":
+            sizes = [e.nsamples for e in m.entries]
+    return sizes
 
+
+def sampled_frames(sizes: list[int], rate: float, percent: float) -> int:
+    """About how many frames k-means will see: every train utterance's frames at ``rate``, times the
+    sampled fraction (MFCC: 25 ms windows every 10 ms; layers: 20 ms frames)."""
+    hop = 16000 // int(rate)
+    total = sum(max(0, (n - 400) // hop + 1) for n in sizes)
+    return int(total * (percent if percent > 0 else 1.0))
 
 MIN_SAMPLES = 400  # one MFCC window / HuBERT's CNN receptive field
 
@@ -200,6 +240,14 @@ MIN_SAMPLES = 400  # one MFCC window / HuBERT's CNN receptive field
 def load_schedule(path: str, data: str | None = None, extra_overrides: list[str] | None = None) -> Schedule:
     """Parse and validate; raise :class:`ScheduleError` naming the field before any work. Every
     iteration's training config is composed here, as ``fairseq-hydra-train`` will compose it."""
+    try:
+        return _load_schedule(path, data, extra_overrides)
+    except OmegaConfBaseException as e:  # e.g. an ${interpolation} that does not resolve
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ScheduleError(f"{path}: {first}") from None
+
+
+def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | None) -> Schedule:
     from ..common.checkpoint import load_hubert
     from ..runner.configs import compose_train_config
 
@@ -228,7 +276,7 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
         cli_overrides=cli_overrides,
         kmeans_max_iter=_int(_get(km, "max_iter", f"{where}: kmeans", 100), f"{where}: kmeans.max_iter", 1),
         kmeans_streamed=_bool(_get(km, "streamed", f"{where}: kmeans", False), f"{where}: kmeans.streamed"),
-        seed=_int(_get(raw, "seed", where, 1), f"{where}: seed", 0),
+        seed=_int(_get(raw, "seed", where, 1), f"{where}: seed", 0, 2 ** 32 - 1),
         start_from=None if start_from is None else _str(start_from, f"{where}: start_from"),
         nshard=_int(_get(raw, "nshard", where, 1), f"{where}: nshard", 1),
         keep_features=_bool(_get(raw, "keep_features", where, True), f"{where}: keep_features"),
@@ -239,7 +287,10 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
         raise ScheduleError(f"{where}: data: no manifest directory (set `data:` or pass --data)")
     if not os.path.isfile(os.path.join(sched.data, "train.tsv")):
         raise ScheduleError(f"{where}: data: {sched.data} has no train.tsv")
-    _manifest_sizes(sched.data, where, sched.nshard)
+    sizes = _manifest_sizes(sched.data, where, sched.nshard)
+    check_overrides(cli_overrides, f"{where}: command-line overrides")
+    sched.seed = _int(_alias(overrides + cli_overrides, "common.seed", sched.seed, where), f"{where}: seed", 0,
+                      2 ** 32 - 1)
     if sched.start_from is not None:
         if not os.path.isfile(sched.start_from):
             raise ScheduleError(f"{where}: start_from: checkpoint {sched.start_from} not found")
@@ -257,7 +308,8 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
         if init not in INITS:
             raise ScheduleError(f"{w}.init: {init!r} is not one of {', '.join(INITS)}")
         reset = _int(_get(it, "reset_top_layers", w, 0), f"{w}.reset_top_layers", 0)
-        max_update = _int(_get(it, "max_update", w, required=True), f"{w}.max_update", 1)
+        max_update = _int(_alias(overrides + it_overrides + cli_overrides, "optimization.max_update",
+                                 _get(it, "max_update", w, required=True), w), f"{w}.max_update", 1)
         targets = []
         raw_targets = _list(_get(it, "targets", w, required=True), f"{w}.targets")
         if len(raw_targets) == 0:
@@ -293,6 +345,9 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
             if "candidates" in t and layer != "auto":
                 raise ScheduleError(f"{tw}.candidates: only for layer: auto")
             percent = _fraction(_get(t, "percent", tw, default_percent), f"{tw}.percent")
+            frames = sampled_frames(sizes, SOURCES[source], percent)
+            if k > frames:
+                raise ScheduleError(f"{tw}.k: {k} clusters but k-means will see only about {frames} frames")
             label = _name(_get(t, "name", tw, "km" if j == 0 else f"km{j + 1}"), f"{tw}.name")
             targets.append(Target(source, k, layer, percent, label, candidates))
         if len({t.rate for t in targets}) > 1:
@@ -305,6 +360,8 @@ def load_schedule(path: str, data: str | None = None, extra_overrides: list[str]
             iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"), os.path.join("/", "SAVE_DIR"),
             None), w)
         depth = iteration.depth = int(cfg.model.encoder_layers)
+        if depth < 1:
+            raise ScheduleError(f"{w}: model.encoder_layers: {depth}; a HuBERT model needs at least one layer")
         if init == "continue" and prev_depth is None:
             raise ScheduleError(f"{w}.init: 'continue' needs a previous checkpoint (none before the first "
                                 "iteration; set start_from)")
