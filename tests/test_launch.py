@@ -52,12 +52,13 @@ def test_slurm_multi_node_ranks_come_from_slurm(monkeypatch):
     assert cfg.distributed_no_spawn
 
 
-def _data(tmp_path, n=4):
+def _data(tmp_path, n=40):
+    """Manifests only (launch reads no audio): 40 one-hour utterances, enough frames for K=500 at 10%."""
     data = str(tmp_path / "data")
     os.makedirs(data)
     for split in ("train", "valid"):
         with open(os.path.join(data, f"{split}.tsv"), "w") as f:
-            f.write(f"{data}\n" + "".join(f"x{i}.flac\t16000\n" for i in range(n)))
+            f.write(f"{data}\n" + "".join(f"x{i}.flac\t{16000 * 3600}\n" for i in range(n)))
     return data
 
 

@@ -227,6 +227,31 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
     return sizes
 
 
+def check_model_builds(cfg, ks: list[int], where: str) -> None:
+    """Build the iteration's model once (dictionaries of the targets' sizes): sizes that cannot work
+    together (e.g. an embedding width the attention heads do not divide) fail here, not after the
+    sidecars, at the start of training."""
+    import torch
+    from fairseq import models, tasks
+    from fairseq.data import Dictionary
+
+    dicts = []
+    for k in ks:
+        d = Dictionary()
+        for i in range(k):
+            d.add_symbol(str(i))
+        dicts.append(d)
+    try:
+        task = tasks.setup_task(cfg.task)
+        task.load_state_dict({"dictionaries": dicts})
+        with torch.random.fork_rng():
+            models.build_model(cfg.model, task)
+    except Exception as e:  # whatever the model's constructor raises for sizes that do not fit
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ScheduleError(f"{where}: the model does not build with these settings ({type(e).__name__}: "
+                            f"{first[:200]})") from None
+
+
 def sampled_frames(sizes: list[int], rate: float, percent: float) -> int:
     """About how many frames k-means will see: every train utterance's frames at ``rate``, times the
     sampled fraction (MFCC: 25 ms windows every 10 ms; layers: 20 ms frames)."""
@@ -362,6 +387,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         depth = iteration.depth = int(cfg.model.encoder_layers)
         if depth < 1:
             raise ScheduleError(f"{w}: model.encoder_layers: {depth}; a HuBERT model needs at least one layer")
+        check_model_builds(cfg, [t.k for t in targets], w)
         if init == "continue" and prev_depth is None:
             raise ScheduleError(f"{w}.init: 'continue' needs a previous checkpoint (none before the first "
                                 "iteration; set start_from)")
