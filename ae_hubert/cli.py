@@ -20,11 +20,20 @@ class UsageError(AeHubertError):
     """A bad command line (unknown option, a number out of range, ...)."""
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default shown, except a None one: its help says what happens instead."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """Errors are raised (one line, exit status 2 from ``main``), never printed with the usage."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _Help)
         super().__init__(*args, **kwargs)
 
     def error(self, message):

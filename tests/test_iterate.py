@@ -92,6 +92,11 @@ def test_lost_marker_redoes_the_step_with_the_same_bytes(clean_run, corpus, tmp_
     assert "checkpoint_last.pt is at 6 >= max_update 6" in open(os.path.join(work, "iter2", "train.log")).read()
     assert labels(work, "iter1") == labels(clean_run[0], "iter1")
     assert labels(work, "iter2") == labels(clean_run[0], "iter2")
+    # the same work dir with other settings: refused, not silently reused
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(open(os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml")).read().replace("k: 12", "k: 13"))
+    r = driver(str(changed), work, corpus)
+    assert r.returncode == 2 and "done with other settings" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def weights(path):

@@ -59,8 +59,8 @@ def load_state(path: str, arg_overrides: dict | None = None) -> dict:
             IndexError, zipfile.BadZipFile) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None
-    if not isinstance(state, dict) or "model" not in state or state.get("cfg") is None:
-        raise located(path, "not a fairseq checkpoint (no 'model' weights or 'cfg')")
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or state.get("cfg") is None:
+        raise located(path, "not a fairseq checkpoint (no 'model' weights dict or no 'cfg')")
     return state
 
 

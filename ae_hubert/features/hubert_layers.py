@@ -106,7 +106,15 @@ def split_hidden_states(extractor: HubertLayerExtractor, tsv_dir: str, split: st
     from ..common.audio import read_entry
     from ..common.manifest import read_manifest
 
+    from ..common.errors import AeHubertError
+
     entries = read_manifest(os.path.join(tsv_dir, f"{split}.tsv")).entries[:max_utterances]
     for i in range(0, len(entries), batch):
         wavs = [read_entry(e) for e in entries[i:i + batch]]
-        yield from zip(wavs, extractor(wavs, layers))
+        outs = extractor(wavs, layers)
+        for e, out in zip(entries[i:i + batch], outs):
+            bad = [layer for layer, x in out.items() if not np.isfinite(x).all()]
+            if bad:
+                raise AeHubertError(f"{e.where}: {e.relpath}: layers {bad} of the model give NaN or inf "
+                                    "(are the checkpoint's weights finite?)")
+        yield from zip(wavs, outs)

@@ -17,12 +17,16 @@ from ..common.errors import AeHubertError, located
 from ..runner.configs import compose_train_config
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import final_stats, resolve_train_config, run_training, train_args
+from ..runner.trainer import check_hydra_path, final_stats, resolve_train_config, run_training, train_args
 
 
 def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides: list[str]) -> list[str]:
     return [f"task.data={os.path.abspath(data)}", f"model.w2v_path={os.path.abspath(ckpt)}",
             f"model.reset_top_layers={k}", f"model.reset_mode={mode}", f"checkpoint.save_dir={save}", *overrides]
+
+
+SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --mode", "model.w2v_path": "use --ckpt",
+               "task.data": "use --data", "checkpoint.save_dir": "one per k under --work-dir"}
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
@@ -35,6 +39,10 @@ def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cf
 
     if not ks:
         raise AeHubertError("--ks: give at least one k")
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key in SWEEP_OWNED:
+            raise AeHubertError(f"override {o!r}: the sweep sets {key} for every run ({SWEEP_OWNED[key]})")
     loaded = load_hubert(ckpt)
     if loaded.fine_tuned:
         raise located(ckpt, "a fine-tuned checkpoint; the sweep fine-tunes a pretrained one (its w2v_path)")
@@ -74,6 +82,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
     overrides = list(overrides or [])
     max_update = check_sweep(ckpt, data, ks, mode, cfg_dir, cfg_name, overrides, splits)
     w = os.path.abspath(work_dir)
+    check_hydra_path(w, "--work-dir")
+    check_hydra_path(os.path.abspath(data), "--data")
+    check_hydra_path(os.path.abspath(ckpt), "--ckpt")
     rows = []
     with WorkDirLock(w):
         remove_stale_partials(w, recursive=True)
@@ -82,7 +93,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
-            stats = stages.run(f"k{k}.train", lambda: final_stats(run_training(args, run, save, max_update), save))
+            stats = stages.run(f"k{k}.train", lambda: final_stats(run_training(args, run, save, max_update), save),
+                               command=" ".join(args).replace(w, "$W"))
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
                 def _decode(split=split):

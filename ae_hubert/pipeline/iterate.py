@@ -18,7 +18,7 @@ from typing import Callable
 from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import final_stats, run_training
+from ..runner.trainer import check_hydra_path, final_stats, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -80,6 +80,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             dry_run: bool = False, echo: Callable[[str], None] = print) -> list[dict]:
     s = load_schedule(schedule, data, overrides)  # everything is validated before any work
     work_dir = os.path.abspath(work_dir)
+    check_hydra_path(work_dir, "--work-dir")
+    check_hydra_path(os.path.abspath(s.data), "--data")
     steps = plan(s, work_dir)
     if dry_run:
         for st in steps:
@@ -96,7 +98,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                stages.run(st.name, lambda st=st: execute(st))
+                # recorded relative to the work dir, so a moved or copied work dir still resumes
+                stages.run(st.name, lambda st=st: execute(st), command=st.shell().replace(work_dir, "$W"))
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from ..common.atomic import ensure_writable_dir, write_text_atomic
-from ..common.errors import located
+from ..common.errors import AeHubertError, located
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +39,22 @@ class Stages:
             raise located(path, "not a stage marker (no 'result'); delete it to redo the stage")
         return rec
 
-    def run(self, name: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` unless ``name`` is done; return its (JSON-able) result either way."""
+    def run(self, name: str, fn: Callable[[], Any], command: str | None = None) -> Any:
+        """Run ``fn`` unless ``name`` is done; return its (JSON-able) result either way. ``command``
+        (what the step runs) is recorded; a done step whose command differs is refused, not reused."""
         prev = self.done(name)
         if prev is not None:
+            if command is not None and prev.get("command", command) != command:
+                raise AeHubertError(f"{self.marker(name)}: this step was done with other settings "
+                                    f"({prev['command'][:200]} ...); use a new work dir, or delete this "
+                                    "marker and what follows it to redo it")
             self.echo(f"[skip] {name} (done)")
             return prev["result"]
         self.echo(f"[run ] {name}")
         t0 = time.time()
         result = fn()
-        record = {"result": result, "seconds": round(time.time() - t0, 2)}
+        record = {"result": result, "seconds": round(time.time() - t0, 2),
+                  **({"command": command} if command is not None else {})}
         write_text_atomic(self.marker(name), json.dumps(record, indent=1) + "\n")
         return result
 

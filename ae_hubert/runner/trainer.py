@@ -51,6 +51,14 @@ def resolve_train_config(spec: str, where: str) -> tuple[str, str]:
     return os.path.dirname(os.path.abspath(path)), os.path.splitext(os.path.basename(path))[0]
 
 
+def check_hydra_path(path: str, what: str) -> None:
+    """Paths travel as hydra overrides (``task.data=PATH``); hydra's grammar cannot carry some characters."""
+    bad = sorted(set(re.findall(r"[,'\"=\[\]{}()\\$]", path)))
+    if bad:
+        raise AeHubertError(f"{what} {path}: contains {' '.join(bad)}, which hydra overrides cannot carry; "
+                            "use another directory name")
+
+
 def _intact(path: str) -> bool:
     """A torch zip checkpoint whose central directory is there (a truncated copy has none)."""
     try:
@@ -203,9 +211,10 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
         with TrainingProgress(log, max_update, updates or 0, f"train {os.path.basename(run_dir)}"):
             rc = run_owned(cmd, run_dir, f)
     if rc != 0:
-        with open(log) as f:
-            tail = f.read()[-2000:]
-        raise AeHubertError(f"{log}: {HYDRA_TRAIN} failed (exit {rc}):\n{tail}")
+        with open(log, errors="replace") as f:
+            lines = [ln.strip() for ln in f.read()[-20000:].splitlines() if ln.strip()]
+        last = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
+        raise AeHubertError(f"{log}: {HYDRA_TRAIN} failed (exit {rc}): {last[:300]} (the whole log is in that file)")
     return log
 
 
