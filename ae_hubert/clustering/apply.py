@@ -21,6 +21,8 @@ def load_centroids(km_path: str) -> np.ndarray:
     centers = getattr(km, "cluster_centers_", None)
     if centers is None:
         raise located(km_path, f"{type(km).__name__} has no cluster_centers_")
+    if np.asarray(centers).dtype.kind not in "fiu":  # complex or object centres would be cast silently
+        raise located(km_path, f"cluster_centers_ must be real numbers, got dtype {np.asarray(centers).dtype}")
     try:
         centers = np.asarray(centers, dtype=np.float32)
     except (TypeError, ValueError) as e:

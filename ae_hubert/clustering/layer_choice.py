@@ -67,9 +67,11 @@ def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | No
             raise located(phn_path, f"{len(phones)} lines but the manifest's first {n_utt} utterances were scored")
     criterion = "pnmi" if phones is not None else "silhouette"
     results = {}
+    n_frames = sum(len(u) for u in per_layer[candidates[0]])
+    k_used = min(k, max(2, n_frames // 20))  # at least ~20 frames a cluster on a small held-out set
     for layer in candidates:
         feats = np.concatenate(per_layer[layer]).astype(np.float32)
-        km = fit_kmeans(feats, min(k, max(2, len(feats) // 20)), seed)
+        km = fit_kmeans(feats, k_used, seed)
         labels = km.labels_
         if phones is not None:
             offs = np.cumsum([0] + [len(u) for u in per_layer[layer]])
@@ -82,7 +84,8 @@ def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | No
     ranked = sorted(results.items(), key=lambda kv: -kv[1])
     why = (f"layer {best} has the highest {criterion} ({results[best]:.4f}) of layers "
            + ", ".join(f"{layer}: {s:.4f}" for layer, s in ranked)
-           + f" (k-means K={k} on {n_utt} held-out '{split}' utterances)")
+           + f" (k-means K={k_used}" + (f", not {k}: only {n_frames} held-out frames" if k_used != k else "")
+           + f", on {n_utt} held-out '{split}' utterances)")
     result = {"chosen": best, "criterion": criterion, "scores": {str(k_): v for k_, v in results.items()},
               "why": why, "utterances": n_utt}
     if json_out:

@@ -61,7 +61,10 @@ def write_split(name: str, root: str, items: list[tuple[str, str]], out_dir: str
 
     rows = []
     for path, _ in items:
-        info = sf.info(path)
+        try:
+            info = sf.info(path)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise located(path, f"not readable as audio ({e})") from None
         if info.samplerate != 16000:
             raise located(path, f"sample rate {info.samplerate}, want 16000")
         rows.append((os.path.relpath(path, root), info.frames))

@@ -83,8 +83,12 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
     from ..analysis.report import build_report
     from ..finetune.reset_sweep import reset_sweep, sweep_table
 
+    from .schedule import shipped_schedule
+
     t0 = time.time()
     schedules = plan["schedules"]
+    for name in schedules:  # a misspelt name fails before the corpus is built
+        shipped_schedule(name)
     corpus = os.path.join(w, "corpus")
     Stages(w).run("corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"])
     results = {}
