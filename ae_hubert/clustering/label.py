@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import os
 
-import re
-
 import numpy as np
 from tqdm import tqdm
 
+from ..common.arguments import FILE_NAME
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic
 from ..common.errors import AeHubertError, located
 from ..features.shards import feature_paths, read_shards
@@ -16,8 +15,8 @@ from .apply import NearestCentroid, NonFiniteFeatures, load_centroids
 
 def check_label_name(name: str) -> None:
     """A label name becomes file names ({split}.NAME, dict.NAME.txt): a plain word, no paths."""
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name or ""):
-        raise AeHubertError(f"label name {name!r}: use letters, digits, '_', '-', '.' (it names files)")
+    if not FILE_NAME.fullmatch(name or ""):
+        raise AeHubertError(f"label name {name!r}: use letters, digits, '_' or '-' (it names files)")
 
 
 def write_dict(out_dir: str, k: int, name: str = "km") -> str:

@@ -3,6 +3,10 @@ value becomes one line (``argument --k: must be an integer >= 2, got '1'``)."""
 from __future__ import annotations
 
 import argparse
+import re
+
+# a split, label or iteration name: it becomes part of file and directory names, so no paths or dots
+FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 def integer(minimum: int | None = None, maximum: int | None = None):
@@ -72,9 +76,7 @@ SEED = integer(0, 2 ** 32 - 1)  # numpy's and sklearn's seed range
 
 def plain_name(text: str) -> str:
     """A split or label name: it becomes part of file names, so no paths, no dots at the start."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", text):
+    if not FILE_NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(f"must be letters, digits, '_' or '-' (it names files), got {text!r}")
     return text
 

@@ -31,6 +31,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..common.arguments import FILE_NAME
 from ..common.errors import AeHubertError
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
@@ -109,7 +110,7 @@ TOP_KEYS = ("name", "description", "data", "train_config", "overrides", "kmeans"
 KMEANS_KEYS = ("percent", "max_iter", "streamed")
 ITERATION_KEYS = ("name", "targets", "init", "reset_top_layers", "max_update", "overrides")
 TARGET_KEYS = ("source", "k", "layer", "percent", "name", "candidates")
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+NAME = FILE_NAME
 # overrides the schedule itself sets for every run (Schedule.train_overrides): the field to use instead
 OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
          "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
