@@ -137,9 +137,9 @@ def _init_continue(a):
 def _probe(a):
     from .analysis.layer_probe import present_metrics, probe_checkpoints, write_probe_results
     from .analysis.plots import plot_probe_results
-    from .common.atomic import ensure_writable_dir
+    from .common.atomic import check_writable_dir
 
-    ensure_writable_dir(a.out)
+    check_writable_dir(a.out)
     results = probe_checkpoints(a.ckpt, a.data, k=a.k, max_utterances=a.max_utterances, seed=a.seed,
                                 device=a.device, cca=a.cca, ctc_steps=a.ctc_steps)
     js, csv_path = write_probe_results(results, a.out)

@@ -85,6 +85,48 @@ def _files(c):
     textdict.mkdir()
     (textdict / "dict.km.txt").write_text("0\n1\n")
     bad["text_dict"] = str(textdict)
+    # a manifest whose last wav is truncated (its header says fewer samples than the manifest)
+    trunc = t / "truncated"
+    trunc.mkdir()
+    lines = open(os.path.join(c["corpus"], "valid.tsv")).read().splitlines()
+    root, rows = lines[0], lines[1:]
+    last_rel, last_n = rows[-1].split("\t")
+    data = open(os.path.join(root, last_rel), "rb").read()
+    (trunc / "last.wav").write_bytes(data[:len(data) // 2])
+    (trunc / "valid.tsv").write_text("\n".join([str(trunc)] + [f"{os.path.join(root, r.split(chr(9))[0])}\t"
+                                                               f"{r.split(chr(9))[1]}" for r in rows[:-1]]
+                                               + [f"last.wav\t{last_n}"]) + "\n")
+    shutil.copy(os.path.join(c["corpus"], "train.tsv"), trunc / "train.tsv")  # its root is absolute
+    bad["truncated"] = str(trunc)
+    # a feature dir where a directory sits at the name of the .len file of the pair
+    clash = t / "clash"
+    (clash / "valid_0_1.len").mkdir(parents=True)
+    bad["clash"] = str(clash)
+    # fewer transcript lines than utterances (spm)
+    few = t / "few"
+    few.mkdir()
+    for f in os.listdir(c["corpus"]):
+        if f.endswith((".tsv", ".wrd", ".ltr")) or f.startswith("dict."):
+            shutil.copy(os.path.join(c["corpus"], f), few / f)
+    valid_wrd = open(few / "valid.wrd").read().splitlines()
+    (few / "valid.wrd").write_text("\n".join(valid_wrd[:-3]) + "\n")
+    bad["few_wrd"] = str(few)
+    # a label dictionary with a negative count on its 3rd line
+    negdict = t / "negdict"
+    negdict.mkdir()
+    rows = open(os.path.join(c["lab"], "dict.km.txt")).read().splitlines()
+    rows[2] = rows[2].split()[0] + " -1"
+    (negdict / "dict.km.txt").write_text("\n".join(rows) + "\n")
+    bad["neg_dict"] = str(negdict)
+    # a LibriSpeech root with a dev-clean chapter, and an empty Libri-light directory
+    import soundfile as sf
+
+    chapter = t / "ls_root" / "dev-clean" / "1" / "2"
+    chapter.mkdir(parents=True)
+    sf.write(chapter / "1-2-0000.flac", np.zeros(8000, dtype=np.float32), 16000)
+    (chapter / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
+    (t / "empty_ll").mkdir()
+    bad["ls_root"], bad["empty_ll"] = str(t / "ls_root"), str(t / "empty_ll")
     return bad
 
 
@@ -318,6 +360,32 @@ CASES = [
      ["w", "sl"]),
     ("corpus-voices-empty", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", ""], "--voices", ["tc"]),
     ("corpus-out-empty", lambda c, b: ["toy-corpus", "", "--utterances", "10"], "must not be empty", []),
+    # audio headers are checked before any work: a truncated file late in the split fails first
+    ("dump-truncated-late", lambda c, b: ["dump", "mfcc", "--tsv-dir", b["truncated"], "--split", "valid",
+                                          "--out-dir", f"{c['tmp']}/o"], "last.wav: has", ["o"]),
+    ("probe-truncated-late", lambda c, b: ["probe", "--ckpt", c["ckpt"], "--data", b["truncated"], "--out",
+                                           f"{c['tmp']}/p"], "last.wav: has", ["p"]),
+    ("dump-directory-in-the-way", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "valid",
+                                                "--out-dir", b["clash"]], "a directory is in the way",
+     ["clash/valid_0_1.npy"]),
+    ("spm-short-transcripts", lambda c, b: ["spm", "--data", b["few_wrd"], "--vocab-size", "30"],
+     "transcripts have", ["few/spm30.model", "few/train.spm30"]),
+    ("spm-vocab-too-large", lambda c, b: ["spm", "--data", c["corpus"], "--vocab-size", "5000", "--name", "huge"],
+     "sentencepiece cannot train", []),
+    ("init-continue-label-rate", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
+                                               "--out", f"{c['tmp']}/init.pt", "model.label_rate=-5"],
+     "model.label_rate must be a positive", ["init.pt"]),
+    ("init-continue-negative-count", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir",
+                                                   b["neg_dict"], "--out", f"{c['tmp']}/init.pt"],
+     "dict.km.txt:3: count -1", ["init.pt"]),
+    ("librispeech-empty-libri-light", lambda c, b: ["librispeech", "--root", b["ls_root"], "--libri-light",
+                                                    b["empty_ll"], "--out", f"{c['tmp']}/ls"], "(1h, 9h)", ["ls"]),
+    ("iterate-owned-model-label-rate", lambda c, b: ["iterate", "--schedule", schedule(
+        c, "overrides: [model.label_rate=-5]\n" + GOOD_ITERS), "--work-dir", f"{c['tmp']}/w", "--data", c["corpus"]],
+     "model.label_rate is set by the schedule", ["w"]),
+    ("iterate-truncated-audio", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                              f"{c['tmp']}/w", "--data", b["truncated"]], "last.wav: has",
+     ["w"]),
 ]
 
 

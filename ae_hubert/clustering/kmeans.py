@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from ..common.atomic import atomic_path, ensure_writable_dir
+from ..common.atomic import atomic_path, check_writable_dir
 from ..common.errors import located
 from .sample import check_k, init_frame_indices, sample_features, sampled_utterances
 from .streamed_kmeans import fit_kmeans_streamed
@@ -40,7 +40,7 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
     (streamed_kmeans.py), for samples larger than RAM; otherwise it is loaded and fit in memory."""
     if os.path.isdir(out):
         raise located(out, "--out is a directory; give the k-means file name")
-    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))  # before the fit, not after
+    check_writable_dir(os.path.dirname(os.path.abspath(out)))  # before the fit, not after
     if streamed:
         parts = sampled_utterances(feat_dir, split, nshard, percent, seed)
         km = fit_kmeans_streamed(parts, k, seed, max_iter, chunk_frames=chunk_frames)

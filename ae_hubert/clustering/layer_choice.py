@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..common.atomic import ensure_writable_dir, write_text_atomic
+from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.errors import located
 from ..common.manifest import read_manifest
 
@@ -54,7 +54,7 @@ def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | No
     if json_out:
         if os.path.isdir(json_out):
             raise located(json_out, "--json is a directory")
-        ensure_writable_dir(os.path.dirname(os.path.abspath(json_out)))
+        check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
     read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
     per_layer, n_utt = layer_features(ckpt, tsv_dir, split, candidates, max_utterances, device)
     candidates = list(per_layer)

@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..common.atomic import ensure_writable_dir, write_text_atomic
+from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.errors import AeHubertError, located
 
 
@@ -117,7 +117,7 @@ def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn
     if json_out:
         if os.path.isdir(json_out):
             raise located(json_out, "--json is a directory")
-        ensure_writable_dir(os.path.dirname(os.path.abspath(json_out)))
+        check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
     hyps = read_label_lines(km_path)
     refs = read_label_lines(phn_path)
     if len(hyps) != len(refs):

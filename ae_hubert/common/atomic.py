@@ -31,6 +31,22 @@ def ensure_writable_dir(path: str | os.PathLike) -> str:
     return path
 
 
+def check_writable_dir(path: str | os.PathLike) -> str:
+    """Up-front check that outputs can go to directory ``path``, without creating it: a refusal
+    that comes later (bad input) must not leave an empty directory behind. ``path`` or its
+    nearest existing ancestor must be a writable directory; the writer creates it when it writes."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        return ensure_writable_dir(path)
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise located(path, f"cannot create output directory ({parent} is not a directory)")
+    ensure_writable_dir(parent)
+    return path
+
+
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
 _PARTIAL = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)(?P<ext>\.[^.]*)?$")
 
@@ -96,10 +112,18 @@ def _listdir(d) -> list[str]:
         return []
 
 
+def _not_a_directory(final: str) -> None:
+    """A directory where an output file goes would make the rename fail after the work (and, for
+    a pair of files, after the first one was renamed): refuse before the work."""
+    if os.path.isdir(final):
+        raise located(final, "a directory is in the way of this output file (remove or rename it)")
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path; rename it to ``final`` only if the block completes."""
     final = os.fspath(final)
+    _not_a_directory(final)
     sweep_once(ensure_writable_dir(os.path.dirname(os.path.abspath(final))))
     tmp = tmp_name(final)
     try:
@@ -117,6 +141,8 @@ def atomic_paths(*finals: str | os.PathLike) -> Iterator[list[str]]:
     All are renamed in the given order once the block completes; put the file that marks
     completion (e.g. the ``.len`` index of a feature dump) last.
     """
+    for f in finals:
+        _not_a_directory(os.fspath(f))
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(_deferred(f)) for f in finals]
         yield [t.tmp for t in tmps]
@@ -155,5 +181,5 @@ def write_lines_atomic(path: str | os.PathLike, lines) -> None:
                 f.write(f"{line}\n")
 
 
-__all__ = ["atomic_path", "atomic_paths", "ensure_writable_dir", "remove_stale_partials", "tmp_name",
+__all__ = ["atomic_path", "atomic_paths", "check_writable_dir", "ensure_writable_dir", "remove_stale_partials", "tmp_name",
            "write_text_atomic", "write_lines_atomic"]

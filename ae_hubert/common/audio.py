@@ -52,6 +52,25 @@ def read_audio(path: str, expected_nsamples: int | None = None, where: str | Non
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
+def check_headers(entries, sample_rate: int = SAMPLE_RATE) -> None:
+    """Check every entry's audio header (exists, readable, rate, sample count as in the manifest)
+    before any work starts, so a bad file late in a split fails in seconds, not after hours of
+    features. Reads headers only; a file whose samples are corrupt is still caught when read."""
+    for e in entries:
+        prefix = f"{e.where}: {e.path}"
+        if not os.path.isfile(e.path):
+            raise AeHubertError(f"{prefix}: audio file not found")
+        try:
+            info = sf.info(e.path)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+            raise AeHubertError(f"{prefix}: not readable as audio ({err})") from None
+        if info.samplerate != sample_rate:
+            raise AeHubertError(f"{prefix}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (resample first)")
+        if info.frames != e.nsamples:
+            raise AeHubertError(f"{prefix}: has {info.frames} samples but the manifest says {e.nsamples} "
+                                "(truncated file or stale manifest)")
+
+
 def read_entry(entry, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read one :class:`~ae_hubert.common.manifest.ManifestEntry`, checking its sample count."""
     return read_audio(entry.path, entry.nsamples, where=entry.where, sample_rate=sample_rate)

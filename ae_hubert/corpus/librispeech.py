@@ -80,14 +80,17 @@ def prepare_librispeech(root: str, out_dir: str, libri_light: str | None = None)
     """Write every split whose source directories exist; returns ``{name: utterances}``."""
     if not os.path.isdir(root):
         raise located(root, "LibriSpeech root not found")
-    os.makedirs(out_dir, exist_ok=True)
     written, counts = {}, collections.Counter()
     sources = [(name, root, [os.path.join(root, s) for s in subs]) for name, subs in LIBRISPEECH_SPLITS.items()]
     if libri_light:
         if not os.path.isdir(libri_light):
             raise located(libri_light, "Libri-light librispeech_finetuning directory not found")
+        if not any(os.path.isdir(os.path.join(libri_light, d)) for d in ("1h", "9h")):
+            raise located(libri_light, "no Libri-light split directories (1h, 9h) here")
         sources += [(name, libri_light, [os.path.join(libri_light, s) for s in subs])
                     for name, subs in LIBRILIGHT_SPLITS.items()]
+    if not any(os.path.isdir(d) for _, _, dirs in sources for d in dirs):
+        raise located(root, "no LibriSpeech split directories (train-clean-100, dev-clean, ...) here")
     for name, base, dirs in sources:
         dirs = [d for d in dirs if os.path.isdir(d)]
         if not dirs:
@@ -98,8 +101,6 @@ def prepare_librispeech(root: str, out_dir: str, libri_light: str | None = None)
         written[name] = write_split(name, base, items, out_dir)
         if name == "train" or "train" not in written:
             counts.update(c for _, w in items for c in words_to_letters(w).split())
-    if not written:
-        raise located(root, "no LibriSpeech split directories (train-clean-100, dev-clean, ...) here")
     write_lines_atomic(os.path.join(out_dir, "dict.ltr.txt"),
                        [f"{c} {n}" for c, n in sorted(counts.items(), key=lambda cn: (-cn[1], cn[0]))])
     return written

@@ -15,7 +15,7 @@ from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 
 from ..common.atomic import atomic_paths, ensure_writable_dir
-from ..common.audio import read_entry
+from ..common.audio import check_headers, read_entry
 from ..common.errors import AeHubertError, located
 from ..common.manifest import ManifestEntry, read_manifest
 from .shards import feature_paths
@@ -45,7 +45,8 @@ def write_shard(feat_dir: str, split: str, rank: int, nshard: int,
 
 def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples: int = 400) -> list[ManifestEntry]:
     """The shard's manifest entries; every one must be long enough for one feature frame
-    (400 samples: the 25 ms MFCC window, HuBERT's CNN receptive field)."""
+    (400 samples: the 25 ms MFCC window, HuBERT's CNN receptive field) and its audio header must
+    match the manifest."""
     manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
     if nshard > len(manifest):
         raise AeHubertError(f"{manifest.tsv}: --nshard {nshard} is more than its {len(manifest)} utterances")
@@ -54,6 +55,7 @@ def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples:
         if e.nsamples < min_samples:
             raise AeHubertError(f"{e.where}: {e.relpath} has {e.nsamples} samples, fewer than the {min_samples} "
                                 "needed for one feature frame (remove it from the manifest)")
+    check_headers(entries)
     return entries
 
 

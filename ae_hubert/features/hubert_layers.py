@@ -103,12 +103,12 @@ def split_hidden_states(extractor: HubertLayerExtractor, tsv_dir: str, split: st
     """Yield ``(waveform, {layer: feats})`` for the first ``max_utterances`` of ``{split}.tsv``."""
     import os
 
-    from ..common.audio import read_entry
+    from ..common.audio import check_headers, read_entry
+    from ..common.errors import AeHubertError
     from ..common.manifest import read_manifest
 
-    from ..common.errors import AeHubertError
-
     entries = read_manifest(os.path.join(tsv_dir, f"{split}.tsv")).entries[:max_utterances]
+    check_headers(entries)
     for i in range(0, len(entries), batch):
         wavs = [read_entry(e) for e in entries[i:i + batch]]
         outs = extractor(wavs, layers)

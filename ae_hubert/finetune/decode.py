@@ -15,8 +15,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..common.atomic import ensure_writable_dir, write_lines_atomic, write_text_atomic
-from ..common.audio import read_entry
+from ..common.atomic import check_writable_dir, write_lines_atomic, write_text_atomic
+from ..common.audio import check_headers, read_entry
 from ..common.errors import located
 from ..common.error_rates import error_rates
 from ..common.manifest import read_manifest
@@ -67,10 +67,11 @@ def decode(ckpt: str, data: str, split: str, out_dir: str | None = None, device:
 
     model, task, cfg = load_finetuned(ckpt, data, device)
     if out_dir:
-        ensure_writable_dir(out_dir)  # before the decoding, not after
+        check_writable_dir(out_dir)  # before the decoding, not after
     mode = cfg.criterion.get("post_process", "letter") if cfg.get("criterion") else "letter"
     d = task.target_dictionary
     entries = read_manifest(os.path.join(data, f"{split}.tsv")).entries[:max_utterances]
+    check_headers(entries)
     units, hyps = [], []
     for e in entries:
         s = d.string(greedy_units(model, task, read_entry(e), bool(cfg.task.normalize)))

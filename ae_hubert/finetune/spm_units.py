@@ -15,6 +15,7 @@ import tempfile
 from ..common.atomic import atomic_path, write_lines_atomic
 from ..common.errors import AeHubertError, located
 from ..common.letters import letters_to_words
+from ..common.manifest import read_manifest
 
 SPECIALS = {"<s>", "<pad>", "</s>", "<unk>"}  # fairseq's Dictionary adds its own
 
@@ -41,9 +42,15 @@ def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: s
     name = name or f"spm{vocab_size}"
     if name in RESERVED:  # would overwrite the manifests or the transcripts the units are made from
         raise AeHubertError(f"--name {name!r} is taken by the data's own files ({', '.join(sorted(RESERVED))})")
-    train = transcripts(data, "train")
+    texts = {split: transcripts(data, split) for split in dict.fromkeys(("train", *splits))}
+    train = texts["train"]
     if not train:
         raise located(os.path.join(data, "train.wrd"), "no train transcripts (.wrd or .ltr) to train units on")
+    for split, lines in texts.items():  # before training: a short transcript file would shift every label
+        tsv = os.path.join(data, f"{split}.tsv")
+        if lines is not None and os.path.isfile(tsv) and len(read_manifest(tsv)) != len(lines):
+            raise located(tsv, f"{len(read_manifest(tsv))} utterances but the {split} transcripts have "
+                               f"{len(lines)} lines (one line per manifest line)")
     with tempfile.TemporaryDirectory(dir=data) as tmp:
         text = os.path.join(tmp, "train.txt")
         with open(text, "w", encoding="utf-8") as f:
@@ -51,7 +58,7 @@ def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: s
         prefix = os.path.join(tmp, name)
         try:
             spm.SentencePieceTrainer.train(input=text, model_prefix=prefix, vocab_size=vocab_size,
-                                           model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
+                                           model_type=model_type, character_coverage=1.0, hard_vocab_limit=True,
                                            num_threads=1, bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2)
         except RuntimeError as e:  # e.g. a vocabulary smaller than the transcripts' characters
             msg = str(e).strip().splitlines()[0]
@@ -63,7 +70,7 @@ def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: s
     written = {}
     counts: collections.Counter = collections.Counter()
     for split in splits:
-        lines = transcripts(data, split)
+        lines = texts[split]
         if lines is None:
             continue
         pieces = [" ".join(sp.encode(line, out_type=str)) for line in lines]

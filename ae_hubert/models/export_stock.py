@@ -27,10 +27,10 @@ def export_stock(ckpt: str, out: str) -> dict:
     from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig
     from omegaconf import OmegaConf
 
-    from ..common.atomic import atomic_path, ensure_writable_dir
+    from ..common.atomic import atomic_path, check_writable_dir
     from ..common.checkpoint import load_hubert
 
-    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
+    check_writable_dir(os.path.dirname(os.path.abspath(out)))
     state = load_state(ckpt)
     loaded = load_hubert(ckpt, state=state)  # a HuBERT checkpoint whose weights fit its config, or one line
     if loaded.fine_tuned:

@@ -17,7 +17,7 @@ import os
 import torch
 
 from ..clustering.label import check_label_name
-from ..common.atomic import ensure_writable_dir
+from ..common.atomic import check_writable_dir
 from ..common.checkpoint import PRETRAINING_ONLY, load_state
 from ..common.errors import AeHubertError, located
 from ..common.fresh_checkpoint import save_checkpoint
@@ -61,6 +61,9 @@ def check_model_keys(model: dict, default_name: str, where: str) -> None:
         raise AeHubertError(f"{where}: model._name {name!r} is not a registered model "
                             f"(known: {', '.join(sorted(MODEL_DATACLASS_REGISTRY))})")
     fields = {f.name for f in dataclasses.fields(dc)}
+    rate = model.get("label_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
+        raise AeHubertError(f"{where}: model.label_rate must be a positive number of labels per second, got {rate!r}")
     for key in model:
         if key != "_name" and key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
@@ -88,7 +91,7 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
         raise AeHubertError(f"--reset-top-layers must be >= 0, got {reset_top_layers}")
     if os.path.isdir(out):
         raise located(out, "--out is a directory; give the checkpoint's file name")
-    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
+    check_writable_dir(os.path.dirname(os.path.abspath(out)))
     state = load_state(prev_ckpt)
     cfg = state["cfg"]
     if cfg.model.get("w2v_args") is not None:
@@ -106,6 +109,9 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
             raise located(path, f"not a fairseq dictionary ({(str(e).strip().splitlines() or [''])[0][:200]})") from None
         if len(d) <= d.nspecial:
             raise located(path, "empty dictionary: no label would be predicted")
+        negative = next((i for i in range(d.nspecial, len(d)) if d.count[i] < 0), None)
+        if negative is not None:
+            raise located(path, f"count {d.count[negative]} of {d[negative]!r} is negative", negative - d.nspecial + 1)
         dicts.append(d)
     try:
         task = tasks.setup_task(cfg.task)

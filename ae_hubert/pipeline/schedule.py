@@ -112,7 +112,7 @@ TARGET_KEYS = ("source", "k", "layer", "percent", "name", "candidates")
 NAME = FILE_NAME
 # overrides the schedule itself sets for every run (Schedule.train_overrides): the field to use instead
 OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
-         "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
+         "model.label_rate": "targets[].source (it follows task.label_rate)", "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
          "checkpoint.finetune_from_model": "init: continue"}
 # overrides that stand for a schedule field: the last one given wins and becomes that field
 ALIASES = {"optimization.max_update": "max_update", "common.seed": "seed"}
@@ -210,7 +210,8 @@ def check_overrides(overrides: list[str], where: str) -> None:
 
 
 def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
-    """Checks both splits; returns the train utterances' sample counts."""
+    """Checks both splits (their audio headers too); returns the train utterances' sample counts."""
+    from ..common.audio import check_headers
     from ..common.manifest import read_manifest
 
     sizes: list[int] = []
@@ -222,6 +223,7 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
         if short is not None:
             raise ScheduleError(f"{short.where}: {short.relpath} has {short.nsamples} samples, fewer than the "
                                 f"{MIN_SAMPLES} needed for one feature frame (remove it from the manifest)")
+        check_headers(m.entries)
         if split == "train":
             sizes = [e.nsamples for e in m.entries]
     return sizes
