@@ -53,16 +53,24 @@ def _toy_corpus(a):
     return s["splits"]
 
 
-def _dump(a):
-    from .features import dump
+def _model_kind(a) -> dict:
+    """``shard_features``'s arguments for what the options name: MFCC, or a layer of a checkpoint."""
+    if getattr(a, "ckpt", None) is None:
+        return {}
+    from .features.dump import layer_from
 
-    if a.kind == "mfcc":
-        paths = dump.dump_mfcc(a.tsv_dir, a.split, a.out_dir, a.nshard, a.rank)
-    else:
-        layer = a.layer if a.layer is not None else dump.layer_from(a.layer_from)
-        paths = dump.dump_hubert(a.tsv_dir, a.split, a.ckpt, layer, a.out_dir, a.nshard, a.rank,
-                                 max_samples=a.max_samples, max_chunk=a.max_chunk, device=a.device,
-                                 user_dir=a.user_dir, dtype=a.dtype)
+    layer = a.layer if a.layer is not None else layer_from(a.layer_from)
+    return {"ckpt": a.ckpt, "layer": layer, "max_samples": a.max_samples, "max_chunk": a.max_chunk,
+            "user_dir": a.user_dir, "dtype": a.dtype}
+
+
+def _dump(a):
+    from .features.dump import dump_features
+
+    kind = _model_kind(a)
+    if kind:
+        kind["device"] = a.device
+    paths = dump_features(a.tsv_dir, a.split, a.out_dir, a.nshard, a.rank, sample=a.sample, seed=a.seed, **kind)
     _print(" ".join(paths))
     return {"files": list(paths)}
 
@@ -77,9 +85,31 @@ def _kmeans(a):
 
 
 def _label(a):
-    from .clustering.label import dump_labels
+    from .clustering.label import dump_labels, label_audio
 
-    out = dump_labels(a.feat_dir, a.split, a.nshard, a.km, a.out_dir, a.name, a.device)
+    if a.feat_dir is not None:
+        given = [o for o, v in (("--ckpt", a.ckpt), ("--layer", a.layer), ("--layer-from", a.layer_from),
+                                ("--rank", a.rank)) if v is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)}: only with --tsv-dir (--feat-dir labels dumped features)")
+        out = dump_labels(a.feat_dir, a.split, a.nshard, a.km, a.out_dir, a.name, a.device)
+    else:
+        if a.ckpt is None and (a.layer is not None or a.layer_from is not None):
+            raise UsageError("--layer/--layer-from: give the checkpoint too (--ckpt); without it labels are of MFCC")
+        if a.ckpt is not None and a.layer is None and a.layer_from is None:
+            raise UsageError("--ckpt: give the layer too (--layer or --layer-from)")
+        rank = a.rank or 0
+        if not rank < a.nshard:
+            raise UsageError(f"--rank {rank} / --nshard {a.nshard}: need 0 <= rank < nshard")
+        out = label_audio(a.tsv_dir, a.split, a.km, a.out_dir, a.name, a.nshard, rank, a.device, **_model_kind(a))
+    _print(out)
+    return {"labels": out}
+
+
+def _merge_labels(a):
+    from .clustering.label import merge_labels
+
+    out = merge_labels(a.label_dir, a.split, a.nshard, a.name, a.tsv_dir)
     _print(out)
     return {"labels": out}
 
@@ -222,6 +252,24 @@ def _launch(a):
         _print(*[f"# {st.name}\n{st.shell()}" for st in steps])
 
 
+def _model_options(k, required: bool) -> None:
+    """The options that pick and run a model layer (``dump hubert``; ``label --tsv-dir`` with a model)."""
+    k.add_argument("--ckpt", required=required, default=None,
+                   help="any fairseq HuBERT checkpoint, pretrained or fine-tuned"
+                        + ("" if required else " (--tsv-dir: label its layer's features; without: MFCC)"))
+    which = k.add_mutually_exclusive_group(required=required)
+    which.add_argument("--layer", type=integer(1), help="1-based transformer layer, as stock")
+    which.add_argument("--layer-from", metavar="JSON", help="read the layer from a `choose-layer --json` result ('chosen')")
+    k.add_argument("--max-samples", type=integer(0), default=None,
+                   help="padded samples per batch (default 1.6M on CUDA; on CPU one utterance per batch)")
+    k.add_argument("--max-chunk", type=integer(400), default=1_600_000,
+                   help="longer audio is cut into independent chunks of this many samples, as stock")
+    _device(k)
+    k.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="model precision; float16/bfloat16 for GPUs, files stay float32")
+    k.add_argument("--user-dir", default=None, help="another fairseq plugin the checkpoint needs")
+
+
 def _shards(s) -> None:
     s.add_argument("--nshard", type=integer(1), default=1, help="number of shards the split is cut into")
     s.add_argument("--rank", type=integer(0), default=0, help="which shard (0-based, < --nshard)")
@@ -260,20 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--out-dir", type=path, required=True, help="writes {split}_{rank}_{nshard}.npy and .len here")
         _shards(k)
         k.set_defaults(fn=_dump, kind=kind)
+        k.add_argument("--sample", type=sample_fraction, default=None,
+                       help="dump only the utterances `kmeans --percent` would sample (a fraction of each "
+                            "shard), under {split}_sample_{rank}_{nshard}; fit with --percent -1")
+        k.add_argument("--seed", type=SEED, default=0, help="(with --sample) the sampling seed, as kmeans --seed")
         if kind == "hubert":
-            k.add_argument("--ckpt", required=True, help="any fairseq HuBERT checkpoint, pretrained or fine-tuned")
-            which = k.add_mutually_exclusive_group(required=True)
-            which.add_argument("--layer", type=integer(1), help="1-based transformer layer, as stock")
-            which.add_argument("--layer-from", metavar="JSON",
-                               help="read the layer from a `choose-layer --json` result ('chosen')")
-            k.add_argument("--max-samples", type=integer(0), default=None,
-                           help="padded samples per batch (default 1.6M on CUDA; on CPU one utterance per batch)")
-            k.add_argument("--max-chunk", type=integer(400), default=1_600_000,
-                           help="longer audio is cut into independent chunks of this many samples, as stock")
-            _device(k)
-            k.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
-                           help="model precision; float16/bfloat16 for GPUs, files stay float32")
-            k.add_argument("--user-dir", default=None, help="another fairseq plugin the checkpoint needs")
+            _model_options(k, required=True)
 
     s = sub.add_parser("kmeans", help="fit k-means on dumped features -> joblib sklearn KMeans")
     s.add_argument("--feat-dir", required=True, help="directory of `dump` shards")
@@ -290,15 +330,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-frames", type=integer(1), default=200_000, help="(with --streamed) frames per chunk")
     s.set_defaults(fn=_kmeans)
 
-    s = sub.add_parser("label", help="assign frame labels with a k-means model -> {split}.NAME, dict.NAME.txt")
-    s.add_argument("--feat-dir", required=True, help="directory of `dump` shards")
+    s = sub.add_parser("label", help="assign frame labels with a k-means model -> {split}.NAME, dict.NAME.txt",
+                       description="Label dumped features (--feat-dir, as stock dump_km_label.py), or compute "
+                                   "each utterance's features from the audio and label them in one pass without "
+                                   "writing them (--tsv-dir: MFCC, or a layer of --ckpt).")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--feat-dir", help="directory of `dump` shards")
+    src.add_argument("--tsv-dir", help="directory with {split}.tsv: features computed from the audio, not stored")
     s.add_argument("--split", type=plain_name, required=True, help="which split to label")
-    s.add_argument("--nshard", type=integer(1), default=1, help="number of shards the split was dumped in")
+    s.add_argument("--nshard", type=integer(1), default=1,
+                   help="shards the split was dumped in (--feat-dir) or is labelled in (--tsv-dir)")
+    s.add_argument("--rank", type=integer(0), default=None,
+                   help="(--tsv-dir) which shard this run labels -> {split}_{rank}_{nshard}.NAME (default 0)")
     s.add_argument("--km", required=True, help="k-means file (ours, stock learn_kmeans.py's, or a released one)")
     s.add_argument("--out-dir", type=path, required=True, help="label directory")
     s.add_argument("--name", type=plain_name, default="km", help="label name: writes {split}.NAME and dict.NAME.txt")
-    _device(s)
+    _model_options(s, required=False)
     s.set_defaults(fn=_label)
+
+    s = sub.add_parser("merge-labels", help="join sharded `label --tsv-dir` outputs into {split}.NAME")
+    s.add_argument("--label-dir", required=True, help="where the {split}_{rank}_{nshard}.NAME files are")
+    s.add_argument("--split", type=plain_name, required=True, help="which split")
+    s.add_argument("--nshard", type=integer(1), required=True, help="number of shards")
+    s.add_argument("--name", type=plain_name, default="km", help="label name")
+    s.add_argument("--tsv-dir", default=None, help="check the line count against {split}.tsv here")
+    s.set_defaults(fn=_merge_labels)
 
     s = sub.add_parser("quality", help="PNMI and purities of frame labels against frame phone labels")
     s.add_argument("--km", required=True, help="frame labels, one utterance per line")

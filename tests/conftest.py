@@ -34,6 +34,23 @@ def hydra_train(cwd, *overrides, user_dir=True, check=True):
     return r
 
 
+def silent_manifests(data, n: int, seconds: int) -> str:
+    """train/valid manifests of ``n`` utterances of ``seconds`` each, all links to one silent flac
+    (the schedule checks read sizes and audio headers, not samples); returns ``data``."""
+    import numpy as np
+    import soundfile as sf
+
+    data = str(data)
+    os.makedirs(data, exist_ok=True)
+    sf.write(os.path.join(data, "silence.flac"), np.zeros(16000 * seconds, dtype=np.float32), 16000)
+    for i in range(n):
+        os.symlink(os.path.join(data, "silence.flac"), os.path.join(data, f"u{i}.flac"))
+    for split in ("train", "valid"):
+        with open(os.path.join(data, f"{split}.tsv"), "w") as f:
+            f.write(f"{data}\n" + "".join(f"u{i}.flac\t{16000 * seconds}\n" for i in range(n)))
+    return data
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     from ae_hubert.corpus.toy_corpus import build

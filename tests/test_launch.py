@@ -6,6 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from conftest import silent_manifests
 from ae_hubert.common.errors import AeHubertError
 from ae_hubert.pipeline.launch import distributed_overrides, sbatch_script, stage_groups, write_slurm
 from ae_hubert.pipeline.plan import plan
@@ -53,13 +54,8 @@ def test_slurm_multi_node_ranks_come_from_slurm(monkeypatch):
 
 
 def _data(tmp_path, n=40):
-    """Manifests only (launch reads no audio): 40 one-hour utterances, enough frames for K=500 at 10%."""
-    data = str(tmp_path / "data")
-    os.makedirs(data)
-    for split in ("train", "valid"):
-        with open(os.path.join(data, f"{split}.tsv"), "w") as f:
-            f.write(f"{data}\n" + "".join(f"x{i}.flac\t{16000 * 3600}\n" for i in range(n)))
-    return data
+    """40 one-hour utterances (silent links), enough frames for K=500 at 10%."""
+    return silent_manifests(tmp_path / "data", n, 3600)
 
 
 def _steps(schedule, tmp_path, data, overrides=(), nodes=4, gpus=8):

@@ -1,5 +1,7 @@
 import pytest
 
+from conftest import silent_manifests
+
 from ae_hubert.pipeline.schedule import ScheduleError, load_schedule
 
 SHIPPED = ["standard", "progressive", "top", "standard_toy", "progressive_toy", "top_toy", "adaptive_toy", "demo_toy"]
@@ -13,12 +15,8 @@ def write(tmp_path, text, name="s.yaml"):
 
 @pytest.fixture(scope="module")
 def big_manifests(tmp_path_factory):
-    """Manifests of 200 one-minute utterances (no audio: schedules read only the sizes), enough frames
-    for the LibriSpeech schedules' K=500 on a 10% sample."""
-    d = tmp_path_factory.mktemp("big")
-    for split in ("train", "valid"):
-        (d / f"{split}.tsv").write_text(f"{d}\n" + "".join(f"u{i}.flac\t{16000 * 60}\n" for i in range(200)))
-    return str(d)
+    """200 one-minute utterances, enough frames for the LibriSpeech schedules' K=500 on a 10% sample."""
+    return silent_manifests(tmp_path_factory.mktemp("big"), 200, 60)
 
 
 def data_for(name, corpus, big):

@@ -1,4 +1,11 @@
-"""``ae-hubert label``: ``{split}.km`` (one line per manifest line) and ``dict.km.txt``."""
+"""``ae-hubert label``: ``{split}.km`` (one line per manifest line) and ``dict.km.txt``.
+
+Two sources of features: dumped shards (``--feat-dir``, stock ``dump_km_label.py``), or the audio
+itself (``--tsv-dir``): each utterance's MFCC or layer features are computed and labelled in the
+same pass and never written, so a run needs a feature dump only for the k-means sample. A
+sharded audio run writes ``{split}_{rank}_{nshard}.km`` (stock's shard names); ``merge-labels``
+joins them into ``{split}.km``.
+"""
 from __future__ import annotations
 
 import os
@@ -9,6 +16,7 @@ from tqdm import tqdm
 from ..common.arguments import FILE_NAME
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic
 from ..common.errors import AeHubertError, located
+from ..common.manifest import read_manifest
 from ..features.shards import feature_paths, read_shards
 from .apply import NearestCentroid, NonFiniteFeatures, load_centroids
 
@@ -64,4 +72,65 @@ def dump_labels(feat_dir: str, split: str, nshard: int, km_path: str, out_dir: s
                 i = j
             bar.close()
     write_dict(out_dir, len(centers), name)
+    return out
+
+
+def shard_label_path(out_dir: str, split: str, name: str, nshard: int, rank: int) -> str:
+    """Where a labelling run over manifest shard ``rank`` writes: the whole split's file when
+    there is one shard, else stock's ``{split}_{rank}_{nshard}.{name}``."""
+    return os.path.join(out_dir, f"{split}.{name}" if nshard == 1 else f"{split}_{rank}_{nshard}.{name}")
+
+
+def label_audio(tsv_dir: str, split: str, km_path: str, out_dir: str, name: str = "km", nshard: int = 1,
+                rank: int = 0, device: str | None = None, **kind) -> str:
+    """Labels of one manifest shard straight from the audio: features as ``dump`` computes them
+    (``features.dump.shard_features``; ``kind``: ``ckpt``, ``layer`` and model options; MFCC
+    without ``ckpt``), assigned as they come. The same labels as dump -> label."""
+    import itertools
+
+    from ..features.dump import shard_features
+
+    check_label_name(name)
+    centers = load_centroids(km_path)
+    entries, feats, _ = shard_features(tsv_dir, split, nshard, rank, device=device, **kind)
+    first = next(iter(feats), None)
+    if first is None:
+        raise AeHubertError(f"{tsv_dir}/{split}.tsv: shard {rank}/{nshard} is empty")
+    if first[1].shape[1] != centers.shape[1]:
+        raise located(km_path, f"the k-means model has {centers.shape[1]} dims but these features have "
+                               f"{first[1].shape[1]} (another layer or model?)")
+    assign = NearestCentroid(centers, device)
+    out = shard_label_path(out_dir, split, name, nshard, rank)
+    with atomic_path(out) as tmp, open(tmp, "w") as f:
+        for entry, feat in tqdm(itertools.chain([first], feats), total=len(entries), desc=f"label {split}",
+                                unit="utt", disable=os.environ.get("AE_HUBERT_QUIET") == "1"):
+            try:
+                labs = assign(feat)
+            except NonFiniteFeatures as e:
+                raise located(entry.tsv, f"{entry.relpath}: frame {e.frame} of its features is NaN or inf: "
+                                         "no label", entry.line) from None
+            f.write(" ".join(map(str, labs.tolist())) + "\n")
+    write_dict(out_dir, len(centers), name)
+    return out
+
+
+def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_dir: str | None = None) -> str:
+    """Join the shard label files of ``label_audio`` into ``{split}.{name}`` (what fairseq reads);
+    with ``tsv_dir``, the lines must match the manifest one to one."""
+    check_label_name(name)
+    parts = [shard_label_path(label_dir, split, name, nshard, r) for r in range(nshard)]
+    for p in parts:
+        if not os.path.isfile(p):
+            raise located(p, "shard labels not found (run `ae-hubert label --tsv-dir ... --rank` for every shard)")
+    lines = []
+    for p in parts:
+        with open(p) as f:
+            lines.extend(f.read().splitlines())
+    if tsv_dir is not None:
+        manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
+        if len(manifest) != len(lines):
+            raise located(manifest.tsv, f"{len(manifest)} utterances but the {nshard} shard label files have "
+                                        f"{len(lines)} lines together")
+    out = os.path.join(label_dir, f"{split}.{name}")
+    write_lines_atomic(out, lines)
     return out

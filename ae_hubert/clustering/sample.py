@@ -6,24 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.errors import AeHubertError
+from ..common.sampling import check_fraction, sampled_indices
 from ..features.shards import read_shards
 
 
 def sampled_utterances(feat_dir: str, split: str, nshard: int, percent: float, seed: int) -> list[np.ndarray]:
     """Whole utterances, ``percent`` (a fraction in (0, 1], or -1 for all) of each shard, as stock
-    does; memory-mapped views, nothing read yet."""
-    if percent != -1 and not 0 < percent <= 1:
-        raise AeHubertError(f"--percent must be a fraction in (0, 1] or -1 for all, got {percent}")
-    rng = np.random.default_rng(seed)
-    parts = []
-    for shard in read_shards(feat_dir, split, nshard):
-        n = len(shard)
-        if 0 < percent < 1:
-            keep = np.sort(rng.choice(n, size=max(1, int(round(n * percent))), replace=False))
-        else:
-            keep = np.arange(n)
-        parts.extend(shard.utterance(i) for i in keep)
-    return parts
+    does (``common/sampling.py``); memory-mapped views, nothing read yet."""
+    check_fraction(percent)
+    shards = read_shards(feat_dir, split, nshard)
+    keep = sampled_indices([len(s) for s in shards], percent, seed)
+    return [shard.utterance(i) for shard, idx in zip(shards, keep) for i in idx]
 
 
 def sample_features(feat_dir: str, split: str, nshard: int, percent: float, seed: int) -> np.ndarray:

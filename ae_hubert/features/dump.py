@@ -17,7 +17,8 @@ from tqdm import tqdm
 from ..common.atomic import atomic_paths, ensure_writable_dir
 from ..common.audio import check_headers, read_entry
 from ..common.errors import AeHubertError, located
-from ..common.manifest import ManifestEntry, read_manifest
+from ..common.manifest import ManifestEntry, read_manifest, shard_range
+from ..common.sampling import sampled_indices
 from .shards import feature_paths
 
 logger = logging.getLogger(__name__)
@@ -43,20 +44,35 @@ def write_shard(feat_dir: str, split: str, rank: int, nshard: int,
     return npy, len_path
 
 
-def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples: int = 400) -> list[ManifestEntry]:
-    """The shard's manifest entries; every one must be long enough for one feature frame
-    (400 samples: the 25 ms MFCC window, HuBERT's CNN receptive field) and its audio header must
-    match the manifest."""
+def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples: int = 400,
+                  sample: float | None = None, seed: int = 0) -> list[ManifestEntry]:
+    """The shard's manifest entries (``sample``: only those k-means samples, see
+    ``common/sampling.py``); every one must be long enough for one feature frame (400 samples: the
+    25 ms MFCC window, HuBERT's CNN receptive field) and its audio header must match the manifest."""
     manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
     if nshard > len(manifest):
         raise AeHubertError(f"{manifest.tsv}: --nshard {nshard} is more than its {len(manifest)} utterances")
     entries = manifest.shard(nshard, rank)
+    if sample is not None:
+        sizes = [manifest_shard_size(len(manifest), nshard, r) for r in range(nshard)]
+        entries = [entries[i] for i in sampled_indices(sizes, sample, seed)[rank]]
     for e in entries:
         if e.nsamples < min_samples:
             raise AeHubertError(f"{e.where}: {e.relpath} has {e.nsamples} samples, fewer than the {min_samples} "
                                 "needed for one feature frame (remove it from the manifest)")
     check_headers(entries)
     return entries
+
+
+def manifest_shard_size(total: int, nshard: int, rank: int) -> int:
+    start, end = shard_range(total, nshard, rank)
+    return end - start
+
+
+def sample_split(split: str) -> str:
+    """The name a sample dump is written under (``train`` -> ``train_sample``): a label run over
+    features of only some utterances must not be mistaken for the whole split's."""
+    return f"{split}_sample"
 
 
 def layer_from(path: str) -> int:
@@ -73,14 +89,6 @@ def layer_from(path: str) -> int:
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
         raise located(path, f"'chosen' must be a layer number >= 1, got {chosen!r}")
     return chosen
-
-
-def dump_mfcc(tsv_dir: str, split: str, out_dir: str, nshard: int = 1, rank: int = 0) -> tuple[str, str]:
-    from .mfcc import mfcc
-
-    entries = shard_entries(tsv_dir, split, nshard, rank)
-    feats = ((e, mfcc(read_entry(e))) for e in entries)
-    return write_shard(out_dir, split, rank, nshard, feats, len(entries), f"mfcc {split} {rank}/{nshard}")
 
 
 def batches_by_length(entries: Sequence[ManifestEntry], max_samples: int, window: int = 256
@@ -121,12 +129,21 @@ def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk
             next_out += 1
 
 
-def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, nshard: int = 1,
-                rank: int = 0, max_samples: int | None = None, max_chunk: int = 1_600_000,
-                device: str | None = None, user_dir: str | None = None,
-                dtype: str = "float32") -> tuple[str, str]:
-    """Dump 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics). ``dtype``
-    float16/bfloat16 runs the model in that precision (for GPUs); the files stay float32, as stock."""
+def shard_features(tsv_dir: str, split: str, nshard: int = 1, rank: int = 0, ckpt: str | None = None,
+                   layer: int | None = None, sample: float | None = None, seed: int = 0,
+                   max_samples: int | None = None, max_chunk: int = 1_600_000, device: str | None = None,
+                   user_dir: str | None = None, dtype: str = "float32"
+                   ) -> tuple[list[ManifestEntry], Iterable[tuple[ManifestEntry, np.ndarray]], str]:
+    """One manifest shard's features, computed as they are consumed: 39-d MFCC when ``ckpt`` is
+    None, else 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics; ``dtype``
+    float16/bfloat16 runs the model in that precision, for GPUs). Returns (entries, a lazy
+    ``(entry, features)`` iterator in manifest order, a short description). Every check (manifest,
+    audio headers, checkpoint, layer) runs before this returns."""
+    if ckpt is None:
+        from .mfcc import mfcc
+
+        entries = shard_entries(tsv_dir, split, nshard, rank, sample=sample, seed=seed)
+        return entries, ((e, mfcc(read_entry(e))) for e in entries), "mfcc"
     import torch
 
     from ..common.checkpoint import load_hubert
@@ -140,8 +157,27 @@ def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, n
         raise AeHubertError(f"{ckpt}: --layer {layer} out of range, the model has layers 1..{loaded.num_layers}")
     extractor = HubertLayerExtractor(loaded.model.to(getattr(torch, dtype)), loaded.normalize, device)
     receptive = next(n for n in range(1, 1 << 20) if extractor.frames(n) > 0)
-    entries = shard_entries(tsv_dir, split, nshard, rank, min_samples=receptive)
+    entries = shard_entries(tsv_dir, split, nshard, rank, min_samples=receptive, sample=sample, seed=seed)
     if max_samples is None:  # measured on 2 CPU cores: batching does not pay there, so one utterance
         max_samples = 1_600_000 if extractor.device.type == "cuda" else 0  # per batch; on a GPU it does
-    feats = _hubert_features(extractor, entries, layer, max_samples, max_chunk)
-    return write_shard(out_dir, split, rank, nshard, feats, len(entries), f"L{layer} {split} {rank}/{nshard}")
+    return entries, _hubert_features(extractor, entries, layer, max_samples, max_chunk), f"L{layer}"
+
+
+def dump_features(tsv_dir: str, split: str, out_dir: str, nshard: int = 1, rank: int = 0,
+                  sample: float | None = None, seed: int = 0, **kind) -> tuple[str, str]:
+    """``ae-hubert dump``: a shard's features (``shard_features``; ``kind``: ``ckpt``, ``layer`` and
+    the model options) -> ``{split}_{rank}_{nshard}.npy`` + ``.len``. With ``sample`` (a fraction),
+    only the utterances k-means samples from the shard, under ``{split}_sample_{rank}_{nshard}``."""
+    entries, feats, what = shard_features(tsv_dir, split, nshard, rank, sample=sample, seed=seed, **kind)
+    name = split if sample is None else sample_split(split)
+    return write_shard(out_dir, name, rank, nshard, feats, len(entries), f"{what} {name} {rank}/{nshard}")
+
+
+def dump_mfcc(tsv_dir: str, split: str, out_dir: str, nshard: int = 1, rank: int = 0) -> tuple[str, str]:
+    return dump_features(tsv_dir, split, out_dir, nshard, rank)
+
+
+def dump_hubert(tsv_dir: str, split: str, ckpt: str, layer: int, out_dir: str, nshard: int = 1,
+                rank: int = 0, **options) -> tuple[str, str]:
+    """Dump 1-based ``layer`` of ``ckpt`` (options: ``shard_features``'s)."""
+    return dump_features(tsv_dir, split, out_dir, nshard, rank, ckpt=ckpt, layer=layer, **options)

@@ -48,6 +48,11 @@ def stage_groups(steps: list[Step]) -> list[tuple[str, list[Step]]]:
     return groups
 
 
+def uses_model(st: Step) -> bool:
+    """A sidecar that runs a HuBERT model (a layer dump, labels from the audio with a checkpoint)."""
+    return st.args[:2] == ("dump", "hubert") or (st.args[:1] == ("label",) and "--ckpt" in st.args)
+
+
 def sbatch_script(stage: str, steps: list[Step], nodes: int, gpus_per_node: int, log_dir: str, time: str) -> str:
     """One stage's steps as an sbatch script. Sharded steps (``rank`` set) become an array job whose
     task r runs rank r's steps; training under several nodes runs with ``srun`` (one task per GPU)."""
@@ -61,7 +66,7 @@ def sbatch_script(stage: str, steps: list[Step], nodes: int, gpus_per_node: int,
                  f"#SBATCH --gpus-per-node={gpus_per_node}", "#SBATCH --cpus-per-task=8"]
     else:
         head += ["#SBATCH --nodes=1", "#SBATCH --ntasks=1", "#SBATCH --cpus-per-task=8"]
-        if any(st.args[:2] == ("dump", "hubert") for st in steps):
+        if any(uses_model(st) for st in steps):
             head.append("#SBATCH --gpus-per-node=1")
 
     def line(st: Step) -> str:

@@ -64,6 +64,10 @@ def checkpoint_dir(work_dir: str, it: Iteration) -> str:
 
 def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ckpt: str | None,
                   data: str) -> list[Step]:
+    """dump -> k-means -> labels -> quality of one target. With ``label_from_audio`` (the default)
+    only the k-means sample is dumped (``dump --sample``; the whole train split when
+    ``percent`` is -1) and every other label comes from the audio (``label --tsv-dir``), sharded
+    like the dump and joined by ``merge-labels``."""
     pre = f"{it.name}.{t.name}"
     steps = []
     n = str(s.nshard)
@@ -76,20 +80,36 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer-from", f.layer_json]
     else:
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer", str(t.layer)]
-    for split in SPLITS:
+    sample = s.label_from_audio and t.percent != -1
+    from_audio = {split for split in SPLITS if s.label_from_audio and (split != "train" or sample)}
+    fit_split = "train_sample" if sample else "train"
+    for split in [sp for sp in SPLITS if sp not in from_audio or (sp == "train" and sample)]:
         for rank in range(s.nshard):
             steps.append(Step(f"{pre}.dump.{split}" + (f".{rank}" if s.nshard > 1 else ""), f"{pre}.dump",
                               "ae-hubert", ("dump", *kind, "--tsv-dir", data, "--split", split, "--out-dir", f.feat,
-                                            "--nshard", n, "--rank", str(rank)),
+                                            "--nshard", n, "--rank", str(rank),
+                                            *(["--sample", f"{t.percent:g}", "--seed", str(s.seed)] if sample else [])),
                               rank=rank if s.nshard > 1 else None))
     steps.append(Step(f"{pre}.kmeans", f"{pre}.kmeans", "ae-hubert", (
-        "kmeans", "--feat-dir", f.feat, "--split", "train", "--nshard", n, "--k", str(t.k), "--out", f.kmeans,
-        "--percent", f"{t.percent:g}", "--seed", str(s.seed), "--max-iter", str(s.kmeans_max_iter),
-        *(["--streamed"] if s.kmeans_streamed else []))))
+        "kmeans", "--feat-dir", f.feat, "--split", fit_split, "--nshard", n, "--k", str(t.k), "--out", f.kmeans,
+        "--percent", "-1" if sample else f"{t.percent:g}", "--seed", str(s.seed),
+        "--max-iter", str(s.kmeans_max_iter), *(["--streamed"] if s.kmeans_streamed else []))))
     for split in SPLITS:
-        steps.append(Step(f"{pre}.labels.{split}", f"{pre}.labels", "ae-hubert", (
-            "label", "--feat-dir", f.feat, "--split", split, "--nshard", n, "--km", f.kmeans, "--out-dir", f.labels,
-            "--name", t.name)))
+        if split not in from_audio:
+            steps.append(Step(f"{pre}.labels.{split}", f"{pre}.labels", "ae-hubert", (
+                "label", "--feat-dir", f.feat, "--split", split, "--nshard", n, "--km", f.kmeans,
+                "--out-dir", f.labels, "--name", t.name)))
+            continue
+        for rank in range(s.nshard):  # sharded: an array job of their own, before the merge and quality
+            steps.append(Step(f"{pre}.labels.{split}" + (f".{rank}" if s.nshard > 1 else ""),
+                              f"{pre}.label_shards" if s.nshard > 1 else f"{pre}.labels", "ae-hubert", (
+                                  "label", "--tsv-dir", data, "--split", split, *kind[1:], "--km", f.kmeans,
+                                  "--out-dir", f.labels, "--name", t.name, "--nshard", n, "--rank", str(rank)),
+                              rank=rank if s.nshard > 1 else None))
+    for split in sorted(from_audio, key=SPLITS.index) if s.nshard > 1 else []:
+        steps.append(Step(f"{pre}.merge.{split}", f"{pre}.labels", "ae-hubert", (
+            "merge-labels", "--label-dir", f.labels, "--split", split, "--nshard", n, "--name", t.name,
+            "--tsv-dir", data)))
     if not s.keep_features:
         steps.append(Step(f"{pre}.drop_features", f"{pre}.labels", "rm", ("-rf", f.feat)))
     for split in SPLITS:

@@ -88,6 +88,9 @@ class Schedule:
     start_depth: int | None = None
     nshard: int = 1
     keep_features: bool = True
+    # labels computed from the audio in the pass that computes the features (label --tsv-dir): a
+    # feature dump only for the k-means sample (train; all of it when kmeans.percent is -1)
+    label_from_audio: bool = True
     description: str = ""
 
     @property
@@ -105,7 +108,7 @@ class Schedule:
 
 
 TOP_KEYS = ("name", "description", "data", "train_config", "overrides", "kmeans", "start_from", "seed", "nshard",
-            "keep_features", "iterations")
+            "keep_features", "label_from_audio", "iterations")
 KMEANS_KEYS = ("percent", "max_iter", "streamed")
 ITERATION_KEYS = ("name", "targets", "init", "reset_top_layers", "max_update", "overrides")
 TARGET_KEYS = ("source", "k", "layer", "percent", "name", "candidates")
@@ -307,6 +310,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         start_from=None if start_from is None else _str(start_from, f"{where}: start_from"),
         nshard=_int(_get(raw, "nshard", where, 1), f"{where}: nshard", 1),
         keep_features=_bool(_get(raw, "keep_features", where, True), f"{where}: keep_features"),
+        label_from_audio=_bool(_get(raw, "label_from_audio", where, True), f"{where}: label_from_audio"),
         description=_str(_get(raw, "description", where, ""), f"{where}: description"),
     )
     default_percent = _fraction(_get(km, "percent", where, -1), f"{where}: kmeans.percent")
