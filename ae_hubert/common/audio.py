@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -14,13 +15,17 @@ SAMPLE_RATE = 16000
 _warned_stereo = False
 
 
-def read_audio(path: str, expected_nsamples: int | None = None, where: str | None = None,
-               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Return float32 mono samples in [-1, 1].
+BLOCK = 16000 * 10  # samples read at a time: memory per utterance stays bounded however long it is
+
+
+def audio_blocks(path: str, expected_nsamples: int | None = None, where: str | None = None,
+                 sample_rate: int = SAMPLE_RATE, block: int = BLOCK) -> Iterator[np.ndarray]:
+    """Yield float32 mono samples in [-1, 1], ``block`` at a time (the last block shorter).
 
     ``where`` (e.g. ``train.tsv:12``) is put first in error messages so the user can find the
     manifest line; the audio path follows. Multi-channel audio is averaged to mono, as stock
-    ``HubertDataset.postprocess`` does (a warning says so once).
+    ``HubertDataset.postprocess`` does (a warning says so once). The sample count is checked
+    against ``expected_nsamples`` when the file ends.
     """
     global _warned_stereo
     prefix = f"{where}: {path}" if where else path
@@ -29,27 +34,40 @@ def read_audio(path: str, expected_nsamples: int | None = None, where: str | Non
     if os.path.getsize(path) == 0:
         raise AeHubertError(f"{prefix}: audio file is empty")
     try:
-        wav, sr = sf.read(path, dtype="float32", always_2d=True)
+        f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AeHubertError(f"{prefix}: not readable as audio ({e})") from None
-    if sr != sample_rate:
-        raise AeHubertError(f"{prefix}: sample rate {sr} Hz, expected {sample_rate} Hz (resample first)")
-    if wav.shape[1] > 1:
-        if not _warned_stereo:
-            logger.warning("%s: %d channels, averaging to mono (as fairseq does)", prefix, wav.shape[1])
+    total = 0
+    with f:
+        if f.samplerate != sample_rate:
+            raise AeHubertError(f"{prefix}: sample rate {f.samplerate} Hz, expected {sample_rate} Hz (resample first)")
+        if f.channels > 1 and not _warned_stereo:
+            logger.warning("%s: %d channels, averaging to mono (as fairseq does)", prefix, f.channels)
             _warned_stereo = True
-        wav = wav.mean(axis=1)
-    else:
-        wav = wav[:, 0]
-    if wav.shape[0] == 0:
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+                raise AeHubertError(f"{prefix}: not readable as audio ({e})") from None
+            if len(data) == 0:
+                break
+            wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if not np.isfinite(wav).all():
+                raise AeHubertError(f"{prefix}: audio contains NaN or inf")
+            total += len(wav)
+            yield np.ascontiguousarray(wav, dtype=np.float32)
+    if total == 0:
         raise AeHubertError(f"{prefix}: audio has no samples")
-    if expected_nsamples is not None and wav.shape[0] != expected_nsamples:
-        raise AeHubertError(
-            f"{prefix}: has {wav.shape[0]} samples but the manifest says {expected_nsamples} "
-            "(truncated file or stale manifest)")
-    if not np.isfinite(wav).all():
-        raise AeHubertError(f"{prefix}: audio contains NaN or inf")
-    return np.ascontiguousarray(wav, dtype=np.float32)
+    if expected_nsamples is not None and total != expected_nsamples:
+        raise AeHubertError(f"{prefix}: has {total} samples but the manifest says {expected_nsamples} "
+                            "(truncated file or stale manifest)")
+
+
+def read_audio(path: str, expected_nsamples: int | None = None, where: str | None = None,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The whole file as one float32 mono array (``audio_blocks``'s checks)."""
+    blocks = list(audio_blocks(path, expected_nsamples, where, sample_rate))
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def check_headers(entries, sample_rate: int = SAMPLE_RATE) -> None:
@@ -74,3 +92,8 @@ def check_headers(entries, sample_rate: int = SAMPLE_RATE) -> None:
 def read_entry(entry, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read one :class:`~ae_hubert.common.manifest.ManifestEntry`, checking its sample count."""
     return read_audio(entry.path, entry.nsamples, where=entry.where, sample_rate=sample_rate)
+
+
+def entry_blocks(entry, block: int = BLOCK, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """``audio_blocks`` of one manifest entry."""
+    return audio_blocks(entry.path, entry.nsamples, where=entry.where, sample_rate=sample_rate, block=block)

@@ -15,7 +15,7 @@ from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 
 from ..common.atomic import atomic_paths, ensure_writable_dir
-from ..common.audio import check_headers, read_entry
+from ..common.audio import check_headers, entry_blocks, read_entry
 from ..common.errors import AeHubertError, located
 from ..common.manifest import ManifestEntry, read_manifest, shard_range
 from ..common.sampling import sampled_indices
@@ -119,11 +119,19 @@ def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk
             wavs = [read_entry(entries[i]) for i in short]
             for i, out in zip(short, extractor(wavs, [layer])):
                 done[i] = out[layer]
-        for i in long:  # like stock: very long audio in independent chunks of max_chunk samples
-            wav = read_entry(entries[i])
-            parts = [extractor([wav[s:s + max_chunk]], [layer])[0][layer]
-                     for s in range(0, len(wav), max_chunk) if len(wav[s:s + max_chunk]) >= 400]
-            done[i] = np.concatenate(parts, axis=0)
+        for i in long:  # like stock: very long audio in independent chunks of max_chunk samples,
+            # read one chunk at a time (memory bounded by the chunk, not by the clip)
+            sizes = [min(max_chunk, entries[i].nsamples - s) for s in range(0, entries[i].nsamples, max_chunk)]
+            out, at = None, 0
+            for chunk in entry_blocks(entries[i], block=max_chunk):
+                if len(chunk) < 400:
+                    continue
+                feat = extractor([chunk], [layer])[0][layer]
+                if out is None:  # filled in place: the clip's features are held once, not twice
+                    out = np.empty((sum(extractor.frames(n) for n in sizes if n >= 400), feat.shape[1]), feat.dtype)
+                out[at:at + len(feat)] = feat
+                at += len(feat)
+            done[i] = out[:at]
         while next_out in done:
             yield entries[next_out], done.pop(next_out)
             next_out += 1
@@ -140,10 +148,10 @@ def shard_features(tsv_dir: str, split: str, nshard: int = 1, rank: int = 0, ckp
     ``(entry, features)`` iterator in manifest order, a short description). Every check (manifest,
     audio headers, checkpoint, layer) runs before this returns."""
     if ckpt is None:
-        from .mfcc import mfcc
+        from .mfcc import mfcc_stream
 
         entries = shard_entries(tsv_dir, split, nshard, rank, sample=sample, seed=seed)
-        return entries, ((e, mfcc(read_entry(e))) for e in entries), "mfcc"
+        return entries, ((e, mfcc_stream(entry_blocks(e))) for e in entries), "mfcc"
     import torch
 
     from ..common.checkpoint import load_hubert

@@ -7,6 +7,8 @@ window 5, edges replicated).
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import kaldi_native_fbank as knf
 import numpy as np
 
@@ -38,18 +40,41 @@ def deltas(x: np.ndarray, win_length: int = 5) -> np.ndarray:
     return out / denom
 
 
-def mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """(frames, 39) float32: 13 MFCC + deltas + delta-deltas."""
+def mfcc_stream(blocks: Iterable[np.ndarray], sample_rate: int = 16000) -> np.ndarray:
+    """(frames, 39) float32 of consecutive waveform blocks, fed to Kaldi's online MFCC one block at
+    a time: the same frames as one call on the whole waveform (tested), with memory for one block
+    plus the 13-d frames (not the whole waveform as Python floats)."""
     comp = knf.OnlineMfcc(_options(sample_rate))
-    comp.accept_waveform(sample_rate, wav.astype(np.float32, copy=False).tolist())
+    parts: list[np.ndarray] = []
+    done = 0
+
+    def drain() -> None:
+        nonlocal done
+        n = comp.num_frames_ready
+        if n > done:  # copies (pop frees Kaldi's buffers), one array per block
+            parts.append(np.stack([np.array(comp.get_frame(i), dtype=np.float32) for i in range(done, n)]))
+            comp.pop(n - done)
+            done = n
+
+    for block in blocks:
+        comp.accept_waveform(sample_rate, np.ascontiguousarray(block, dtype=np.float32))
+        drain()
     comp.input_finished()
-    n = comp.num_frames_ready
-    if n == 0:
+    drain()
+    if not parts:
         return np.zeros((0, DIM), dtype=np.float32)
-    feats = np.stack([comp.get_frame(i) for i in range(n)]).astype(np.float32)
-    d = deltas(feats)
-    dd = deltas(d)
-    return np.concatenate([feats, d, dd], axis=1).astype(np.float32)
+    feats = np.concatenate(parts)
+    del parts
+    out = np.empty((len(feats), DIM), dtype=np.float32)
+    out[:, :13] = feats
+    out[:, 13:26] = deltas(feats)
+    out[:, 26:] = deltas(out[:, 13:26])
+    return out
+
+
+def mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """(frames, 39) float32: 13 MFCC + deltas + delta-deltas of a whole waveform."""
+    return mfcc_stream([wav], sample_rate)
 
 
 def at_layer_frames(feats: np.ndarray, n_frames: int) -> np.ndarray:
