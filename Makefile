@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORK ?= $(or $(TMPDIR),/tmp)/ae_hubert_demo
 
-.PHONY: setup demo demo-full test bench clean-venv
+.PHONY: setup demo demo-full test bench bench-scaling clean-venv
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,9 @@ bench: setup
 	$(PY) benchmarks/between_iterations.py
 	$(PY) benchmarks/probe_cost.py
 	$(PY) benchmarks/ae_hubert_speed.py
+
+bench-scaling: setup  # long (about an hour on 2 cores): dump, k-means, label at three data sizes, ours vs stock
+	$(PY) benchmarks/scaling.py
 
 clean-venv:
 	rm -rf $(VENV)

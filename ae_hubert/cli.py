@@ -11,8 +11,8 @@ import json
 import logging
 import sys
 
-from .common.arguments import (SEED, device, frame_rate, int_list, integer, name_list, output_file, path,
-                               plain_name, sample_fraction, slurm_time)
+from .common.arguments import (SEED, device, frame_rate, gain_fraction, int_list, integer, name_list, output_file,
+                               path, plain_name, sample_fraction, slurm_time)
 from .common.errors import AeHubertError
 
 
@@ -79,7 +79,7 @@ def _kmeans(a):
     from .clustering.kmeans import learn_kmeans
 
     km = learn_kmeans(a.feat_dir, a.split, a.nshard, a.k, a.out, a.percent, a.seed, a.max_iter, a.streamed,
-                      a.chunk_frames)
+                      a.chunk_frames, a.min_gain, a.device)
     _print(f"{a.out}: k={a.k} inertia={km.inertia_:.6g}")
     return {"inertia": float(km.inertia_), "iterations": int(km.n_iter_)}
 
@@ -328,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--streamed", action="store_true",
                    help="bounded memory: features stay memory-mapped, Lloyd passes read them in chunks")
     s.add_argument("--chunk-frames", type=integer(1), default=200_000, help="(with --streamed) frames per chunk")
+    s.add_argument("--min-gain", type=gain_fraction, default=1e-3,
+                   help="stop when 5 Lloyd iterations lower the inertia by less than this fraction of it "
+                        "(0: off, run to --max-iter or sklearn's convergence rule)")
+    _device(s)
     s.set_defaults(fn=_kmeans)
 
     s = sub.add_parser("label", help="assign frame labels with a k-means model -> {split}.NAME, dict.NAME.txt",

@@ -113,14 +113,14 @@ def test_streamed_kmeans_equals_in_memory_fit(mfcc_labels, tmp_path):
     import joblib
 
     from ae_hubert.clustering.kmeans import fit_kmeans, learn_kmeans, sample_features, sampled_utterances
-    from ae_hubert.clustering.streamed_kmeans import fit_kmeans_streamed
+    from ae_hubert.clustering.lloyd import fit_lloyd
 
     feats = sample_features(mfcc_labels["feat"], "train", 1, -1, 0)
-    ref = fit_kmeans(feats, 12, seed=3)
+    ref = fit_kmeans(feats, 12, seed=3, min_gain=0)  # both run to sklearn's convergence rule
     parts = sampled_utterances(mfcc_labels["feat"], "train", 1, -1, 0)
     assert all(isinstance(p, np.memmap) or isinstance(p.base, np.memmap) for p in parts)  # nothing loaded
-    small = fit_kmeans_streamed(parts, 12, seed=3, chunk_frames=997)  # chunks cut across utterances
-    big = fit_kmeans_streamed(parts, 12, seed=3, chunk_frames=10 ** 6)
+    small = fit_lloyd(parts, 12, seed=3, chunk_frames=997, in_memory=False, min_gain=0)  # chunks across utterances
+    big = fit_lloyd(parts, 12, seed=3, chunk_frames=10 ** 6, in_memory=False, min_gain=0)
     np.testing.assert_allclose(small.cluster_centers_, big.cluster_centers_, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(small.cluster_centers_, ref.cluster_centers_, rtol=1e-3, atol=1e-2)
     assert abs(small.inertia_ - ref.inertia_) / ref.inertia_ < 1e-3
@@ -128,3 +128,26 @@ def test_streamed_kmeans_equals_in_memory_fit(mfcc_labels, tmp_path):
     out = str(tmp_path / "km.bin")
     learn_kmeans(mfcc_labels["feat"], "train", 1, 12, out, seed=3, streamed=True, chunk_frames=2000)
     assert joblib.load(out).cluster_centers_.shape == (12, feats.shape[1])  # what stock dump_km_label reads
+
+
+def test_torch_lloyd_is_sklearn_lloyd_and_stops_when_it_stalls(mfcc_labels):
+    """The torch loop (CPU here, CUDA when there) runs the same iterations as sklearn's Lloyd from the same
+    init; stopping when 5 iterations gain < 0.1% ends within 0.5% of running to convergence, earlier."""
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
+    from ae_hubert.clustering.kmeans import fit_kmeans, sample_features
+    from ae_hubert.clustering.lloyd import fit_lloyd
+    from ae_hubert.clustering.sample import init_frame_indices
+
+    feats = sample_features(mfcc_labels["feat"], "train", 1, -1, 0)
+    init, _ = kmeans_plusplus(feats[init_frame_indices(len(feats), 30, 4)], 30, random_state=4)
+    ref = KMeans(n_clusters=30, init=init, n_init=1, max_iter=40, tol=0.0, algorithm="lloyd").fit(feats)
+    ours = fit_lloyd([feats], 30, seed=4, max_iter=40, tol=0.0, min_gain=0.0, device="cpu")
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=1e-3, atol=1e-2)
+    assert abs(ours.inertia_ - ref.inertia_) / ref.inertia_ < 1e-4
+    full = fit_kmeans(feats, 30, seed=4, max_iter=300, min_gain=0.0)
+    quick = fit_kmeans(feats, 30, seed=4, max_iter=300)
+    assert quick.n_iter_ < full.n_iter_ and quick.n_iter_ % 5 == 0
+    assert quick.inertia_ < 1.005 * full.inertia_
+    streamed = fit_lloyd([feats], 30, seed=4, max_iter=300, in_memory=False, device="cpu")
+    assert streamed.n_iter_ < full.n_iter_ and streamed.inertia_ < 1.005 * full.inertia_

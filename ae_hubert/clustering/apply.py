@@ -45,11 +45,13 @@ class NonFiniteFeatures(ValueError):
 class NearestCentroid:
     """argmin_k ||x - c_k||^2, computed as stock ApplyKmeans does (||x||^2 - 2xC + ||C||^2)."""
 
-    def __init__(self, centers: np.ndarray, device: str | None = None, chunk: int = 65536):
+    def __init__(self, centers: np.ndarray, device: str | None = None, chunk: int | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.C = torch.as_tensor(centers, dtype=torch.float32, device=self.device)
         self.Cnorm = (self.C ** 2).sum(1)
-        self.chunk = chunk
+        # rows per matmul: measured on 2 CPU cores with 768-d frames and K=500, 2048 rows ran 3.8x
+        # faster than 65536 (cache-sized blocks; 1.3-1.5x stock ApplyKmeans); a GPU wants big blocks
+        self.chunk = chunk or (65536 if self.device.type == "cuda" else 2048)
 
     @torch.no_grad()
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -43,6 +43,11 @@ def sample_fraction(text: str) -> float:
     return _number(text, lambda v: v == -1 or 0 < v <= 1, "a fraction in (0, 1] or -1 for all")
 
 
+def gain_fraction(text: str) -> float:
+    """A relative improvement in [0, 1): 0 turns the check off."""
+    return _number(text, lambda v: 0 <= v < 1, "a fraction in [0, 1) (0: off)")
+
+
 def int_list(minimum: int = 0):
     """Comma-separated integers (>= ``minimum``), no duplicates, at least one."""
     one = integer(minimum)
