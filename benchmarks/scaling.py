@@ -8,10 +8,13 @@ peak RSS is its own:
   label         ours ``label --feat-dir`` vs stock ``dump_km_label.py``'s ApplyKmeans
   fused label   ours ``label --tsv-dir --ckpt`` (features never written): time and disk
 Reports seconds, peak RSS, frames/s and disk per stage and size, the fitted growth
-time ~ frames^a (least squares on log-log), and writes everything to ``OUT/scaling.json``.
-Resumable: finished measurements are kept in that JSON and skipped.
+time ~ frames^a (least squares on log-log), and keeps everything in a JSON.
+Resumable: finished measurements are kept in that JSON (``--results``, default
+``benchmarks/results/scaling.json`` in the repository, so finished sizes survive a new machine) and
+skipped.
 
-Usage: python benchmarks/scaling.py [--work DIR] [--sizes 150,500,1500] [--k 500] [--skip-stock-kmeans-above N]
+Usage: python benchmarks/scaling.py [--work DIR] [--results JSON] [--sizes 40,120,400] [--k 500]
+                                    [--skip-stock-kmeans-above N]
 """
 from __future__ import annotations
 
@@ -28,11 +31,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("AE_HUBERT_QUIET", "1")
 
-# one stage in a fresh interpreter: prints seconds and peak RSS (KiB) as JSON on its last line
+# one stage in a fresh interpreter: prints seconds (imports excluded) and peak RSS as JSON on its last line
 RUNNER = r"""
 import json, os, resource, sys, time
 sys.path.insert(0, {repo!r})
 os.environ["AE_HUBERT_QUIET"] = "1"
+{setup}
 t = time.perf_counter()
 {body}
 print(json.dumps({{"seconds": time.perf_counter() - t,
@@ -63,7 +67,10 @@ STAGES = {
 
 
 def run_stage(name: str, paths: dict) -> dict:
-    code = RUNNER.format(repo=REPO, body=STAGES[name].format(repo=REPO, **paths))
+    lines = STAGES[name].format(repo=REPO, **paths).splitlines()
+    setup = [ln for ln in lines if ln.startswith(("import ", "from ", "sys.path"))]
+    body = [ln for ln in lines if ln not in setup]
+    code = RUNNER.format(repo=REPO, setup="\n".join(setup), body="\n".join(body))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"{name} failed:\n{r.stderr[-3000:]}")
@@ -95,18 +102,21 @@ def growth(frames: list[float], seconds: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ae_hubert_scaling"))
-    ap.add_argument("--sizes", default="150,500,1500", help="corpus utterances per size (train is ~80%)")
+    ap.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "scaling.json"))
+    ap.add_argument("--sizes", default="40,120,400", help="corpus utterances per size (train is ~80%)")
     ap.add_argument("--k", type=int, default=500)
     ap.add_argument("--skip-stock-kmeans-above", type=int, default=10 ** 9,
                     help="frames above which stock k-means is not run (it is the slowest stage)")
     a = ap.parse_args()
+    from ae_hubert.common.atomic import write_text_atomic
     from ae_hubert.common.fresh_checkpoint import save_fresh_hubert
     from ae_hubert.common.manifest import read_manifest
     from ae_hubert.corpus.toy_corpus import build
     from ae_hubert.features.shards import read_shard
 
     os.makedirs(a.work, exist_ok=True)
-    out_json = os.path.join(a.work, "scaling.json")
+    os.makedirs(os.path.dirname(os.path.abspath(a.results)), exist_ok=True)
+    out_json = a.results
     results = json.load(open(out_json)) if os.path.isfile(out_json) else {}
     ckpt = os.path.join(a.work, "base.pt")
     if not os.path.isfile(ckpt):
@@ -138,8 +148,7 @@ def main() -> None:
                 row["disk_mb dump -> label"] = disk_mb(paths["feat"])
             if name == "fused label ours":
                 row["disk_mb fused"] = disk_mb(paths["fused"])
-            with open(out_json, "w") as f:
-                json.dump(results, f, indent=1)
+            write_text_atomic(out_json, json.dumps(results, indent=1) + "\n")
         if "inertia ratio ours/stock" not in row and os.path.isfile(paths["km_stock"]):
             import joblib
 
@@ -150,8 +159,7 @@ def main() -> None:
                 os.path.join(paths["lab"], "train.km")).read()
             row["fused labels identical"] = open(os.path.join(paths["fused"], "train.km")).read() == open(
                 os.path.join(paths["lab"], "train.km")).read()
-            with open(out_json, "w") as f:
-                json.dump(results, f, indent=1)
+            write_text_atomic(out_json, json.dumps(results, indent=1) + "\n")
     sizes = sorted(results, key=int)
     print(f"\n{'stage':22s} " + " ".join(f"{'n=' + s + ' s':>10s} {'MB':>6s} {'kfr/s':>7s}" for s in sizes)
           + f" {'growth a':>9s}")
