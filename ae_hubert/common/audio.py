@@ -18,6 +18,22 @@ _warned_stereo = False
 BLOCK = 16000 * 10  # samples read at a time: memory per utterance stays bounded however long it is
 
 
+def _open(path: str, prefix: str, sample_rate: int) -> sf.SoundFile:
+    """The file opened for reading (its header parsed), or one error naming it."""
+    if not os.path.isfile(path):
+        raise AeHubertError(f"{prefix}: audio file not found")
+    if os.path.getsize(path) == 0:
+        raise AeHubertError(f"{prefix}: audio file is empty")
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise AeHubertError(f"{prefix}: not readable as audio ({e})") from None
+    if f.samplerate != sample_rate:
+        f.close()
+        raise AeHubertError(f"{prefix}: sample rate {f.samplerate} Hz, expected {sample_rate} Hz (resample first)")
+    return f
+
+
 def audio_blocks(path: str, expected_nsamples: int | None = None, where: str | None = None,
                  sample_rate: int = SAMPLE_RATE, block: int = BLOCK) -> Iterator[np.ndarray]:
     """Yield float32 mono samples in [-1, 1], ``block`` at a time (the last block shorter).
@@ -29,18 +45,8 @@ def audio_blocks(path: str, expected_nsamples: int | None = None, where: str | N
     """
     global _warned_stereo
     prefix = f"{where}: {path}" if where else path
-    if not os.path.isfile(path):
-        raise AeHubertError(f"{prefix}: audio file not found")
-    if os.path.getsize(path) == 0:
-        raise AeHubertError(f"{prefix}: audio file is empty")
-    try:
-        f = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-        raise AeHubertError(f"{prefix}: not readable as audio ({e})") from None
     total = 0
-    with f:
-        if f.samplerate != sample_rate:
-            raise AeHubertError(f"{prefix}: sample rate {f.samplerate} Hz, expected {sample_rate} Hz (resample first)")
+    with _open(path, prefix, sample_rate) as f:
         if f.channels > 1 and not _warned_stereo:
             logger.warning("%s: %d channels, averaging to mono (as fairseq does)", prefix, f.channels)
             _warned_stereo = True
@@ -76,16 +82,10 @@ def check_headers(entries, sample_rate: int = SAMPLE_RATE) -> None:
     features. Reads headers only; a file whose samples are corrupt is still caught when read."""
     for e in entries:
         prefix = f"{e.where}: {e.path}"
-        if not os.path.isfile(e.path):
-            raise AeHubertError(f"{prefix}: audio file not found")
-        try:
-            info = sf.info(e.path)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-            raise AeHubertError(f"{prefix}: not readable as audio ({err})") from None
-        if info.samplerate != sample_rate:
-            raise AeHubertError(f"{prefix}: sample rate {info.samplerate} Hz, expected {sample_rate} Hz (resample first)")
-        if info.frames != e.nsamples:
-            raise AeHubertError(f"{prefix}: has {info.frames} samples but the manifest says {e.nsamples} "
+        with _open(e.path, prefix, sample_rate) as f:
+            frames = f.frames
+        if frames != e.nsamples:
+            raise AeHubertError(f"{prefix}: has {frames} samples but the manifest says {e.nsamples} "
                                 "(truncated file or stale manifest)")
 
 

@@ -54,7 +54,7 @@ def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples:
         raise AeHubertError(f"{manifest.tsv}: --nshard {nshard} is more than its {len(manifest)} utterances")
     entries = manifest.shard(nshard, rank)
     if sample is not None:
-        sizes = [manifest_shard_size(len(manifest), nshard, r) for r in range(nshard)]
+        sizes = [end - start for start, end in (shard_range(len(manifest), nshard, r) for r in range(nshard))]
         entries = [entries[i] for i in sampled_indices(sizes, sample, seed)[rank]]
     for e in entries:
         if e.nsamples < min_samples:
@@ -62,11 +62,6 @@ def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples:
                                 "needed for one feature frame (remove it from the manifest)")
     check_headers(entries)
     return entries
-
-
-def manifest_shard_size(total: int, nshard: int, rank: int) -> int:
-    start, end = shard_range(total, nshard, rank)
-    return end - start
 
 
 def sample_split(split: str) -> str:

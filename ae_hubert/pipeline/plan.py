@@ -12,6 +12,7 @@ import os
 import shlex
 from dataclasses import dataclass
 
+from ..features.dump import sample_split
 from .schedule import Iteration, Schedule, Target
 
 SPLITS = ("train", "valid")
@@ -82,7 +83,7 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer", str(t.layer)]
     sample = s.label_from_audio and t.percent != -1
     from_audio = {split for split in SPLITS if s.label_from_audio and (split != "train" or sample)}
-    fit_split = "train_sample" if sample else "train"
+    fit_split = sample_split("train") if sample else "train"
     for split in [sp for sp in SPLITS if sp not in from_audio or (sp == "train" and sample)]:
         for rank in range(s.nshard):
             steps.append(Step(f"{pre}.dump.{split}" + (f".{rank}" if s.nshard > 1 else ""), f"{pre}.dump",
