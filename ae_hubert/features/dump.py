@@ -89,7 +89,12 @@ def layer_from(path: str) -> int:
 def batches_by_length(entries: Sequence[ManifestEntry], max_samples: int, window: int = 256
                       ) -> Iterable[list[int]]:
     """Index batches: within windows of ``window`` utterances, sorted by length and packed to
-    at most ``max_samples`` padded samples. Windows keep memory bounded and output in order."""
+    at most ``max_samples`` padded samples. Windows keep memory bounded and output in order.
+    ``max_samples`` <= 0: one utterance per batch, in manifest order (sorting would only hold
+    finished features back and, growing allocation sizes, fragment the heap: measured +1 GB RSS)."""
+    if max_samples <= 0:
+        yield from ([i] for i in range(len(entries)))
+        return
     for w0 in range(0, len(entries), window):
         idx = sorted(range(w0, min(w0 + window, len(entries))), key=lambda i: entries[i].nsamples)
         batch: list[int] = []
