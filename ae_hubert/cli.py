@@ -53,6 +53,14 @@ def _toy_corpus(a):
     return s["splits"]
 
 
+def _study_corpus(a):
+    from .corpus.study_corpus import build
+
+    s = build(a.out_dir, a.utterances, a.seed, a.vocabulary, a.workers)
+    _print(json.dumps(s["splits"], indent=1))
+    return s["splits"]
+
+
 def _model_kind(a) -> dict:
     """``shard_features``'s arguments for what the options name: MFCC, or a layer of a checkpoint."""
     if getattr(a, "ckpt", None) is None:
@@ -291,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--voices", type=name_list, help="comma-separated flite:NAME / espeak:NAME (default: 2 flite + 4 espeak-ng)")
     s.add_argument("--workers", type=integer(1), default=None, help="synthesis processes (default: CPU count)")
     s.set_defaults(fn=_toy_corpus)
+
+    s = sub.add_parser("study-corpus", help="synthesise the harder study corpus: many voices (new ones in "
+                       "valid/test), 3000 words, rooms, noise")
+    s.add_argument("out_dir", type=path, help="output directory (the toy corpus's files)")
+    s.add_argument("--utterances", type=integer(30), default=2400, help="utterances in all splits together "
+                   "(2400 is about 3 hours)")
+    s.add_argument("--seed", type=SEED, default=0, help="corpus seed (same seed, same bytes)")
+    s.add_argument("--vocabulary", type=integer(50), default=3000, help="words (the most frequent that pass "
+                   "the pronunciation checks)")
+    s.add_argument("--workers", type=integer(1), default=None, help="synthesis processes (default: CPU count)")
+    s.set_defaults(fn=_study_corpus)
 
     s = sub.add_parser("librispeech", help="LibriSpeech (+ Libri-light limited) -> manifests, .wrd/.ltr, dict")
     s.add_argument("--root", required=True, help="LibriSpeech root (train-clean-100/, dev-clean/, ...)")

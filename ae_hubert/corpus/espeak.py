@@ -96,3 +96,15 @@ class Espeak:
         words = [(ev[1] / 1000.0, ev[2], ev[3]) for ev in self._events if ev[0] == "wd"]
         return EspeakUtterance(np.frombuffer(self._pcm.tobytes(), dtype=np.int16).copy(),
                                self.sample_rate, phones, words)
+
+    def phonemes(self, word: str, voice: str) -> list[str]:
+        """espeak-ng's phoneme mnemonics for ``word`` in ``voice`` (no audio; stress marks removed)."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"unknown espeak-ng voice {voice!r}")
+        fn = self.lib.espeak_TextToPhonemes
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        buf = ctypes.create_string_buffer(word.encode())
+        ptr = ctypes.c_void_p(ctypes.addressof(buf))
+        out = fn(ctypes.byref(ptr), _CHARS_AUTO, ord(" ") << 8)  # bits 8-23: the separator
+        return [p.strip("',") for p in (out or b"").decode("ascii", "replace").split() if p.strip("',")]

@@ -37,10 +37,28 @@ def synth(text: str, voice: str = "kal16", stretch: float = 1.0, f0_mean: float 
     return samples, sr, phones
 
 
-def word_prons(words: list[str], voice: str) -> dict[str, list[str]]:
-    """Each word's flite phones (without pauses), from synthesising it alone."""
-    prons = {}
-    for w in words:
-        _, _, ph = synth(w, voice)
-        prons[w] = [p for _, p in ph if p != "pau"]
+def word_prons(words: list[str], voice: str, batch: int = 500) -> dict[str, list[str]]:
+    """Each word's flite phones (without pauses). Words are said in batches, separated by "; "
+    (flite pauses at each), which is ~100x faster than one call per word; a batch whose pauses do
+    not split into one group per word is said one word at a time."""
+    prons: dict[str, list[str]] = {}
+    for b in range(0, len(words), batch):
+        chunk = words[b:b + batch]
+        _, _, ph = synth("; ".join(chunk) + ".", voice)
+        groups, cur = [], []
+        for _, p in ph:
+            if p == "pau":
+                if cur:
+                    groups.append(cur)
+                cur = []
+            else:
+                cur.append(p)
+        if cur:
+            groups.append(cur)
+        if len(groups) == len(chunk):
+            prons.update(zip(chunk, groups))
+            continue
+        for w in chunk:
+            _, _, ph = synth(w, voice)
+            prons[w] = [p for _, p in ph if p != "pau"]
     return prons

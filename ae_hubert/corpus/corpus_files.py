@@ -1,0 +1,63 @@
+"""Write a synthetic corpus's splits in fairseq's formats, plus the labels only synthesis gives.
+
+Per split: ``{split}.tsv`` (manifest), ``.wrd`` (words, upper case), ``.ltr`` (letters, ``|``
+between words), ``.phn`` (one CMU phone per 50 Hz frame), ``.spk`` (the voice), ``.wrdspan``
+(``WORD:start:end`` in seconds); for the corpus: ``dict.ltr.txt``, ``dict.phn.txt`` and
+``corpus.json`` (the summary, written last: its presence means the corpus is complete).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+from ..common.atomic import write_lines_atomic, write_text_atomic
+from ..common.letters import words_to_letters
+from ..common.manifest import write_manifest
+from . import phones
+from .speech import SAMPLE_RATE
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Utterance:
+    uid: str
+    text: str
+    voice: str
+    nsamples: int
+    frame_phones: list[str]
+    word_spans: list[tuple[str, float, float]]
+
+
+def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summary: dict) -> dict:
+    """``utts[i]`` (audio already at ``wav/{uid}.wav``) goes to split ``split_of[i]``; returns
+    ``summary`` completed with each split's size."""
+    summary = dict(summary, sample_rate=SAMPLE_RATE, splits={}, phones=phones.PHONE_SET)
+    letter_counts: Counter = Counter()
+    for split in SPLITS:
+        us = [u for u, s in zip(utts, split_of) if s == split]
+        write_manifest(os.path.join(out_dir, f"{split}.tsv"), out_dir,
+                       [(f"wav/{u.uid}.wav", u.nsamples) for u in us])
+        write_lines_atomic(os.path.join(out_dir, f"{split}.wrd"), [u.text.upper() for u in us])
+        write_lines_atomic(os.path.join(out_dir, f"{split}.ltr"), [words_to_letters(u.text) for u in us])
+        write_lines_atomic(os.path.join(out_dir, f"{split}.phn"), [" ".join(u.frame_phones) for u in us])
+        write_lines_atomic(os.path.join(out_dir, f"{split}.spk"), [u.voice for u in us])
+        write_lines_atomic(os.path.join(out_dir, f"{split}.wrdspan"),
+                           [" ".join(f"{w.upper()}:{a:.3f}:{b:.3f}" for w, a, b in u.word_spans) for u in us])
+        if split == "train":
+            for u in us:
+                letter_counts.update(words_to_letters(u.text).split())
+        summary["splits"][split] = {"utterances": len(us), "voices": len({u.voice for u in us}),
+                                    "hours": sum(u.nsamples for u in us) / SAMPLE_RATE / 3600}
+    for u in utts:  # every letter must be in the dictionary even if train lacks it
+        for c in words_to_letters(u.text).split():
+            letter_counts.setdefault(c, 0)
+    write_lines_atomic(os.path.join(out_dir, "dict.ltr.txt"),
+                       [f"{c} {n}" for c, n in sorted(letter_counts.items(), key=lambda x: (-x[1], x[0]))])
+    phone_counts = Counter(p for u in utts for p in u.frame_phones)
+    write_lines_atomic(os.path.join(out_dir, "dict.phn.txt"),
+                       [f"{p} {phone_counts.get(p, 0)}" for p in phones.PHONE_SET])
+    write_text_atomic(os.path.join(out_dir, "corpus.json"), json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -1,0 +1,142 @@
+"""``ae-hubert study-corpus``: a harder synthetic corpus, with new voices in valid and test.
+
+The toy corpus (six voices, 40 words, clean audio) makes MFCC clusters near-phonetic by
+construction, so learned targets have nothing to win there. This corpus adds what real speech
+has and MFCC clusters do not abstract away:
+- voices: 8 espeak-ng English accents x 17 voice variants, plus flite's four 16 kHz voices
+  (kal16, slt, awb, rms). Splits are voice-disjoint: valid and test variants and flite voices
+  never speak in train, so probes measure generalisation to new speakers;
+- words: ~3000 frequent English words (``lexicon.py``) in sentences of 5-14 words;
+- speaking rate and pitch drawn per utterance, room reverberation, coloured noise at random
+  SNR and a random level (``acoustics.py``).
+Outputs are the toy corpus's (``corpus_files.py``), deterministic for a seed and any --workers.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+
+import numpy as np
+import soundfile as sf
+
+from ..common.atomic import atomic_path, ensure_writable_dir
+from ..common.errors import AeHubertError
+from . import acoustics, flite, lexicon, phones, speech
+from .corpus_files import Utterance, write_corpus
+from .speech import SAMPLE_RATE
+
+ACCENTS = ["en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
+           "en-us-nyc"]
+# voice-disjoint splits: (espeak-ng variants, flite voices with their nominal mean F0 in Hz)
+VOICES = {
+    "train": (["m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt", "klatt2", "klatt3"],
+              {"kal16": 105.0, "slt": 170.0}),
+    "valid": (["m6", "f4", "klatt4"], {"awb": 110.0}),
+    "test": (["m7", "f5", "klatt5"], {"rms": 100.0}),
+}
+SPLIT_SHARES = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
+FLITE_SHARE = 1 / 3  # of each split's utterances; the rest are espeak-ng
+REVERB_SHARE, NOISE_SHARE = 0.5, 0.8
+SNR_DB = (5.0, 30.0)
+ROOMS = 64
+CHUNK = 16  # utterances per fresh worker process (libespeak-ng keeps state between utterances)
+ATTEMPTS = 10  # sentences tried per utterance before giving up (a synthesiser may disagree with the lexicon)
+
+_SHARED: dict = {}  # set in the parent before the workers fork: words, weights, prons, rooms
+
+
+def _speak(idx: int, split: str, seed: int) -> tuple[speech.Spoken, str, str, dict]:
+    variants, flites = VOICES[split]
+    last = None
+    for attempt in range(ATTEMPTS):
+        rng = np.random.default_rng([seed, idx, attempt])
+        text = lexicon.sentence(rng, _SHARED["words"], _SHARED["weights"])
+        try:
+            if rng.random() < FLITE_SHARE:
+                name = sorted(flites)[int(rng.integers(len(flites)))]
+                f0 = flites[name] * float(rng.uniform(0.8, 1.25))
+                spoken = speech.speak_flite(text, name, _SHARED["prons"][name],
+                                            stretch=float(rng.uniform(0.8, 1.3)), f0_mean=f0)
+                voice = f"flite:{name}"
+            else:
+                name = f"{ACCENTS[int(rng.integers(len(ACCENTS)))]}+{variants[int(rng.integers(len(variants)))]}"
+                spoken = speech.speak_espeak(text, name, rate=int(rng.integers(120, 221)),
+                                             pitch=int(rng.integers(20, 81)))
+                voice = f"espeak:{name}"
+            return spoken, text, voice, {"rng": rng}
+        except (RuntimeError, ValueError) as e:
+            last = e
+    raise RuntimeError(f"utterance {idx}: no sentence could be synthesised in {ATTEMPTS} attempts ({last})")
+
+
+def _synth_one(job) -> tuple[Utterance, dict]:
+    idx, split, seed, wav_path = job
+    spoken, text, voice, state = _speak(idx, split, seed)
+    rng = state["rng"]
+    audio, cond = spoken.audio, {}
+    if rng.random() < REVERB_SHARE:
+        room = int(rng.integers(len(_SHARED["rooms"])))
+        audio = acoustics.reverberate(audio, _SHARED["rooms"][room])
+        cond["room"] = room
+    if rng.random() < NOISE_SHARE:
+        snr, beta = float(rng.uniform(*SNR_DB)), float(rng.uniform(0.0, 2.0))
+        cond["snr_db"] = snr
+    else:  # a floor, so that silence is not digital zero
+        snr, beta = float(rng.uniform(40.0, 50.0)), 0.0
+    audio = acoustics.add_noise(audio, snr, beta, rng)
+    audio = acoustics.set_peak(audio, float(rng.uniform(-25.0, -1.0)))
+    pcm = speech.to_pcm16(audio)
+    with atomic_path(wav_path) as tmp:
+        sf.write(tmp, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    uid = os.path.splitext(os.path.basename(wav_path))[0]
+    return Utterance(uid, text, voice, len(pcm), phones.frame_labels(spoken.segments, len(pcm)),
+                     spoken.word_spans), cond
+
+
+def _synth_chunk(jobs):
+    return [_synth_one(job) for job in jobs]
+
+
+def _splits(n: int, seed: int) -> list[str]:
+    order = np.random.default_rng([seed, 3]).permutation(n)
+    n_train = int(round(n * SPLIT_SHARES[0][1]))
+    n_valid = int(round(n * SPLIT_SHARES[1][1]))
+    names = [""] * n
+    for rank, i in enumerate(order):
+        names[i] = "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
+    return names
+
+
+def build(out_dir: str, utterances: int = 2400, seed: int = 0, vocabulary: int = 3000,
+          workers: int | None = None) -> dict:
+    """Synthesise the study corpus into ``out_dir``; return its summary (also in corpus.json)."""
+    if utterances < 30:
+        raise AeHubertError("--utterances must be at least 30 (voice-disjoint train/valid/test splits)")
+    if vocabulary < 50:
+        raise AeHubertError("--vocabulary must be at least 50 words")
+    out_dir = os.path.abspath(out_dir)
+    ensure_writable_dir(os.path.join(out_dir, "wav"))
+    words, weights = lexicon.study_vocabulary(vocabulary, ACCENTS)
+    if len(words) < vocabulary:
+        raise AeHubertError(f"--vocabulary {vocabulary}: only {len(words)} words pass the pronunciation checks")
+    flite_voices = sorted({v for _, f in VOICES.values() for v in f})
+    _SHARED.update(words=words, weights=weights, rooms=acoustics.room_impulse_responses(ROOMS, seed),
+                   prons={v: flite.word_prons(words, v) for v in flite_voices})
+    split_of = _splits(utterances, seed)
+    jobs = [(i, split_of[i], seed, os.path.join(out_dir, "wav", f"utt{i:05d}.wav")) for i in range(utterances)]
+    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    workers = workers or min(4, os.cpu_count() or 1)
+    try:
+        with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
+            done = [r for chunk in pool.map(_synth_chunk, chunks, chunksize=1) for r in chunk]
+    finally:
+        _SHARED.clear()
+    utts = [u for u, _ in done]
+    conds = [c for _, c in done]
+    snrs = [c["snr_db"] for c in conds if "snr_db" in c]
+    summary = {"kind": "study", "seed": seed, "utterances": utterances, "vocabulary_size": len(words),
+               "accents": ACCENTS, "voices": {s: {"espeak_variants": v, "flite": sorted(f)} for s, (v, f) in VOICES.items()},
+               "reverberant_share": float(np.mean(["room" in c for c in conds])),
+               "noisy_share": len(snrs) / len(conds), "snr_db_median": float(np.median(snrs)) if snrs else None,
+               "vocabulary": words}
+    return write_corpus(out_dir, utts, split_of, summary)

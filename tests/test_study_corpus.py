@@ -1,0 +1,74 @@
+"""The study corpus: voice-disjoint splits, its files line up, variability present, deterministic."""
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ae_hubert.common.manifest import read_manifest
+from ae_hubert.corpus import acoustics
+from ae_hubert.corpus.study_corpus import VOICES, build
+from test_corpus import check_corpus_files
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("study") / "c")
+    build(out, utterances=40, seed=1, vocabulary=150, workers=2)
+    return out
+
+
+def test_files_line_up(study):
+    check_corpus_files(study)
+
+
+def test_valid_and_test_voices_never_speak_in_train(study):
+    spk = {s: set(open(os.path.join(study, f"{s}.spk")).read().split()) for s in ("train", "valid", "test")}
+    assert not spk["train"] & spk["valid"] and not spk["train"] & spk["test"] and not spk["valid"] & spk["test"]
+
+    def timbre(voice):  # what makes a speaker: the espeak variant or the flite voice, not the accent
+        kind, _, name = voice.partition(":")
+        return name.split("+")[-1] if kind == "espeak" else name
+
+    for split, (variants, flites) in VOICES.items():
+        assert {timbre(v) for v in spk[split]} <= set(variants) | set(flites)
+    assert len({v.split(":")[0] for v in spk["train"]}) == 2  # both synthesisers
+
+
+def test_words_come_from_the_vocabulary_and_variability_is_present(study):
+    summary = json.load(open(os.path.join(study, "corpus.json")))
+    vocab = {w.upper() for w in summary["vocabulary"]}
+    assert len(vocab) == 150
+    words = open(os.path.join(study, "train.wrd")).read().split()
+    assert set(words) <= vocab and len(set(words)) > 60
+    assert 0.2 < summary["reverberant_share"] < 0.8 and 0.5 < summary["noisy_share"] < 1.0
+    m = read_manifest(os.path.join(study, "train.tsv"))
+    peaks = [np.abs(sf.read(e.path, dtype="float32")[0]).max() for e in m.entries]
+    assert max(peaks) / min(peaks) > 3  # levels vary
+
+
+def test_deterministic_for_any_workers(study, tmp_path):
+    again = str(tmp_path / "c")
+    build(again, utterances=40, seed=1, vocabulary=150, workers=1)
+    for name in ["train.phn", "valid.wrdspan", "test.spk", "dict.ltr.txt"] + \
+            [f"wav/{f}" for f in sorted(os.listdir(os.path.join(study, "wav")))]:
+        assert open(os.path.join(study, name), "rb").read() == open(os.path.join(again, name), "rb").read(), name
+
+
+def test_room_responses_keep_the_timing():
+    rirs = acoustics.room_impulse_responses(4, seed=0)
+    for h in rirs:
+        assert np.argmax(np.abs(h)) == 0 and abs(float((h ** 2).sum()) - 1) < 1e-4
+    x = np.zeros(16000, np.float32)
+    x[8000] = 1.0
+    y = acoustics.reverberate(x, rirs[0])
+    assert len(y) == len(x) and np.argmax(np.abs(y)) == 8000  # the direct path stays where the sound was
+
+
+def test_noise_at_the_asked_snr():
+    rng = np.random.default_rng(0)
+    speech = np.sin(np.arange(32000) / 5.0).astype(np.float32)
+    noisy = acoustics.add_noise(speech, 10.0, 1.0, rng)
+    snr = 10 * np.log10(np.mean(speech ** 2) / np.mean((noisy - speech) ** 2))
+    assert abs(snr - 10.0) < 0.5
