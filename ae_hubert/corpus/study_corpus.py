@@ -107,7 +107,7 @@ def _splits(n: int, seed: int) -> list[str]:
     return names
 
 
-def build(out_dir: str, utterances: int = 2400, seed: int = 0, vocabulary: int = 3000,
+def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int = 3000,
           workers: int | None = None) -> dict:
     """Synthesise the study corpus into ``out_dir``; return its summary (also in corpus.json)."""
     if utterances < 30:
