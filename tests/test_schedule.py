@@ -4,7 +4,8 @@ from conftest import silent_manifests
 
 from ae_hubert.pipeline.schedule import ScheduleError, load_schedule
 
-SHIPPED = ["standard", "progressive", "top", "standard_toy", "progressive_toy", "top_toy", "adaptive_toy", "demo_toy"]
+SHIPPED = ["standard", "progressive", "top", "standard_toy", "progressive_toy", "top_toy", "adaptive_toy", "demo_toy",
+           "study_h1"]
 
 
 def write(tmp_path, text, name="s.yaml"):
