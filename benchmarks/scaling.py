@@ -19,7 +19,7 @@ Resumable: finished measurements are kept in that JSON (``--results``, default
 skipped.
 
 Usage: python benchmarks/scaling.py [--work DIR] [--results JSON] [--sizes 40,120,400] [--k 500]
-                                    [--repeats 2] [--skip-stock-kmeans-above N]
+                                    [--repeats 3] [--skip-stock-kmeans-above N]
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results", "scaling.json"))
     ap.add_argument("--sizes", default="40,120,400", help="corpus utterances per size (train is ~80%)")
     ap.add_argument("--k", type=int, default=500)
-    ap.add_argument("--repeats", type=int, default=2,
+    ap.add_argument("--repeats", type=int, default=3,
                     help="alternated ours/stock runs of the dump and of the label stage; the fastest is reported")
     ap.add_argument("--skip-stock-kmeans-above", type=int, default=10 ** 9,
                     help="frames above which stock k-means is not run (it is the slowest stage)")

@@ -66,9 +66,14 @@ def test_room_responses_keep_the_timing():
     assert len(y) == len(x) and np.argmax(np.abs(y)) == 8000  # the direct path stays where the sound was
 
 
-def test_noise_at_the_asked_snr():
+def test_noise_at_the_asked_snr_in_the_speech_band():
+    from scipy.signal import butter, sosfiltfilt
+
     rng = np.random.default_rng(0)
-    speech = np.sin(np.arange(32000) / 5.0).astype(np.float32)
-    noisy = acoustics.add_noise(speech, 10.0, 1.0, rng)
-    snr = 10 * np.log10(np.mean(speech ** 2) / np.mean((noisy - speech) ** 2))
-    assert abs(snr - 10.0) < 0.5
+    speech = np.sin(np.arange(32000) / 5.0).astype(np.float32)  # 509 Hz
+    band = butter(4, [100, 4000], btype="bandpass", fs=16000, output="sos")
+    for beta in (0.0, 1.0, 2.0):  # brown noise too: its power must not sit below the speech band
+        noise = acoustics.add_noise(speech, 10.0, beta, rng) - speech
+        assert abs(10 * np.log10(np.mean(speech ** 2) / np.mean(noise ** 2)) - 10.0) < 0.5
+        in_band = np.mean(sosfiltfilt(band, noise) ** 2) / np.mean(noise ** 2)
+        assert in_band > 0.3, (beta, in_band)

@@ -5,8 +5,8 @@ that variability is what HuBERT's learned targets abstract away (MFCC clusters d
 - rooms: shoebox impulse responses from pyroomacoustics' image method (random size, RT60,
   source and microphone), aligned so that the direct path is sample 0: phone and word times
   stay exact;
-- noise: Gaussian noise with a random spectral slope (1/f^beta, beta in [0, 2]: white to brown),
-  at a random signal-to-noise ratio;
+- noise: Gaussian noise with a random spectral slope (1/f^beta above 100 Hz, beta in [0, 2]: white
+  to brown), at a random signal-to-noise ratio;
 - level: a random peak level.
 All draws come from the caller's generator, so an utterance's audio is fixed by its seed.
 """
@@ -21,6 +21,7 @@ def room_impulse_responses(n: int, seed: int, sample_rate: int = 16000, rt60=(0.
     """``n`` impulse responses of random shoebox rooms, direct path first, unit energy."""
     import pyroomacoustics as pra
 
+    pra.constants.set("num_threads", 1)  # its threads sum float32 buffers in any order: same bytes on any machine
     rng = np.random.default_rng([seed, 7])
     out = []
     while len(out) < n:
@@ -50,12 +51,14 @@ def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (wet * (rms_in / rms_out if rms_out > 0 else 1.0)).astype(np.float32)
 
 
-def coloured_noise(n: int, beta: float, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS Gaussian noise with power spectrum ~ 1/f^beta."""
+def coloured_noise(n: int, beta: float, rng: np.random.Generator, sample_rate: int = 16000,
+                   floor_hz: float = 100.0) -> np.ndarray:
+    """Unit-RMS Gaussian noise with power spectrum ~ 1/f^beta above ``floor_hz`` (flat below it, no
+    DC): shaped by frequency in Hz, so its power lies in the speech band whatever the length."""
     spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(len(spec), dtype=np.float64)
-    f[0] = 1.0
+    f = np.maximum(np.fft.rfftfreq(n, 1.0 / sample_rate), floor_hz)
     spec *= f ** (-beta / 2)
+    spec[0] = 0.0
     x = np.fft.irfft(spec, n)
     return (x / (np.sqrt(np.mean(x ** 2)) or 1.0)).astype(np.float32)
 

