@@ -19,6 +19,18 @@ from . import phones
 from .speech import SAMPLE_RATE
 
 SPLITS = ("train", "valid", "test")
+SHARES = (0.8, 0.1, 0.1)  # of the utterances, per split
+
+
+def assign_splits(n: int, rng) -> list[str]:
+    """Each utterance's split: a random 80/10/10 partition drawn from ``rng`` (numpy Generator)."""
+    order = rng.permutation(n)
+    n_train = int(round(n * SHARES[0]))
+    n_valid = int(round(n * SHARES[1]))
+    names = [""] * n
+    for rank, i in enumerate(order):
+        names[i] = "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
+    return names
 
 
 @dataclass

@@ -22,7 +22,7 @@ import soundfile as sf
 from ..common.atomic import atomic_path, ensure_writable_dir
 from ..common.errors import AeHubertError
 from . import acoustics, flite, lexicon, phones, speech
-from .corpus_files import Utterance, write_corpus
+from .corpus_files import Utterance, assign_splits, write_corpus
 from .speech import SAMPLE_RATE
 
 ACCENTS = ["en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
@@ -34,7 +34,6 @@ VOICES = {
     "valid": (["m6", "f4", "klatt4"], {"awb": 110.0}),
     "test": (["m7", "f5", "klatt5"], {"rms": 100.0}),
 }
-SPLIT_SHARES = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
 FLITE_SHARE = 1 / 3  # of each split's utterances; the rest are espeak-ng
 REVERB_SHARE, NOISE_SHARE = 0.5, 0.8
 SNR_DB = (5.0, 30.0)
@@ -97,16 +96,6 @@ def _synth_chunk(jobs):
     return [_synth_one(job) for job in jobs]
 
 
-def _splits(n: int, seed: int) -> list[str]:
-    order = np.random.default_rng([seed, 3]).permutation(n)
-    n_train = int(round(n * SPLIT_SHARES[0][1]))
-    n_valid = int(round(n * SPLIT_SHARES[1][1]))
-    names = [""] * n
-    for rank, i in enumerate(order):
-        names[i] = "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
-    return names
-
-
 def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int = 3000,
           workers: int | None = None) -> dict:
     """Synthesise the study corpus into ``out_dir``; return its summary (also in corpus.json)."""
@@ -122,7 +111,7 @@ def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int =
     flite_voices = sorted({v for _, f in VOICES.values() for v in f})
     _SHARED.update(words=words, weights=weights, rooms=acoustics.room_impulse_responses(ROOMS, seed),
                    prons={v: flite.word_prons(words, v) for v in flite_voices})
-    split_of = _splits(utterances, seed)
+    split_of = assign_splits(utterances, np.random.default_rng([seed, 3]))
     jobs = [(i, split_of[i], seed, os.path.join(out_dir, "wav", f"utt{i:05d}.wav")) for i in range(utterances)]
     chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     workers = workers or min(4, os.cpu_count() or 1)

@@ -18,14 +18,13 @@ import soundfile as sf
 from ..common.atomic import atomic_path, ensure_writable_dir
 from ..common.errors import AeHubertError
 from . import flite, phones, speech, vocabulary
-from .corpus_files import Utterance, write_corpus
+from .corpus_files import Utterance, assign_splits, write_corpus
 from .speech import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VOICES = ["flite:kal16", "flite:awb", "espeak:en-us+m3", "espeak:en-us+f2",
                   "espeak:en-gb-scotland", "espeak:en-029+f4"]
-SPLITS = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
 CHUNK = 16  # utterances synthesised per fresh worker process
 
 
@@ -79,16 +78,6 @@ def _synth_chunk(jobs) -> list[Utterance]:
     return [_synth_one(job) for job in jobs]
 
 
-def _split_of(n: int, seed: int) -> list[str]:
-    order = np.random.default_rng(seed).permutation(n)
-    names = [""] * n
-    n_train = int(round(n * SPLITS[0][1]))
-    n_valid = int(round(n * SPLITS[1][1]))
-    for rank, i in enumerate(order):
-        names[i] = "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
-    return names
-
-
 def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] | None = None,
           workers: int | None = None) -> dict:
     """Synthesise the corpus into ``out_dir``; return its summary (also written to corpus.json)."""
@@ -112,4 +101,4 @@ def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] 
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
         utts = [u for chunk in pool.map(_synth_chunk, chunks, chunksize=1) for u in chunk]
     summary = {"seed": seed, "voices": voices, "utterances": utterances, "vocabulary": vocabulary.VOCABULARY}
-    return write_corpus(out_dir, utts, _split_of(utterances, seed), summary)
+    return write_corpus(out_dir, utts, assign_splits(utterances, np.random.default_rng(seed)), summary)
