@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORK ?= $(or $(TMPDIR),/tmp)/ae_hubert_demo
+STUDY_DIR ?= $(CURDIR)/study_work
 
-.PHONY: setup demo demo-full test bench bench-scaling clean-venv
+.PHONY: setup demo demo-full study test bench bench-scaling clean-venv
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -13,6 +14,9 @@ demo: setup
 
 demo-full: setup
 	$(VENV)/bin/ae-hubert demo --full $(WORK)
+
+study: setup  # hours on 2 cores, resumable: rerun after a kill; narrow it with ONLY=H1 SEEDS=1
+	$(VENV)/bin/ae-hubert study --work-dir $(STUDY_DIR) $(if $(ONLY),--only $(ONLY)) $(if $(SEEDS),--seeds $(SEEDS))
 
 test: setup
 	$(PY) -m pytest -q tests

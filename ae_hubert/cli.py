@@ -151,6 +151,25 @@ def _iterate(a):
                f"report: {build_report(a.work_dir)}")
 
 
+def _study(a):
+    from .pipeline.study import run_study
+
+    s = run_study(a.config, a.work_dir, a.seeds, a.only, a.data)
+    lines = []
+    if "H1" in s:
+        h = s["H1"]
+        lines.append(f"H1 best layer - MFCC PNMI: {h['best_minus_mfcc_pnmi']['mean']:+.4f} "
+                     f"(per seed {', '.join(f'{v:+.4f}' for v in h['best_minus_mfcc_pnmi']['values'])}); "
+                     f"iteration 2 - 1 best-layer phone accuracy: {h['iter2_minus_iter1_phone_acc']['mean']:+.4f}: "
+                     f"{'held' if h['held']['all'] else 'not held'}")
+    if "H2" in s:
+        for it, r in s["H2"]["iterations"].items():
+            lines.append(f"H2 {it}: top layer input R2 rises {r['top_input_r2_rise']['mean']:+.4f} after its lowest "
+                         f"point ({'in every seed' if r['drifts'] else 'not in every seed'})")
+    _print("", *lines, f"study: {a.work_dir}/study.md (tables, plots), {a.work_dir}/study.json")
+    return {k: s[k] for k in ("study", "seeds", "hypotheses")}
+
+
 def _choose_layer(a):
     from .clustering.layer_choice import choose_layer
 
@@ -410,6 +429,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run (e.g. "
                    "optimization.lr=[0.0002])")
     s.set_defaults(fn=_iterate)
+
+    s = sub.add_parser("study", help="the study: HuBERT's own result (H1) and the paper's questions over seeds "
+                       "(resumable in pieces)")
+    s.add_argument("--work-dir", type=path, required=True, help="everything the study writes goes here; rerun to "
+                   "resume")
+    s.add_argument("--config", default="study_cpu", help="a study YAML file or a shipped name (config/study/)")
+    s.add_argument("--seeds", type=integer(1, 100), default=None, help="seeds 1..N (default: the config's seeds)")
+    s.add_argument("--only", type=name_list, default=None, help="comma-separated hypotheses, e.g. H1 (default: "
+                   "every one the config sets up)")
+    s.add_argument("--data", default=None, help="an existing study corpus (default: build the config's corpus "
+                   "under WORK_DIR/corpus)")
+    s.set_defaults(fn=_study)
 
     s = sub.add_parser("choose-layer", help="score every layer's clusters on held-out data; pick the best")
     s.add_argument("--ckpt", required=True, help="HuBERT checkpoint")

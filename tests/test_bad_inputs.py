@@ -434,7 +434,8 @@ def test_quality_infers_the_label_rate(mfcc_labels, corpus, capsys):
 
 @pytest.mark.parametrize("cmd", ["toy-corpus", "dump mfcc", "dump hubert", "kmeans", "label", "quality", "iterate",
                                  "choose-layer", "init-continue", "probe", "decode", "spm", "reset-sweep", "merge-labels",
-                                 "export-stock", "launch", "demo", "librispeech", "study-corpus", "cluster-quality"])
+                                 "export-stock", "launch", "demo", "librispeech", "study-corpus", "cluster-quality",
+                                 "study"])
 def test_every_help_shows_defaults_and_explains_every_option(cmd, capsys):
     with pytest.raises(SystemExit):
         main([*cmd.split(), "--help"])

@@ -3,7 +3,10 @@ import os
 
 import pytest
 
-from ae_hubert.analysis.layer_probe import METRICS, autoencoder_index, probe_layers, write_probe_results
+import numpy as np
+
+from ae_hubert.analysis.layer_probe import (METRICS, autoencoder_index, probe_layers, voice_accuracy,
+                                          write_probe_results)
 
 
 def test_probe_every_layer_of_a_checkpoint(corpus, stock_checkpoint, tmp_path):
@@ -23,6 +26,23 @@ def test_probe_every_layer_of_a_checkpoint(corpus, stock_checkpoint, tmp_path):
     pngs = plot_probe_results([r, r], METRICS, str(tmp_path))
     assert len(pngs) == len(METRICS) + 1  # one run, one update count: no over-updates plot
     assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_voice_probe_scores_new_voices_within_valid():
+    """Voice-disjoint splits: a classifier fit on train voices cannot name valid's new voices, so the
+    probe fits on every other utterance of each valid voice and scores the rest."""
+    rng = np.random.default_rng(0)
+    centre = {v: rng.normal(size=8) * 5 for v in "abcdwxyz"}
+
+    def pool(voices):
+        return np.stack([centre[v] + rng.normal(size=8) * 0.1 for v in voices])
+
+    tr, ev = list("abcdabcdabcd"), list("wxyzwxyzwxyz")
+    assert voice_accuracy(pool(tr), tr, pool(ev), ev) == 1.0  # 4 fitted, 8 scored, all right
+    assert voice_accuracy(pool(tr), tr, pool(tr), tr) == 1.0  # shared voices: fit on train
+    shuffled = list("wxyzxyzwyzwx")
+    assert voice_accuracy(pool(tr), tr, pool(ev), shuffled) < 0.5  # labels that do not follow the voices
+    assert np.isnan(voice_accuracy(pool(tr), tr, pool(list("wxyz")), list("wxyz")))  # one utterance per voice
 
 
 def test_autoencoder_index_definition():

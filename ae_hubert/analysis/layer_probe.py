@@ -8,7 +8,8 @@ group of metrics runs when its labels are in the data directory:
   autoencoder side), and with ``cca`` the mean canonical correlation with it (``input_cca``);
 - ``{split}.ltr``: ``letter_cer`` / ``letter_wer`` of a linear CTC letter probe (word content);
 - ``{split}.wrdspan``: ``word_acc`` and ``word_pair_auc`` of word-span-pooled frames;
-- ``{split}.spk``: ``voice_acc``, ridge voice classifier on mean-pooled utterances.
+- ``{split}.spk``: ``voice_acc``, ridge voice classifier on mean-pooled utterances (within valid
+  when its voices are new: ``voice_accuracy``).
 Layer 0 is the projected CNN output (the transformer's input). Frame i of a layer (50 Hz) is
 matched with MFCC frame 2i (100 Hz): both are centred on sample 320 i + 200.
 """
@@ -133,12 +134,30 @@ def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, s
                 pooled.append((np.stack(vecs), words))
             m.update(word_probes(pooled[0][0], pooled[0][1], pooled[1][0], pooled[1][1]))
         if tr.voices and ev.voices:
-            pool_tr = np.stack([u.mean(0) for u in tr.feats[layer]])
-            pool_ev = np.stack([u.mean(0) for u in ev.feats[layer]])
-            m["voice_acc"] = ridge_classifier_accuracy(pool_tr, np.array(tr.voices), pool_ev, np.array(ev.voices))
+            m["voice_acc"] = voice_accuracy(np.stack([u.mean(0) for u in tr.feats[layer]]), tr.voices,
+                                            np.stack([u.mean(0) for u in ev.feats[layer]]), ev.voices)
         out[layer] = {name: float(m[name]) for name in METRICS if name in m}
     return {"checkpoint": ckpt, "updates": loaded.num_updates, "layers": out,
             "autoencoder_index": autoencoder_index(out)}
+
+
+def voice_accuracy(pool_tr: np.ndarray, voices_tr: list[str], pool_ev: np.ndarray, voices_ev: list[str]) -> float:
+    """Ridge voice classifier on mean-pooled utterances. When valid's voices all speak in train, fit
+    on train and score valid; when they are new voices (voice-disjoint splits, as ``study-corpus``
+    makes), a train-fit classifier cannot name them, so fit on every other utterance of each valid
+    voice and score the rest."""
+    if set(voices_ev) <= set(voices_tr):
+        return ridge_classifier_accuracy(pool_tr, np.array(voices_tr), pool_ev, np.array(voices_ev))
+    count: dict[str, int] = {}
+    fit = []
+    for v in voices_ev:
+        count[v] = count.get(v, 0) + 1
+        fit.append(count[v] % 2 == 1)
+    fit = np.array(fit)
+    if fit.all():
+        return float("nan")  # one utterance per voice: nothing to score
+    labels = np.array(voices_ev)
+    return ridge_classifier_accuracy(pool_ev[fit], labels[fit], pool_ev[~fit], labels[~fit])
 
 
 def probe_checkpoints(paths: list[str], data: str, **kwargs) -> list[dict]:

@@ -412,12 +412,16 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
     return sched
 
 
-def shipped_schedule(spec: str) -> str:
-    """A path, or the name of a shipped schedule (``standard``, ``progressive_toy``, ...)."""
+def shipped_config(spec: str, group: str, error: type[AeHubertError]) -> str:
+    """A path, or the name of a YAML shipped in ``config/GROUP/`` (e.g. schedule ``standard``)."""
     if os.path.isfile(spec):
         return spec
-    shipped = os.path.join(CONFIG_DIR, "schedule", spec + ".yaml")
+    shipped = os.path.join(CONFIG_DIR, group, spec + ".yaml")
     if os.path.isfile(shipped):
         return shipped
-    raise ScheduleError(f"{spec}: schedule not found (neither a file nor a shipped schedule in "
-                        f"{os.path.dirname(shipped)})")
+    raise error(f"{spec}: {group} not found (neither a file nor a shipped {group} in {os.path.dirname(shipped)})")
+
+
+def shipped_schedule(spec: str) -> str:
+    """A path, or the name of a shipped schedule (``standard``, ``progressive_toy``, ...)."""
+    return shipped_config(spec, "schedule", ScheduleError)

@@ -1,0 +1,53 @@
+"""The study's plots: every point a mean over seeds with its std as an error bar."""
+from __future__ import annotations
+
+import os
+
+from .plots import _panels, plt, save_figure
+
+
+def _bars(ax, xs, stats, **kw):
+    ax.errorbar(xs, [s["mean"] for s in stats], yerr=[s["std"] for s in stats], capsize=3, marker="o", ms=3, **kw)
+
+
+def plot_h1(h: dict, out_dir: str) -> list[str]:
+    it1, it2 = h["iterations"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    layers = list(h["layer_pnmi"])
+    _bars(a, [int(x) for x in layers], [h["layer_pnmi"][x] for x in layers], label=f"{it1} layer clusters")
+    m = h["mfcc_pnmi"]
+    a.axhline(m["mean"], color="k", ls="--", lw=1, label="MFCC clusters")
+    a.axhspan(m["mean"] - m["std"], m["mean"] + m["std"], color="k", alpha=0.1)
+    a.set(xlabel="layer", ylabel=f"PNMI (K={h['k']}, valid)", title="H1: cluster quality by layer")
+    a.legend(fontsize=7)
+    for it in (it1, it2):
+        acc = h["phone_acc"][it]
+        _bars(b, [int(x) for x in acc], list(acc.values()), label=f"{it} @ {h['updates'][it][0]} updates")
+    b.set(xlabel="layer", ylabel="phone accuracy (linear, valid)", title="H1: phone accuracy by layer")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    return [save_figure(fig, os.path.join(out_dir, "h1_by_layer.png"))]
+
+
+def plot_h2(h: dict, out_dir: str) -> list[str]:
+    its = list(h["iterations"].values())
+    metrics = list(its[0]["metrics"])
+    fig, axes = _panels(len(metrics) + 1)
+    cmap = plt.get_cmap("viridis", max(len(its[0]["curves"][str(its[0]["updates"][-1])]["layers"]), 2))
+    for ax, metric in zip(axes, metrics):
+        for r in its:
+            last = r["curves"][str(r["updates"][-1])]["layers"]
+            for i, lay in enumerate(last):
+                steps = [r["curves"][str(u)]["step"] for u in r["updates"]]
+                _bars(ax, steps, [r["curves"][str(u)]["layers"][lay][metric] for u in r["updates"]], color=cmap(i),
+                      label=f"L{lay}" if r is its[0] else None)
+            ax.axvline(r["curves"][str(r["updates"][0])]["step"] - r["updates"][0], color="grey", ls="--", lw=0.8)
+        ax.set(title=metric, xlabel="updates (iterations end to end)")
+    ax = axes[-1]
+    for r in its:
+        _bars(ax, [r["curves"][str(u)]["step"] for u in r["updates"]],
+              [r["curves"][str(u)]["autoencoder_index"] for u in r["updates"]], color="C3")
+    ax.set(title="autoencoder index", xlabel="updates (iterations end to end)")
+    axes[0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return [save_figure(fig, os.path.join(out_dir, "h2_over_updates.png"))]

@@ -1,0 +1,163 @@
+"""A study's measurements summarised over seeds: mean +- std, verdicts, tables and error-bar plots.
+
+Input: one dict per seed from ``pipeline/study.py`` (cluster-quality of the iteration-1 model, and
+per-layer probes of checkpoints of each iteration). Output: ``study.json`` (every per-seed value
+kept beside its mean and std), ``study.md`` (what held, with the numbers) and PNGs.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..common.atomic import write_text_atomic
+
+H1_MARGIN = 0.03  # the best layer's PNMI must beat MFCC's by this much on average (and in every seed)
+H2_METRICS = ("phone_acc", "input_r2", "letter_cer", "word_acc", "voice_acc", "pnmi")
+
+
+def stat(values) -> dict:
+    """Mean and sample std (ddof 1; 0 for one seed) with the values themselves."""
+    v = [float(x) for x in values]
+    arr = np.asarray(v, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(v) > 1 else 0.0, "values": v}
+
+
+def fmt(s: dict, digits: int = 4) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _last(probes: dict) -> dict:
+    return probes[max(probes, key=int)]
+
+
+def _best_phone_acc(probe: dict) -> tuple[int, float]:
+    layer = max(probe["layers"], key=lambda lay: probe["layers"][lay].get("phone_acc", -1.0))
+    return int(layer), float(probe["layers"][layer].get("phone_acc", float("nan")))
+
+
+def summarise_h1(per_seed: list[dict]) -> dict:
+    cq = [s["cluster_quality"] for s in per_seed]
+    layers = sorted(cq[0]["layers"], key=int)
+    diffs = [c["best_minus_mfcc_pnmi"] for c in cq]
+    its = list(per_seed[0]["probes"])[:2]
+    best = {it: [_best_phone_acc(_last(s["probes"][it])) for s in per_seed] for it in its}
+    gain = [b2[1] - b1[1] for b1, b2 in zip(best[its[0]], best[its[1]])]
+    updates = {it: [int(max(s["probes"][it], key=int)) for s in per_seed] for it in its}
+    d = stat(diffs)
+    g = stat(gain)
+    held_pnmi = d["mean"] >= H1_MARGIN and min(diffs) > 0
+    held_acc = g["mean"] > 0 and min(gain) > 0
+    return {
+        "k": cq[0]["k"], "iterations": its, "updates": updates,
+        "mfcc_pnmi": stat(c["mfcc"]["pnmi"] for c in cq),
+        "layer_pnmi": {str(layer): stat(c["layers"][layer]["pnmi"] for c in cq) for layer in layers},
+        "best_layer": [c["best_layer"] for c in cq],
+        "best_minus_mfcc_pnmi": d,
+        "phone_acc": {it: {str(layer): stat(_last(s["probes"][it])["layers"][layer]["phone_acc"] for s in per_seed)
+                           for layer in sorted(_last(per_seed[0]["probes"][it])["layers"], key=int)} for it in its},
+        "best_phone_acc": {it: stat(b[1] for b in best[it]) for it in its},
+        "best_phone_acc_layer": {it: [b[0] for b in best[it]] for it in its},
+        "iter2_minus_iter1_phone_acc": g,
+        "held": {"pnmi": held_pnmi, "phone_acc": held_acc, "all": held_pnmi and held_acc},
+    }
+
+
+def summarise_h2(per_seed: list[dict]) -> dict:
+    out = {"iterations": {}}
+    offset = 0
+    for it in per_seed[0]["probes"]:
+        common = sorted(set.intersection(*(set(map(int, s["probes"][it])) for s in per_seed)))
+        first = per_seed[0]["probes"][it][str(common[-1])]["layers"]
+        layers = sorted(first, key=int)
+        top = layers[-1]
+        metrics = [m for m in H2_METRICS if m in first[top]]
+        curves = {str(u): {"step": offset + u,
+                           "autoencoder_index": stat(s["probes"][it][str(u)]["autoencoder_index"] for s in per_seed),
+                           "layers": {lay: {m: stat(s["probes"][it][str(u)]["layers"][lay][m] for s in per_seed)
+                                            for m in metrics} for lay in layers}}
+                  for u in common}
+        drift, at = [], []
+        for s in per_seed:  # the top layer's input R^2: how far it climbs back after its lowest point
+            r2 = [s["probes"][it][str(u)]["layers"][top]["input_r2"] for u in common]
+            i = int(np.argmin(r2))
+            drift.append(r2[-1] - r2[i])
+            at.append(common[i])
+        out["iterations"][it] = {"updates": common, "top_layer": int(top), "metrics": metrics, "curves": curves,
+                                 "top_input_r2_rise": stat(drift), "top_input_r2_min_at": at,
+                                 "drifts": bool(min(drift) > 0)}
+        offset += common[-1]
+    return out
+
+
+def summarise(study, wanted: list[str], per_seed: list[dict]) -> dict:
+    out = {"study": study.name, "config": study.path, "seeds": [s["seed"] for s in per_seed], "k": study.k,
+           "measure": study.measure, "hypotheses": wanted,
+           "compute": {"train_hours": round(sum(r["train_seconds"] for s in per_seed for r in s["records"]) / 3600, 2),
+                       "sidecar_hours": round(sum(r["sidecar_seconds"] for s in per_seed for r in s["records"]) / 3600,
+                                              2)},
+           "per_seed": per_seed}
+    if "H1" in wanted:
+        out["H1"] = summarise_h1(per_seed)
+    if "H2" in wanted:
+        out["H2"] = summarise_h2(per_seed)
+    return out
+
+
+def _h1_markdown(h: dict, n: int) -> list[str]:
+    it1, it2 = h["iterations"]
+    lines = ["## H1: layer clusters beat MFCC clusters, and iteration 2 beats iteration 1", "",
+             f"K = {h['k']}, voice-disjoint valid, {n} seed(s), mean ± std (per-seed values in study.json).", "",
+             "| features (iteration-1 model) | PNMI |", "|---|---:|", f"| MFCC | {fmt(h['mfcc_pnmi'])} |"]
+    lines += [f"| layer {lay} | {fmt(s)} |" for lay, s in h["layer_pnmi"].items()]
+    d = h["best_minus_mfcc_pnmi"]
+    lines += ["", f"- best layer - MFCC: {fmt(d)} (per seed: {', '.join(f'{v:+.4f}' for v in d['values'])}; "
+                  f"best layers {h['best_layer']}); needed: mean >= +{H1_MARGIN} and > 0 in every seed: "
+                  f"**{'held' if h['held']['pnmi'] else 'not held'}**",
+              f"- best-layer phone accuracy at {h['updates'][it1][0]} updates: {it1} {fmt(h['best_phone_acc'][it1])}, "
+              f"{it2} {fmt(h['best_phone_acc'][it2])}; {it2} - {it1}: {fmt(h['iter2_minus_iter1_phone_acc'])} "
+              f"(per seed: {', '.join(f'{v:+.4f}' for v in h['iter2_minus_iter1_phone_acc']['values'])}): "
+              f"**{'held' if h['held']['phone_acc'] else 'not held'}**", ""]
+    return lines
+
+
+def _h2_markdown(h: dict) -> list[str]:
+    lines = ["## H2: does the top layer drift back toward the input?", ""]
+    for it, r in h["iterations"].items():
+        top = str(r["top_layer"])
+        lines += [f"### {it}", "", "| updates | AE index | top: phone acc | top: input R² | " +
+                  " | ".join(f"top: {m}" for m in r["metrics"] if m not in ("phone_acc", "input_r2")) + " |",
+                  "|---:|---:|---:|---:|" + "---:|" * len([m for m in r["metrics"] if m not in ("phone_acc", "input_r2")])]
+        for u, c in r["curves"].items():
+            t = c["layers"][top]
+            extra = [fmt(t[m], 3) for m in r["metrics"] if m not in ("phone_acc", "input_r2")]
+            lines.append(f"| {u} | {fmt(c['autoencoder_index'], 3)} | {fmt(t['phone_acc'], 3) if 'phone_acc' in t else '-'} | "
+                         f"{fmt(t['input_r2'], 3)} | " + " | ".join(extra) + (" |" if extra else ""))
+        rise = r["top_input_r2_rise"]
+        lines += ["", f"- top layer (L{top}) input R² at the end minus its lowest: {fmt(rise)} "
+                      f"(lowest at updates {r['top_input_r2_min_at']}): "
+                      f"**{'drifts back in every seed' if r['drifts'] else 'no drift in every seed'}**", ""]
+    return lines
+
+
+def write_study(summary: dict, out_dir: str) -> list[str]:
+    from .study_plots import plot_h1, plot_h2
+
+    files = []
+    if "H1" in summary:
+        files += plot_h1(summary["H1"], out_dir)
+    if "H2" in summary:
+        files += plot_h2(summary["H2"], out_dir)
+    n = len(summary["seeds"])
+    md = [f"# Study {summary['study']}", "",
+          f"Seeds {summary['seeds']}; training {summary['compute']['train_hours']} h, sidecars "
+          f"{summary['compute']['sidecar_hours']} h (as recorded by the runs; measurements not included).", ""]
+    if "H1" in summary:
+        md += _h1_markdown(summary["H1"], n)
+    if "H2" in summary:
+        md += _h2_markdown(summary["H2"])
+    md += ["## Plots", ""] + [f"![{os.path.basename(f)}]({os.path.basename(f)})" for f in files]
+    write_text_atomic(os.path.join(out_dir, "study.md"), "\n".join(md) + "\n")
+    write_text_atomic(os.path.join(out_dir, "study.json"), json.dumps(summary, indent=1) + "\n")
+    return [os.path.join(out_dir, "study.json"), os.path.join(out_dir, "study.md"), *files]

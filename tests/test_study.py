@@ -1,0 +1,117 @@
+"""A miniature study end to end: corpus, two seeds of a two-iteration schedule, H1 and H2 measured and
+summarised over seeds; a rerun redoes nothing; a lost measurement is redone alone; bad configs fail
+in one line before any work."""
+import json
+import os
+
+import pytest
+
+from ae_hubert.cli import main
+from ae_hubert.pipeline.study import StudyError, load_study, run_study
+
+SCHEDULE = """
+name: mini_h1
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=2, checkpoint.save_interval_updates=2, common.log_interval=1]
+kmeans: {percent: -1, max_iter: 20}
+iterations:
+  - name: iter1
+    targets: [{source: mfcc, k: 8}]
+    max_update: 4
+  - name: iter2
+    targets: [{source: layer, layer: auto, k: 8}]
+    max_update: 4
+"""
+
+STUDY = """
+name: mini
+corpus: {utterances: 36, seed: 1, vocabulary: 120}
+seeds: 2
+k: 8
+measure: {train_utterances: 10, valid_utterances: 6, probe_utterances: 8, ctc_steps: 5}
+schedules: {H1: mini_h1.yaml}
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("study")
+    (d / "mini_h1.yaml").write_text(SCHEDULE)
+    cfg = d / "mini.yaml"
+    cfg.write_text(STUDY)
+    work = str(d / "work")
+    assert main(["study", "--work-dir", work, "--config", str(cfg)]) == 0
+    return str(cfg), work
+
+
+def test_h1_and_h2_are_measured_per_seed_and_summarised(study):
+    _, work = study
+    s = json.load(open(os.path.join(work, "study.json")))
+    assert s["seeds"] == [1, 2] and s["hypotheses"] == ["H1", "H2"]
+    h1 = s["H1"]
+    d = h1["best_minus_mfcc_pnmi"]
+    assert len(d["values"]) == 2 and d["std"] >= 0
+    for seed, c in zip((1, 2), (p["cluster_quality"] for p in s["per_seed"])):
+        best = max(c["layers"].values(), key=lambda q: q["pnmi"])["pnmi"]
+        assert c["best_minus_mfcc_pnmi"] == pytest.approx(best - c["mfcc"]["pnmi"])
+        assert c["seed"] == seed
+    assert d["values"] == [p["cluster_quality"]["best_minus_mfcc_pnmi"] for p in s["per_seed"]]
+    assert h1["held"]["all"] == (h1["held"]["pnmi"] and h1["held"]["phone_acc"])
+    assert h1["held"]["pnmi"] == (d["mean"] >= 0.03 and min(d["values"]) > 0)
+    assert set(h1["phone_acc"]) == {"iter1", "iter2"} and len(h1["phone_acc"]["iter1"]) == 7  # layers 0..6
+    assert h1["updates"] == {"iter1": [4, 4], "iter2": [4, 4]}
+    # two seeds really are two trainings: their iteration-1 checkpoints differ
+    a, b = (os.path.join(work, "runs", "mini_h1", f"s{i}", "iter1", "checkpoints", "checkpoint_last.pt")
+            for i in (1, 2))
+    assert open(a, "rb").read() != open(b, "rb").read()
+    h2 = s["H2"]["iterations"]
+    assert list(h2) == ["iter1", "iter2"] and h2["iter1"]["updates"] == [2, 4]
+    assert h2["iter2"]["curves"]["2"]["step"] == 6  # iteration 2 laid after iteration 1's 4 updates
+    curve = h2["iter1"]["curves"]["4"]["layers"]["6"]["input_r2"]
+    assert len(curve["values"]) == 2
+    md = open(os.path.join(work, "study.md")).read()
+    assert "## H1" in md and "## H2" in md and f"{d['mean']:.4f}" in md
+    for f in ("h1_by_layer.png", "h2_over_updates.png"):
+        assert open(os.path.join(work, f), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
+    cfg, work = study
+    before = json.load(open(os.path.join(work, "study.json")))
+    marker = os.path.join(work, ".stages", "s2.mini_h1.iter2.probe.2.json")
+    assert os.path.isfile(marker)
+    os.remove(marker)  # as if killed while probing that checkpoint
+    lines = []
+    after = run_study(cfg, work, echo=lines.append)
+    ran = [line for line in lines if line.startswith("[run ]")]
+    assert ran == ["[run ] s2.mini_h1.iter2.probe.2"], ran
+    assert after["H1"] == before["H1"]
+    assert after["H2"]["iterations"]["iter2"]["curves"]["2"] == before["H2"]["iterations"]["iter2"]["curves"]["2"]
+
+
+@pytest.mark.parametrize("text, message", [
+    (STUDY.replace("seeds: 2", "seedz: 2"), "seedz: unknown key (did you mean seeds?)"),
+    (STUDY.replace("k: 8", "k: eight"), "k: expected an integer"),
+    (STUDY + "overrides: [common.seed=3]\n", "the seed is the study's"),
+    (STUDY.replace("schedules: {H1: mini_h1.yaml}", "schedules: {H7: x}"), "schedules.H7: unknown key"),
+    ("name: [", "not a readable YAML study"),
+])
+def test_bad_configs_fail_in_one_line(tmp_path, text, message):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(StudyError) as e:
+        load_study(str(p))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_hypothesis_and_missing_config_are_refused(tmp_path, capsys):
+    assert main(["study", "--work-dir", str(tmp_path / "w"), "--only", "H9"]) == 2
+    assert "--only H9: unknown hypothesis" in capsys.readouterr().err
+    assert main(["study", "--work-dir", str(tmp_path / "w"), "--config", "nope"]) == 2
+    assert "nope: study not found" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "w" / "corpus")
+
+
+def test_the_shipped_study_parses():
+    s = load_study("study_cpu")
+    assert s.seeds == 3 and s.k == 100 and s.schedules == {"H1": "study_h1"}
