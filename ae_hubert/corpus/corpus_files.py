@@ -8,11 +8,16 @@ between words), ``.phn`` (one CMU phone per 50 Hz frame), ``.spk`` (the voice), 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
-from ..common.atomic import write_lines_atomic, write_text_atomic
+import numpy as np
+import soundfile as sf
+
+from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic, write_text_atomic
 from ..common.letters import words_to_letters
 from ..common.manifest import write_manifest
 from . import phones
@@ -20,6 +25,34 @@ from .speech import SAMPLE_RATE
 
 SPLITS = ("train", "valid", "test")
 SHARES = (0.8, 0.1, 0.1)  # of the utterances, per split
+CHUNK = 16  # utterances synthesised per fresh worker process
+
+
+def start_corpus(out_dir: str) -> str:
+    """Make ``OUT/wav`` and drop an earlier ``corpus.json`` first: a rebuild stopped half way must
+    not look complete. Called only once every input check has passed."""
+    out_dir = os.path.abspath(out_dir)
+    ensure_writable_dir(os.path.join(out_dir, "wav"))
+    try:
+        os.remove(os.path.join(out_dir, "corpus.json"))
+    except FileNotFoundError:
+        pass
+    return out_dir
+
+
+def write_wav(path: str, pcm: np.ndarray) -> None:
+    """16-bit PCM WAV at the corpus rate, under a temporary name until complete."""
+    with atomic_path(path) as tmp:
+        sf.write(tmp, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def synthesise(chunk_fn: Callable[[list], list], jobs: list, workers: int | None) -> list:
+    """``chunk_fn`` over fixed chunks of ``jobs``, each chunk in a fresh forked process, results in
+    job order. libespeak-ng keeps state between utterances (its output depends on what it spoke
+    before), so fixed chunks in fresh processes give the same bytes for any number of workers."""
+    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    with mp.get_context("fork").Pool(workers or min(4, os.cpu_count() or 1), maxtasksperchild=1) as pool:
+        return [r for chunk in pool.map(chunk_fn, chunks, chunksize=1) for r in chunk]
 
 
 def assign_splits(n: int, rng) -> list[str]:
@@ -45,7 +78,7 @@ class Utterance:
 
 def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summary: dict) -> dict:
     """``utts[i]`` (audio already at ``wav/{uid}.wav``) goes to split ``split_of[i]``; returns
-    ``summary`` completed with each split's size."""
+    ``summary`` completed with each split's size. Audio files of an earlier, larger build are removed."""
     summary = dict(summary, sample_rate=SAMPLE_RATE, splits={}, phones=phones.PHONE_SET)
     letter_counts: Counter = Counter()
     for split in SPLITS:
@@ -71,5 +104,9 @@ def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summa
     phone_counts = Counter(p for u in utts for p in u.frame_phones)
     write_lines_atomic(os.path.join(out_dir, "dict.phn.txt"),
                        [f"{p} {phone_counts.get(p, 0)}" for p in phones.PHONE_SET])
+    keep = {f"{u.uid}.wav" for u in utts}
+    for name in os.listdir(os.path.join(out_dir, "wav")):
+        if name.endswith(".wav") and name not in keep:
+            os.remove(os.path.join(out_dir, "wav", name))
     write_text_atomic(os.path.join(out_dir, "corpus.json"), json.dumps(summary, indent=1) + "\n")
     return summary

@@ -13,17 +13,14 @@ Outputs are the toy corpus's (``corpus_files.py``), deterministic for a seed and
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 
 import numpy as np
-import soundfile as sf
 
-from ..common.atomic import atomic_path, ensure_writable_dir
+from ..common.atomic import check_writable_dir
 from ..common.errors import AeHubertError
 from . import acoustics, flite, lexicon, phones, speech
-from .corpus_files import Utterance, assign_splits, write_corpus
-from .speech import SAMPLE_RATE
+from .corpus_files import Utterance, assign_splits, start_corpus, synthesise, write_corpus, write_wav
 
 ACCENTS = ["en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc"]
@@ -38,40 +35,44 @@ FLITE_SHARE = 1 / 3  # of each split's utterances; the rest are espeak-ng
 REVERB_SHARE, NOISE_SHARE = 0.5, 0.8
 SNR_DB = (5.0, 30.0)
 ROOMS = 64
-CHUNK = 16  # utterances per fresh worker process (libespeak-ng keeps state between utterances)
 ATTEMPTS = 10  # sentences tried per utterance before giving up (a synthesiser may disagree with the lexicon)
 
 _SHARED: dict = {}  # set in the parent before the workers fork: words, weights, prons, rooms
 
 
-def _speak(idx: int, split: str, seed: int) -> tuple[speech.Spoken, str, str, dict]:
+def _speak(idx: int, split: str, seed: int) -> tuple[speech.Spoken, str, str, np.random.Generator]:
+    """The utterance's voice, rate and pitch are drawn once; only the sentence is redrawn when a
+    synthesiser fails on it, so voices that fail more often are not under-represented."""
     variants, flites = VOICES[split]
+    rng = np.random.default_rng([seed, idx])
+    if rng.random() < FLITE_SHARE:
+        name = sorted(flites)[int(rng.integers(len(flites)))]
+        f0, stretch = flites[name] * float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.8, 1.3))
+        voice = f"flite:{name}"
+
+        def say(text):
+            return speech.speak_flite(text, name, _SHARED["prons"][name], stretch=stretch, f0_mean=f0)
+    else:
+        name = f"{ACCENTS[int(rng.integers(len(ACCENTS)))]}+{variants[int(rng.integers(len(variants)))]}"
+        rate, pitch = int(rng.integers(120, 221)), int(rng.integers(20, 81))
+        voice = f"espeak:{name}"
+
+        def say(text):
+            return speech.speak_espeak(text, name, rate=rate, pitch=pitch)
     last = None
     for attempt in range(ATTEMPTS):
-        rng = np.random.default_rng([seed, idx, attempt])
-        text = lexicon.sentence(rng, _SHARED["words"], _SHARED["weights"])
+        text = lexicon.sentence(np.random.default_rng([seed, idx, attempt]), _SHARED["words"], _SHARED["weights"])
         try:
-            if rng.random() < FLITE_SHARE:
-                name = sorted(flites)[int(rng.integers(len(flites)))]
-                f0 = flites[name] * float(rng.uniform(0.8, 1.25))
-                spoken = speech.speak_flite(text, name, _SHARED["prons"][name],
-                                            stretch=float(rng.uniform(0.8, 1.3)), f0_mean=f0)
-                voice = f"flite:{name}"
-            else:
-                name = f"{ACCENTS[int(rng.integers(len(ACCENTS)))]}+{variants[int(rng.integers(len(variants)))]}"
-                spoken = speech.speak_espeak(text, name, rate=int(rng.integers(120, 221)),
-                                             pitch=int(rng.integers(20, 81)))
-                voice = f"espeak:{name}"
-            return spoken, text, voice, {"rng": rng}
+            return say(text), text, voice, rng
         except (RuntimeError, ValueError) as e:
             last = e
-    raise RuntimeError(f"utterance {idx}: no sentence could be synthesised in {ATTEMPTS} attempts ({last})")
+    raise AeHubertError(f"utterance {idx} ({voice}): no sentence could be synthesised in {ATTEMPTS} attempts "
+                        f"({last})")
 
 
 def _synth_one(job) -> tuple[Utterance, dict]:
     idx, split, seed, wav_path = job
-    spoken, text, voice, state = _speak(idx, split, seed)
-    rng = state["rng"]
+    spoken, text, voice, rng = _speak(idx, split, seed)
     audio, cond = spoken.audio, {}
     if rng.random() < REVERB_SHARE:
         room = int(rng.integers(len(_SHARED["rooms"])))
@@ -85,8 +86,7 @@ def _synth_one(job) -> tuple[Utterance, dict]:
     audio = acoustics.add_noise(audio, snr, beta, rng)
     audio = acoustics.set_peak(audio, float(rng.uniform(-25.0, -1.0)))
     pcm = speech.to_pcm16(audio)
-    with atomic_path(wav_path) as tmp:
-        sf.write(tmp, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    write_wav(wav_path, pcm)
     uid = os.path.splitext(os.path.basename(wav_path))[0]
     return Utterance(uid, text, voice, len(pcm), phones.frame_labels(spoken.segments, len(pcm)),
                      spoken.word_spans), cond
@@ -103,21 +103,24 @@ def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int =
         raise AeHubertError("--utterances must be at least 30 (voice-disjoint train/valid/test splits)")
     if vocabulary < 50:
         raise AeHubertError("--vocabulary must be at least 50 words")
-    out_dir = os.path.abspath(out_dir)
-    ensure_writable_dir(os.path.join(out_dir, "wav"))
-    words, weights = lexicon.study_vocabulary(vocabulary, ACCENTS)
+    check_writable_dir(out_dir)
+    try:  # every check before anything is written: a missing part is one line, not a traceback
+        words, weights = lexicon.study_vocabulary(vocabulary, ACCENTS)
+        flite_voices = sorted({v for _, f in VOICES.values() for v in f})
+        prons = {v: flite.word_prons(words, v) for v in flite_voices}
+        rooms = acoustics.room_impulse_responses(ROOMS, seed)
+    except ImportError as e:
+        raise AeHubertError(f"the study corpus needs {e.name or e}: pip install 'ae_hubert[study]'") from None
+    except RuntimeError as e:
+        raise AeHubertError(str(e)) from None
     if len(words) < vocabulary:
         raise AeHubertError(f"--vocabulary {vocabulary}: only {len(words)} words pass the pronunciation checks")
-    flite_voices = sorted({v for _, f in VOICES.values() for v in f})
-    _SHARED.update(words=words, weights=weights, rooms=acoustics.room_impulse_responses(ROOMS, seed),
-                   prons={v: flite.word_prons(words, v) for v in flite_voices})
+    out_dir = start_corpus(out_dir)
+    _SHARED.update(words=words, weights=weights, rooms=rooms, prons=prons)
     split_of = assign_splits(utterances, np.random.default_rng([seed, 3]))
     jobs = [(i, split_of[i], seed, os.path.join(out_dir, "wav", f"utt{i:05d}.wav")) for i in range(utterances)]
-    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-    workers = workers or min(4, os.cpu_count() or 1)
     try:
-        with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
-            done = [r for chunk in pool.map(_synth_chunk, chunks, chunksize=1) for r in chunk]
+        done = synthesise(_synth_chunk, jobs, workers)
     finally:
         _SHARED.clear()
     utts = [u for u, _ in done]

@@ -9,23 +9,20 @@ the study is ``study_corpus.py``.)
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 
 import numpy as np
-import soundfile as sf
 
-from ..common.atomic import atomic_path, ensure_writable_dir
+from ..common.atomic import check_writable_dir
 from ..common.errors import AeHubertError
 from . import flite, phones, speech, vocabulary
-from .corpus_files import Utterance, assign_splits, write_corpus
+from .corpus_files import Utterance, assign_splits, start_corpus, synthesise, write_corpus, write_wav
 from .speech import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VOICES = ["flite:kal16", "flite:awb", "espeak:en-us+m3", "espeak:en-us+f2",
                   "espeak:en-gb-scotland", "espeak:en-029+f4"]
-CHUNK = 16  # utterances synthesised per fresh worker process
 
 
 def check_voice(voice: str) -> None:
@@ -69,8 +66,7 @@ def _synth_one(job) -> Utterance:
     rms = float(np.sqrt(np.mean(audio ** 2))) or 1e-3
     audio = audio + rng.normal(0.0, rms * 10 ** (-rng.uniform(25, 40) / 20), size=audio.shape)
     pcm = speech.to_pcm16(audio)
-    with atomic_path(wav_path) as tmp:
-        sf.write(tmp, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    write_wav(wav_path, pcm)
     return Utterance(uid, text, voice, len(pcm), phones.frame_labels(spoken.segments, len(pcm)), spoken.word_spans)
 
 
@@ -84,21 +80,15 @@ def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] 
     voices = list(voices or DEFAULT_VOICES)
     if utterances < 10:
         raise AeHubertError("--utterances must be at least 10 (train/valid/test splits)")
+    check_writable_dir(out_dir)
     for v in voices:
         check_voice(v)
-    out_dir = os.path.abspath(out_dir)
-    ensure_writable_dir(os.path.join(out_dir, "wav"))
+    out_dir = start_corpus(out_dir)
     texts = vocabulary.sentences(utterances, seed)
     vrng = np.random.default_rng([seed, 1])
     voice_of = [voices[i % len(voices)] for i in vrng.permutation(utterances)]
     jobs = [(i, f"utt{i:05d}", texts[i], voice_of[i], seed, os.path.join(out_dir, "wav", f"utt{i:05d}.wav"))
             for i in range(utterances)]
-    # libespeak-ng keeps state between utterances (its output depends on what it spoke before),
-    # so fixed chunks of utterances each run in a fresh process: the same bytes for any --workers.
-    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-    workers = workers or min(4, os.cpu_count() or 1)
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        utts = [u for chunk in pool.map(_synth_chunk, chunks, chunksize=1) for u in chunk]
+    utts = synthesise(_synth_chunk, jobs, workers)
     summary = {"seed": seed, "voices": voices, "utterances": utterances, "vocabulary": vocabulary.VOCABULARY}
     return write_corpus(out_dir, utts, assign_splits(utterances, np.random.default_rng(seed)), summary)
