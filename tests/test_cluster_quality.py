@@ -37,9 +37,9 @@ def test_every_layer_scored_and_the_best_reported(corpus, stock_checkpoint, tmp_
           "--train-utterances", "12", "--valid-utterances", "4", "--json", out])
     r = json.load(open(out))
     assert set(r["layers"]) == {"1", "3"} and r["valid_utterances"] == 4
-    best = r["layers"][str(r["best_layer"])]["pnmi"]
-    assert best == max(q["pnmi"] for q in r["layers"].values())
-    assert r["best_minus_mfcc_pnmi"] == pytest.approx(best - r["mfcc"]["pnmi"])
+    chosen = r["layers"][str(r["best_layer"])]
+    assert chosen["train_pnmi"] == max(q["train_pnmi"] for q in r["layers"].values())  # picked on train
+    assert r["best_minus_mfcc_pnmi"] == pytest.approx(chosen["pnmi"] - r["mfcc"]["pnmi"])  # reported on valid
     assert all(0 <= q["pnmi"] <= 1 for q in [r["mfcc"], *r["layers"].values()])
     printed = capsys.readouterr().out
     assert "MFCC" in printed and "layer 3" in printed and "best: layer" in printed
@@ -53,3 +53,21 @@ def test_refuses_data_without_phones(corpus, tmp_path, capsys):
     assert main(["cluster-quality", "--data", str(data), "--k", "4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "valid.phn: frame phone labels not found" in err[0]
+
+
+def test_phone_lines_of_other_utterances_and_bad_layers_are_refused(corpus, stock_checkpoint, tmp_path, capsys):
+    data = tmp_path / "d"
+    data.mkdir()
+    for name in ("train.tsv", "valid.tsv", "train.phn", "valid.phn"):
+        (data / name).write_text(open(os.path.join(corpus, name)).read())
+    lines = (data / "valid.phn").read_text().splitlines()
+    far = max(range(len(lines)), key=lambda i: abs(len(lines[i].split()) - len(lines[0].split())))
+    assert abs(len(lines[far].split()) - len(lines[0].split())) > 10
+    lines[0], lines[far] = lines[far], lines[0]  # phone lines of other utterances
+    (data / "valid.phn").write_text("\n".join(lines) + "\n")
+    assert main(["cluster-quality", "--data", str(data), "--k", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "valid.phn has" in err[0] and "line 1 of" in err[0]
+    assert main(["cluster-quality", "--data", corpus, "--k", "4", "--ckpt", stock_checkpoint, "--layers", "9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of range" in err[0]

@@ -7,6 +7,8 @@ the same K is fit on the features of the first ``train_utterances`` of train, th
 ``valid_utterances`` of valid are labelled with it, and PNMI, phone purity and cluster purity are
 scored against valid's frame phones (stock ``measure_teacher_quality.py`` definitions, labels at
 different rates aligned in time). Valid should hold voices train lacks (``study-corpus`` does).
+The best layer is chosen by its PNMI on the train utterances (against train's phones), so that
+the valid figure reported for it is not also the one it was picked by.
 """
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ import numpy as np
 
 from ..clustering.apply import NearestCentroid
 from ..clustering.kmeans import fit_kmeans
-from ..clustering.layer_choice import layer_features
-from ..clustering.quality import joint_counts, scores
+from ..clustering.layer_choice import extract_layers, open_layers
+from ..clustering.quality import check_lengths, joint_counts, scores
 from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.audio import check_headers, entry_blocks
 from ..common.errors import located
 from ..common.manifest import read_manifest
+
+PHONE_RATE = 50.0
 
 
 def _mfcc(tsv_dir: str, split: str, n: int) -> list[np.ndarray]:
@@ -33,24 +37,36 @@ def _mfcc(tsv_dir: str, split: str, n: int) -> list[np.ndarray]:
     return [mfcc_stream(entry_blocks(e)) for e in entries]
 
 
-def _phones(tsv_dir: str, n: int) -> list[list[str]]:
-    path = os.path.join(tsv_dir, "valid.phn")
+def _phones(tsv_dir: str, split: str, n: int) -> list[list[str]]:
+    path = os.path.join(tsv_dir, f"{split}.phn")
     try:
         with open(path) as f:
             lines = [line.split() for _, line in zip(range(n), f)]
     except FileNotFoundError:
         raise located(path, "frame phone labels not found (PNMI needs them)") from None
     if len(lines) < n:
-        raise located(path, f"{len(lines)} lines but {n} valid utterances are scored")
+        raise located(path, f"{len(lines)} lines but {n} {split} utterances are scored")
     return lines
 
 
-def _score(train: list[np.ndarray], valid: list[np.ndarray], phones: list[list[str]], k: int, seed: int,
-           rate: float) -> dict:
-    km = fit_kmeans(np.concatenate(train).astype(np.float32), k, seed)
+def _labels(km, feats: list[np.ndarray]) -> list[list[str]]:
     assign = NearestCentroid(km.cluster_centers_.astype(np.float32), "cpu")
-    hyps = [list(map(str, assign(np.asarray(u, dtype=np.float32)).tolist())) for u in valid]
-    return scores(joint_counts(phones, hyps, 50, rate)[0])
+    return [list(map(str, assign(np.asarray(u, dtype=np.float32)).tolist())) for u in feats]
+
+
+def _score(train: list[np.ndarray], valid: list[np.ndarray], phones: dict, k: int, seed: int, rate: float,
+           tsv_dir: str, train_score: bool = False) -> dict:
+    """Fit on ``train``, score ``valid`` (and with ``train_score`` the train frames too, as
+    ``train_pnmi``); every utterance's length is checked against its phone line first."""
+    for split, feats in (("train", train), ("valid", valid)):
+        if split in phones:
+            check_lengths(feats, phones[split], rate, PHONE_RATE, os.path.join(tsv_dir, f"{split}.tsv"),
+                          os.path.join(tsv_dir, f"{split}.phn"))
+    km = fit_kmeans(np.concatenate(train).astype(np.float32), k, seed)
+    out = scores(joint_counts(phones["valid"], _labels(km, valid), PHONE_RATE, rate)[0])
+    if train_score:
+        out["train_pnmi"] = scores(joint_counts(phones["train"], _labels(km, train), PHONE_RATE, rate)[0])["pnmi"]
+    return out
 
 
 def cluster_quality(tsv_dir: str, k: int, ckpt: str | None = None, layers: list[int] | None = None,
@@ -63,15 +79,22 @@ def cluster_quality(tsv_dir: str, k: int, ckpt: str | None = None, layers: list[
         check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
     n_valid = min(valid_utterances, len(read_manifest(os.path.join(tsv_dir, "valid.tsv"))))
     n_train = min(train_utterances, len(read_manifest(os.path.join(tsv_dir, "train.tsv"))))
-    phones = _phones(tsv_dir, n_valid)
+    phones = {"valid": _phones(tsv_dir, "valid", n_valid)}
+    opened = None
+    if ckpt is not None:  # the checkpoint and its layers are checked before any work
+        phones["train"] = _phones(tsv_dir, "train", n_train)
+        opened = open_layers(ckpt, layers, device)
     result = {"k": k, "train_utterances": n_train, "valid_utterances": n_valid, "seed": seed,
-              "mfcc": _score(_mfcc(tsv_dir, "train", n_train), _mfcc(tsv_dir, "valid", n_valid), phones, k, seed, 100)}
-    if ckpt is not None:
-        train, _ = layer_features(ckpt, tsv_dir, "train", layers, n_train, device)
-        valid, _ = layer_features(ckpt, tsv_dir, "valid", layers, n_valid, device)
+              "mfcc": _score(_mfcc(tsv_dir, "train", n_train), _mfcc(tsv_dir, "valid", n_valid), phones, k, seed,
+                             100, tsv_dir)}
+    if opened is not None:
+        ex, layers = opened
+        train, _ = extract_layers(ex, layers, tsv_dir, "train", n_train)
+        valid, _ = extract_layers(ex, layers, tsv_dir, "valid", n_valid)
         result["ckpt"] = os.path.abspath(ckpt)
-        result["layers"] = {str(layer): _score(train[layer], valid[layer], phones, k, seed, 50) for layer in train}
-        best = max(result["layers"], key=lambda layer: result["layers"][layer]["pnmi"])
+        result["layers"] = {str(layer): _score(train[layer], valid[layer], phones, k, seed, PHONE_RATE, tsv_dir,
+                                               train_score=True) for layer in train}
+        best = max(result["layers"], key=lambda layer: result["layers"][layer]["train_pnmi"])
         result["best_layer"] = int(best)
         result["best_minus_mfcc_pnmi"] = result["layers"][best]["pnmi"] - result["mfcc"]["pnmi"]
     if json_out:

@@ -24,11 +24,11 @@ from .kmeans import fit_kmeans
 from .quality import joint_counts, scores
 
 
-def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None, max_utterances: int = 200,
-                   device: str | None = None) -> tuple[dict[int, list[np.ndarray]], int]:
-    """Hidden states of ``layers`` (None: every transformer layer) for the first utterances of a split."""
+def open_layers(ckpt: str, layers: list[int] | None, device: str | None = None):
+    """``(extractor, layers)`` for a checkpoint, the layers checked against its depth (None: every
+    transformer layer): load once, extract from several splits."""
     from ..common.checkpoint import load_hubert
-    from ..features.hubert_layers import HubertLayerExtractor, split_hidden_states
+    from ..features.hubert_layers import HubertLayerExtractor
 
     loaded = load_hubert(ckpt)
     ex = HubertLayerExtractor(loaded.model, loaded.normalize, device)
@@ -37,6 +37,14 @@ def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None
     bad = [layer for layer in layers if not 1 <= layer <= ex.num_layers]
     if bad:
         raise located(ckpt, f"candidate layers {bad} out of range: the model has layers 1..{ex.num_layers}")
+    return ex, layers
+
+
+def extract_layers(ex, layers: list[int], tsv_dir: str, split: str, max_utterances: int
+                   ) -> tuple[dict[int, list[np.ndarray]], int]:
+    """Hidden states of ``layers`` for the first ``max_utterances`` of a split, and their count."""
+    from ..features.hubert_layers import split_hidden_states
+
     per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     n = 0
     for _, out in split_hidden_states(ex, tsv_dir, split, layers, max_utterances):
@@ -44,6 +52,13 @@ def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None
         for layer in layers:
             per_layer[layer].append(out[layer])
     return per_layer, n
+
+
+def layer_features(ckpt: str, tsv_dir: str, split: str, layers: list[int] | None, max_utterances: int = 200,
+                   device: str | None = None) -> tuple[dict[int, list[np.ndarray]], int]:
+    """Hidden states of ``layers`` (None: every transformer layer) for the first utterances of a split."""
+    ex, layers = open_layers(ckpt, layers, device)
+    return extract_layers(ex, layers, tsv_dir, split, max_utterances)
 
 
 def choose_layer(ckpt: str, tsv_dir: str, split: str, candidates: list[int] | None, k: int, seed: int = 1,
