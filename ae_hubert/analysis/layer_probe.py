@@ -134,8 +134,10 @@ def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, s
                 pooled.append((np.stack(vecs), words))
             m.update(word_probes(pooled[0][0], pooled[0][1], pooled[1][0], pooled[1][1]))
         if tr.voices and ev.voices:
-            m["voice_acc"] = voice_accuracy(np.stack([u.mean(0) for u in tr.feats[layer]]), tr.voices,
-                                            np.stack([u.mean(0) for u in ev.feats[layer]]), ev.voices)
+            acc = voice_accuracy(np.stack([u.mean(0) for u in tr.feats[layer]]), tr.voices,
+                                 np.stack([u.mean(0) for u in ev.feats[layer]]), ev.voices)
+            if not np.isnan(acc):  # NaN: no valid voice spoke twice, nothing to score
+                m["voice_acc"] = acc
         out[layer] = {name: float(m[name]) for name in METRICS if name in m}
     return {"checkpoint": ckpt, "updates": loaded.num_updates, "layers": out,
             "autoencoder_index": autoencoder_index(out)}

@@ -45,6 +45,8 @@ def summarise_h1(per_seed: list[dict]) -> dict:
     best = {it: [_best_phone_acc(_last(s["probes"][it])) for s in per_seed] for it in its}
     gain = [b2[1] - b1[1] for b1, b2 in zip(best[its[0]], best[its[1]])]
     updates = {it: [int(max(s["probes"][it], key=int)) for s in per_seed] for it in its}
+    target_layer = [next((t["layer"] for t in s["records"][1]["targets"] if t["source"] == "layer"), None)
+                    if len(s.get("records", [])) > 1 else None for s in per_seed]
     d = stat(diffs)
     g = stat(gain)
     held_pnmi = d["mean"] >= H1_MARGIN and min(diffs) > 0
@@ -54,6 +56,7 @@ def summarise_h1(per_seed: list[dict]) -> dict:
         "mfcc_pnmi": stat(c["mfcc"]["pnmi"] for c in cq),
         "layer_pnmi": {str(layer): stat(c["layers"][layer]["pnmi"] for c in cq) for layer in layers},
         "best_layer": [c["best_layer"] for c in cq],
+        "iter2_target_layer": target_layer,
         "best_minus_mfcc_pnmi": d,
         "phone_acc": {it: {str(layer): stat(_last(s["probes"][it])["layers"][layer]["phone_acc"] for s in per_seed)
                            for layer in sorted(_last(per_seed[0]["probes"][it])["layers"], key=int)} for it in its},
@@ -113,7 +116,8 @@ def _h1_markdown(h: dict, n: int) -> list[str]:
     lines += [f"| layer {lay} | {fmt(s)} |" for lay, s in h["layer_pnmi"].items()]
     d = h["best_minus_mfcc_pnmi"]
     lines += ["", f"- best layer - MFCC: {fmt(d)} (per seed: {', '.join(f'{v:+.4f}' for v in d['values'])}; "
-                  f"best layers {h['best_layer']}); needed: mean >= +{H1_MARGIN} and > 0 in every seed: "
+                  f"best layers {h['best_layer']}, picked on train; {it2} trained on layers "
+                  f"{h['iter2_target_layer']}); needed: mean >= +{H1_MARGIN} and > 0 in every seed: "
                   f"**{'held' if h['held']['pnmi'] else 'not held'}**",
               f"- best-layer phone accuracy at {h['updates'][it1][0]} updates: {it1} {fmt(h['best_phone_acc'][it1])}, "
               f"{it2} {fmt(h['best_phone_acc'][it2])}; {it2} - {it1}: {fmt(h['iter2_minus_iter1_phone_acc'])} "
@@ -137,7 +141,7 @@ def _h2_markdown(h: dict) -> list[str]:
         rise = r["top_input_r2_rise"]
         lines += ["", f"- top layer (L{top}) input R² at the end minus its lowest: {fmt(rise)} "
                       f"(lowest at updates {r['top_input_r2_min_at']}): "
-                      f"**{'drifts back in every seed' if r['drifts'] else 'no drift in every seed'}**", ""]
+                      f"**{'drifts back in every seed' if r['drifts'] else 'not in every seed'}**", ""]
     return lines
 
 

@@ -88,12 +88,14 @@ def _parse(raw, path: str, where: str) -> Study:
                      for key, default in (("train_utterances", 300), ("valid_utterances", 300),
                                           ("probe_utterances", 200), ("ctc_steps", 150))},
             schedules={h: _str(s, f"{where}: schedules.{h}") for h, s in schedules.items()})
+        if "H1" not in study.schedules:
+            raise StudyError(f"{where}: schedules.H1: required (the runs every hypothesis measures)")
     except StudyError:
         raise
     except AeHubertError as e:  # the schedule helpers' errors, re-raised as the study's
         raise StudyError(str(e)) from None
     for i, o in enumerate(study.overrides):
-        if o.lstrip("+").split("=", 1)[0] in ("common.seed", "seed"):
+        if o.lstrip("+~").split("=", 1)[0] in ("common.seed", "seed"):
             raise StudyError(f"{where}: overrides[{i}]: the seed is the study's (seeds: N), not an override")
     here = os.path.dirname(study.path)  # relative paths in a study file are relative to that file
     if study.data is not None and not os.path.isabs(study.data):
@@ -180,15 +182,20 @@ def _measure_seed(study: Study, wanted: list[str], w: str, corpus: str, seed: in
     prefix = f"s{seed}.{os.path.basename(os.path.dirname(run_dir))}"
     out["records"] = [{k: r[k] for k in ("iteration", "updates", "targets", "train_seconds", "sidecar_seconds")}
                       for r in records]
-    out["cluster_quality"] = stages.run(f"{prefix}.cluster_quality", lambda: _json_round_trip(_cluster_quality(
-        corpus, study.k, first["checkpoint"], m, seed)))
+    def settings(**more) -> str:  # a measurement done with other settings is refused, not reused
+        text = json.dumps({"k": study.k, "measure": m, "corpus": corpus, **more}, sort_keys=True)
+        return text.replace(w, "$W")  # a moved work dir still resumes
+
+    if "H1" in wanted:
+        out["cluster_quality"] = stages.run(f"{prefix}.cluster_quality", lambda: _json_round_trip(_cluster_quality(
+            corpus, study.k, first["checkpoint"], m, seed)), command=settings(ckpt=first["checkpoint"]))
 
     def probe(it: str, updates: int, ckpt: str) -> dict:
         from ..analysis.layer_probe import probe_layers
 
         return stages.run(f"{prefix}.{it}.probe.{updates}", lambda: _json_round_trip({
             **probe_layers(ckpt, corpus, k=study.k, max_utterances=m["probe_utterances"], seed=seed,
-                           ctc_steps=m["ctc_steps"]), "iteration": it}))
+                           ctc_steps=m["ctc_steps"]), "iteration": it}), command=settings(ckpt=ckpt))
 
     out["probes"] = {}
     for it, r in iters.items():
