@@ -14,10 +14,8 @@ unfinished, and ``--seeds`` can be raised later. The results are summarised over
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,7 +33,6 @@ NEEDS = {"H1": "H1", "H2": "H1"}  # the schedule whose runs a hypothesis measure
 TOP_KEYS = ("name", "description", "corpus", "data", "seeds", "overrides", "k", "measure", "schedules")
 CORPUS_KEYS = ("utterances", "seed", "vocabulary")
 MEASURE_KEYS = ("train_utterances", "valid_utterances", "probe_utterances", "ctc_steps")
-CKPT = re.compile(r"checkpoint_\d+_(\d+)\.pt$")
 
 
 class StudyError(AeHubertError):
@@ -122,13 +119,17 @@ def _json_round_trip(value):
     return json.loads(json.dumps(value))
 
 
-def interval_checkpoints(ckpt_dir: str) -> dict[int, str]:
-    """``{updates: path}`` of a run's ``checkpoint_E_U.pt`` files (fairseq's save_interval_updates)."""
-    out = {}
-    for f in glob.glob(os.path.join(ckpt_dir, "checkpoint_*_*.pt")):
-        m = CKPT.search(os.path.basename(f))
-        if m:
-            out[int(m.group(1))] = f
+def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
+    """``{updates: path}`` of every checkpoint a run saved (read from each file, not its name); an
+    interval checkpoint is preferred to ``checkpoint_best``/``_last`` holding the same update."""
+    from ..analysis.checkpoints import checkpoint_runs
+    from ..runner.trainer import checkpoint_updates
+
+    out: dict[int, str] = {}
+    for f in checkpoint_runs([ckpt_dir])[0][1]:  # sorted: checkpoint_E_U before _best and _last
+        updates = checkpoint_updates(f)
+        if updates is not None:
+            out.setdefault(updates, f)
     return dict(sorted(out.items()))
 
 
@@ -182,33 +183,34 @@ def _measure_seed(study: Study, wanted: list[str], w: str, corpus: str, seed: in
     prefix = f"s{seed}.{os.path.basename(os.path.dirname(run_dir))}"
     out["records"] = [{k: r[k] for k in ("iteration", "updates", "targets", "train_seconds", "sidecar_seconds")}
                       for r in records]
-    def settings(**more) -> str:  # a measurement done with other settings is refused, not reused
-        text = json.dumps({"k": study.k, "measure": m, "corpus": corpus, **more}, sort_keys=True)
+
+    def settings(ckpt: str, *keys: str) -> str:  # a measurement done with other settings is refused, not reused
+        text = json.dumps({"k": study.k, "corpus": corpus, "ckpt": ckpt, **{key: m[key] for key in keys}},
+                          sort_keys=True)
         return text.replace(w, "$W")  # a moved work dir still resumes
 
     if "H1" in wanted:
-        out["cluster_quality"] = stages.run(f"{prefix}.cluster_quality", lambda: _json_round_trip(_cluster_quality(
-            corpus, study.k, first["checkpoint"], m, seed)), command=settings(ckpt=first["checkpoint"]))
+        from ..analysis.cluster_quality import cluster_quality
+
+        out["cluster_quality"] = stages.run(f"{prefix}.cluster_quality", lambda: _json_round_trip(cluster_quality(
+            corpus, study.k, first["checkpoint"], train_utterances=m["train_utterances"],
+            valid_utterances=m["valid_utterances"], seed=seed)),
+            command=settings(first["checkpoint"], "train_utterances", "valid_utterances"))
 
     def probe(it: str, updates: int, ckpt: str) -> dict:
         from ..analysis.layer_probe import probe_layers
 
         return stages.run(f"{prefix}.{it}.probe.{updates}", lambda: _json_round_trip({
             **probe_layers(ckpt, corpus, k=study.k, max_utterances=m["probe_utterances"], seed=seed,
-                           ctc_steps=m["ctc_steps"]), "iteration": it}), command=settings(ckpt=ckpt))
+                           ctc_steps=m["ctc_steps"]), "iteration": it}),
+            command=settings(ckpt, "probe_utterances", "ctc_steps"))
 
     out["probes"] = {}
     for it, r in iters.items():
         ckpt_dir = os.path.dirname(r["checkpoint"])
         ckpts = {r["updates"]: r["checkpoint"]}
         if "H2" in wanted:
-            ckpts = {**interval_checkpoints(ckpt_dir), **ckpts}
+            ckpts = {**saved_checkpoints(ckpt_dir), **ckpts}
         out["probes"][it] = {str(u): probe(it, u, path) for u, path in sorted(ckpts.items())}
     return out
 
-
-def _cluster_quality(corpus: str, k: int, ckpt: str, m: dict, seed: int) -> dict:
-    from ..analysis.cluster_quality import cluster_quality
-
-    return cluster_quality(corpus, k, ckpt, train_utterances=m["train_utterances"],
-                           valid_utterances=m["valid_utterances"], seed=seed)
