@@ -142,7 +142,7 @@ def _demo(a):
 def _iterate(a):
     from .pipeline.iterate import iterate, summary_table
 
-    records = iterate(a.schedule, a.work_dir, a.data, a.overrides, a.dry_run)
+    records = iterate(a.schedule, a.work_dir, a.data, a.overrides, a.dry_run, start_from=a.start_from)
     if records:
         from .analysis.report import build_report
 
@@ -166,6 +166,14 @@ def _study(a):
         for it, r in s["H2"]["iterations"].items():
             lines.append(f"H2 {it}: top layer input R2 rises {r['top_input_r2_rise']['mean']:+.4f} after its lowest "
                          f"point ({'in every seed' if r['drifts'] else 'not in every seed'})")
+    for it, r in s.get("H3", {}).get("iterations", {}).items():
+        lines.append(f"H3 {it}: test WER by k reset " + ", ".join(
+            f"k={k} {100 * r['rows'][str(k)]['wer']['mean']:.1f}%" for k in r["ks"]) +
+            f" (a reset below k=0 in every seed: {'yes' if r['reset_helps'] else 'no'})")
+    for h in ("H4", "H5"):
+        if h in s:
+            lines.append(f"{h}: " + ", ".join(f"{arm} {a[s[h]['metric']]['mean']:.4f} / WER {100 * a['wer']['mean']:.1f}%"
+                                             for arm, a in s[h]["arms"].items()) + f" ({s[h]['metric']} / test WER)")
     _print("", *lines, f"study: {a.work_dir}/study.md (tables, plots), {a.work_dir}/study.json")
     return {k: s[k] for k in ("study", "seeds", "hypotheses")}
 
@@ -425,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--schedule", required=True, help="a YAML file or a shipped name (standard, progressive_toy, ...)")
     s.add_argument("--work-dir", type=path, required=True, help="everything the run writes goes here")
     s.add_argument("--data", default=None, help="manifest directory (overrides the schedule's data:)")
+    s.add_argument("--start-from", default=None, help="checkpoint that plays the previous iteration for iteration 1 "
+                   "(overrides the schedule's start_from:; e.g. hubert_base_ls960.pt)")
     s.add_argument("--dry-run", action="store_true", help="print the steps as shell lines, run nothing")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run (e.g. "
                    "optimization.lr=[0.0002])")

@@ -1,6 +1,7 @@
 """A miniature study end to end: corpus, two seeds of a two-iteration schedule, H1 and H2 measured and
-summarised over seeds; a rerun redoes nothing; a lost measurement is redone alone; bad configs fail
-in one line before any work."""
+summarised over seeds; then H3-H5 on seed 1 of the same runs (fine-tunings with the top layers
+reset, an H4 arm started from H1's iteration-1 model, an H5 arm at half the updates); a rerun redoes
+nothing; a lost measurement is redone alone; bad configs fail in one line before any work."""
 import json
 import os
 
@@ -23,25 +24,60 @@ iterations:
     max_update: 4
 """
 
+H4_TOP = """
+name: mini_h4_top
+train_config: pretrain/toy_cpu
+kmeans: {percent: -1, max_iter: 20}
+iterations:
+  - name: iter2
+    targets: [{source: layer, layer: 6, k: 8}]
+    max_update: 4
+"""
+
+H5_HALF = """
+name: mini_h5_half
+train_config: pretrain/toy_cpu
+kmeans: {percent: -1, max_iter: 20}
+iterations:
+  - name: iter1
+    targets: [{source: mfcc, k: 8}]
+    max_update: 2
+  - name: iter2
+    targets: [{source: layer, layer: 2, k: 8}]
+    init: continue
+    max_update: 2
+"""
+
 STUDY = """
 name: mini
 corpus: {utterances: 36, seed: 1, vocabulary: 120}
 seeds: 2
 k: 8
 measure: {train_utterances: 10, valid_utterances: 6, probe_utterances: 8, ctc_steps: 5}
-schedules: {H1: mini_h1.yaml}
+finetune: {config: finetune/toy_cpu, ks: [0, 1], overrides: [optimization.max_update=2,
+           dataset.validate_interval_updates=2]}
+schedules: {H1: mini_h1.yaml, H4: {top: mini_h4_top.yaml}, H5: {half: mini_h5_half.yaml}}
 """
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
-    (d / "mini_h1.yaml").write_text(SCHEDULE)
+    for name, text in (("mini_h1", SCHEDULE), ("mini_h4_top", H4_TOP), ("mini_h5_half", H5_HALF)):
+        (d / f"{name}.yaml").write_text(text)
     cfg = d / "mini.yaml"
     cfg.write_text(STUDY)
     work = str(d / "work")
-    assert main(["study", "--work-dir", work, "--config", str(cfg)]) == 0
+    assert main(["study", "--work-dir", work, "--config", str(cfg), "--only", "H1,H2"]) == 0
     return str(cfg), work
+
+
+@pytest.fixture(scope="module")
+def armed(study):
+    """H3-H5 on seed 1 of the same work dir: H1's runs are reused, the arms trained."""
+    cfg, work = study
+    assert main(["study", "--work-dir", work, "--config", cfg, "--only", "H3,H4,H5", "--seeds", "1"]) == 0
+    return cfg, work, json.load(open(os.path.join(work, "study.json")))
 
 
 def test_h1_and_h2_are_measured_per_seed_and_summarised(study):
@@ -82,7 +118,7 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     assert os.path.isfile(marker)
     os.remove(marker)  # as if killed while probing that checkpoint
     lines = []
-    after = run_study(cfg, work, echo=lines.append)
+    after = run_study(cfg, work, only=["H1", "H2"], echo=lines.append)
     ran = [line for line in lines if line.startswith("[run ]")]
     assert ran == ["[run ] s2.mini_h1.iter2.probe.2"], ran
     assert after["H1"] == before["H1"]
@@ -93,8 +129,12 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     (STUDY.replace("seeds: 2", "seedz: 2"), "seedz: unknown key (did you mean seeds?)"),
     (STUDY.replace("k: 8", "k: eight"), "k: expected an integer"),
     (STUDY + "overrides: [common.seed=3]\n", "the seed is the study's"),
-    (STUDY.replace("schedules: {H1: mini_h1.yaml}", "schedules: {H7: x}"), "schedules.H7: unknown key"),
-    (STUDY.replace("schedules: {H1: mini_h1.yaml}", "schedules: {}"), "schedules.H1: required"),
+    (STUDY.replace("schedules: {H1: mini_h1.yaml,", "schedules: {H7: x,"), "schedules.H7: unknown key"),
+    (STUDY.replace("H1: mini_h1.yaml, ", ""), "schedules.H1: required"),
+    (STUDY.replace("H4: {top: mini_h4_top.yaml}", "H4: mini_h4_top.yaml"), "schedules.H4: give at least one arm"),
+    (STUDY.replace("ks: [0, 1]", "ks: [1, 2]"), "finetune.ks: distinct k >= 0 including 0"),
+    (STUDY.replace("overrides: [optimization", "overrides: [model.reset_top_layers=1, optimization"),
+     "finetune.overrides[0]: model.reset_top_layers is set by the study"),
     (STUDY + "overrides: ['~common.seed']\n", "the seed is the study's"),
     ("name: [", "not a readable YAML study"),
 ])
@@ -112,6 +152,71 @@ def test_unknown_hypothesis_and_missing_config_are_refused(tmp_path, capsys):
     assert main(["study", "--work-dir", str(tmp_path / "w"), "--config", "nope"]) == 2
     assert "nope: study not found" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "w")
+
+
+def test_h3_h4_h5_on_the_same_runs(armed):
+    cfg, work, s = armed
+    assert s["hypotheses"] == ["H3", "H4", "H5"] and s["seeds"] == [1]
+    seed = s["per_seed"][0]
+    runs = os.path.join(work, "runs")
+    # H3: both H1 models fine-tuned with k = 0 and 1 reset; the study reads what reset-sweep wrote
+    h3 = s["H3"]["iterations"]
+    assert list(h3) == ["iter1", "iter2"] and h3["iter1"]["ks"] == [0, 1]
+    sweep = json.load(open(os.path.join(work, "finetune", "mini_h1", "s1", "iter2", "sweep.json")))
+    assert [r["k"] for r in sweep] == [0, 1]
+    assert h3["iter2"]["rows"]["1"]["wer"]["values"] == [sweep[1]["test"]["wer"]]
+    assert h3["iter2"]["rows"]["1"]["wer_minus_k0"]["values"] == [
+        pytest.approx(sweep[1]["test"]["wer"] - sweep[0]["test"]["wer"])]
+    # H4: the arm starts from H1's iteration-1 model of the same seed, with H1's iteration-2 budget
+    top = json.load(open(os.path.join(runs, "mini_h4_top", "s1", "records.json")))[0]
+    assert top["previous_checkpoint"] == os.path.join(runs, "mini_h1", "s1", "iter1", "checkpoints",
+                                                      "checkpoint_last.pt")
+    h4 = s["H4"]
+    assert list(h4["arms"]) == ["auto", "top"] and h4["reference"] == "auto"
+    assert h4["arms"]["top"]["target_layer"] == [6] and h4["arms"]["top"]["updates"] == [4]
+    assert h4["arms"]["auto"]["wer"]["values"] == [sweep[0]["test"]["wer"]]  # H3's k = 0 run, not a second one
+    assert h4["arms"]["top"]["best_phone_acc"]["values"][0] == max(
+        lay["phone_acc"] for lay in seed["H4"]["top"]["probe"]["layers"].values())
+    # H5: the standard recipe (H1: 4 + 4 updates) against half the updates; final models clustered
+    h5 = s["H5"]
+    assert h5["arms"]["standard"]["updates"] == [8] and h5["arms"]["half"]["updates"] == [4]
+    cq = seed["H5"]["half"]["cluster_quality"]
+    assert h5["arms"]["half"]["best_layer_pnmi"]["values"] == [cq["layers"][str(cq["best_layer"])]["pnmi"]]
+    assert sorted(os.listdir(os.path.join(work, "finetune"))) == ["mini_h1", "mini_h4_top", "mini_h5_half"]
+    assert s["compute"]["train_hours"] > 0 and set(seed["other_runs"]) == {"mini_h4_top", "mini_h5_half"}
+    md = open(os.path.join(work, "study.md")).read()
+    assert "## H3" in md and "## H4" in md and "## H5" in md
+    for f in ("h3_wer_vs_k.png", "h4_arms.png", "h5_arms.png"):
+        assert open(os.path.join(work, f), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("max_update: 4\n", "max_update: 3\n", "H4 compares at H1's iteration-2 budget (4)"),
+    ("layer: 6, k: 8", "layer: 6, k: 9", "targets with K other than the study's k=8"),
+    ("layer: 6,", "layer: 7,", "layer: 7 > depth 6 of the previous model"),
+])
+def test_unfair_or_broken_arms_are_refused_before_any_work(armed, tmp_path, old, new, message):
+    cfg, work, _ = armed
+    d = os.path.dirname(cfg)
+    (tmp_path / "mini_h4_top.yaml").write_text(H4_TOP.replace(old, new))
+    for name in ("mini_h1", "mini_h5_half"):
+        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(d, f"{name}.yaml")).read())
+    (tmp_path / "mini.yaml").write_text(STUDY)
+    with pytest.raises(StudyError) as e:
+        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=["H4"])
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_h5_arms_must_have_the_standard_budget_or_half(armed, tmp_path):
+    cfg, work, _ = armed
+    d = os.path.dirname(cfg)
+    for name in ("mini_h1", "mini_h4_top"):
+        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(d, f"{name}.yaml")).read())
+    (tmp_path / "mini_h5_half.yaml").write_text(H5_HALF.replace("max_update: 2\n", "max_update: 3\n", 1))
+    (tmp_path / "mini.yaml").write_text(STUDY)
+    with pytest.raises(StudyError, match=r"5 updates in all; H5 compares at H1's total \(8\) or half of it"):
+        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=["H5"])
 
 
 def test_verdicts_over_seeds():
@@ -139,6 +244,33 @@ def test_verdicts_over_seeds():
     assert not h2["drifts"] and h2["top_input_r2_min_at"] == [20, 30]  # lowest at the end: no drift
 
 
+def test_reset_helps_only_when_lower_in_every_seed():
+    from ae_hubert.analysis.study_summary import summarise_h3
+
+    def seed(*wers):
+        return {"finetune": {"iter1": {str(k): {"wer": w, "cer": w / 2} for k, w in enumerate(wers)}}}
+
+    h = summarise_h3([seed(0.5, 0.4, 0.45), seed(0.5, 0.45, 0.3)])["iterations"]["iter1"]
+    assert h["best_reset_k"] == 2 and h["reset_helps"]  # lowest mean (0.375), below k = 0 in both seeds
+    assert h["rows"]["2"]["wer_minus_k0"]["values"] == pytest.approx([-0.05, -0.2])
+    h = summarise_h3([seed(0.5, 0.4, 0.6), seed(0.5, 0.45, 0.2)])["iterations"]["iter1"]
+    assert h["best_reset_k"] == 2 and not h["reset_helps"]  # lowest mean, but worse than k = 0 in seed 1
+
+
 def test_the_shipped_study_parses():
     s = load_study("study_cpu")
-    assert s.seeds == 3 and s.k == 100 and s.schedules == {"H1": "study_h1"}
+    assert s.seeds == 3 and s.k == 100 and s.schedules == {
+        "H1": "study_h1", "H4": {"middle": "study_h4_middle", "top": "study_h4_top"},
+        "H5": {"progressive": "study_h5_progressive", "progressive_half": "study_h5_progressive_half"}}
+    assert s.finetune["ks"] == [0, 1, 2, 3] and s.finetune["split"] == "test"
+
+
+def test_the_shipped_schedules_are_fair_arms(armed):
+    """The shipped study's schedules compose on a study corpus, with equal budgets where compared."""
+    from ae_hubert.pipeline.study import HYPOTHESES, check_schedules
+
+    _, work, _ = armed
+    s = load_study("study_cpu")
+    s.data = os.path.join(work, "corpus")
+    assert check_schedules(s, list(HYPOTHESES)) == {"H1": 4000, "H4.middle": 2000, "H4.top": 2000,
+                                                     "H5.progressive": 4000, "H5.progressive_half": 2000}

@@ -51,3 +51,29 @@ def plot_h2(h: dict, out_dir: str) -> list[str]:
     axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return [save_figure(fig, os.path.join(out_dir, "h2_over_updates.png"))]
+
+
+def plot_h3(h: dict, out_dir: str) -> list[str]:
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for it, r in h["iterations"].items():
+        wer = [r["rows"][str(k)]["wer"] for k in r["ks"]]
+        _bars(ax, r["ks"], [{"mean": 100 * w["mean"], "std": 100 * w["std"]} for w in wer], label=f"{it} model")
+    ax.set(xlabel="top layers reset before fine-tuning (k)", ylabel="test WER (%)", title="H3: reset before fine-tuning")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return [save_figure(fig, os.path.join(out_dir, "h3_wer_vs_k.png"))]
+
+
+def plot_arms(h: dict, name: str, out_dir: str) -> list[str]:
+    """H4/H5: each arm's judged metric and its WER, mean ± std over seeds."""
+    arms = list(h["arms"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, metric, scale, label in ((axes[0], h["metric"], 1, h["metric"].replace("_", " ")),
+                                     (axes[1], "wer", 100, "test WER (%) after fine-tuning")):
+        stats = [h["arms"][a][metric] for a in arms]
+        ax.bar(range(len(arms)), [scale * s["mean"] for s in stats], yerr=[scale * s["std"] for s in stats],
+               capsize=4, color=[f"C{i}" for i in range(len(arms))])
+        ax.set_xticks(range(len(arms)), [f"{a}\n{h['arms'][a]['updates'][0]} upd" for a in arms], fontsize=7)
+        ax.set(ylabel=label, title=f"{name}: {label}")
+    fig.tight_layout()
+    return [save_figure(fig, os.path.join(out_dir, f"{name.lower()}_arms.png"))]

@@ -1,7 +1,8 @@
 """A study's measurements summarised over seeds: mean +- std, verdicts, tables and error-bar plots.
 
-Input: one dict per seed from ``pipeline/study.py`` (cluster-quality of the iteration-1 model, and
-per-layer probes of checkpoints of each iteration). Output: ``study.json`` (every per-seed value
+Input: one dict per seed from ``pipeline/study.py`` (cluster-quality of the iteration-1 model,
+per-layer probes of checkpoints of each iteration, WER after fine-tuning with k top layers reset,
+and the H4/H5 arms). Output: ``study.json`` (every per-seed value
 kept beside its mean and std), ``study.md`` (what held, with the numbers) and PNGs.
 """
 from __future__ import annotations
@@ -94,17 +95,80 @@ def summarise_h2(per_seed: list[dict]) -> dict:
     return out
 
 
+def _paired(values_a, values_b) -> dict:
+    """Per-seed difference a - b, summarised."""
+    return stat(a - b for a, b in zip(values_a, values_b))
+
+
+def summarise_h3(per_seed: list[dict]) -> dict:
+    out = {"iterations": {}}
+    for it in per_seed[0]["finetune"]:
+        ks = sorted(per_seed[0]["finetune"][it], key=int)
+        wer = {k: [s["finetune"][it][k]["wer"] for s in per_seed] for k in ks}
+        rows = {k: {"wer": stat(wer[k]), "cer": stat(s["finetune"][it][k]["cer"] for s in per_seed),
+                    "wer_minus_k0": _paired(wer[k], wer["0"])} for k in ks}
+        reset = [k for k in ks if k != "0"]
+        best = min(reset, key=lambda k: rows[k]["wer"]["mean"]) if reset else "0"
+        helps = bool(reset) and max(rows[best]["wer_minus_k0"]["values"]) < 0
+        out["iterations"][it] = {"ks": [int(k) for k in ks], "rows": rows, "best_reset_k": int(best),
+                                 "reset_helps": helps}
+    return out
+
+
+def _best_pnmi(cq: dict) -> float:
+    return float(cq["layers"][str(cq["best_layer"])]["pnmi"])
+
+
+def _arms(per_seed: list[dict], h: str, reference: str, metric: str, judge) -> dict:
+    """Each arm of H4/H5 over seeds: updates, targets (layer, PNMI), WER, its judged ``metric``
+    (``judge(arm_result)``), and paired per-seed differences against the reference arm."""
+    out = {"reference": reference, "metric": metric, "arms": {}}
+    for arm in per_seed[0][h]:
+        a = [s[h][arm] for s in per_seed]
+        pnmi = [x["target"]["pnmi"] for x in a]
+        out["arms"][arm] = {"run": a[0]["run"], "updates": [x["updates"] for x in a],
+                            "target_layer": [x["target"]["layer"] for x in a],
+                            "target_pnmi": stat(pnmi) if None not in pnmi else None,
+                            "wer": stat(x["finetune"]["wer"] for x in a), "cer": stat(x["finetune"]["cer"] for x in a),
+                            metric: stat(judge(x) for x in a)}
+    ref = out["arms"][reference]
+    for arm, row in out["arms"].items():
+        if arm != reference:
+            row["wer_minus_reference"] = _paired(row["wer"]["values"], ref["wer"]["values"])
+            row["metric_minus_reference"] = _paired(row[metric]["values"], ref[metric]["values"])
+    return out
+
+
+def summarise_h4(per_seed: list[dict]) -> dict:
+    reference = next(iter(per_seed[0]["H4"]))  # H1's iteration 2, first by construction
+    return _arms(per_seed, "H4", reference, "best_phone_acc", lambda x: _best_phone_acc(x["probe"])[1])
+
+
+def summarise_h5(per_seed: list[dict]) -> dict:
+    return _arms(per_seed, "H5", "standard", "best_layer_pnmi", lambda x: _best_pnmi(x["cluster_quality"]))
+
+
+def _all_records(per_seed: list[dict]) -> list[dict]:
+    """The records of every run of every seed (H1's and the H4/H5 arms'), each once."""
+    return [r for s in per_seed for run in (s["records"], *s.get("other_runs", {}).values()) for r in run]
+
+
 def summarise(study, wanted: list[str], per_seed: list[dict]) -> dict:
     out = {"study": study.name, "config": study.path, "seeds": [s["seed"] for s in per_seed], "k": study.k,
            "measure": study.measure, "hypotheses": wanted,
-           "compute": {"train_hours": round(sum(r["train_seconds"] for s in per_seed for r in s["records"]) / 3600, 2),
-                       "sidecar_hours": round(sum(r["sidecar_seconds"] for s in per_seed for r in s["records"]) / 3600,
-                                              2)},
+           "compute": {f"{key}_hours": round(sum(r[f"{key}_seconds"] for r in _all_records(per_seed)) / 3600, 2)
+                       for key in ("train", "sidecar")},
            "per_seed": per_seed}
     if "H1" in wanted:
         out["H1"] = summarise_h1(per_seed)
     if "H2" in wanted:
         out["H2"] = summarise_h2(per_seed)
+    if "H3" in wanted:
+        out["H3"] = summarise_h3(per_seed)
+    if "H4" in wanted:
+        out["H4"] = summarise_h4(per_seed)
+    if "H5" in wanted:
+        out["H5"] = summarise_h5(per_seed)
     return out
 
 
@@ -145,14 +209,47 @@ def _h2_markdown(h: dict) -> list[str]:
     return lines
 
 
+def _pct(s: dict) -> str:
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def _h3_markdown(h: dict) -> list[str]:
+    lines = ["## H3: reset the top k layers before fine-tuning", "",
+             "WER and CER (%) on the voice-disjoint test set after the same fine-tuning, mean ± std over seeds.", ""]
+    for it, r in h["iterations"].items():
+        lines += [f"### {it} model", "", "| k reset | WER | CER | WER - (k = 0) |", "|---:|---:|---:|---:|"]
+        for k, row in r["rows"].items():
+            lines.append(f"| {k} | {_pct(row['wer'])} | {_pct(row['cer'])} | {_pct(row['wer_minus_k0'])} |")
+        lines += ["", f"- lowest mean WER with a reset: k = {r['best_reset_k']}; below fine-tuning every layer in "
+                      f"every seed: **{'yes' if r['reset_helps'] else 'no'}**", ""]
+    return lines
+
+
+def _arms_markdown(h: dict, title: str, note: str) -> list[str]:
+    metric, ref = h["metric"], h["reference"]
+    lines = [title, "", note, "", f"| arm | run | updates | targets: layer | targets: PNMI | {metric} | "
+             f"{metric} - {ref} | WER % | WER - {ref} |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for arm, r in h["arms"].items():
+        diff, wdiff = r.get("metric_minus_reference"), r.get("wer_minus_reference")
+        lines.append(f"| {arm} | {r['run']} | {r['updates'][0]} | {r['target_layer']} | "
+                     f"{fmt(r['target_pnmi']) if r['target_pnmi'] else '-'} | {fmt(r[metric])} | "
+                     f"{fmt(diff) if diff else '-'} | {_pct(r['wer'])} | {_pct(wdiff) if wdiff else '-'} |")
+    return lines + [""]
+
+
 def write_study(summary: dict, out_dir: str) -> list[str]:
-    from .study_plots import plot_h1, plot_h2
+    from .study_plots import plot_arms, plot_h1, plot_h2, plot_h3
 
     files = []
     if "H1" in summary:
         files += plot_h1(summary["H1"], out_dir)
     if "H2" in summary:
         files += plot_h2(summary["H2"], out_dir)
+    if "H3" in summary:
+        files += plot_h3(summary["H3"], out_dir)
+    for h in ("H4", "H5"):
+        if h in summary:
+            files += plot_arms(summary[h], h, out_dir)
     n = len(summary["seeds"])
     md = [f"# Study {summary['study']}", "",
           f"Seeds {summary['seeds']}; training {summary['compute']['train_hours']} h, sidecars "
@@ -161,6 +258,16 @@ def write_study(summary: dict, out_dir: str) -> list[str]:
         md += _h1_markdown(summary["H1"], n)
     if "H2" in summary:
         md += _h2_markdown(summary["H2"])
+    if "H3" in summary:
+        md += _h3_markdown(summary["H3"])
+    if "H4" in summary:
+        md += _arms_markdown(summary["H4"], "## H4: clustering height", "Iteration 2 trained on the clusters of "
+                             "different layers of the same iteration-1 model, same updates; judged by the new model's "
+                             "best-layer phone accuracy and its WER after fine-tuning every layer.")
+    if "H5" in summary:
+        md += _arms_markdown(summary["H5"], "## H5: iteration structure", "The standard recipe (H1's runs) against "
+                             "other schedules at the same total updates or half; judged by the final model's "
+                             "best-layer cluster PNMI (the labels it would give) and its WER after fine-tuning.")
     md += ["## Plots", ""] + [f"![{os.path.basename(f)}]({os.path.basename(f)})" for f in files]
     write_text_atomic(os.path.join(out_dir, "study.md"), "\n".join(md) + "\n")
     write_text_atomic(os.path.join(out_dir, "study.json"), json.dumps(summary, indent=1) + "\n")

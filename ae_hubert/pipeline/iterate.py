@@ -77,8 +77,8 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
 
 
 def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: list[str] | None = None,
-            dry_run: bool = False, echo: Callable[[str], None] = print) -> list[dict]:
-    s = load_schedule(schedule, data, overrides)  # everything is validated before any work
+            dry_run: bool = False, echo: Callable[[str], None] = print, start_from: str | None = None) -> list[dict]:
+    s = load_schedule(schedule, data, overrides, start_from)  # everything is validated before any work
     work_dir = os.path.abspath(work_dir)
     check_hydra_path(work_dir, "--work-dir")
     check_hydra_path(os.path.abspath(s.data), "--data")

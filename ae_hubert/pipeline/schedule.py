@@ -267,17 +267,24 @@ def sampled_frames(sizes: list[int], rate: float, percent: float) -> int:
 MIN_SAMPLES = 400  # one MFCC window / HuBERT's CNN receptive field
 
 
-def load_schedule(path: str, data: str | None = None, extra_overrides: list[str] | None = None) -> Schedule:
+def load_schedule(path: str, data: str | None = None, extra_overrides: list[str] | None = None,
+                  start_from: str | None = None, start_depth: int | None = None) -> Schedule:
     """Parse and validate; raise :class:`ScheduleError` naming the field before any work. Every
-    iteration's training config is composed here, as ``fairseq-hydra-train`` will compose it."""
+    iteration's training config is composed here, as ``fairseq-hydra-train`` will compose it.
+
+    ``start_from`` replaces the schedule's own (the checkpoint that plays "previous iteration" for
+    iteration 1). ``start_depth`` validates a schedule whose starting checkpoint does not exist yet
+    (the study checks every schedule before the runs that will make it): that many layers are
+    assumed; such a schedule is for checking only, not for running."""
     try:
-        return _load_schedule(path, data, extra_overrides)
+        return _load_schedule(path, data, extra_overrides, start_from, start_depth)
     except OmegaConfBaseException as e:  # e.g. an ${interpolation} that does not resolve
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ScheduleError(f"{path}: {first}") from None
 
 
-def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | None) -> Schedule:
+def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | None, start_from_arg: str | None,
+                   start_depth: int | None) -> Schedule:
     from ..common.checkpoint import load_hubert
     from ..runner.configs import compose_train_config
 
@@ -297,7 +304,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
     overrides = _overrides(_get(raw, "overrides", where, ListConfig([])), f"{where}: overrides")
     cli_overrides = list(extra_overrides or [])
     km = _mapping(_get(raw, "kmeans", where, DictConfig({})), f"{where}: kmeans", KMEANS_KEYS)
-    start_from = _get(raw, "start_from", where)
+    start_from = start_from_arg if start_from_arg is not None else _get(raw, "start_from", where)
     data = data or _get(raw, "data", where)
     sched = Schedule(
         name=_name(_get(raw, "name", where, os.path.splitext(os.path.basename(path))[0]), f"{where}: name"),
@@ -326,6 +333,8 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         if not os.path.isfile(sched.start_from):
             raise ScheduleError(f"{where}: start_from: checkpoint {sched.start_from} not found")
         sched.start_depth = load_hubert(sched.start_from).num_layers
+    elif start_depth is not None:
+        sched.start_depth = start_depth
     its = _list(_get(raw, "iterations", where, required=True), f"{where}: iterations")
     if len(its) == 0:
         raise ScheduleError(f"{where}: iterations: empty")

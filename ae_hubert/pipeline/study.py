@@ -1,16 +1,27 @@
 """``ae-hubert study``: the paper's questions measured over seeds, resumable in pieces.
 
 A study is a YAML file (``config/study/*.yaml``): the corpus to build, the number of seeds, the
-schedule each hypothesis trains, and the sizes of the measurements. For every seed each schedule is
-run by ``iterate`` (``common.seed`` = the seed) under ``W/runs/SCHEDULE/sSEED``; every measurement
-of a finished run is a stage of its own (``W/.stages``), so a killed study reruns only what was
-unfinished, and ``--seeds`` can be raised later. The results are summarised over seeds
-(``analysis/study_summary.py``) into ``W/study.json``, ``W/study.md`` and plots with error bars.
+schedules the hypotheses train, the fine-tuning they share and the sizes of the measurements. For
+every seed each schedule is run by ``iterate`` (``common.seed`` = the seed) under
+``W/runs/SCHEDULE/sSEED``; every measurement of a finished run is a stage of its own
+(``W/.stages``; fine-tunings are ``reset-sweep`` work dirs under ``W/finetune``), so a killed study
+reruns only what was unfinished, and ``--seeds`` can be raised later. The results are summarised
+over seeds (``analysis/study_summary.py``) into ``W/study.json``, ``W/study.md`` and plots with
+error bars.
 
 - H1: the iteration-1 model's best layer clusters vs MFCC clusters (``cluster-quality``, same K,
   voice-disjoint valid), and the iteration-2 model's best-layer phone accuracy vs iteration 1's at
   equal updates (``probe`` of each iteration's last checkpoint).
 - H2: the per-layer probes of every checkpoint of the same runs, over updates and iterations.
+- H3: WER on the voice-disjoint test set after fine-tuning with the top k layers reset, for each k
+  of the study's list, on the iteration-1 and iteration-2 models of the same runs.
+- H4: clustering height: H1's iteration 2 (its layer, ``auto`` in the shipped study) against
+  schedules that train the same iteration on another layer's clusters, started from the same
+  iteration-1 model (``start_from``) with the same updates; judged by the targets' PNMI, the new
+  model's best-layer phone accuracy and its WER after fine-tuning (k = 0).
+- H5: iteration structure: H1's runs (the standard recipe) against schedules with the same total
+  updates or half of them; judged by the final model's best-layer cluster PNMI (the labels it
+  would give) and its WER after the same fine-tuning (k = 0).
 """
 from __future__ import annotations
 
@@ -20,19 +31,20 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from .schedule import _get, _int, _mapping, _name, _overrides, _str, load_schedule, shipped_config
+from .schedule import _get, _int, _list, _mapping, _name, _overrides, _str, load_schedule, shipped_config
 
-HYPOTHESES = ("H1", "H2")
-NEEDS = {"H1": "H1", "H2": "H1"}  # the schedule whose runs a hypothesis measures
-TOP_KEYS = ("name", "description", "corpus", "data", "seeds", "overrides", "k", "measure", "schedules")
+HYPOTHESES = ("H1", "H2", "H3", "H4", "H5")
+ARMED = ("H4", "H5")  # hypotheses whose schedules are arms (name: schedule), compared against H1's runs
+TOP_KEYS = ("name", "description", "corpus", "data", "seeds", "overrides", "k", "measure", "finetune", "schedules")
 CORPUS_KEYS = ("utterances", "seed", "vocabulary")
 MEASURE_KEYS = ("train_utterances", "valid_utterances", "probe_utterances", "ctc_steps")
+FINETUNE_KEYS = ("config", "overrides", "ks", "split")
 
 
 class StudyError(AeHubertError):
@@ -49,7 +61,8 @@ class Study:
     overrides: list[str]
     k: int
     measure: dict
-    schedules: dict[str, str] = field(default_factory=dict)
+    schedules: dict = field(default_factory=dict)  # H1: schedule; H4/H5: {arm: schedule}
+    finetune: dict = field(default_factory=dict)  # config, overrides, ks, split
 
 
 def load_study(spec: str) -> Study:
@@ -64,12 +77,46 @@ def load_study(spec: str) -> Study:
         raise StudyError(f"{path}: not a readable YAML study ({first})") from None
 
 
+def _schedules(raw, where: str) -> dict:
+    node = _mapping(_get(raw, "schedules", where, required=True), f"{where}: schedules", ("H1", *ARMED))
+    out = {}
+    for h, value in node.items():
+        if h in ARMED:
+            arms = value
+            if not isinstance(arms, DictConfig) or len(arms) == 0:
+                raise StudyError(f"{where}: schedules.{h}: give at least one arm (name: schedule)")
+            out[h] = {_name(a, f"{where}: schedules.{h}"): _str(v, f"{where}: schedules.{h}.{a}")
+                      for a, v in arms.items()}
+        else:
+            out[h] = _str(value, f"{where}: schedules.{h}")
+    if "H1" not in out:
+        raise StudyError(f"{where}: schedules.H1: required (the runs every hypothesis measures)")
+    return out
+
+
+def _finetune(raw, where: str) -> dict:
+    node = _mapping(_get(raw, "finetune", where, DictConfig({})), f"{where}: finetune", FINETUNE_KEYS)
+    ks = [_int(k, f"{where}: finetune.ks", 0) for k in _list(_get(node, "ks", where, ListConfig([0, 1, 2, 3])),
+                                                              f"{where}: finetune.ks")]
+    if 0 not in ks or len(set(ks)) < len(ks):
+        raise StudyError(f"{where}: finetune.ks: distinct k >= 0 including 0 (fine-tuning every layer), got {ks}")
+    out = {"config": _str(_get(node, "config", where, "finetune/toy_cpu"), f"{where}: finetune.config"),
+           "overrides": _overrides(_get(node, "overrides", where, ListConfig([])), f"{where}: finetune.overrides"),
+           "ks": sorted(ks), "split": _name(_get(node, "split", where, "test"), f"{where}: finetune.split")}
+    from ..finetune.reset_sweep import SWEEP_OWNED
+
+    for i, o in enumerate(out["overrides"]):
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key in SWEEP_OWNED or key in ("common.seed", "seed"):
+            raise StudyError(f"{where}: finetune.overrides[{i}]: {key} is set by the study for every fine-tuning")
+    return out
+
+
 def _parse(raw, path: str, where: str) -> Study:
     try:
         _mapping(raw, where, TOP_KEYS)
         corpus = _mapping(_get(raw, "corpus", where, DictConfig({})), f"{where}: corpus", CORPUS_KEYS)
         measure = _mapping(_get(raw, "measure", where, DictConfig({})), f"{where}: measure", MEASURE_KEYS)
-        schedules = _mapping(_get(raw, "schedules", where, required=True), f"{where}: schedules", HYPOTHESES)
         data = _get(raw, "data", where)
         study = Study(
             name=_name(_get(raw, "name", where, os.path.splitext(os.path.basename(path))[0]), f"{where}: name"),
@@ -84,9 +131,7 @@ def _parse(raw, path: str, where: str) -> Study:
             measure={key: _int(_get(measure, key, where, default), f"{where}: measure.{key}", 1)
                      for key, default in (("train_utterances", 300), ("valid_utterances", 300),
                                           ("probe_utterances", 200), ("ctc_steps", 150))},
-            schedules={h: _str(s, f"{where}: schedules.{h}") for h, s in schedules.items()})
-        if "H1" not in study.schedules:
-            raise StudyError(f"{where}: schedules.H1: required (the runs every hypothesis measures)")
+            schedules=_schedules(raw, where), finetune=_finetune(raw, where))
     except StudyError:
         raise
     except AeHubertError as e:  # the schedule helpers' errors, re-raised as the study's
@@ -95,23 +140,80 @@ def _parse(raw, path: str, where: str) -> Study:
         if o.lstrip("+~").split("=", 1)[0] in ("common.seed", "seed"):
             raise StudyError(f"{where}: overrides[{i}]: the seed is the study's (seeds: N), not an override")
     here = os.path.dirname(study.path)  # relative paths in a study file are relative to that file
+
+    def near(spec: str) -> str:
+        return os.path.join(here, spec) if not os.path.isabs(spec) and os.path.isfile(os.path.join(here, spec)) \
+            else spec
+
     if study.data is not None and not os.path.isabs(study.data):
         study.data = os.path.join(here, study.data)
-    for h, spec in study.schedules.items():
-        if not os.path.isabs(spec) and os.path.isfile(os.path.join(here, spec)):
-            study.schedules[h] = os.path.join(here, spec)
+    study.schedules = {h: {a: near(v) for a, v in spec.items()} if isinstance(spec, dict) else near(spec)
+                       for h, spec in study.schedules.items()}
+    study.finetune["config"] = near(study.finetune["config"])
     return study
 
 
 def _wanted(study: Study, only: list[str] | None) -> list[str]:
     if only is None:
-        return [h for h in HYPOTHESES if NEEDS[h] in study.schedules]
+        return [h for h in HYPOTHESES if h not in ARMED or h in study.schedules]
     for h in only:
         if h not in HYPOTHESES:
             raise StudyError(f"--only {h}: unknown hypothesis; known: {', '.join(HYPOTHESES)}")
-        if NEEDS[h] not in study.schedules:
-            raise StudyError(f"--only {h}: {study.path}: schedules.{NEEDS[h]} is not set (it trains {h}'s runs)")
+        if h in ARMED and h not in study.schedules:
+            raise StudyError(f"--only {h}: {study.path}: schedules.{h} is not set (the arms {h} compares)")
     return [h for h in HYPOTHESES if h in only]
+
+
+def _schedule_name(spec: str) -> str:
+    return os.path.splitext(os.path.basename(spec))[0]
+
+
+def check_schedules(study: Study, wanted: list[str]) -> dict:
+    """Every schedule the wanted hypotheses run, parsed and composed before any work (the arms of H4
+    against the depth of H1's iteration-1 model, which does not exist yet), and the comparisons made
+    fair: H4's arms train as many updates as H1's iteration 2, H5's arms H1's total or half of it,
+    and every target has the study's K. Returns the arms' total updates."""
+    from ..runner.trainer import resolve_train_config
+
+    def load(spec, **kw):
+        try:
+            return load_schedule(spec, study.data, [*study.overrides, "common.seed=1"], **kw)
+        except AeHubertError as e:
+            raise StudyError(str(e)) from None
+
+    def same_k(s, what):
+        bad = [f"{it.name}: {t.k}" for it in s.iterations for t in it.targets if t.k != study.k]
+        if bad:
+            raise StudyError(f"{s.path}: {what}: targets with K other than the study's k={study.k} ({', '.join(bad)})")
+
+    h1 = load(study.schedules["H1"])
+    if len(h1.iterations) < 2:
+        raise StudyError(f"{h1.path}: H1 needs two iterations (MFCC targets, then layer targets), "
+                         f"got {len(h1.iterations)}")
+    same_k(h1, "schedules.H1")
+    totals = {"H1": h1.total_updates}
+    if "H3" in wanted or "H4" in wanted or "H5" in wanted:
+        try:
+            resolve_train_config(study.finetune["config"], f"{study.path}: finetune.config")
+        except AeHubertError as e:
+            raise StudyError(str(e)) from None
+    if "H4" in wanted:
+        for arm, spec in study.schedules["H4"].items():
+            s = load(spec, start_depth=h1.iterations[0].depth)
+            same_k(s, f"schedules.H4.{arm}")
+            if s.total_updates != h1.iterations[1].max_update:
+                raise StudyError(f"{s.path}: schedules.H4.{arm}: {s.total_updates} updates; H4 compares at H1's "
+                                 f"iteration-2 budget ({h1.iterations[1].max_update})")
+            totals[f"H4.{arm}"] = s.total_updates
+    if "H5" in wanted:
+        for arm, spec in study.schedules["H5"].items():
+            s = load(spec)
+            same_k(s, f"schedules.H5.{arm}")
+            if 2 * s.total_updates != h1.total_updates and s.total_updates != h1.total_updates:
+                raise StudyError(f"{s.path}: schedules.H5.{arm}: {s.total_updates} updates in all; H5 compares at "
+                                 f"H1's total ({h1.total_updates}) or half of it")
+            totals[f"H5.{arm}"] = s.total_updates
+    return totals
 
 
 def _json_round_trip(value):
@@ -145,72 +247,133 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         study.data = data
     wanted = _wanted(study, only)
     w = os.path.abspath(work_dir)
-    needed = sorted({study.schedules[NEEDS[h]] for h in wanted})
-    if study.data is not None:  # every schedule is validated (and its configs composed) before any work
-        for name in needed:
-            load_schedule(name, study.data, [*study.overrides, "common.seed=1"])
+    if study.data is not None:  # every schedule is checked (and its configs composed) before any work
+        check_schedules(study, wanted)
     with WorkDirLock(w):
         stages = Stages(w, echo)
-        corpus = study.data or os.path.join(w, "corpus")
-        if study.data is None:
+        if study.data is None:  # the schedules need the corpus's manifests: checked once it is built
             from ..corpus.study_corpus import build
 
-            stages.run("corpus", lambda: build(corpus, **study.corpus)["splits"],
+            study.data = os.path.join(w, "corpus")
+            stages.run("corpus", lambda: build(study.data, **study.corpus)["splits"],
                        command=json.dumps(study.corpus, sort_keys=True))
-        per_seed = []
-        for seed in range(1, study.seeds + 1):
-            per_seed.append(_measure_seed(study, wanted, w, corpus, seed, stages, echo))
+            check_schedules(study, wanted)
+        per_seed = [_Seed(study, wanted, w, seed, stages, echo).measure() for seed in range(1, study.seeds + 1)]
         summary = summarise(study, wanted, per_seed)
         summary["files"] = write_study(summary, w)
     return summary
 
 
-def _measure_seed(study: Study, wanted: list[str], w: str, corpus: str, seed: int, stages: Stages,
-                  echo: Callable[[str], None]) -> dict:
-    from .iterate import iterate
+class _Seed:
+    """One seed's runs and measurements; each measurement a stage recorded with its settings."""
 
-    out = {"seed": seed}
-    schedule = study.schedules["H1"]
-    run_dir = os.path.join(w, "runs", os.path.splitext(os.path.basename(schedule))[0], f"s{seed}")
-    records = iterate(schedule, run_dir, data=corpus, overrides=[*study.overrides, f"common.seed={seed}"],
-                      echo=echo)
-    if len(records) < 2:
-        raise StudyError(f"{schedule}: H1 needs two iterations (MFCC targets, then layer targets), "
-                         f"got {len(records)}")
-    m = study.measure
-    iters = {r["iteration"]: r for r in records[:2]}
-    first = records[0]
-    prefix = f"s{seed}.{os.path.basename(os.path.dirname(run_dir))}"
-    out["records"] = [{k: r[k] for k in ("iteration", "updates", "targets", "train_seconds", "sidecar_seconds")}
-                      for r in records]
+    def __init__(self, study: Study, wanted: list[str], w: str, seed: int, stages: Stages,
+                 echo: Callable[[str], None]):
+        self.study, self.wanted, self.w, self.seed, self.stages, self.echo = study, wanted, w, seed, stages, echo
+        self.corpus = study.data
+        self.m = study.measure
 
-    def settings(ckpt: str, *keys: str) -> str:  # a measurement done with other settings is refused, not reused
-        text = json.dumps({"k": study.k, "corpus": corpus, "ckpt": ckpt, **{key: m[key] for key in keys}},
+    def run(self, spec: str, start_from: str | None = None) -> tuple[str, list[dict]]:
+        """A schedule's run for this seed (``iterate`` skips what is done); its name and records."""
+        from .iterate import iterate
+
+        name = _schedule_name(spec)
+        records = iterate(spec, os.path.join(self.w, "runs", name, f"s{self.seed}"), data=self.corpus,
+                          overrides=[*self.study.overrides, f"common.seed={self.seed}"], echo=self.echo,
+                          start_from=start_from)
+        return name, records
+
+    def settings(self, ckpt: str, *keys: str) -> str:
+        """What a measurement depends on: one done with other settings is refused, not reused."""
+        text = json.dumps({"k": self.study.k, "corpus": self.corpus, "ckpt": ckpt, **{key: self.m[key] for key in keys}},
                           sort_keys=True)
-        return text.replace(w, "$W")  # a moved work dir still resumes
+        return text.replace(self.w, "$W")  # a moved work dir still resumes
 
-    if "H1" in wanted:
+    def cluster_quality(self, run: str, it: str, ckpt: str) -> dict:
         from ..analysis.cluster_quality import cluster_quality
 
-        out["cluster_quality"] = stages.run(f"{prefix}.cluster_quality", lambda: _json_round_trip(cluster_quality(
-            corpus, study.k, first["checkpoint"], train_utterances=m["train_utterances"],
-            valid_utterances=m["valid_utterances"], seed=seed)),
-            command=settings(first["checkpoint"], "train_utterances", "valid_utterances"))
+        return self.stages.run(f"s{self.seed}.{run}.{it}.cluster_quality", lambda: _json_round_trip(cluster_quality(
+            self.corpus, self.study.k, ckpt, train_utterances=self.m["train_utterances"],
+            valid_utterances=self.m["valid_utterances"], seed=self.seed)),
+            command=self.settings(ckpt, "train_utterances", "valid_utterances"))
 
-    def probe(it: str, updates: int, ckpt: str) -> dict:
+    def probe(self, run: str, it: str, updates: int, ckpt: str) -> dict:
         from ..analysis.layer_probe import probe_layers
 
-        return stages.run(f"{prefix}.{it}.probe.{updates}", lambda: _json_round_trip({
-            **probe_layers(ckpt, corpus, k=study.k, max_utterances=m["probe_utterances"], seed=seed,
-                           ctc_steps=m["ctc_steps"]), "iteration": it}),
-            command=settings(ckpt, "probe_utterances", "ctc_steps"))
+        return self.stages.run(f"s{self.seed}.{run}.{it}.probe.{updates}", lambda: _json_round_trip({
+            **probe_layers(ckpt, self.corpus, k=self.study.k, max_utterances=self.m["probe_utterances"],
+                           seed=self.seed, ctc_steps=self.m["ctc_steps"]), "iteration": it}),
+            command=self.settings(ckpt, "probe_utterances", "ctc_steps"))
 
-    out["probes"] = {}
-    for it, r in iters.items():
-        ckpt_dir = os.path.dirname(r["checkpoint"])
-        ckpts = {r["updates"]: r["checkpoint"]}
-        if "H2" in wanted:
-            ckpts = {**saved_checkpoints(ckpt_dir), **ckpts}
-        out["probes"][it] = {str(u): probe(it, u, path) for u, path in sorted(ckpts.items())}
-    return out
+    def finetune(self, run: str, it: str, ckpt: str, ks: list[int]) -> dict:
+        """``{k: {wer, cer, ...}}`` on the study's split: a ``reset-sweep`` work dir per model
+        (W/finetune/RUN/sSEED/ITERATION), resumable on its own; every fine-tuning has the same
+        config, budget and seed (the study's)."""
+        from ..finetune.reset_sweep import reset_sweep
 
+        ft = self.study.finetune
+        rows = reset_sweep(ckpt, self.corpus, ks, os.path.join(self.w, "finetune", run, f"s{self.seed}", it),
+                           config=ft["config"], overrides=[*ft["overrides"], f"common.seed={self.seed}"],
+                           splits=(ft["split"],))
+        return {str(r["k"]): r[ft["split"]] for r in rows}
+
+    def measure(self) -> dict:
+        study, wanted = self.study, self.wanted
+        out = {"seed": self.seed}
+        run, records = self.run(study.schedules["H1"])
+        first, second = records[:2]
+        out["records"] = [_brief(r) for r in records]
+        if "H1" in wanted:
+            out["cluster_quality"] = self.cluster_quality(run, first["iteration"], first["checkpoint"])
+        if "H1" in wanted or "H2" in wanted:
+            out["probes"] = {}
+            for r in (first, second):
+                ckpts = {r["updates"]: r["checkpoint"]}
+                if "H2" in wanted:
+                    ckpts = {**saved_checkpoints(os.path.dirname(r["checkpoint"])), **ckpts}
+                out["probes"][r["iteration"]] = {str(u): self.probe(run, r["iteration"], u, path)
+                                                 for u, path in sorted(ckpts.items())}
+        ks = study.finetune["ks"] if "H3" in wanted else [0]
+        if "H3" in wanted:
+            out["finetune"] = {r["iteration"]: self.finetune(run, r["iteration"], r["checkpoint"], ks)
+                               for r in (first, second)}
+        if "H4" in wanted:
+            out["H4"] = {_h1_arm(second): self._arm(run, second, ks, best_phone=True)}
+            for arm, spec in study.schedules["H4"].items():
+                name, recs = self.run(spec, start_from=first["checkpoint"])
+                out.setdefault("other_runs", {})[name] = [_brief(r) for r in recs]
+                out["H4"][arm] = self._arm(name, recs[-1], [0], best_phone=True, records=recs)
+        if "H5" in wanted:
+            last = records[-1]
+            out["H5"] = {"standard": self._arm(run, last, ks, cluster=True, records=records)}
+            for arm, spec in study.schedules["H5"].items():
+                name, recs = self.run(spec)
+                out.setdefault("other_runs", {})[name] = [_brief(r) for r in recs]
+                out["H5"][arm] = self._arm(name, recs[-1], [0], cluster=True, records=recs)
+        return out
+
+    def _arm(self, run: str, record: dict, ks: list[int], best_phone: bool = False, cluster: bool = False,
+             records: list[dict] | None = None) -> dict:
+        """One arm of H4/H5: its targets' PNMI, its final model's WER after fine-tuning every layer
+        (k = 0), and (H4) its best-layer phone accuracy or (H5) its best-layer cluster PNMI."""
+        it, ckpt = record["iteration"], record["checkpoint"]
+        t = record["targets"][0]
+        out = {"run": run, "iteration": it, "updates": sum(r["updates"] for r in (records or [record])),
+               "target": {"source": t["source"], "layer": t["layer"],
+                          "pnmi": (t["quality"].get("valid") or t["quality"].get("train") or {}).get("pnmi")},
+               "finetune": self.finetune(run, it, ckpt, ks)["0"]}
+        if best_phone:
+            out["probe"] = self.probe(run, it, record["updates"], ckpt)
+        if cluster:
+            out["cluster_quality"] = self.cluster_quality(run, it, ckpt)
+        return out
+
+
+def _brief(record: dict) -> dict:
+    return {k: record[k] for k in ("iteration", "updates", "targets", "train_seconds", "sidecar_seconds")}
+
+
+def _h1_arm(record: dict) -> str:
+    """H1's iteration 2 as an arm of H4, named by how its layer was picked."""
+    t = next((t for t in record["targets"] if t["source"] == "layer"), record["targets"][0])
+    return "auto" if "layer_choice" in t else f"L{t['layer']}"
