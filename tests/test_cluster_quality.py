@@ -68,6 +68,8 @@ def test_phone_lines_of_other_utterances_and_bad_layers_are_refused(corpus, stoc
     assert main(["cluster-quality", "--data", str(data), "--k", "4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "valid.phn has" in err[0] and "line 1 of" in err[0]
+    assert "valid.tsv:2:" in err[0] and "not of the same utterances" in err[0]  # utterance 1 is tsv line 2
+    assert "--km-rate" not in err[0]  # cluster-quality has no such option
     assert main(["cluster-quality", "--data", corpus, "--k", "4", "--ckpt", stock_checkpoint, "--layers", "9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "out of range" in err[0]

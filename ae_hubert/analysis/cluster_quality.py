@@ -61,7 +61,8 @@ def _score(train: list[np.ndarray], valid: list[np.ndarray], phones: dict, k: in
     for split, feats in (("train", train), ("valid", valid)):
         if split in phones:
             check_lengths(feats, phones[split], rate, PHONE_RATE, os.path.join(tsv_dir, f"{split}.tsv"),
-                          os.path.join(tsv_dir, f"{split}.phn"))
+                          os.path.join(tsv_dir, f"{split}.phn"), hyp_first_line=2,
+                          hint="the audio and the phone lines are not of the same utterances")
     km = fit_kmeans(np.concatenate(train).astype(np.float32), k, seed)
     out = scores(joint_counts(phones["valid"], _labels(km, valid), PHONE_RATE, rate)[0])
     if train_score:

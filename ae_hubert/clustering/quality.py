@@ -97,15 +97,17 @@ def infer_rate(hyps: list[list[str]], refs: list[list[str]], ref_rate: float, pa
 
 
 def check_lengths(hyps: list[list[str]], refs: list[list[str]], hyp_rate: float, ref_rate: float,
-                  hyp_path: str, ref_path: str) -> None:
+                  hyp_path: str, ref_path: str, hyp_first_line: int = 1,
+                  hint: str = "wrong --km-rate/--phn-rate, or the files are not of the same utterances") -> None:
     """Each label line must last as long as its phone line (within 2 frames + 2%): a wrong rate or
-    lines of other utterances would otherwise be scored without a word."""
-    for i, (h, r) in enumerate(zip(hyps, refs), start=1):
+    lines of other utterances would otherwise be scored without a word. Utterance i is line
+    ``hyp_first_line + i`` of ``hyp_path`` (2 for a manifest, whose first line is its root)."""
+    for i, (h, r) in enumerate(zip(hyps, refs)):
         expected = len(r) * hyp_rate / ref_rate
         if abs(len(h) - expected) > 2 + 0.02 * expected:
-            raise located(hyp_path, f"{len(h)} labels at {hyp_rate:g} Hz ({len(h) / hyp_rate:.2f} s) but line {i} of "
-                                    f"{ref_path} has {len(r)} phones at {ref_rate:g} Hz ({len(r) / ref_rate:.2f} s): "
-                                    "wrong --km-rate/--phn-rate, or the files are not of the same utterances", i)
+            raise located(hyp_path, f"{len(h)} labels at {hyp_rate:g} Hz ({len(h) / hyp_rate:.2f} s) but line {i + 1} "
+                                    f"of {ref_path} has {len(r)} phones at {ref_rate:g} Hz ({len(r) / ref_rate:.2f} s): "
+                                    f"{hint}", hyp_first_line + i)
 
 
 def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn_rate: float = 50,
