@@ -9,6 +9,12 @@
    (the span count's rounding, drawn from numpy's global generator, is seeded the same way).
    (With ``dataset.num_workers: 0`` also set ``dataset.data_buffer_size: 0``: fairseq's prefetch
    thread would otherwise draw random crops from numpy's global generator concurrently.)
+3. Interval checkpoints at epoch ends: fairseq writes ``checkpoint_E_U.pt`` every
+   ``save_interval_updates`` only when the update is *not* the last of an epoch, so whenever the
+   epoch length divides the interval (100 updates per epoch and checkpoints every 500, as the study's
+   1.28 M-sample batches give) no interval checkpoint is kept at all and probes over updates have
+   nothing to read. After fairseq's own save we copy ``checkpoint_last.pt`` to the interval name
+   it skipped (nothing else changes; mid-epoch intervals are fairseq's as before).
 
 torch >= 2.6 loads checkpoints with ``weights_only=True``; fairseq checkpoints pickle a few
 non-tensor classes (the label ``Dictionary`` in ``task_state``, ``argparse.Namespace`` in old
@@ -70,8 +76,36 @@ def seeded_mask_indices(original):
     return compute_mask_indices
 
 
+def interval_checkpoints_at_epoch_ends(original):
+    """Wrap fairseq's ``checkpoint_utils.save_checkpoint`` so an update that is a multiple of
+    ``save_interval_updates`` and also ends an epoch gets its ``checkpoint_E_U.pt`` too."""
+    import os
+    import shutil
+
+    def save_checkpoint(cfg, trainer, epoch_itr, val_loss):
+        result = original(cfg, trainer, epoch_itr, val_loss)
+        updates = trainer.get_num_updates()
+        if (cfg.no_save or cfg.no_last_checkpoints or cfg.save_interval_updates <= 0 or updates <= 0
+                or updates % cfg.save_interval_updates or not epoch_itr.end_of_epoch()
+                or not trainer.should_save_checkpoint_on_current_rank):
+            return result
+        suffix = trainer.checkpoint_suffix
+        last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
+        interval = os.path.join(cfg.save_dir, f"checkpoint_{epoch_itr.epoch}_{updates}{suffix}.pt")
+        if os.path.isfile(last) and not os.path.exists(interval):
+            from .common.atomic import atomic_path
+
+            with atomic_path(interval) as tmp:  # complete or absent
+                shutil.copyfile(last, tmp)
+        return result
+
+    save_checkpoint.__wrapped__ = original
+    return save_checkpoint
+
+
 def install() -> None:
-    """Register :data:`SAFE_GLOBALS` and seed HuBERT's masking (idempotent)."""
+    """Register :data:`SAFE_GLOBALS`, seed HuBERT's masking, keep interval checkpoints at epoch
+    ends (idempotent)."""
     global _installed
     if _installed:
         return
@@ -85,4 +119,8 @@ def install() -> None:
 
     if not hasattr(hubert.compute_mask_indices, "__wrapped__"):
         hubert.compute_mask_indices = seeded_mask_indices(hubert.compute_mask_indices)
+    from fairseq import checkpoint_utils
+
+    if not hasattr(checkpoint_utils.save_checkpoint, "__wrapped__"):
+        checkpoint_utils.save_checkpoint = interval_checkpoints_at_epoch_ends(checkpoint_utils.save_checkpoint)
     _installed = True

@@ -219,6 +219,19 @@ def test_h5_arms_must_have_the_standard_budget_or_half(armed, tmp_path):
         run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=["H5"])
 
 
+@pytest.mark.parametrize("old, new, message", [
+    ("H4: {top: mini_h4_top.yaml}", "H4: {auto: mini_h4_top.yaml}", "schedules.H4.auto: that name is the reference"),
+    ("H5: {half: mini_h5_half.yaml}", "H5: {standard: mini_h5_half.yaml}", "schedules.H5.standard: that name is"),
+])
+def test_an_arm_named_like_the_reference_is_refused(armed, tmp_path, old, new, message):
+    cfg, work, _ = armed
+    (tmp_path / "mini.yaml").write_text(STUDY.replace(old, new))
+    for name in ("mini_h1", "mini_h4_top", "mini_h5_half"):
+        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(os.path.dirname(cfg), f"{name}.yaml")).read())
+    with pytest.raises(StudyError, match=message):
+        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"))
+
+
 def test_verdicts_over_seeds():
     """H1 needs the margin on average and a gain in every seed; H2 drift is a rise after the lowest point."""
     from ae_hubert.analysis.study_summary import summarise_h1, summarise_h2
@@ -272,5 +285,6 @@ def test_the_shipped_schedules_are_fair_arms(armed):
     _, work, _ = armed
     s = load_study("study_cpu")
     s.data = os.path.join(work, "corpus")
-    assert check_schedules(s, list(HYPOTHESES)) == {"H1": 4000, "H4.middle": 2000, "H4.top": 2000,
-                                                     "H5.progressive": 4000, "H5.progressive_half": 2000}
+    assert check_schedules(s, list(HYPOTHESES)) == {
+        "updates": {"H1": 4000, "H4.middle": 2000, "H4.top": 2000, "H5.progressive": 4000, "H5.progressive_half": 2000},
+        "references": {"H4": "auto", "H5": "standard"}}

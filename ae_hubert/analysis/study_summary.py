@@ -119,9 +119,11 @@ def _best_pnmi(cq: dict) -> float:
     return float(cq["layers"][str(cq["best_layer"])]["pnmi"])
 
 
-def _arms(per_seed: list[dict], h: str, reference: str, metric: str, judge) -> dict:
+def _arms(per_seed: list[dict], h: str, metric: str, judge) -> dict:
     """Each arm of H4/H5 over seeds: updates, targets (layer, PNMI), WER, its judged ``metric``
-    (``judge(arm_result)``), and paired per-seed differences against the reference arm."""
+    (``judge(arm_result)``), and paired per-seed differences against the reference arm (H1's,
+    first by construction)."""
+    reference = next(iter(per_seed[0][h]))
     out = {"reference": reference, "metric": metric, "arms": {}}
     for arm in per_seed[0][h]:
         a = [s[h][arm] for s in per_seed]
@@ -140,12 +142,11 @@ def _arms(per_seed: list[dict], h: str, reference: str, metric: str, judge) -> d
 
 
 def summarise_h4(per_seed: list[dict]) -> dict:
-    reference = next(iter(per_seed[0]["H4"]))  # H1's iteration 2, first by construction
-    return _arms(per_seed, "H4", reference, "best_phone_acc", lambda x: _best_phone_acc(x["probe"])[1])
+    return _arms(per_seed, "H4", "best_phone_acc", lambda x: _best_phone_acc(x["probe"])[1])
 
 
 def summarise_h5(per_seed: list[dict]) -> dict:
-    return _arms(per_seed, "H5", "standard", "best_layer_pnmi", lambda x: _best_pnmi(x["cluster_quality"]))
+    return _arms(per_seed, "H5", "best_layer_pnmi", lambda x: _best_pnmi(x["cluster_quality"]))
 
 
 def _all_records(per_seed: list[dict]) -> list[dict]:

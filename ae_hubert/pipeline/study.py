@@ -172,7 +172,8 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
     """Every schedule the wanted hypotheses run, parsed and composed before any work (the arms of H4
     against the depth of H1's iteration-1 model, which does not exist yet), and the comparisons made
     fair: H4's arms train as many updates as H1's iteration 2, H5's arms H1's total or half of it,
-    and every target has the study's K. Returns the arms' total updates."""
+    and every target has the study's K. Returns ``{"updates": {run: total updates},
+    "references": {H4/H5: the name of the reference arm}}``."""
     from ..runner.trainer import resolve_train_config
 
     def load(spec, **kw):
@@ -197,6 +198,11 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
             resolve_train_config(study.finetune["config"], f"{study.path}: finetune.config")
         except AeHubertError as e:
             raise StudyError(str(e)) from None
+    reference = {"H4": _h1_arm_name(h1.iterations[1].targets), "H5": "standard"}
+    for h in ARMED:
+        if h in wanted and reference[h] in study.schedules[h]:
+            raise StudyError(f"{study.path}: schedules.{h}.{reference[h]}: that name is the reference arm "
+                             f"(H1's {'iteration 2' if h == 'H4' else 'runs'}); name this arm otherwise")
     if "H4" in wanted:
         for arm, spec in study.schedules["H4"].items():
             s = load(spec, start_depth=h1.iterations[0].depth)
@@ -213,7 +219,7 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
                 raise StudyError(f"{s.path}: schedules.H5.{arm}: {s.total_updates} updates in all; H5 compares at "
                                  f"H1's total ({h1.total_updates}) or half of it")
             totals[f"H5.{arm}"] = s.total_updates
-    return totals
+    return {"updates": totals, "references": reference}
 
 
 def _json_round_trip(value):
@@ -248,7 +254,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
     wanted = _wanted(study, only)
     w = os.path.abspath(work_dir)
     if study.data is not None:  # every schedule is checked (and its configs composed) before any work
-        check_schedules(study, wanted)
+        checked = check_schedules(study, wanted)
     with WorkDirLock(w):
         stages = Stages(w, echo)
         if study.data is None:  # the schedules need the corpus's manifests: checked once it is built
@@ -257,8 +263,9 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
             study.data = os.path.join(w, "corpus")
             stages.run("corpus", lambda: build(study.data, **study.corpus)["splits"],
                        command=json.dumps(study.corpus, sort_keys=True))
-            check_schedules(study, wanted)
-        per_seed = [_Seed(study, wanted, w, seed, stages, echo).measure() for seed in range(1, study.seeds + 1)]
+            checked = check_schedules(study, wanted)
+        per_seed = [_Seed(study, wanted, w, seed, stages, echo, checked["references"]).measure()
+                    for seed in range(1, study.seeds + 1)]
         summary = summarise(study, wanted, per_seed)
         summary["files"] = write_study(summary, w)
     return summary
@@ -268,8 +275,9 @@ class _Seed:
     """One seed's runs and measurements; each measurement a stage recorded with its settings."""
 
     def __init__(self, study: Study, wanted: list[str], w: str, seed: int, stages: Stages,
-                 echo: Callable[[str], None]):
+                 echo: Callable[[str], None], references: dict[str, str]):
         self.study, self.wanted, self.w, self.seed, self.stages, self.echo = study, wanted, w, seed, stages, echo
+        self.references = references  # H4/H5: the reference arm's name
         self.corpus = study.data
         self.m = study.measure
 
@@ -338,14 +346,14 @@ class _Seed:
             out["finetune"] = {r["iteration"]: self.finetune(run, r["iteration"], r["checkpoint"], ks)
                                for r in (first, second)}
         if "H4" in wanted:
-            out["H4"] = {_h1_arm(second): self._arm(run, second, ks, best_phone=True)}
+            out["H4"] = {self.references["H4"]: self._arm(run, second, ks, best_phone=True)}
             for arm, spec in study.schedules["H4"].items():
                 name, recs = self.run(spec, start_from=first["checkpoint"])
                 out.setdefault("other_runs", {})[name] = [_brief(r) for r in recs]
                 out["H4"][arm] = self._arm(name, recs[-1], [0], best_phone=True, records=recs)
         if "H5" in wanted:
             last = records[-1]
-            out["H5"] = {"standard": self._arm(run, last, ks, cluster=True, records=records)}
+            out["H5"] = {self.references["H5"]: self._arm(run, last, ks, cluster=True, records=records)}
             for arm, spec in study.schedules["H5"].items():
                 name, recs = self.run(spec)
                 out.setdefault("other_runs", {})[name] = [_brief(r) for r in recs]
@@ -373,7 +381,7 @@ def _brief(record: dict) -> dict:
     return {k: record[k] for k in ("iteration", "updates", "targets", "train_seconds", "sidecar_seconds")}
 
 
-def _h1_arm(record: dict) -> str:
-    """H1's iteration 2 as an arm of H4, named by how its layer was picked."""
-    t = next((t for t in record["targets"] if t["source"] == "layer"), record["targets"][0])
-    return "auto" if "layer_choice" in t else f"L{t['layer']}"
+def _h1_arm_name(targets) -> str:
+    """H1's iteration 2 as an arm of H4, named by how its layer is picked (``auto`` or ``L6``)."""
+    layer = next((t.layer for t in targets if t.source == "layer"), None)
+    return "auto" if layer == "auto" else f"L{layer}"
