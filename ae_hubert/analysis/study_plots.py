@@ -77,3 +77,21 @@ def plot_arms(h: dict, name: str, out_dir: str) -> list[str]:
         ax.set(ylabel=label, title=f"{name}: {label}")
     fig.tight_layout()
     return [save_figure(fig, os.path.join(out_dir, f"{name.lower()}_arms.png"))]
+
+
+def plot_attempts(attempts: list[dict], path: str) -> str:
+    """Learning curves of the H1 attempts (docs/study/h1_attempts.json): the best layer's PNMI
+    minus MFCC's over updates (the H1 line at +0.03), and valid masked accuracy."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for i, t in enumerate(attempts):
+        label = f"{t['name']}: {t['setting']}"
+        a.plot(t["updates"], [p - t["mfcc_pnmi"] for p in t["best_pnmi"]], marker="o", color=f"C{i}", label=label)
+        b.plot(t["updates"], t["valid_masked_acc"], marker="o", color=f"C{i}", label=label)
+    a.axhline(0, color="k", lw=0.8)
+    a.axhline(0.03, color="k", ls="--", lw=0.8, label="H1 needs +0.03")
+    a.set(xlabel="updates (iteration 1)", ylabel="best layer PNMI - MFCC PNMI (K=100, valid)",
+          title="H1 attempts: cluster quality", ylim=(-0.2, 0.05))
+    b.set(xlabel="updates (iteration 1)", ylabel="masked prediction accuracy (valid)", title="learning")
+    a.legend(fontsize=6)
+    fig.tight_layout()
+    return save_figure(fig, path)
