@@ -167,13 +167,15 @@ def _study(a):
             lines.append(f"H2 {it}: top layer input R2 rises {r['top_input_r2_rise']['mean']:+.4f} after its lowest "
                          f"point ({'in every seed' if r['drifts'] else 'not in every seed'})")
     for it, r in s.get("H3", {}).get("iterations", {}).items():
-        lines.append(f"H3 {it}: test WER by k reset " + ", ".join(
+        lines.append(f"H3 {it}: {s['H3']['split']} WER by k reset " + ", ".join(
             f"k={k} {100 * r['rows'][str(k)]['wer']['mean']:.1f}%" for k in r["ks"]) +
             f" (a reset below k=0 in every seed: {'yes' if r['reset_helps'] else 'no'})")
     for h in ("H4", "H5"):
         if h in s:
             lines.append(f"{h}: " + ", ".join(f"{arm} {a[s[h]['metric']]['mean']:.4f} / WER {100 * a['wer']['mean']:.1f}%"
-                                             for arm, a in s[h]["arms"].items()) + f" ({s[h]['metric']} / test WER)")
+                                             for arm, a in s[h]["arms"].items()) + f" ({s[h]['metric']} / {s[h]['split']} WER)")
+    if len(s["seeds"]) < 3:
+        lines.append(f"({len(s['seeds'])} seed(s) only: the spread and the 'every seed' verdicts need --seeds 3)")
     _print("", *lines, f"study: {a.work_dir}/study.md (tables, plots), {a.work_dir}/study.json")
     return {k: s[k] for k in ("study", "seeds", "hypotheses")}
 

@@ -13,8 +13,8 @@
    ``save_interval_updates`` only when the update is *not* the last of an epoch, so whenever the
    epoch length divides the interval (100 updates per epoch and checkpoints every 500, as the study's
    1.28 M-sample batches give) no interval checkpoint is kept at all and probes over updates have
-   nothing to read. After fairseq's own save we copy ``checkpoint_last.pt`` to the interval name
-   it skipped (nothing else changes; mid-epoch intervals are fairseq's as before).
+   nothing to read. At such an update fairseq is told the epoch has not ended, so it writes (and
+   prunes) the interval checkpoint as it does mid-epoch; nothing else changes.
 
 torch >= 2.6 loads checkpoints with ``weights_only=True``; fairseq checkpoints pickle a few
 non-tensor classes (the label ``Dictionary`` in ``task_state``, ``argparse.Namespace`` in old
@@ -76,23 +76,45 @@ def seeded_mask_indices(original):
     return compute_mask_indices
 
 
+class _MidEpoch:
+    """An epoch iterator that says the epoch has not ended (everything else its own)."""
+
+    def __init__(self, epoch_itr):
+        self._itr = epoch_itr
+
+    def end_of_epoch(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._itr, name)
+
+
 def interval_checkpoints_at_epoch_ends(original):
     """Wrap fairseq's ``checkpoint_utils.save_checkpoint`` so an update that is a multiple of
-    ``save_interval_updates`` and also ends an epoch gets its ``checkpoint_E_U.pt`` too."""
+    ``save_interval_updates`` and also ends an epoch gets its ``checkpoint_E_U.pt`` too.
+
+    Without epoch checkpoints (``no_epoch_checkpoints``, as every shipped config) fairseq is told the
+    epoch has not ended: it then writes the interval file first and prunes by
+    ``keep_interval_updates`` as mid-epoch (the iterator's saved state is the real one, so a resume
+    starts the next epoch). With epoch checkpoints, ``checkpoint_last.pt`` is copied to the interval
+    name after fairseq's own save."""
     import os
     import shutil
 
     def save_checkpoint(cfg, trainer, epoch_itr, val_loss):
-        result = original(cfg, trainer, epoch_itr, val_loss)
         updates = trainer.get_num_updates()
-        if (cfg.no_save or cfg.no_last_checkpoints or cfg.save_interval_updates <= 0 or updates <= 0
-                or updates % cfg.save_interval_updates or not epoch_itr.end_of_epoch()
-                or not trainer.should_save_checkpoint_on_current_rank):
-            return result
+        at_interval = (cfg.save_interval_updates > 0 and updates > 0 and updates % cfg.save_interval_updates == 0
+                       and epoch_itr.end_of_epoch())
+        if not at_interval:
+            return original(cfg, trainer, epoch_itr, val_loss)
+        if cfg.no_epoch_checkpoints:
+            return original(cfg, trainer, _MidEpoch(epoch_itr), val_loss)
+        result = original(cfg, trainer, epoch_itr, val_loss)
         suffix = trainer.checkpoint_suffix
         last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
         interval = os.path.join(cfg.save_dir, f"checkpoint_{epoch_itr.epoch}_{updates}{suffix}.pt")
-        if os.path.isfile(last) and not os.path.exists(interval):
+        if (not cfg.no_save and trainer.should_save_checkpoint_on_current_rank and os.path.isfile(last)
+                and not os.path.exists(interval)):
             from .common.atomic import atomic_path
 
             with atomic_path(interval) as tmp:  # complete or absent

@@ -1,4 +1,5 @@
 """ae_hubert_ctc: top-layer reset (reinit/drop), freeze policy, strict loading, self-contained decoding."""
+import json
 import os
 import shutil
 
@@ -207,6 +208,8 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     assert again == rows
     assert os.path.getmtime(os.path.join(work, "k2", "checkpoints", "checkpoint_last.pt")) == before
     assert "k reset" in sweep_table(rows, ("valid",))
+    assert reset_sweep(stock_checkpoint, corpus, [0], work, overrides=overrides) == rows[:1]  # a narrower rerun...
+    assert json.load(open(os.path.join(work, "sweep.json"))) == rows  # ...keeps the finished k=2 in sweep.json
 
 
 def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_checkpoint):

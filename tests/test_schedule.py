@@ -74,6 +74,8 @@ def test_unknown_source_and_missing_previous_checkpoint(corpus, tmp_path):
     gone = "start_from: /nonexistent/ckpt.pt\n" + first_layer
     with pytest.raises(ScheduleError, match="start_from: checkpoint /nonexistent/ckpt.pt not found"):
         load_schedule(write(tmp_path, gone), data=corpus)
+    with pytest.raises(ScheduleError, match="^--start-from: checkpoint /nonexistent/b.pt not found"):
+        load_schedule(write(tmp_path, first_layer), data=corpus, start_from="/nonexistent/b.pt")
 
 
 def test_depth_follows_overrides_and_start_from(corpus, tmp_path, stock_checkpoint):
@@ -85,6 +87,13 @@ def test_depth_follows_overrides_and_start_from(corpus, tmp_path, stock_checkpoi
     assert load_schedule(write(tmp_path, ok), data=corpus).start_depth == 6
     with pytest.raises(ScheduleError, match="layer: 7 > depth 6"):
         load_schedule(write(tmp_path, ok.replace("layer: 6", "layer: 7")), data=corpus)
+    # the command line's start_from replaces the schedule's; a depth alone validates (the study's check)
+    first = "iterations:\n  - targets: [{source: layer, layer: 6, k: 10}]\n    max_update: 5\n"
+    s = load_schedule(write(tmp_path, first), data=corpus, start_from=stock_checkpoint)
+    assert s.start_from == stock_checkpoint and s.start_depth == 6
+    assert load_schedule(write(tmp_path, first), data=corpus, start_depth=6).start_from is None
+    with pytest.raises(ScheduleError, match="layer: 6 > depth 4"):
+        load_schedule(write(tmp_path, first), data=corpus, start_depth=4)
 
 
 def test_mixed_rates_rejected(corpus, tmp_path, stock_checkpoint):

@@ -27,6 +27,7 @@ iterations:
 H4_TOP = """
 name: mini_h4_top
 train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=2, checkpoint.save_interval_updates=2, common.log_interval=1]
 kmeans: {percent: -1, max_iter: 20}
 iterations:
   - name: iter2
@@ -69,20 +70,19 @@ def study(tmp_path_factory):
     cfg.write_text(STUDY)
     work = str(d / "work")
     assert main(["study", "--work-dir", work, "--config", str(cfg), "--only", "H1,H2"]) == 0
-    return str(cfg), work
+    return str(cfg), work, json.load(open(os.path.join(work, "study.json")))  # later runs rewrite study.json
 
 
 @pytest.fixture(scope="module")
 def armed(study):
     """H3-H5 on seed 1 of the same work dir: H1's runs are reused, the arms trained."""
-    cfg, work = study
+    cfg, work, _ = study
     assert main(["study", "--work-dir", work, "--config", cfg, "--only", "H3,H4,H5", "--seeds", "1"]) == 0
     return cfg, work, json.load(open(os.path.join(work, "study.json")))
 
 
 def test_h1_and_h2_are_measured_per_seed_and_summarised(study):
-    _, work = study
-    s = json.load(open(os.path.join(work, "study.json")))
+    _, work, s = study
     assert s["seeds"] == [1, 2] and s["hypotheses"] == ["H1", "H2"]
     h1 = s["H1"]
     d = h1["best_minus_mfcc_pnmi"]
@@ -112,8 +112,7 @@ def test_h1_and_h2_are_measured_per_seed_and_summarised(study):
 
 
 def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
-    cfg, work = study
-    before = json.load(open(os.path.join(work, "study.json")))
+    cfg, work, before = study
     marker = os.path.join(work, ".stages", "s2.mini_h1.iter2.probe.2.json")
     assert os.path.isfile(marker)
     os.remove(marker)  # as if killed while probing that checkpoint
@@ -194,6 +193,8 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     ("max_update: 4\n", "max_update: 3\n", "H4 compares at H1's iteration-2 budget (4)"),
     ("layer: 6, k: 8", "layer: 6, k: 9", "targets with K other than the study's k=8"),
     ("layer: 6,", "layer: 7,", "layer: 7 > depth 6 of the previous model"),
+    ("max_update: 4\n", "init: continue\n    max_update: 4\n", "init 'continue' differs from H1's 'scratch'"),
+    ("common.log_interval=1]", "common.log_interval=1, model.dropout=0.0]", "overrides"),
 ])
 def test_unfair_or_broken_arms_are_refused_before_any_work(armed, tmp_path, old, new, message):
     cfg, work, _ = armed
@@ -230,6 +231,33 @@ def test_an_arm_named_like_the_reference_is_refused(armed, tmp_path, old, new, m
         (tmp_path / f"{name}.yaml").write_text(open(os.path.join(os.path.dirname(cfg), f"{name}.yaml")).read())
     with pytest.raises(StudyError, match=message):
         run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"))
+    assert not os.path.exists(tmp_path / "w")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("ks: [0, 1]", "ks: [0, 7]", "finetune: --ks 0,7: the model has 6 transformer layers"),
+    ("overrides: [optimization", "overrides: [optimisation.lr=1, optimization", "finetune: "),
+    ("H5: {half: mini_h5_half.yaml}", "H5: {half: mini_h4_top.yaml}", "schedule name 'mini_h4_top' is also"),
+])
+def test_fine_tuning_and_run_names_are_checked_before_any_work(armed, tmp_path, old, new, message):
+    cfg, work, _ = armed
+    (tmp_path / "mini.yaml").write_text(STUDY.replace(old, new))
+    for name in ("mini_h1", "mini_h4_top", "mini_h5_half"):
+        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(os.path.dirname(cfg), f"{name}.yaml")).read())
+    with pytest.raises(StudyError) as e:
+        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"))
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_h3_to_h5_rerun_redoes_nothing(armed, capsys):
+    cfg, work, before = armed
+    capsys.readouterr()
+    lines = []
+    after = run_study(cfg, work, seeds=1, only=["H3", "H4", "H5"], echo=lines.append)
+    assert not [line for line in lines if line.startswith("[run ]")]
+    assert "[run ]" not in capsys.readouterr().out  # reset-sweep's own stages too
+    assert {h: after[h] for h in ("H3", "H4", "H5")} == {h: before[h] for h in ("H3", "H4", "H5")}
 
 
 def test_verdicts_over_seeds():

@@ -58,7 +58,8 @@ def plot_h3(h: dict, out_dir: str) -> list[str]:
     for it, r in h["iterations"].items():
         wer = [r["rows"][str(k)]["wer"] for k in r["ks"]]
         _bars(ax, r["ks"], [{"mean": 100 * w["mean"], "std": 100 * w["std"]} for w in wer], label=f"{it} model")
-    ax.set(xlabel="top layers reset before fine-tuning (k)", ylabel="test WER (%)", title="H3: reset before fine-tuning")
+    ax.set(xlabel="top layers reset before fine-tuning (k)", ylabel=f"{h['split']} WER (%)",
+           title="H3: reset before fine-tuning")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return [save_figure(fig, os.path.join(out_dir, "h3_wer_vs_k.png"))]
@@ -69,7 +70,7 @@ def plot_arms(h: dict, name: str, out_dir: str) -> list[str]:
     arms = list(h["arms"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, metric, scale, label in ((axes[0], h["metric"], 1, h["metric"].replace("_", " ")),
-                                     (axes[1], "wer", 100, "test WER (%) after fine-tuning")):
+                                     (axes[1], "wer", 100, f"{h['split']} WER (%) after fine-tuning")):
         stats = [h["arms"][a][metric] for a in arms]
         ax.bar(range(len(arms)), [scale * s["mean"] for s in stats], yerr=[scale * s["std"] for s in stats],
                capsize=4, color=[f"C{i}" for i in range(len(arms))])

@@ -164,12 +164,9 @@ def summarise(study, wanted: list[str], per_seed: list[dict]) -> dict:
         out["H1"] = summarise_h1(per_seed)
     if "H2" in wanted:
         out["H2"] = summarise_h2(per_seed)
-    if "H3" in wanted:
-        out["H3"] = summarise_h3(per_seed)
-    if "H4" in wanted:
-        out["H4"] = summarise_h4(per_seed)
-    if "H5" in wanted:
-        out["H5"] = summarise_h5(per_seed)
+    for h, fn in (("H3", summarise_h3), ("H4", summarise_h4), ("H5", summarise_h5)):
+        if h in wanted:
+            out[h] = {**fn(per_seed), "split": study.finetune["split"], "finetune": study.finetune["config"]}
     return out
 
 
@@ -216,7 +213,8 @@ def _pct(s: dict) -> str:
 
 def _h3_markdown(h: dict) -> list[str]:
     lines = ["## H3: reset the top k layers before fine-tuning", "",
-             "WER and CER (%) on the voice-disjoint test set after the same fine-tuning, mean ± std over seeds.", ""]
+             f"WER and CER (%) on the {h['split']} split (voices not in train) after the same fine-tuning "
+             f"({os.path.basename(h['finetune'])}), mean ± std over seeds.", ""]
     for it, r in h["iterations"].items():
         lines += [f"### {it} model", "", "| k reset | WER | CER | WER - (k = 0) |", "|---:|---:|---:|---:|"]
         for k, row in r["rows"].items():
@@ -229,7 +227,7 @@ def _h3_markdown(h: dict) -> list[str]:
 def _arms_markdown(h: dict, title: str, note: str) -> list[str]:
     metric, ref = h["metric"], h["reference"]
     lines = [title, "", note, "", f"| arm | run | updates | targets: layer | targets: PNMI | {metric} | "
-             f"{metric} - {ref} | WER % | WER - {ref} |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+             f"{metric} - {ref} | {h['split']} WER % | WER - {ref} |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for arm, r in h["arms"].items():
         diff, wdiff = r.get("metric_minus_reference"), r.get("wer_minus_reference")
         lines.append(f"| {arm} | {r['run']} | {r['updates'][0]} | {r['target_layer']} | "
@@ -254,7 +252,11 @@ def write_study(summary: dict, out_dir: str) -> list[str]:
     n = len(summary["seeds"])
     md = [f"# Study {summary['study']}", "",
           f"Seeds {summary['seeds']}; training {summary['compute']['train_hours']} h, sidecars "
-          f"{summary['compute']['sidecar_hours']} h (as recorded by the runs; measurements not included).", ""]
+          f"{summary['compute']['sidecar_hours']} h (as recorded by the runs; measurements and fine-tunings not "
+          "included).", ""]
+    if n < 3:
+        md += [f"**{n} seed(s) only**: the ± figures and the 'every seed' verdicts need at least 3 seeds "
+               "(`--seeds 3`); read these as one run's numbers.", ""]
     if "H1" in summary:
         md += _h1_markdown(summary["H1"], n)
     if "H2" in summary:

@@ -32,9 +32,20 @@ SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
                 overrides: list[str], splits: tuple[str, ...]) -> int:
     """Everything a sweep needs, checked before the first run: the pretrained checkpoint and its
-    depth against the whole k list, the data and label files, the composed fine-tuning config.
-    Returns the runs' ``max_update``."""
+    depth against the whole k list, then :func:`check_sweep_inputs`. Returns the runs' ``max_update``."""
     from ..common.checkpoint import load_hubert
+
+    loaded = load_hubert(ckpt)
+    if loaded.fine_tuned:
+        raise located(ckpt, "a fine-tuned checkpoint; the sweep fine-tunes a pretrained one (its w2v_path)")
+    return check_sweep_inputs(data, ks, loaded.num_layers, mode, cfg_dir, cfg_name, overrides, splits, ckpt)
+
+
+def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir: str, cfg_name: str,
+                       overrides: list[str], splits: tuple[str, ...], ckpt: str = "/PRETRAINED.pt") -> int:
+    """A sweep's inputs other than the checkpoint (the study checks them before the models exist):
+    the k list against ``depth``, the overrides, the composed fine-tuning config, the data and label
+    files. Returns the runs' ``max_update``."""
     from ..common.manifest import read_manifest
 
     if not ks:
@@ -43,10 +54,6 @@ def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cf
         key = o.lstrip("+~").split("=", 1)[0]
         if key in SWEEP_OWNED:
             raise AeHubertError(f"override {o!r}: the sweep sets {key} for every run ({SWEEP_OWNED[key]})")
-    loaded = load_hubert(ckpt)
-    if loaded.fine_tuned:
-        raise located(ckpt, "a fine-tuned checkpoint; the sweep fine-tunes a pretrained one (its w2v_path)")
-    depth = loaded.num_layers
     too_deep = [k for k in ks if k > depth or (mode == "drop" and k == depth)]
     if any(k < 0 for k in ks) or too_deep:
         raise AeHubertError(f"--ks {','.join(map(str, ks))}: the model has {depth} transformer layers; "
@@ -102,8 +109,26 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                     return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
                 row[split] = stages.run(f"k{k}.decode.{split}", _decode)
             rows.append(row)
-        write_sweep(rows, splits, w)
+        earlier = _earlier_rows(stages, w, ks, mode, splits)
+        write_sweep(sorted(rows + earlier, key=lambda r: r["k"]), splits, w)
     return rows
+
+
+def _earlier_rows(stages: Stages, w: str, ks: list[int], mode: str, splits: tuple[str, ...]) -> list[dict]:
+    """Rows of ks an earlier call finished in this work dir (same mode, every split decoded), so a
+    narrower rerun (``--ks 0`` after ``--ks 0,1,2,3``) does not drop them from sweep.json."""
+    out = []
+    for name in os.listdir(w):
+        if not (name[:1] == "k" and name[1:].isdigit()) or int(name[1:]) in ks:
+            continue
+        k = int(name[1:])
+        train = stages.done(f"k{k}.train")
+        decoded = [stages.done(f"k{k}.decode.{split}") for split in splits]
+        if train is None or None in decoded or f"model.reset_mode={mode} " not in train.get("command", "") + " ":
+            continue
+        out.append({"k": k, "mode": mode, "train": train["result"],
+                    **{split: d["result"] for split, d in zip(splits, decoded)}})
+    return out
 
 
 def sweep_table(rows: list[dict], splits: tuple[str, ...]) -> str:

@@ -331,7 +331,8 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
                       2 ** 32 - 1)
     if sched.start_from is not None:
         if not os.path.isfile(sched.start_from):
-            raise ScheduleError(f"{where}: start_from: checkpoint {sched.start_from} not found")
+            raise ScheduleError(f"{'--start-from' if start_from_arg is not None else where + ': start_from'}: "
+                                f"checkpoint {sched.start_from} not found")
         sched.start_depth = load_hubert(sched.start_from).num_layers
     elif start_depth is not None:
         sched.start_depth = start_depth

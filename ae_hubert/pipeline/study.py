@@ -169,11 +169,14 @@ def _schedule_name(spec: str) -> str:
 
 
 def check_schedules(study: Study, wanted: list[str]) -> dict:
-    """Every schedule the wanted hypotheses run, parsed and composed before any work (the arms of H4
-    against the depth of H1's iteration-1 model, which does not exist yet), and the comparisons made
-    fair: H4's arms train as many updates as H1's iteration 2, H5's arms H1's total or half of it,
-    and every target has the study's K. Returns ``{"updates": {run: total updates},
-    "references": {H4/H5: the name of the reference arm}}``."""
+    """Everything the wanted hypotheses will run, checked before any work: every schedule parsed and
+    composed (the arms of H4 against the depth of H1's iteration-1 model, which does not exist yet),
+    the fine-tuning (config, overrides, ks against the models' depth, label files), and the
+    comparisons made fair: every target has the study's K; H4's arms train H1's iteration 2 again
+    on other targets (same training config, overrides, init and k-means, as many updates); H5's
+    arms have H1's training config and depth and H1's total updates or half of it. Returns
+    ``{"updates": {run: total updates}, "references": {H4/H5: the name of the reference arm}}``."""
+    from ..finetune.reset_sweep import check_sweep_inputs
     from ..runner.trainer import resolve_train_config
 
     def load(spec, **kw):
@@ -187,39 +190,76 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
         if bad:
             raise StudyError(f"{s.path}: {what}: targets with K other than the study's k={study.k} ({', '.join(bad)})")
 
+    def differs(s, what, mine: dict, h1s: dict):
+        for key, value in mine.items():
+            if value != h1s[key]:
+                raise StudyError(f"{s.path}: {what}: {key} {value!r} differs from H1's {h1s[key]!r}; the arms "
+                                 "compare targets/structure, everything else must be H1's")
+
     h1 = load(study.schedules["H1"])
     if len(h1.iterations) < 2:
         raise StudyError(f"{h1.path}: H1 needs two iterations (MFCC targets, then layer targets), "
                          f"got {len(h1.iterations)}")
     same_k(h1, "schedules.H1")
     totals = {"H1": h1.total_updates}
-    if "H3" in wanted or "H4" in wanted or "H5" in wanted:
-        try:
-            resolve_train_config(study.finetune["config"], f"{study.path}: finetune.config")
-        except AeHubertError as e:
-            raise StudyError(str(e)) from None
+    runs = {_schedule_name(study.schedules["H1"]): "schedules.H1"}
     reference = {"H4": _h1_arm_name(h1.iterations[1].targets), "H5": "standard"}
+    depths = [it.depth for it in h1.iterations[:2]]
+    config = (h1.train_config_dir, h1.train_config_name)
     for h in ARMED:
-        if h in wanted and reference[h] in study.schedules[h]:
+        if h not in wanted:
+            continue
+        if reference[h] in study.schedules[h]:
             raise StudyError(f"{study.path}: schedules.{h}.{reference[h]}: that name is the reference arm "
                              f"(H1's {'iteration 2' if h == 'H4' else 'runs'}); name this arm otherwise")
-    if "H4" in wanted:
-        for arm, spec in study.schedules["H4"].items():
-            s = load(spec, start_depth=h1.iterations[0].depth)
-            same_k(s, f"schedules.H4.{arm}")
-            if s.total_updates != h1.iterations[1].max_update:
-                raise StudyError(f"{s.path}: schedules.H4.{arm}: {s.total_updates} updates; H4 compares at H1's "
-                                 f"iteration-2 budget ({h1.iterations[1].max_update})")
-            totals[f"H4.{arm}"] = s.total_updates
-    if "H5" in wanted:
-        for arm, spec in study.schedules["H5"].items():
-            s = load(spec)
-            same_k(s, f"schedules.H5.{arm}")
-            if 2 * s.total_updates != h1.total_updates and s.total_updates != h1.total_updates:
-                raise StudyError(f"{s.path}: schedules.H5.{arm}: {s.total_updates} updates in all; H5 compares at "
-                                 f"H1's total ({h1.total_updates}) or half of it")
-            totals[f"H5.{arm}"] = s.total_updates
+        for arm, spec in study.schedules[h].items():
+            what = f"schedules.{h}.{arm}"
+            name = _schedule_name(spec)
+            if name in runs:  # runs live under W/runs/NAME: two arms cannot share one
+                raise StudyError(f"{study.path}: {what}: schedule name {name!r} is also {runs[name]}'s (runs are "
+                                 "kept under W/runs/NAME); give each a file of its own name")
+            runs[name] = what
+            if h == "H4":
+                s = load(spec, start_depth=h1.iterations[0].depth)
+                same_k(s, what)
+                ref = h1.iterations[1]
+                if s.total_updates != ref.max_update:
+                    raise StudyError(f"{s.path}: {what}: {s.total_updates} updates; H4 compares at H1's "
+                                     f"iteration-2 budget ({ref.max_update})")
+                for it in s.iterations:
+                    differs(s, f"{what}: {it.name}", _training(s, it), _training(h1, ref))
+                depths += [it.depth for it in s.iterations]
+            else:
+                s = load(spec)
+                same_k(s, what)
+                if 2 * s.total_updates != h1.total_updates and s.total_updates != h1.total_updates:
+                    raise StudyError(f"{s.path}: {what}: {s.total_updates} updates in all; H5 compares at "
+                                     f"H1's total ({h1.total_updates}) or half of it")
+                for it in s.iterations:
+                    differs(s, f"{what}: {it.name}", {"train_config": (s.train_config_dir, s.train_config_name),
+                                                      "depth": it.depth},
+                            {"train_config": config, "depth": h1.iterations[0].depth})
+                depths.append(s.iterations[-1].depth)
+            totals[f"{h}.{arm}"] = s.total_updates
+    if {"H3", "H4", "H5"} & set(wanted):
+        ft = study.finetune
+        ks = ft["ks"] if "H3" in wanted else [0]
+        try:
+            cfg_dir, cfg_name = resolve_train_config(ft["config"], "finetune.config")
+            check_sweep_inputs(study.data, ks, min(depths), "reinit", cfg_dir, cfg_name,
+                               [*ft["overrides"], "common.seed=1"], (ft["split"],))
+        except AeHubertError as e:
+            raise StudyError(f"{study.path}: finetune: {e}") from None
     return {"updates": totals, "references": reference}
+
+
+def _training(s, it) -> dict:
+    """What an iteration's training is besides its targets and updates (H4 compares only targets)."""
+    key = lambda o: o.lstrip("+~").split("=", 1)[0]  # noqa: E731
+    overrides = sorted(o for o in [*s.overrides, *it.overrides] if key(o) != "optimization.max_update")
+    return {"train_config": (s.train_config_dir, s.train_config_name), "overrides": overrides, "init": it.init,
+            "reset_top_layers": it.reset_top_layers, "kmeans_max_iter": s.kmeans_max_iter,
+            "kmeans_percent": [t.percent for t in it.targets], "depth": it.depth}
 
 
 def _json_round_trip(value):
@@ -295,7 +335,7 @@ class _Seed:
         """What a measurement depends on: one done with other settings is refused, not reused."""
         text = json.dumps({"k": self.study.k, "corpus": self.corpus, "ckpt": ckpt, **{key: self.m[key] for key in keys}},
                           sort_keys=True)
-        return text.replace(self.w, "$W")  # a moved work dir still resumes
+        return text.replace(self.w, "$W")  # a moved work dir still resumes these (not its runs or fine-tunings)
 
     def cluster_quality(self, run: str, it: str, ckpt: str) -> dict:
         from ..analysis.cluster_quality import cluster_quality
@@ -353,7 +393,8 @@ class _Seed:
                 out["H4"][arm] = self._arm(name, recs[-1], [0], best_phone=True, records=recs)
         if "H5" in wanted:
             last = records[-1]
-            out["H5"] = {self.references["H5"]: self._arm(run, last, ks, cluster=True, records=records)}
+            out["H5"] = {self.references["H5"]: self._arm(run, last, ks if last is second else [0], cluster=True,
+                                                          records=records)}
             for arm, spec in study.schedules["H5"].items():
                 name, recs = self.run(spec)
                 out.setdefault("other_runs", {})[name] = [_brief(r) for r in recs]
