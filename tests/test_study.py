@@ -189,6 +189,17 @@ def test_h3_h4_h5_on_the_same_runs(armed):
         assert open(os.path.join(work, f), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def _refused(armed, tmp_path, only=None, study=STUDY, h4=H4_TOP, h5=H5_HALF) -> str:
+    """Run a changed copy of the mini study on the armed corpus; its one-line refusal, with no work dir."""
+    _, work, _ = armed
+    for name, text in (("mini", study), ("mini_h1", SCHEDULE), ("mini_h4_top", h4), ("mini_h5_half", h5)):
+        (tmp_path / f"{name}.yaml").write_text(text)
+    with pytest.raises(StudyError) as e:
+        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=only)
+    assert "\n" not in str(e.value) and not os.path.exists(tmp_path / "w")
+    return str(e.value)
+
+
 @pytest.mark.parametrize("old, new, message", [
     ("max_update: 4\n", "max_update: 3\n", "H4 compares at H1's iteration-2 budget (4)"),
     ("layer: 6, k: 8", "layer: 6, k: 9", "targets with K other than the study's k=8"),
@@ -196,58 +207,24 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     ("max_update: 4\n", "init: continue\n    max_update: 4\n", "init 'continue' differs from H1's 'scratch'"),
     ("common.log_interval=1]", "common.log_interval=1, model.dropout=0.0]", "overrides"),
 ])
-def test_unfair_or_broken_arms_are_refused_before_any_work(armed, tmp_path, old, new, message):
-    cfg, work, _ = armed
-    d = os.path.dirname(cfg)
-    (tmp_path / "mini_h4_top.yaml").write_text(H4_TOP.replace(old, new))
-    for name in ("mini_h1", "mini_h5_half"):
-        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(d, f"{name}.yaml")).read())
-    (tmp_path / "mini.yaml").write_text(STUDY)
-    with pytest.raises(StudyError) as e:
-        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=["H4"])
-    assert message in str(e.value) and "\n" not in str(e.value)
-    assert not os.path.exists(tmp_path / "w")
+def test_unfair_or_broken_h4_arms_are_refused_before_any_work(armed, tmp_path, old, new, message):
+    assert message in _refused(armed, tmp_path, ["H4"], h4=H4_TOP.replace(old, new))
 
 
 def test_h5_arms_must_have_the_standard_budget_or_half(armed, tmp_path):
-    cfg, work, _ = armed
-    d = os.path.dirname(cfg)
-    for name in ("mini_h1", "mini_h4_top"):
-        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(d, f"{name}.yaml")).read())
-    (tmp_path / "mini_h5_half.yaml").write_text(H5_HALF.replace("max_update: 2\n", "max_update: 3\n", 1))
-    (tmp_path / "mini.yaml").write_text(STUDY)
-    with pytest.raises(StudyError, match=r"5 updates in all; H5 compares at H1's total \(8\) or half of it"):
-        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=["H5"])
+    message = _refused(armed, tmp_path, ["H5"], h5=H5_HALF.replace("max_update: 2\n", "max_update: 3\n", 1))
+    assert "5 updates in all; H5 compares at H1's total (8) or half of it" in message
 
 
 @pytest.mark.parametrize("old, new, message", [
     ("H4: {top: mini_h4_top.yaml}", "H4: {auto: mini_h4_top.yaml}", "schedules.H4.auto: that name is the reference"),
     ("H5: {half: mini_h5_half.yaml}", "H5: {standard: mini_h5_half.yaml}", "schedules.H5.standard: that name is"),
-])
-def test_an_arm_named_like_the_reference_is_refused(armed, tmp_path, old, new, message):
-    cfg, work, _ = armed
-    (tmp_path / "mini.yaml").write_text(STUDY.replace(old, new))
-    for name in ("mini_h1", "mini_h4_top", "mini_h5_half"):
-        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(os.path.dirname(cfg), f"{name}.yaml")).read())
-    with pytest.raises(StudyError, match=message):
-        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"))
-    assert not os.path.exists(tmp_path / "w")
-
-
-@pytest.mark.parametrize("old, new, message", [
     ("ks: [0, 1]", "ks: [0, 7]", "finetune: --ks 0,7: the model has 6 transformer layers"),
     ("overrides: [optimization", "overrides: [optimisation.lr=1, optimization", "finetune: "),
     ("H5: {half: mini_h5_half.yaml}", "H5: {half: mini_h4_top.yaml}", "schedule name 'mini_h4_top' is also"),
 ])
-def test_fine_tuning_and_run_names_are_checked_before_any_work(armed, tmp_path, old, new, message):
-    cfg, work, _ = armed
-    (tmp_path / "mini.yaml").write_text(STUDY.replace(old, new))
-    for name in ("mini_h1", "mini_h4_top", "mini_h5_half"):
-        (tmp_path / f"{name}.yaml").write_text(open(os.path.join(os.path.dirname(cfg), f"{name}.yaml")).read())
-    with pytest.raises(StudyError) as e:
-        run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"))
-    assert message in str(e.value) and "\n" not in str(e.value)
-    assert not os.path.exists(tmp_path / "w")
+def test_arm_names_and_fine_tuning_are_checked_before_any_work(armed, tmp_path, old, new, message):
+    assert message in _refused(armed, tmp_path, study=STUDY.replace(old, new))
 
 
 def test_h3_to_h5_rerun_redoes_nothing(armed, capsys):

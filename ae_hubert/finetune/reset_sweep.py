@@ -14,7 +14,7 @@ import os
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located
-from ..runner.configs import compose_train_config
+from ..runner.configs import compose_train_config, override_key
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..runner.trainer import check_hydra_path, final_stats, resolve_train_config, run_training, train_args
@@ -51,7 +51,7 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
     if not ks:
         raise AeHubertError("--ks: give at least one k")
     for o in overrides:
-        key = o.lstrip("+~").split("=", 1)[0]
+        key = override_key(o)
         if key in SWEEP_OWNED:
             raise AeHubertError(f"override {o!r}: the sweep sets {key} for every run ({SWEEP_OWNED[key]})")
     too_deep = [k for k in ks if k > depth or (mode == "drop" and k == depth)]

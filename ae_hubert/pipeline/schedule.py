@@ -32,6 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..common.arguments import FILE_NAME
 from ..common.errors import AeHubertError
+from ..runner.configs import override_key
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0}
@@ -207,7 +208,7 @@ def _overrides(node, where) -> list[str]:
 
 def check_overrides(overrides: list[str], where: str) -> None:
     for i, o in enumerate(overrides):
-        key = o.lstrip("+~").split("=", 1)[0]
+        key = override_key(o)
         if key in OWNED:
             raise ScheduleError(f"{where}[{i}]: {key} is set by the schedule for every run; use {OWNED[key]}")
 

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
+from ..runner.configs import override_key
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from .schedule import _get, _int, _list, _mapping, _name, _overrides, _str, load_schedule, shipped_config
@@ -106,7 +107,7 @@ def _finetune(raw, where: str) -> dict:
     from ..finetune.reset_sweep import SWEEP_OWNED
 
     for i, o in enumerate(out["overrides"]):
-        key = o.lstrip("+~").split("=", 1)[0]
+        key = override_key(o)
         if key in SWEEP_OWNED or key in ("common.seed", "seed"):
             raise StudyError(f"{where}: finetune.overrides[{i}]: {key} is set by the study for every fine-tuning")
     return out
@@ -137,7 +138,7 @@ def _parse(raw, path: str, where: str) -> Study:
     except AeHubertError as e:  # the schedule helpers' errors, re-raised as the study's
         raise StudyError(str(e)) from None
     for i, o in enumerate(study.overrides):
-        if o.lstrip("+~").split("=", 1)[0] in ("common.seed", "seed"):
+        if override_key(o) in ("common.seed", "seed"):
             raise StudyError(f"{where}: overrides[{i}]: the seed is the study's (seeds: N), not an override")
     here = os.path.dirname(study.path)  # relative paths in a study file are relative to that file
 
@@ -255,8 +256,7 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
 
 def _training(s, it) -> dict:
     """What an iteration's training is besides its targets and updates (H4 compares only targets)."""
-    key = lambda o: o.lstrip("+~").split("=", 1)[0]  # noqa: E731
-    overrides = sorted(o for o in [*s.overrides, *it.overrides] if key(o) != "optimization.max_update")
+    overrides = sorted(o for o in [*s.overrides, *it.overrides] if override_key(o) != "optimization.max_update")
     return {"train_config": (s.train_config_dir, s.train_config_name), "overrides": overrides, "init": it.init,
             "reset_top_layers": it.reset_top_layers, "kmeans_max_iter": s.kmeans_max_iter,
             "kmeans_percent": [t.percent for t in it.targets], "depth": it.depth}

@@ -9,6 +9,11 @@ import re
 from ..common.errors import AeHubertError
 
 
+def override_key(override: str) -> str:
+    """The config key a hydra override sets (``+a.b=1``, ``~a.b``, ``a.b=x=y`` -> ``a.b``)."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
 def _compose(config_dir: str, config_name: str, overrides: list[str]):
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
@@ -28,7 +33,7 @@ def _compose(config_dir: str, config_name: str, overrides: list[str]):
 def _suggest(config_dir: str, config_name: str, overrides: list[str], key: str) -> str:
     """A close match for ``key`` among the keys of its group, composed with the other overrides."""
     group, _, leaf = key.lstrip("+~").rpartition(".")
-    others = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != key.lstrip("+~")]
+    others = [o for o in overrides if override_key(o) != key.lstrip("+~")]
     try:
         base = _compose(config_dir, config_name, others)
         node = base
