@@ -15,8 +15,8 @@ demo: setup
 demo-full: setup
 	$(VENV)/bin/ae-hubert demo --full $(WORK)
 
-study: setup  # hours on 2 cores, resumable: rerun after a kill; narrow it with ONLY=H1 SEEDS=1
-	$(VENV)/bin/ae-hubert study --work-dir $(STUDY_DIR) $(if $(ONLY),--only $(ONLY)) $(if $(SEEDS),--seeds $(SEEDS))
+study: setup  # hours on 2 cores, resumable: rerun after a kill; narrow it with ONLY=H1 SEEDS=1 (or ONLY_SEEDS=2,3)
+	$(VENV)/bin/ae-hubert study --work-dir $(STUDY_DIR) $(if $(ONLY),--only $(ONLY)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ONLY_SEEDS),--only-seeds $(ONLY_SEEDS))
 
 test: setup
 	$(PY) -m pytest -q tests

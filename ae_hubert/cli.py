@@ -154,7 +154,7 @@ def _iterate(a):
 def _study(a):
     from .pipeline.study import run_study
 
-    s = run_study(a.config, a.work_dir, a.seeds, a.only, a.data)
+    s = run_study(a.config, a.work_dir, a.seeds, a.only, a.data, only_seeds=a.only_seeds)
     lines = []
     if "H1" in s:
         h = s["H1"]
@@ -450,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=integer(1, 100), default=None, help="seeds 1..N (default: the config's seeds)")
     s.add_argument("--only", type=name_list, default=None, help="comma-separated hypotheses, e.g. H1 (default: "
                    "every one the config sets up)")
+    s.add_argument("--only-seeds", type=int_list(1), default=None, help="comma-separated seeds to run and summarise "
+                   "now, e.g. 2,3 (default: 1..--seeds); spreads a study over machines or sessions")
     s.add_argument("--data", default=None, help="an existing study corpus (default: build the config's corpus "
                    "under WORK_DIR/corpus)")
     s.set_defaults(fn=_study)

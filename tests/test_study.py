@@ -122,6 +122,12 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     assert ran == ["[run ] s2.mini_h1.iter2.probe.2"], ran
     assert after["H1"] == before["H1"]
     assert after["H2"]["iterations"]["iter2"]["curves"]["2"] == before["H2"]["iterations"]["iter2"]["curves"]["2"]
+    # one seed of the same study on its own (a study spread over sessions): nothing redone, that seed summarised
+    lines.clear()
+    alone = run_study(cfg, work, only=["H1"], echo=lines.append, only_seeds=[2])
+    assert not [line for line in lines if line.startswith("[run ]")]
+    assert alone["seeds"] == [2] and alone["H1"]["best_minus_mfcc_pnmi"]["values"] == \
+        before["H1"]["best_minus_mfcc_pnmi"]["values"][1:]
 
 
 @pytest.mark.parametrize("text, message", [

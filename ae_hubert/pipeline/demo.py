@@ -1,6 +1,6 @@
 """``ae-hubert demo`` / ``make demo``: HuBERT's loop end to end on the synthetic corpus.
 
-The quick demo (default, about 10 minutes on 2 CPU cores): corpus -> MFCC -> k-means -> labels ->
+The quick demo (default, 5-11 minutes on 2 CPU cores): corpus -> MFCC -> k-means -> labels ->
 pretraining (400 updates) -> layer-3 clusters of that model -> a second iteration on them (100
 updates, continuing) -> the layer-wise probe of every checkpoint -> a short reset comparison (CTC
 fine-tuning with the top k = 0 and 2 layers re-initialised, 300 updates each). ``--full`` runs the

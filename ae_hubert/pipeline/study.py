@@ -282,8 +282,11 @@ def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
 
 
 def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str] | None = None,
-              data: str | None = None, echo: Callable[[str], None] = print) -> dict:
-    """Run (or resume) a study; returns the summary also written to ``W/study.json``."""
+              data: str | None = None, echo: Callable[[str], None] = print,
+              only_seeds: list[int] | None = None) -> dict:
+    """Run (or resume) a study; returns the summary also written to ``W/study.json``. ``only_seeds``
+    runs and summarises just those seeds (one machine or session per seed; a last call over all of
+    them, with everything done, summarises the whole study)."""
     from ..analysis.study_summary import summarise, write_study
 
     study = load_study(spec)
@@ -305,7 +308,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
                        command=json.dumps(study.corpus, sort_keys=True))
             checked = check_schedules(study, wanted)
         per_seed = [_Seed(study, wanted, w, seed, stages, echo, checked["references"]).measure()
-                    for seed in range(1, study.seeds + 1)]
+                    for seed in (only_seeds or range(1, study.seeds + 1))]
         summary = summarise(study, wanted, per_seed)
         summary["files"] = write_study(summary, w)
     return summary
