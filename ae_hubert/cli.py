@@ -180,6 +180,24 @@ def _study(a):
     return {k: s[k] for k in ("study", "seeds", "hypotheses")}
 
 
+def _study_pack(a):
+    from .pipeline.study_pack import pack_study
+
+    r = pack_study(a.work_dir, a.out_dir)
+    _print(f"packed {len(r['files'])} files and {len(r['models'])} final models ({r['bytes'] / 1e6:.1f} MB) of "
+           f"{r['work_dir']} into {r['pack']}; on another machine: ae-hubert study-unpack {a.out_dir} WORK_DIR")
+    return r
+
+
+def _study_unpack(a):
+    from .pipeline.study_pack import unpack_study
+
+    r = unpack_study(a.pack_dir, a.work_dir)
+    _print(f"unpacked {r['files']} files and {r['models']} models into {r['work_dir']} (packed from "
+           f"{r['packed_from']}); resume with: ae-hubert study --work-dir {r['work_dir']} ...")
+    return r
+
+
 def _choose_layer(a):
     from .clustering.layer_choice import choose_layer
 
@@ -455,6 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=None, help="an existing study corpus (default: build the config's corpus "
                    "under WORK_DIR/corpus)")
     s.set_defaults(fn=_study)
+
+    s = sub.add_parser("study-pack", help="keep what a study's later steps need (results, markers, each trained "
+                       "iteration's final model without optimizer state) in a small directory to commit or copy")
+    s.add_argument("work_dir", type=path, help="the study's work dir (not while a study runs in it)")
+    s.add_argument("out_dir", type=path, help="the pack (a directory, replaced whole when the new one is complete)")
+    s.set_defaults(fn=_study_pack)
+
+    s = sub.add_parser("study-unpack", help="put a study-pack back as a work dir (on another machine or session); "
+                       "the next `study` call rebuilds the corpus and goes on where the pack left off")
+    s.add_argument("pack_dir", type=path, help="a directory written by study-pack")
+    s.add_argument("work_dir", type=path, help="a new (or empty) work dir")
+    s.set_defaults(fn=_study_unpack)
 
     s = sub.add_parser("choose-layer", help="score every layer's clusters on held-out data; pick the best")
     s.add_argument("--ckpt", required=True, help="HuBERT checkpoint")

@@ -6,9 +6,12 @@ import json
 import os
 
 import pytest
+import torch
 
 from ae_hubert.cli import main
+from ae_hubert.common.errors import AeHubertError
 from ae_hubert.pipeline.study import StudyError, load_study, run_study
+from ae_hubert.pipeline.study_pack import unpack_study
 
 SCHEDULE = """
 name: mini_h1
@@ -74,11 +77,41 @@ def study(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def armed(study):
-    """H3-H5 on seed 1 of the same work dir: H1's runs are reused, the arms trained."""
+def carried(study, tmp_path_factory):
+    """The H1/H2 work dir carried to 'another machine': packed, unpacked under another path."""
     cfg, work, _ = study
+    d = tmp_path_factory.mktemp("carried")
+    assert main(["study-pack", work, str(d / "pack")]) == 0
+    assert main(["study-unpack", str(d / "pack"), str(d / "work")]) == 0
+    return cfg, str(d / "pack"), str(d / "work")
+
+
+@pytest.fixture(scope="module")
+def armed(carried):
+    """H3-H5 on seed 1 of the carried work dir: H1's runs are reused, the arms trained."""
+    cfg, _, work = carried
     assert main(["study", "--work-dir", work, "--config", cfg, "--only", "H3,H4,H5", "--seeds", "1"]) == 0
     return cfg, work, json.load(open(os.path.join(work, "study.json")))
+
+
+def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried):
+    _, work, before = study
+    cfg, pack, moved = carried
+    info = json.load(open(os.path.join(pack, "pack.json")))
+    assert sorted(info["models"]) == [os.path.join("runs", "mini_h1", f"s{s}", it, "checkpoints", "checkpoint_last.pt")
+                                      for s in (1, 2) for it in ("iter1", "iter2")]
+    assert not [f for f in info["files"] if f.endswith((".npy", ".km", ".pt")) or f.startswith("corpus")]
+    model = torch.load(os.path.join(moved, info["models"][0]), weights_only=True)
+    original = torch.load(os.path.join(work, info["models"][0]), weights_only=True)
+    assert model["last_optimizer_state"] is None and original["last_optimizer_state"] is not None
+    assert all(torch.equal(model["model"][k], v) for k, v in original["model"].items())
+    # every interval checkpoint is gone, its probe's result kept: H1/H2 redo nothing, summary unchanged
+    lines = []
+    again = run_study(cfg, moved, only=["H1", "H2"], echo=lines.append)
+    assert [line for line in lines if line.startswith("[run ]")] == ["[run ] corpus"], lines  # rebuilt from its seed
+    assert again["H1"] == before["H1"] and again["H2"] == before["H2"]
+    with pytest.raises(AeHubertError, match="not empty"):
+        unpack_study(pack, moved)
 
 
 def test_h1_and_h2_are_measured_per_seed_and_summarised(study):

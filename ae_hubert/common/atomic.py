@@ -70,6 +70,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_partial(name: str) -> bool:
+    """A temporary file of ours (``tmp_name``), its writer alive or not."""
+    return bool(_PARTIAL.match(os.path.basename(name)))
+
+
 def is_stale_partial(name: str) -> bool:
     """A temporary file of ours whose writer (on this host) is dead. Other hosts' files are left
     alone: on a shared filesystem their writers may still be running."""

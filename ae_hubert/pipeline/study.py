@@ -356,6 +356,17 @@ class _Seed:
                            seed=self.seed, ctc_steps=self.m["ctc_steps"]), "iteration": it}),
             command=self.settings(ckpt, "probe_utterances", "ctc_steps"))
 
+    def probed(self, run: str, it: str) -> dict[int, str]:
+        """``{updates: checkpoint}`` of the probes already done, read from their markers: a work dir
+        carried by ``study-pack`` keeps the results of its interval checkpoints, not the files."""
+        prefix, out = f"s{self.seed}.{run}.{it}.probe.", {}
+        for f in os.listdir(self.stages.marker_dir):
+            updates = f[len(prefix):-len(".json")] if f.startswith(prefix) and f.endswith(".json") else ""
+            command = (self.stages.done(f[:-len(".json")]) or {}).get("command") if updates.isdigit() else None
+            if command:
+                out[int(updates)] = json.loads(command)["ckpt"].replace("$W", self.w)
+        return out
+
     def finetune(self, run: str, it: str, ckpt: str, ks: list[int]) -> dict:
         """``{k: {wer, cer, ...}}`` on the study's split: a ``reset-sweep`` work dir per model
         (W/finetune/RUN/sSEED/ITERATION), resumable on its own; every fine-tuning has the same
@@ -381,7 +392,8 @@ class _Seed:
             for r in (first, second):
                 ckpts = {r["updates"]: r["checkpoint"]}
                 if "H2" in wanted:
-                    ckpts = {**saved_checkpoints(os.path.dirname(r["checkpoint"])), **ckpts}
+                    ckpts = {**saved_checkpoints(os.path.dirname(r["checkpoint"])), **self.probed(run, r["iteration"]),
+                             **ckpts}
                 out["probes"][r["iteration"]] = {str(u): self.probe(run, r["iteration"], u, path)
                                                  for u, path in sorted(ckpts.items())}
         ks = study.finetune["ks"] if "H3" in wanted else [0]

@@ -1,0 +1,151 @@
+"""Carrying a study between machines: ``study-pack W DIR`` keeps what its later steps need, small
+enough to commit; ``study-unpack DIR W`` puts it back on another machine, in another session.
+
+A study takes days of 2-core time and a session hours, and a session may start on a new machine.
+What later steps need from a finished piece is its results (every stage marker and small record:
+the measurements, the fine-tunings' error rates, the iterations' label quality) and the final model
+of each trained piece not yet decoded (H3 fine-tunes a pretraining iteration's model, H4 starts
+from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everything else is left
+out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
+k-means models, interval checkpoints (their probes are done and kept) and decoded fine-tuned models
+(their scores are kept). A piece not finished (an iteration or a fine-tuning without its ``.train``
+marker) is left out whole, markers included, so the next call redoes it from its start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+from ..common.atomic import check_writable_dir, is_partial
+from ..common.errors import located
+
+PACK_FILE = "pack.json"
+SMALL = 256 * 1024  # results, records, logs and plots are smaller; features, labels and models are not
+DATA = (".pt", ".npy", ".km", ".bin")  # models, features, labels, k-means: left out at any size
+TEXT = (".json", ".yaml", ".txt", ".csv", ".md", ".log", ".tsv")
+FINAL_MODEL = "checkpoint_last.pt"
+LOCK = ".ae_hubert.lock"
+MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step of the piece NAME/
+
+
+def _pieces(d: str) -> dict[str, dict]:
+    """The trained pieces of a Stages directory ``d``: the subdirectories NAME with markers
+    ``NAME.*`` (an ``iterate`` iteration, a ``reset-sweep`` kK); whether each was trained, decoded."""
+    out = {}
+    for f in sorted(os.listdir(os.path.join(d, ".stages"))):
+        m = MARKER.fullmatch(f)
+        if m and os.path.isdir(os.path.join(d, m["unit"])):
+            p = out.setdefault(m["unit"], {"trained": False, "decoded": False})
+            p["trained"] |= f == f"{m['unit']}.train.json"
+            p["decoded"] |= f.startswith(f"{m['unit']}.decode.")
+    return out
+
+
+def pack_plan(w: str) -> tuple[list[str], list[str]]:
+    """(files copied as they are, final models kept without optimizer state), relative to ``w``."""
+    copy, models = [], []
+    for root, dirs, files in os.walk(w):
+        dirs.sort()
+        if root == w:
+            dirs[:] = [d for d in dirs if d != "corpus"]
+        unfinished = set()
+        if ".stages" in dirs:
+            pieces = _pieces(root)
+            unfinished = {u for u, p in pieces.items() if not p["trained"]}
+            dirs[:] = [d for d in dirs if d not in unfinished]
+            models += [os.path.relpath(os.path.join(root, u, "checkpoints", FINAL_MODEL), w)
+                       for u, p in pieces.items() if p["trained"] and not p["decoded"]
+                       and os.path.isfile(os.path.join(root, u, "checkpoints", FINAL_MODEL))]
+        if os.path.basename(root) == ".stages":
+            owner = os.path.dirname(root)
+            unfinished = {u for u, p in _pieces(owner).items() if not p["trained"]}
+        for f in sorted(files):
+            path = os.path.join(root, f)
+            m = MARKER.fullmatch(f)
+            if os.path.basename(root) == ".stages" and (m and m["unit"] in unfinished or (
+                    f == "corpus.json" and os.path.dirname(root) == w and os.path.isdir(os.path.join(w, "corpus")))):
+                continue
+            if f == LOCK or is_partial(f) or f.endswith(DATA) or os.path.getsize(path) > SMALL:
+                continue
+            copy.append(os.path.relpath(path, w))
+    return copy, sorted(models)
+
+
+def pack_study(work_dir: str, out_dir: str) -> dict:
+    """Write the pack of ``work_dir`` to ``out_dir`` (replaced whole once the new one is complete)."""
+    import torch
+
+    from ..common.checkpoint import load_state_lazily
+    from ..runner.lock import WorkDirLock
+
+    w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
+    if not os.path.isdir(os.path.join(w, ".stages")):
+        raise located(w, "not a work dir (no .stages/): nothing to pack")
+    if out == w or out.startswith(w + os.sep):
+        raise located(out, f"the pack must go outside the work dir {w}")
+    if os.path.exists(out) and not os.path.isfile(os.path.join(out, PACK_FILE)) and os.listdir(out):
+        raise located(out, "exists and is not a pack (no pack.json): not replaced")
+    check_writable_dir(os.path.dirname(out))
+    with WorkDirLock(w):  # a study running in W would change it under us
+        copy, models = pack_plan(w)
+        tmp = out + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for rel in copy:
+            os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(w, rel), os.path.join(tmp, rel))
+        for rel in models:
+            state = load_state_lazily(os.path.join(w, rel))
+            state["last_optimizer_state"] = None
+            os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+            torch.save(state, os.path.join(tmp, rel))
+        info = {"work_dir": w, "files": copy, "models": models,
+                "bytes": sum(os.path.getsize(os.path.join(tmp, r)) for r in copy + models)}
+        with open(os.path.join(tmp, PACK_FILE), "w") as f:
+            json.dump(info, f, indent=1)
+        old = out + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(out):
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    return {**info, "pack": out}
+
+
+def unpack_study(pack_dir: str, work_dir: str) -> dict:
+    """Put a pack back as the work dir ``work_dir`` (new or empty); the packed work dir's path is
+    rewritten to ``work_dir`` in its records and markers."""
+    p, w = os.path.abspath(pack_dir), os.path.abspath(work_dir)
+    meta = os.path.join(p, PACK_FILE)
+    try:
+        with open(meta) as f:
+            info = json.load(f)
+        files, models, old = list(info["files"]), list(info["models"]), str(info["work_dir"])
+    except FileNotFoundError:
+        raise located(p, "not a pack (no pack.json; see `ae-hubert study-pack`)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise located(meta, f"unreadable pack description ({type(e).__name__}: {e})") from None
+    for rel in files + models:
+        if os.path.isabs(rel) or ".." in rel.split(os.sep) or not os.path.isfile(os.path.join(p, rel)):
+            raise located(meta, f"lists {rel!r}, which is not a file of the pack")
+    if os.path.exists(w) and (not os.path.isdir(w) or os.listdir(w)):
+        raise located(w, "exists and is not empty: unpack into a new work dir")
+    check_writable_dir(w)
+    tmp = w + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel in files + models:
+        src, dst = os.path.join(p, rel), os.path.join(tmp, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if rel.endswith(TEXT) and old != w:
+            with open(src, encoding="utf-8") as f:
+                text = f.read()
+            with open(dst, "w", encoding="utf-8") as f:
+                f.write(text.replace(old, w))
+        else:
+            shutil.copy2(src, dst)
+    if os.path.isdir(w):
+        os.rmdir(w)
+    os.replace(tmp, w)
+    return {"work_dir": w, "from": p, "packed_from": old, "files": len(files), "models": len(models)}
+
