@@ -77,7 +77,10 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
 
 
 def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: list[str] | None = None,
-            dry_run: bool = False, echo: Callable[[str], None] = print, start_from: str | None = None) -> list[dict]:
+            dry_run: bool = False, echo: Callable[[str], None] = print, start_from: str | None = None,
+            iterations: int | None = None) -> list[dict]:
+    """Run (or resume) a schedule in ``work_dir``; its iteration records. ``iterations``: only the
+    first N (a caller measuring each iteration as soon as it is trained); a later call goes on."""
     s = load_schedule(schedule, data, overrides, start_from)  # everything is validated before any work
     work_dir = os.path.abspath(work_dir)
     check_hydra_path(work_dir, "--work-dir")
@@ -94,7 +97,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         data = os.path.abspath(s.data)
         records = []
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
-        for it in s.iterations:
+        for it in s.iterations[:iterations]:
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:

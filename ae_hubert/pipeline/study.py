@@ -324,14 +324,15 @@ class _Seed:
         self.corpus = study.data
         self.m = study.measure
 
-    def run(self, spec: str, start_from: str | None = None) -> tuple[str, list[dict]]:
-        """A schedule's run for this seed (``iterate`` skips what is done); its name and records."""
+    def run(self, spec: str, start_from: str | None = None, iterations: int | None = None) -> tuple[str, list[dict]]:
+        """A schedule's run for this seed (``iterate`` skips what is done; ``iterations``: only the
+        first N); its name and records."""
         from .iterate import iterate
 
         name = _schedule_name(spec)
         records = iterate(spec, os.path.join(self.w, "runs", name, f"s{self.seed}"), data=self.corpus,
                           overrides=[*self.study.overrides, f"common.seed={self.seed}"], echo=self.echo,
-                          start_from=start_from)
+                          start_from=start_from, iterations=iterations)
         return name, records
 
     def settings(self, ckpt: str, *keys: str) -> str:
@@ -355,6 +356,13 @@ class _Seed:
             **probe_layers(ckpt, self.corpus, k=self.study.k, max_utterances=self.m["probe_utterances"],
                            seed=self.seed, ctc_steps=self.m["ctc_steps"]), "iteration": it}),
             command=self.settings(ckpt, "probe_utterances", "ctc_steps"))
+
+    def probe_run(self, run: str, record: dict) -> dict:
+        """Probes of an iteration's last checkpoint (H1), and (H2) of every one it saved."""
+        it, ckpts = record["iteration"], {record["updates"]: record["checkpoint"]}
+        if "H2" in self.wanted:
+            ckpts = {**saved_checkpoints(os.path.dirname(record["checkpoint"])), **self.probed(run, it), **ckpts}
+        return {str(u): self.probe(run, it, u, path) for u, path in sorted(ckpts.items())}
 
     def probed(self, run: str, it: str) -> dict[int, str]:
         """``{updates: checkpoint}`` of the probes already done, read from their markers: a work dir
@@ -382,20 +390,16 @@ class _Seed:
     def measure(self) -> dict:
         study, wanted = self.study, self.wanted
         out = {"seed": self.seed}
-        run, records = self.run(study.schedules["H1"])
-        first, second = records[:2]
-        out["records"] = [_brief(r) for r in records]
+        # iteration 1 is measured before iteration 2 trains: a session that ends between them keeps its figures
+        run, (first,) = self.run(study.schedules["H1"], iterations=1)
         if "H1" in wanted:
             out["cluster_quality"] = self.cluster_quality(run, first["iteration"], first["checkpoint"])
-        if "H1" in wanted or "H2" in wanted:
-            out["probes"] = {}
-            for r in (first, second):
-                ckpts = {r["updates"]: r["checkpoint"]}
-                if "H2" in wanted:
-                    ckpts = {**saved_checkpoints(os.path.dirname(r["checkpoint"])), **self.probed(run, r["iteration"]),
-                             **ckpts}
-                out["probes"][r["iteration"]] = {str(u): self.probe(run, r["iteration"], u, path)
-                                                 for u, path in sorted(ckpts.items())}
+        probes = {first["iteration"]: self.probe_run(run, first)} if "H1" in wanted or "H2" in wanted else None
+        run, records = self.run(study.schedules["H1"])
+        second = records[1]
+        out["records"] = [_brief(r) for r in records]
+        if probes is not None:
+            out["probes"] = {**probes, second["iteration"]: self.probe_run(run, second)}
         ks = study.finetune["ks"] if "H3" in wanted else [0]
         if "H3" in wanted:
             out["finetune"] = {r["iteration"]: self.finetune(run, r["iteration"], r["checkpoint"], ks)
