@@ -20,13 +20,13 @@ import shutil
 
 from ..common.atomic import check_writable_dir, is_partial
 from ..common.errors import located
+from ..runner.lock import LOCK_NAME, WorkDirLock
 
 PACK_FILE = "pack.json"
 SMALL = 256 * 1024  # results, records, logs and plots are smaller; features, labels and models are not
 DATA = (".pt", ".npy", ".km", ".bin")  # models, features, labels, k-means: left out at any size
 TEXT = (".json", ".yaml", ".txt", ".csv", ".md", ".log", ".tsv")
 FINAL_MODEL = "checkpoint_last.pt"
-LOCK = ".ae_hubert.lock"
 MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step of the piece NAME/
 
 
@@ -67,7 +67,7 @@ def pack_plan(w: str) -> tuple[list[str], list[str]]:
             if os.path.basename(root) == ".stages" and (m and m["unit"] in unfinished or (
                     f == "corpus.json" and os.path.dirname(root) == w and os.path.isdir(os.path.join(w, "corpus")))):
                 continue
-            if f == LOCK or is_partial(f) or f.endswith(DATA) or os.path.getsize(path) > SMALL:
+            if f == LOCK_NAME or is_partial(f) or f.endswith(DATA) or os.path.getsize(path) > SMALL:
                 continue
             copy.append(os.path.relpath(path, w))
     return copy, sorted(models)
@@ -78,7 +78,6 @@ def pack_study(work_dir: str, out_dir: str) -> dict:
     import torch
 
     from ..common.checkpoint import load_state_lazily
-    from ..runner.lock import WorkDirLock
 
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
     if not os.path.isdir(os.path.join(w, ".stages")):
