@@ -11,7 +11,7 @@ import torch
 from ae_hubert.cli import main
 from ae_hubert.common.errors import AeHubertError
 from ae_hubert.pipeline.study import StudyError, load_study, run_study
-from ae_hubert.pipeline.study_pack import unpack_study
+from ae_hubert.pipeline.study_pack import _moved, pack_plan, pack_study, unpack_study
 
 SCHEDULE = """
 name: mini_h1
@@ -112,6 +112,22 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     assert again["H1"] == before["H1"] and again["H2"] == before["H2"]
     with pytest.raises(AeHubertError, match="not empty"):
         unpack_study(pack, moved)
+    for bad in (os.path.join(work, "p"), os.path.dirname(work), work + "/."):  # would take W along
+        with pytest.raises(AeHubertError, match="overlaps the work dir"):
+            pack_study(work, bad)
+    # a probe not done yet (a session ended among them): its interval checkpoint travels too
+    marker = os.path.join(work, ".stages", "s1.mini_h1.iter1.probe.2.json")
+    os.rename(marker, marker + ".away")
+    try:
+        kept = [m for m in pack_plan(work)[1] if "s1/iter1" in m]
+    finally:
+        os.rename(marker + ".away", marker)
+    assert len(kept) == 2 and any(os.path.basename(m).startswith("checkpoint_") and m.endswith("_2.pt") for m in kept)
+
+
+def test_unpack_rewrites_whole_paths_only():
+    text = '"/a/w/x" /a/w /a/w2 /a/w_x $W/a/w\n/a/w'
+    assert _moved(text, [("/a/w", "/b")]) == '"/b/x" /b /a/w2 /a/w_x $W/b\n/b'
 
 
 def test_h1_and_h2_are_measured_per_seed_and_summarised(study):

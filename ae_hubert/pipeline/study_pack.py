@@ -27,6 +27,8 @@ SMALL = 256 * 1024  # results, records, logs and plots are smaller; features, la
 DATA = (".pt", ".npy", ".km", ".bin")  # models, features, labels, k-means: left out at any size
 TEXT = (".json", ".yaml", ".txt", ".csv", ".md", ".log", ".tsv")
 FINAL_MODEL = "checkpoint_last.pt"
+INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_UPDATES.pt
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # recorded commands name it
 MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step of the piece NAME/
 
 
@@ -43,9 +45,25 @@ def _pieces(d: str) -> dict[str, dict]:
     return out
 
 
+def _probed_checkpoints(w: str) -> set[tuple[str, int]]:
+    """(checkpoint dir, updates) of the study's finished probes: the rest of a run's interval checkpoints are
+    kept, so that probes not yet done (a session ended among them, or H2 asked for later) can be."""
+    out, d = set(), os.path.join(w, ".stages")
+    for f in os.listdir(d) if os.path.isdir(d) else []:
+        if ".probe." in f and f.endswith(".json"):
+            try:
+                with open(os.path.join(d, f)) as fh:
+                    ckpt = json.loads(json.load(fh)["command"])["ckpt"].replace("$W", w)
+                out.add((os.path.dirname(ckpt), int(f[:-len(".json")].rsplit(".", 1)[1])))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a study probe marker: its checkpoints are kept
+    return out
+
+
 def pack_plan(w: str) -> tuple[list[str], list[str]]:
     """(files copied as they are, final models kept without optimizer state), relative to ``w``."""
     copy, models = [], []
+    probed = _probed_checkpoints(w)
     for root, dirs, files in os.walk(w):
         dirs.sort()
         if root == w:
@@ -55,9 +73,12 @@ def pack_plan(w: str) -> tuple[list[str], list[str]]:
             pieces = _pieces(root)
             unfinished = {u for u, p in pieces.items() if not p["trained"]}
             dirs[:] = [d for d in dirs if d not in unfinished]
-            models += [os.path.relpath(os.path.join(root, u, "checkpoints", FINAL_MODEL), w)
-                       for u, p in pieces.items() if p["trained"] and not p["decoded"]
-                       and os.path.isfile(os.path.join(root, u, "checkpoints", FINAL_MODEL))]
+            for u, p in pieces.items():
+                ckpts = os.path.join(root, u, "checkpoints")
+                if p["trained"] and not p["decoded"] and os.path.isfile(os.path.join(ckpts, FINAL_MODEL)):
+                    models += [os.path.relpath(os.path.join(ckpts, FINAL_MODEL), w)] + [
+                        os.path.relpath(os.path.join(ckpts, f), w) for f in sorted(os.listdir(ckpts))
+                        if INTERVAL.fullmatch(f) and (ckpts, int(f[:-3].rsplit("_", 1)[1])) not in probed]
         if os.path.basename(root) == ".stages":
             owner = os.path.dirname(root)
             unfinished = {u for u, p in _pieces(owner).items() if not p["trained"]}
@@ -73,6 +94,15 @@ def pack_plan(w: str) -> tuple[list[str], list[str]]:
     return copy, sorted(models)
 
 
+def _apart(w: str, *others: str) -> None:
+    """Refuse paths that overlap the work dir (a pack replaced or cleaned up would take it along)."""
+    rw = os.path.realpath(w)
+    for o in others:
+        ro = os.path.realpath(o)
+        if ro == rw or ro.startswith(rw + os.sep) or rw.startswith(ro + os.sep):
+            raise located(o, f"overlaps the work dir {w}: put the pack elsewhere")
+
+
 def pack_study(work_dir: str, out_dir: str) -> dict:
     """Write the pack of ``work_dir`` to ``out_dir`` (replaced whole once the new one is complete)."""
     import torch
@@ -82,9 +112,9 @@ def pack_study(work_dir: str, out_dir: str) -> dict:
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
     if not os.path.isdir(os.path.join(w, ".stages")):
         raise located(w, "not a work dir (no .stages/): nothing to pack")
-    if out == w or out.startswith(w + os.sep):
-        raise located(out, f"the pack must go outside the work dir {w}")
-    if os.path.exists(out) and not os.path.isfile(os.path.join(out, PACK_FILE)) and os.listdir(out):
+    _apart(w, out, out + ".partial", out + ".old")
+    if os.path.exists(out) and (not os.path.isdir(out) or not os.path.isfile(os.path.join(out, PACK_FILE))
+                                and os.listdir(out)):
         raise located(out, "exists and is not a pack (no pack.json): not replaced")
     check_writable_dir(os.path.dirname(out))
     with WorkDirLock(w):  # a study running in W would change it under us
@@ -99,7 +129,7 @@ def pack_study(work_dir: str, out_dir: str) -> dict:
             state["last_optimizer_state"] = None
             os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
             torch.save(state, os.path.join(tmp, rel))
-        info = {"work_dir": w, "files": copy, "models": models,
+        info = {"work_dir": w, "package": PACKAGE, "files": copy, "models": models,
                 "bytes": sum(os.path.getsize(os.path.join(tmp, r)) for r in copy + models)}
         with open(os.path.join(tmp, PACK_FILE), "w") as f:
             json.dump(info, f, indent=1)
@@ -121,6 +151,7 @@ def unpack_study(pack_dir: str, work_dir: str) -> dict:
         with open(meta) as f:
             info = json.load(f)
         files, models, old = list(info["files"]), list(info["models"]), str(info["work_dir"])
+        moves = [(old, w), (str(info.get("package", PACKAGE)), PACKAGE)]
     except FileNotFoundError:
         raise located(p, "not a pack (no pack.json; see `ae-hubert study-pack`)") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -130,21 +161,30 @@ def unpack_study(pack_dir: str, work_dir: str) -> dict:
             raise located(meta, f"lists {rel!r}, which is not a file of the pack")
     if os.path.exists(w) and (not os.path.isdir(w) or os.listdir(w)):
         raise located(w, "exists and is not empty: unpack into a new work dir")
+    _apart(p, w, w + ".partial")
     check_writable_dir(w)
     tmp = w + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     for rel in files + models:
         src, dst = os.path.join(p, rel), os.path.join(tmp, rel)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        if rel.endswith(TEXT) and old != w:
+        if rel.endswith(TEXT) and any(a != b for a, b in moves):
             with open(src, encoding="utf-8") as f:
                 text = f.read()
             with open(dst, "w", encoding="utf-8") as f:
-                f.write(text.replace(old, w))
+                f.write(_moved(text, moves))
         else:
             shutil.copy2(src, dst)
+    os.makedirs(tmp, exist_ok=True)
     if os.path.isdir(w):
         os.rmdir(w)
     os.replace(tmp, w)
     return {"work_dir": w, "from": p, "packed_from": old, "files": len(files), "models": len(models)}
 
+
+def _moved(text: str, moves: list[tuple[str, str]]) -> str:
+    """Whole paths rewritten: ``old`` only where a path component ends (``/w`` does not touch ``/w2``)."""
+    for a, b in moves:
+        if a != b:
+            text = re.sub(re.escape(a) + r'(?=[/"\'\s,;:=\]]|$)', lambda _m: b, text, flags=re.M)
+    return text
