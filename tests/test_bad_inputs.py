@@ -152,6 +152,8 @@ CASES = [
      ["sc"]),
     ("study-only-seeds", lambda c, b: ["study", "--work-dir", f"{c['tmp']}/sw", "--only-seeds", "2,0"], ">= 1",
      ["sw"]),
+    ("study-only-seeds-beyond", lambda c, b: ["study", "--work-dir", f"{c['tmp']}/sw", "--only-seeds", "2,9"],
+     "seeds 1..3", ["sw"]),
     ("study-only-seeds-twice", lambda c, b: ["study", "--work-dir", f"{c['tmp']}/sw", "--only-seeds", "2,2"],
      "duplicate", ["sw"]),
     ("study-pack-not-a-work-dir", lambda c, b: ["study-pack", c["corpus"], f"{c['tmp']}/pk"], "not a work dir",

@@ -294,6 +294,9 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         study.seeds = seeds
     if data is not None:
         study.data = data
+    beyond = [s for s in only_seeds or [] if s > study.seeds]
+    if beyond:  # the last call over all seeds would leave them out of the summary
+        raise StudyError(f"--only-seeds {beyond[0]}: the study has seeds 1..{study.seeds} (raise --seeds)")
     wanted = _wanted(study, only)
     w = os.path.abspath(work_dir)
     if study.data is not None:  # every schedule is checked (and its configs composed) before any work
