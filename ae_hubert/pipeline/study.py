@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -281,6 +282,22 @@ def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+PROBE_MARKER = re.compile(r"(?P<piece>.+)\.probe\.(?P<updates>\d+)\.json")  # sSEED.RUN.ITERATION.probe.UPDATES
+
+
+def done_probes(stages: Stages) -> dict[str, dict[int, str]]:
+    """The study's finished probes, read from their markers: ``{"sSEED.RUN.ITERATION": {updates:
+    checkpoint}}`` (the checkpoint as recorded, ``$W`` resolved)."""
+    out: dict[str, dict[int, str]] = {}
+    for f in sorted(os.listdir(stages.marker_dir)):
+        m = PROBE_MARKER.fullmatch(f)
+        command = (stages.done(f[:-len(".json")]) or {}).get("command") if m else None
+        if command:
+            ckpt = json.loads(command)["ckpt"].replace("$W", stages.work_dir)
+            out.setdefault(m["piece"], {})[int(m["updates"])] = ckpt
+    return out
+
+
 def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str] | None = None,
               data: str | None = None, echo: Callable[[str], None] = print,
               only_seeds: list[int] | None = None) -> dict:
@@ -368,15 +385,9 @@ class _Seed:
         return {str(u): self.probe(run, it, u, path) for u, path in sorted(ckpts.items())}
 
     def probed(self, run: str, it: str) -> dict[int, str]:
-        """``{updates: checkpoint}`` of the probes already done, read from their markers: a work dir
-        carried by ``study-pack`` keeps the results of its interval checkpoints, not the files."""
-        prefix, out = f"s{self.seed}.{run}.{it}.probe.", {}
-        for f in os.listdir(self.stages.marker_dir):
-            updates = f[len(prefix):-len(".json")] if f.startswith(prefix) and f.endswith(".json") else ""
-            command = (self.stages.done(f[:-len(".json")]) or {}).get("command") if updates.isdigit() else None
-            if command:
-                out[int(updates)] = json.loads(command)["ckpt"].replace("$W", self.w)
-        return out
+        """``{updates: checkpoint}`` of this run's probes already done: a work dir carried by
+        ``study-pack`` keeps the results of its interval checkpoints, not the files."""
+        return done_probes(self.stages).get(f"s{self.seed}.{run}.{it}", {})
 
     def finetune(self, run: str, it: str, ckpt: str, ks: list[int]) -> dict:
         """``{k: {wer, cer, ...}}`` on the study's split: a ``reset-sweep`` work dir per model

@@ -7,9 +7,10 @@ the measurements, the fine-tunings' error rates, the iterations' label quality) 
 of each trained piece not yet decoded (H3 fine-tunes a pretraining iteration's model, H4 starts
 from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everything else is left
 out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
-k-means models, interval checkpoints (their probes are done and kept) and decoded fine-tuned models
-(their scores are kept). A piece not finished (an iteration or a fine-tuning without its ``.train``
-marker) is left out whole, markers included, so the next call redoes it from its start.
+k-means models, interval checkpoints whose probes are done (their results are kept; the others
+travel, slimmed, for the probes still to do) and decoded fine-tuned models (their scores are
+kept). A piece not finished (an iteration or a fine-tuning without its ``.train`` marker) is left
+out whole, markers included, so the next call redoes it from its start.
 """
 from __future__ import annotations
 
@@ -45,43 +46,30 @@ def _pieces(d: str) -> dict[str, dict]:
     return out
 
 
-def _probed_checkpoints(w: str) -> set[tuple[str, int]]:
-    """(checkpoint dir, updates) of the study's finished probes: the rest of a run's interval checkpoints are
-    kept, so that probes not yet done (a session ended among them, or H2 asked for later) can be."""
-    out, d = set(), os.path.join(w, ".stages")
-    for f in os.listdir(d) if os.path.isdir(d) else []:
-        if ".probe." in f and f.endswith(".json"):
-            try:
-                with open(os.path.join(d, f)) as fh:
-                    ckpt = json.loads(json.load(fh)["command"])["ckpt"].replace("$W", w)
-                out.add((os.path.dirname(ckpt), int(f[:-len(".json")].rsplit(".", 1)[1])))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # not a study probe marker: its checkpoints are kept
-    return out
-
-
 def pack_plan(w: str) -> tuple[list[str], list[str]]:
     """(files copied as they are, final models kept without optimizer state), relative to ``w``."""
+    from ..runner.stages import Stages
+    from .study import done_probes
+
     copy, models = [], []
-    probed = _probed_checkpoints(w)
+    # interval checkpoints no finished probe names travel too (a session ended among the probes)
+    probed = {(os.path.dirname(c), u) for ckpts in done_probes(Stages(w)).values() for u, c in ckpts.items()}
+    unfinished_in = {}  # a Stages dir -> its pieces not trained (os.walk visits it before its .stages/)
     for root, dirs, files in os.walk(w):
         dirs.sort()
         if root == w:
             dirs[:] = [d for d in dirs if d != "corpus"]
-        unfinished = set()
         if ".stages" in dirs:
             pieces = _pieces(root)
-            unfinished = {u for u, p in pieces.items() if not p["trained"]}
-            dirs[:] = [d for d in dirs if d not in unfinished]
+            unfinished_in[root] = {u for u, p in pieces.items() if not p["trained"]}
+            dirs[:] = [d for d in dirs if d not in unfinished_in[root]]
             for u, p in pieces.items():
                 ckpts = os.path.join(root, u, "checkpoints")
                 if p["trained"] and not p["decoded"] and os.path.isfile(os.path.join(ckpts, FINAL_MODEL)):
                     models += [os.path.relpath(os.path.join(ckpts, FINAL_MODEL), w)] + [
                         os.path.relpath(os.path.join(ckpts, f), w) for f in sorted(os.listdir(ckpts))
                         if INTERVAL.fullmatch(f) and (ckpts, int(f[:-3].rsplit("_", 1)[1])) not in probed]
-        if os.path.basename(root) == ".stages":
-            owner = os.path.dirname(root)
-            unfinished = {u for u, p in _pieces(owner).items() if not p["trained"]}
+        unfinished = unfinished_in.get(os.path.dirname(root), set()) if os.path.basename(root) == ".stages" else set()
         for f in sorted(files):
             path = os.path.join(root, f)
             m = MARKER.fullmatch(f)
