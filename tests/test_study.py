@@ -125,6 +125,23 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     assert len(kept) == 2 and any(os.path.basename(m).startswith("checkpoint_") and m.endswith("_2.pt") for m in kept)
 
 
+def test_a_study_killed_before_any_finished_step_packs_and_unpacks(tmp_path):
+    """Killed in its first training run (seen on a GPU lease): the unfinished run is left out, the
+    pack holds pack.json alone, and unpacking it gives a work dir the study starts afresh in."""
+    work = tmp_path / "w"
+    (work / ".stages").mkdir(parents=True)
+    run = work / "runs" / "study_h1" / "s1"
+    (run / ".stages").mkdir(parents=True)
+    (run / ".stages" / "iter1.km.dump.train.json").write_text("{}")  # its iteration has no .train marker
+    (run / "iter1").mkdir()
+    (run / "iter1" / "train.log").write_text("killed at update 1350\n")
+    info = pack_study(str(work), str(tmp_path / "pack"))
+    assert info["files"] == [] and info["models"] == []
+    assert sorted(os.listdir(tmp_path / "pack")) == ["pack.json"]
+    unpack_study(str(tmp_path / "pack"), str(tmp_path / "w2"))
+    assert os.path.isdir(tmp_path / "w2") and not os.path.exists(tmp_path / "w2" / "runs")
+
+
 def test_unpack_rewrites_whole_paths_only():
     text = '"/a/w/x" /a/w /a/w2 /a/w_x $W/a/w\n/a/w'
     assert _moved(text, [("/a/w", "/b")]) == '"/b/x" /b /a/w2 /a/w_x $W/b\n/b'
@@ -348,3 +365,21 @@ def test_the_shipped_schedules_are_fair_arms(armed):
     assert check_schedules(s, list(HYPOTHESES)) == {
         "updates": {"H1": 4000, "H4.middle": 2000, "H4.top": 2000, "H5.progressive": 4000, "H5.progressive_half": 2000},
         "references": {"H4": "auto", "H5": "standard"}}
+
+
+def test_the_gpu_study_scales_h1_and_h5_only(armed):
+    """study_gpu (item 6: 10x audio, Base-size model, one GPU) composes on a study corpus: its
+    schedules use pretrain/study_gpu, its H5 arms have H1's budget and half of it, and its
+    fine-tuning (the Base 10 h recipe, shortened) composes against a 12-layer model."""
+    from ae_hubert.pipeline.study import HYPOTHESES, check_schedules
+    from ae_hubert.pipeline.schedule import load_schedule
+
+    _, work, _ = armed
+    s = load_study("study_gpu")
+    assert s.corpus["utterances"] == 10 * load_study("study_cpu").corpus["utterances"]
+    assert set(s.schedules) == {"H1", "H5"} and s.finetune["config"] == "finetune/base_10h"
+    s.data = os.path.join(work, "corpus")
+    checked = check_schedules(s, [h for h in HYPOTHESES if h != "H4"])
+    assert checked["updates"] == {"H1": 40000, "H5.progressive": 40000, "H5.progressive_half": 20000}
+    assert checked["references"]["H5"] == "standard"
+    assert load_schedule("study_gpu_h1", s.data, []).train_config_name == "study_gpu"

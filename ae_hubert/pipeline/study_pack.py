@@ -109,6 +109,7 @@ def pack_study(work_dir: str, out_dir: str) -> dict:
         copy, models = pack_plan(w)
         tmp = out + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)  # a study killed before its first finished step packs to pack.json alone
         for rel in copy:
             os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
             shutil.copy2(os.path.join(w, rel), os.path.join(tmp, rel))
