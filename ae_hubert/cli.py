@@ -152,6 +152,7 @@ def _iterate(a):
 
 
 def _study(a):
+    from .analysis.study_summary import DRIFT_MARGIN
     from .pipeline.study import run_study
 
     s = run_study(a.config, a.work_dir, a.seeds, a.only, a.data, only_seeds=a.only_seeds)
@@ -164,8 +165,10 @@ def _study(a):
                      f"{'held' if h['held']['all'] else 'not held'}")
     if "H2" in s:
         for it, r in s["H2"]["iterations"].items():
-            lines.append(f"H2 {it}: top layer input R2 rises {r['top_input_r2_rise']['mean']:+.4f} after its lowest "
-                         f"point ({'in every seed' if r['drifts'] else 'not in every seed'})")
+            lines.append(f"H2 {it}: top layer input R2 falls {r['top_input_r2_dip']['mean']:+.4f} then climbs back "
+                         f"{r['top_input_r2_rise']['mean']:+.4f} over updates ({'both' if r['drifts'] else 'not both'}"
+                         f" > {DRIFT_MARGIN} in every seed); turns back toward the input at the top of the stack: "
+                         f"{'yes' if r['top_turns_back'] else 'no'}")
     for it, r in s.get("H3", {}).get("iterations", {}).items():
         lines.append(f"H3 {it}: {s['H3']['split']} WER by k reset " + ", ".join(
             f"k={k} {100 * r['rows'][str(k)]['wer']['mean']:.1f}%" for k in r["ks"]) +

@@ -310,7 +310,8 @@ def test_h3_to_h5_rerun_redoes_nothing(armed, capsys):
 
 
 def test_verdicts_over_seeds():
-    """H1 needs the margin on average and a gain in every seed; H2 drift is a rise after the lowest point."""
+    """H1 needs the margin on average and a gain in every seed; H2 drift is a fall after the first
+    checkpoint, then a climb back, each beyond the probe noise (DRIFT_MARGIN)."""
     from ae_hubert.analysis.study_summary import summarise_h1, summarise_h2
 
     def seed(diff, acc1, acc2, r2):
@@ -329,9 +330,33 @@ def test_verdicts_over_seeds():
     assert h["held"]["pnmi"] and not h["held"]["phone_acc"]  # iteration 2 worse in one seed
     h2 = summarise_h2([seed(0, 0, 0, (0.5, 0.4, 0.6)), seed(0, 0, 0, (0.5, 0.4, 0.45))])["iterations"]["iter1"]
     assert h2["top_input_r2_rise"]["values"] == pytest.approx([0.2, 0.05]) and h2["drifts"]
-    assert h2["top_input_r2_min_at"] == [20, 20]
+    assert h2["top_input_r2_dip"]["values"] == pytest.approx([0.1, 0.1]) and h2["top_input_r2_min_at"] == [20, 20]
     h2 = summarise_h2([seed(0, 0, 0, (0.5, 0.4, 0.6)), seed(0, 0, 0, (0.5, 0.4, 0.3))])["iterations"]["iter1"]
     assert not h2["drifts"] and h2["top_input_r2_min_at"] == [20, 30]  # lowest at the end: no drift
+    h2 = summarise_h2([seed(0, 0, 0, (0.3, 0.4, 0.5))] * 2)["iterations"]["iter1"]
+    assert not h2["drifts"] and h2["top_input_r2_rise"]["mean"] == pytest.approx(0.2)  # a rise alone is no turn back
+    h2 = summarise_h2([seed(0, 0, 0, (0.5, 0.495, 0.6))] * 2)["iterations"]["iter1"]
+    assert not h2["drifts"]  # the dip is within the probe's noise
+
+
+def test_h2_turn_back_over_depth_needs_a_dip_through_the_middle():
+    """At the end of an iteration: input R^2 falls from layer 1 into the middle and climbs again at
+    the top (the autoencoder shape) -- not a profile that only rises with depth (seen in seed 2)."""
+    from ae_hubert.analysis.study_summary import summarise_h2
+
+    def seed(*r2):  # input R^2 of layers 1..len(r2) at the one checkpoint
+        layers = {str(i + 1): {"phone_acc": 0.3, "input_r2": r} for i, r in enumerate(r2)}
+        return {"probes": {"iter1": {"500": {"autoencoder_index": 0.0, "layers": {"0": {"phone_acc": 0.2, "input_r2": 0.4}, **layers}}}}}
+
+    h = summarise_h2([seed(0.5, 0.3, 0.45), seed(0.5, 0.35, 0.4)])["iterations"]["iter1"]
+    assert h["top_turns_back"] and h["depth_input_r2_min_layer"] == [2, 2]
+    assert h["depth_input_r2_rise"]["values"] == pytest.approx([0.15, 0.05])
+    h = summarise_h2([seed(0.49, 0.5, 0.52)])["iterations"]["iter1"]  # seed 2's shape: only rises
+    assert not h["top_turns_back"] and h["depth_input_r2_min_layer"] == [1]
+    h = summarise_h2([seed(0.5, 0.3, 0.45), seed(0.5, 0.3, 0.305)])["iterations"]["iter1"]
+    assert not h["top_turns_back"]  # the second seed's climb is within the noise
+    h = summarise_h2([seed(0.5)])["iterations"]["iter1"]  # one transformer layer: no middle to dip through
+    assert h["depth_input_r2_dip"] is None and not h["top_turns_back"]
 
 
 def test_reset_helps_only_when_lower_in_every_seed():

@@ -16,6 +16,16 @@ from ..common.atomic import write_text_atomic
 
 H1_MARGIN = 0.03  # the best layer's PNMI must beat MFCC's by this much on average (and in every seed)
 H2_METRICS = ("phone_acc", "input_r2", "letter_cer", "word_acc", "voice_acc", "pnmi")
+# Input-R^2 changes smaller than this count as probe noise (a 200-utterance probe; seed-to-seed
+# spread of one layer's R^2 is of this order) in H2's "turns back toward the input" verdicts.
+DRIFT_MARGIN = 0.01
+
+
+def dip_then_rise(values: list[float]) -> tuple[float, float, int]:
+    """(first - lowest, last - lowest, where the lowest is) of a curve: a turn back toward the input
+    needs both above DRIFT_MARGIN, so a curve that only rises (lowest first) or only falls does not."""
+    i = int(np.argmin(values))
+    return values[0] - values[i], values[-1] - values[i], i
 
 
 def stat(values) -> dict:
@@ -82,15 +92,26 @@ def summarise_h2(per_seed: list[dict]) -> dict:
                            "layers": {lay: {m: stat(s["probes"][it][str(u)]["layers"][lay][m] for s in per_seed)
                                             for m in metrics} for lay in layers}}
                   for u in common}
-        drift, at = [], []
-        for s in per_seed:  # the top layer's input R^2: how far it climbs back after its lowest point
-            r2 = [s["probes"][it][str(u)]["layers"][top]["input_r2"] for u in common]
-            i = int(np.argmin(r2))
-            drift.append(r2[-1] - r2[i])
+        dips, rises, at, depth = [], [], [], []
+        middle = [lay for lay in layers if 0 < int(lay) < int(top)]  # transformer layers below the top
+        for s in per_seed:
+            # over updates: the top layer's input R^2 falls after the first checkpoint, then climbs back
+            dip, rise, i = dip_then_rise([s["probes"][it][str(u)]["layers"][top]["input_r2"] for u in common])
+            dips.append(dip)
+            rises.append(rise)
             at.append(common[i])
-        out["iterations"][it] = {"updates": common, "top_layer": int(top), "metrics": metrics, "curves": curves,
-                                 "top_input_r2_rise": stat(drift), "top_input_r2_min_at": at,
-                                 "drifts": bool(min(drift) > 0)}
+            # over depth, at the end: input R^2 falls through the middle layers and rises again at the top
+            end = s["probes"][it][str(common[-1])]["layers"]
+            if middle:
+                depth.append(dip_then_rise([end[lay]["input_r2"] for lay in [*middle, top]]))
+        out["iterations"][it] = {
+            "updates": common, "top_layer": int(top), "metrics": metrics, "curves": curves,
+            "top_input_r2_dip": stat(dips), "top_input_r2_rise": stat(rises), "top_input_r2_min_at": at,
+            "drifts": all(d > DRIFT_MARGIN and r > DRIFT_MARGIN for d, r in zip(dips, rises)),
+            "depth_input_r2_dip": stat(d[0] for d in depth) if depth else None,
+            "depth_input_r2_rise": stat(d[1] for d in depth) if depth else None,
+            "depth_input_r2_min_layer": [int(middle[d[2]]) if d[2] < len(middle) else int(top) for d in depth],
+            "top_turns_back": bool(depth) and all(d > DRIFT_MARGIN and r > DRIFT_MARGIN for d, r, _ in depth)}
         offset += common[-1]
     return out
 
@@ -200,10 +221,18 @@ def _h2_markdown(h: dict) -> list[str]:
             extra = [fmt(t[m], 3) for m in r["metrics"] if m not in ("phone_acc", "input_r2")]
             lines.append(f"| {u} | {fmt(c['autoencoder_index'], 3)} | {fmt(t['phone_acc'], 3) if 'phone_acc' in t else '-'} | "
                          f"{fmt(t['input_r2'], 3)} | " + " | ".join(extra) + (" |" if extra else ""))
-        rise = r["top_input_r2_rise"]
-        lines += ["", f"- top layer (L{top}) input R² at the end minus its lowest: {fmt(rise)} "
-                      f"(lowest at updates {r['top_input_r2_min_at']}): "
-                      f"**{'drifts back in every seed' if r['drifts'] else 'not in every seed'}**", ""]
+        turn = (f"falls then climbs back (each > {DRIFT_MARGIN}) in every seed" if r["drifts"]
+                else "no fall-then-climb in every seed")
+        lines += ["", f"- over updates, top layer (L{top}) input R²: first checkpoint minus lowest "
+                      f"{fmt(r['top_input_r2_dip'])}, end minus lowest {fmt(r['top_input_r2_rise'])} (lowest at "
+                      f"updates {r['top_input_r2_min_at']}): **{turn}**"]
+        if r["depth_input_r2_dip"] is not None:
+            turn = ("the top turns back toward the input in every seed" if r["top_turns_back"]
+                    else "no turn back at the top in every seed")
+            lines += [f"- over depth at {r['updates'][-1]} updates, layer 1 minus the lowest layer "
+                      f"{fmt(r['depth_input_r2_dip'])}, top minus the lowest {fmt(r['depth_input_r2_rise'])} "
+                      f"(lowest: layer {r['depth_input_r2_min_layer']}): **{turn}**"]
+        lines.append("")
     return lines
 
 
