@@ -165,10 +165,12 @@ def _study(a):
                      f"{'held' if h['held']['all'] else 'not held'}")
     if "H2" in s:
         for it, r in s["H2"]["iterations"].items():
-            lines.append(f"H2 {it}: top layer input R2 falls {r['top_input_r2_dip']['mean']:+.4f} then climbs back "
-                         f"{r['top_input_r2_rise']['mean']:+.4f} over updates ({'both' if r['drifts'] else 'not both'}"
+            turn = "n/a (no middle layer)" if r["depth_input_r2_dip"] is None else \
+                "yes" if r["top_turns_back"] else "no"
+            lines.append(f"H2 {it}: top layer input R2 over updates falls {r['top_input_r2_dip']['mean']:.4f} "
+                         f"then climbs back {r['top_input_r2_rise']['mean']:.4f} ({'both' if r['drifts'] else 'not both'}"
                          f" > {DRIFT_MARGIN} in every seed); turns back toward the input at the top of the stack: "
-                         f"{'yes' if r['top_turns_back'] else 'no'}")
+                         f"{turn}")
     for it, r in s.get("H3", {}).get("iterations", {}).items():
         lines.append(f"H3 {it}: {s['H3']['split']} WER by k reset " + ", ".join(
             f"k={k} {100 * r['rows'][str(k)]['wer']['mean']:.1f}%" for k in r["ks"]) +

@@ -16,8 +16,8 @@ from ..common.atomic import write_text_atomic
 
 H1_MARGIN = 0.03  # the best layer's PNMI must beat MFCC's by this much on average (and in every seed)
 H2_METRICS = ("phone_acc", "input_r2", "letter_cer", "word_acc", "voice_acc", "pnmi")
-# Input-R^2 changes smaller than this count as probe noise (a 200-utterance probe; seed-to-seed
-# spread of one layer's R^2 is of this order) in H2's "turns back toward the input" verdicts.
+# Input-R^2 changes smaller than this count as probe noise in H2's "turns back toward the input"
+# verdicts. An assumption (a 200-utterance probe), not yet a measured seed-to-seed spread.
 DRIFT_MARGIN = 0.01
 
 
@@ -222,16 +222,17 @@ def _h2_markdown(h: dict) -> list[str]:
             lines.append(f"| {u} | {fmt(c['autoencoder_index'], 3)} | {fmt(t['phone_acc'], 3) if 'phone_acc' in t else '-'} | "
                          f"{fmt(t['input_r2'], 3)} | " + " | ".join(extra) + (" |" if extra else ""))
         turn = (f"falls then climbs back (each > {DRIFT_MARGIN}) in every seed" if r["drifts"]
-                else "no fall-then-climb in every seed")
+                else f"no: not a fall then a climb (each > {DRIFT_MARGIN}) in every seed")
         lines += ["", f"- over updates, top layer (L{top}) input R²: first checkpoint minus lowest "
                       f"{fmt(r['top_input_r2_dip'])}, end minus lowest {fmt(r['top_input_r2_rise'])} (lowest at "
                       f"updates {r['top_input_r2_min_at']}): **{turn}**"]
         if r["depth_input_r2_dip"] is not None:
             turn = ("the top turns back toward the input in every seed" if r["top_turns_back"]
-                    else "no turn back at the top in every seed")
-            lines += [f"- over depth at {r['updates'][-1]} updates, layer 1 minus the lowest layer "
+                    else f"no: not a dip through the middle then a climb at the top (each > {DRIFT_MARGIN}) in "
+                         "every seed")
+            lines += [f"- over depth at {r['updates'][-1]} updates, transformer layer 1 minus the lowest one "
                       f"{fmt(r['depth_input_r2_dip'])}, top minus the lowest {fmt(r['depth_input_r2_rise'])} "
-                      f"(lowest: layer {r['depth_input_r2_min_layer']}): **{turn}**"]
+                      f"(lowest, per seed: layers {r['depth_input_r2_min_layer']}): **{turn}**"]
         lines.append("")
     return lines
 
