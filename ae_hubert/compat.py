@@ -23,6 +23,8 @@ We allow-list exactly those classes for the safe unpickler instead of disabling 
 """
 from __future__ import annotations
 
+import logging
+
 import importlib
 
 # (module, attribute) of every class a fairseq HuBERT checkpoint was seen to contain.
@@ -133,6 +135,9 @@ def install() -> None:
         return
     import torch
 
+    root = logging.getLogger()
+    level, configured = root.level, bool(root.handlers)
+
     add = getattr(torch.serialization, "add_safe_globals", None)
     if add is not None:  # torch < 2.4 has no safe unpickler default; nothing to do
         objs = [o for o in (_resolve(m, a) for m, a in SAFE_GLOBALS) if o is not None]
@@ -145,4 +150,8 @@ def install() -> None:
 
     if not hasattr(checkpoint_utils.save_checkpoint, "__wrapped__"):
         checkpoint_utils.save_checkpoint = interval_checkpoints_at_epoch_ends(checkpoint_utils.save_checkpoint)
+    if not configured and root.level == logging.DEBUG:
+        # importing fairseq runs logging.basicConfig(level=DEBUG) (models/wav2vec/wav2vec2_classification.py):
+        # in a process that had not configured logging, every library's debug lines would reach stderr
+        root.setLevel(level)
     _installed = True

@@ -1,3 +1,4 @@
+import logging
 import os
 
 import numpy as np
@@ -124,3 +125,15 @@ def test_a_rerun_removes_what_a_killed_writer_left(tmp_path):
         open(tmp, "wb").close()
     assert not stale.exists() and live.exists() and other.exists()
     assert (tmp_path / "train_0_1.npy").exists()
+
+
+def test_importing_the_plugin_leaves_an_unconfigured_root_logger_quiet():
+    """fairseq's import sets the root logger to DEBUG (a basicConfig in one of its modules); a script
+    that imports ae_hubert must not print every library's debug lines (seen with matplotlib)."""
+    import subprocess
+    import sys
+
+    code = ("import logging, ae_hubert, ae_hubert.analysis.plots; "
+            "logging.getLogger('matplotlib').debug('x'); print(logging.getLogger().level)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(logging.WARNING) and "DEBUG" not in out.stderr
