@@ -23,9 +23,8 @@ We allow-list exactly those classes for the safe unpickler instead of disabling 
 """
 from __future__ import annotations
 
-import logging
-
 import importlib
+import logging
 
 # (module, attribute) of every class a fairseq HuBERT checkpoint was seen to contain.
 SAFE_GLOBALS = [
