@@ -188,8 +188,9 @@ def _study(a):
 def _study_pack(a):
     from .pipeline.study_pack import pack_study
 
-    r = pack_study(a.work_dir, a.out_dir)
-    _print(f"packed {len(r['files'])} files and {len(r['models'])} final models ({r['bytes'] / 1e6:.1f} MB) of "
+    r = pack_study(a.work_dir, a.out_dir, keep_unfinished=not a.drop_unfinished)
+    half = f", {len(r['half_trained'])} half-trained pieces ({', '.join(r['half_trained'])})" if r["half_trained"] else ""
+    _print(f"packed {len(r['files'])} files and {len(r['models'])} models{half} ({r['bytes'] / 1e6:.1f} MB) of "
            f"{r['work_dir']} into {r['pack']}; on another machine: ae-hubert study-unpack {a.out_dir} WORK_DIR")
     return r
 
@@ -483,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "iteration's final model without optimizer state) in a small directory to commit or copy")
     s.add_argument("work_dir", type=path, help="the study's work dir (not while a study runs in it)")
     s.add_argument("out_dir", type=path, help="the pack (a directory, replaced whole when the new one is complete)")
+    s.add_argument("--drop-unfinished", action="store_true", help="leave out pieces being trained (by default "
+                   "they travel with their last checkpoint, optimizer state included, and resume exactly)")
     s.set_defaults(fn=_study_pack)
 
     s = sub.add_parser("study-unpack", help="put a study-pack back as a work dir (on another machine or session); "

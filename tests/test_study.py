@@ -4,6 +4,7 @@ reset, an H4 arm started from H1's iteration-1 model, an H5 arm at half the upda
 nothing; a lost measurement is redone alone; bad configs fail in one line before any work."""
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ import torch
 from ae_hubert.cli import main
 from ae_hubert.common.errors import AeHubertError
 from ae_hubert.pipeline.study import StudyError, load_study, run_study
-from ae_hubert.pipeline.study_pack import _moved, pack_plan, pack_study, unpack_study
+from ae_hubert.pipeline.study_pack import TEXT, _moved, pack_plan, pack_study, unpack_study
 
 SCHEDULE = """
 name: mini_h1
@@ -123,6 +124,48 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     finally:
         os.rename(marker + ".away", marker)
     assert len(kept) == 2 and any(os.path.basename(m).startswith("checkpoint_") and m.endswith("_2.pt") for m in kept)
+
+
+def test_a_half_trained_iteration_travels_and_resumes_exactly(study, tmp_path):
+    """A session that ends while an iteration trains: the pack carries its last checkpoint with the
+    optimizer state, its labels and k-means model; on the other machine the next call resumes that
+    training (no sidecar redone) and ends on the same weights as the run that never stopped."""
+    cfg, work, _ = study
+    half = str(tmp_path / "half")  # the finished work dir, wound back to seed 2's iteration 2 at update 2
+    shutil.copytree(work, half)
+    for root, _, files in os.walk(half):
+        for f in files:
+            if f.endswith(TEXT):
+                path = os.path.join(root, f)
+                text = open(path, encoding="utf-8").read()
+                open(path, "w", encoding="utf-8").write(_moved(text, [(work, half)]))
+    run = os.path.join(half, "runs", "mini_h1", "s2")
+    ckpts = os.path.join(run, "iter2", "checkpoints")
+    os.remove(os.path.join(run, ".stages", "iter2.train.json"))
+    shutil.copy(os.path.join(ckpts, "checkpoint_1_2.pt"), os.path.join(ckpts, "checkpoint_last.pt"))
+    for f in os.listdir(ckpts):
+        if f not in ("checkpoint_1_2.pt", "checkpoint_last.pt"):
+            os.remove(os.path.join(ckpts, f))
+    assert pack_plan(half, keep_unfinished=False)[2] == []  # --drop-unfinished: left out whole, as before
+    assert not [f for f in pack_plan(half, keep_unfinished=False)[0] if "s2/iter2" in f]
+    info = pack_study(half, str(tmp_path / "pack"))
+    assert info["half_trained"] == [os.path.join("runs", "mini_h1", "s2", "iter2")]
+    rel = os.path.relpath(ckpts, half)
+    assert os.path.join(rel, "checkpoint_last.pt") in info["files"]  # as fairseq wrote it
+    assert not [m for m in info["models"] if "s2/iter2" in m]  # its interval checkpoint's probe is done
+    assert [f for f in info["files"] if "s2/iter2/labels/" in f and f.endswith(".km")]
+    assert not [f for f in info["files"] if f.endswith(".npy")]
+    carried = torch.load(os.path.join(tmp_path, "pack", rel, "checkpoint_last.pt"), weights_only=False)
+    assert carried["last_optimizer_state"] is not None and carried["optimizer_history"][-1]["num_updates"] == 2
+    again = str(tmp_path / "again")
+    unpack_study(str(tmp_path / "pack"), again)
+    lines = []
+    run_study(cfg, again, only=["H1"], only_seeds=[2], echo=lines.append)
+    assert [line for line in lines if line.startswith("[run ]")] == ["[run ] corpus", "[run ] iter2.train"], lines
+    resumed = torch.load(os.path.join(again, rel, "checkpoint_last.pt"), weights_only=False)
+    original = torch.load(os.path.join(work, rel, "checkpoint_last.pt"), weights_only=False)
+    assert resumed["optimizer_history"][-1]["num_updates"] == 4
+    assert all(torch.equal(resumed["model"][k], v) for k, v in original["model"].items())
 
 
 def test_a_study_killed_before_any_finished_step_packs_and_unpacks(tmp_path):

@@ -9,8 +9,11 @@ from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everythi
 out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
 k-means models, interval checkpoints whose probes are done (their results are kept; the others
 travel, slimmed, for the probes still to do) and decoded fine-tuned models (their scores are
-kept). A piece not finished (an iteration or a fine-tuning without its ``.train`` marker) is left
-out whole, markers included, so the next call redoes it from its start.
+kept). A piece being trained when the session ended (no ``.train`` marker, a ``checkpoint_last.pt``)
+travels whole but for its features: that checkpoint as fairseq wrote it (optimizer state included, so
+the next call resumes exactly where it stopped, not an hour back), its labels and k-means model,
+its markers; ``keep_unfinished=False`` leaves it out like any other piece not finished (one killed
+before its training started), which the next call redoes from its start.
 """
 from __future__ import annotations
 
@@ -46,40 +49,55 @@ def _pieces(d: str) -> dict[str, dict]:
     return out
 
 
-def pack_plan(w: str) -> tuple[list[str], list[str]]:
-    """(files copied as they are, final models kept without optimizer state), relative to ``w``."""
+def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """(files copied as they are, models kept without optimizer state, pieces carried half-trained),
+    relative to ``w``."""
     from ..runner.stages import Stages
     from .study import done_probes
 
-    copy, models = [], []
+    copy, models, resumed = [], [], []
     # interval checkpoints no finished probe names travel too (a session ended among the probes)
     probed = {(os.path.dirname(c), u) for ckpts in done_probes(Stages(w)).values() for u, c in ckpts.items()}
-    unfinished_in = {}  # a Stages dir -> its pieces not trained (os.walk visits it before its .stages/)
+    unfinished_in = {}  # a Stages dir -> its pieces left out (os.walk visits it before its .stages/)
+
+    def unprobed(ckpts: str) -> list[str]:
+        return [os.path.relpath(os.path.join(ckpts, f), w) for f in sorted(os.listdir(ckpts))
+                if INTERVAL.fullmatch(f) and (ckpts, int(f[:-3].rsplit("_", 1)[1])) not in probed]
+
     for root, dirs, files in os.walk(w):
         dirs.sort()
         if root == w:
             dirs[:] = [d for d in dirs if d != "corpus"]
         if ".stages" in dirs:
             pieces = _pieces(root)
-            unfinished_in[root] = {u for u, p in pieces.items() if not p["trained"]}
-            dirs[:] = [d for d in dirs if d not in unfinished_in[root]]
             for u, p in pieces.items():
                 ckpts = os.path.join(root, u, "checkpoints")
-                if p["trained"] and not p["decoded"] and os.path.isfile(os.path.join(ckpts, FINAL_MODEL)):
-                    models += [os.path.relpath(os.path.join(ckpts, FINAL_MODEL), w)] + [
-                        os.path.relpath(os.path.join(ckpts, f), w) for f in sorted(os.listdir(ckpts))
-                        if INTERVAL.fullmatch(f) and (ckpts, int(f[:-3].rsplit("_", 1)[1])) not in probed]
+                has_final = os.path.isfile(os.path.join(ckpts, FINAL_MODEL))
+                if p["trained"] and not p["decoded"] and has_final:
+                    models += [os.path.relpath(os.path.join(ckpts, FINAL_MODEL), w)] + unprobed(ckpts)
+                elif not p["trained"] and has_final and keep_unfinished:
+                    resumed.append(os.path.join(root, u))
+                    models += unprobed(ckpts)
+            unfinished_in[root] = {u for u, p in pieces.items()
+                                   if not p["trained"] and os.path.join(root, u) not in resumed}
+            dirs[:] = [d for d in dirs if d not in unfinished_in[root]]
         unfinished = unfinished_in.get(os.path.dirname(root), set()) if os.path.basename(root) == ".stages" else set()
+        half_trained = any(root == r or root.startswith(r + os.sep) for r in resumed)
         for f in sorted(files):
             path = os.path.join(root, f)
             m = MARKER.fullmatch(f)
             if os.path.basename(root) == ".stages" and (m and m["unit"] in unfinished or (
                     f == "corpus.json" and os.path.dirname(root) == w and os.path.isdir(os.path.join(w, "corpus")))):
                 continue
-            if f == LOCK_NAME or is_partial(f) or f.endswith(DATA) or os.path.getsize(path) > SMALL:
+            if f == LOCK_NAME or is_partial(f):
+                continue
+            if half_trained:  # all it needs to go on exactly: features (redone only before training) stay
+                if f.endswith(".npy") or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
+                    continue  # interval checkpoints not yet probed travel in ``models``
+            elif f.endswith(DATA) or os.path.getsize(path) > SMALL:
                 continue
             copy.append(os.path.relpath(path, w))
-    return copy, sorted(models)
+    return copy, sorted(models), [os.path.relpath(r, w) for r in resumed]
 
 
 def _apart(w: str, *others: str) -> None:
@@ -91,8 +109,9 @@ def _apart(w: str, *others: str) -> None:
             raise located(o, f"overlaps the work dir {w}: put the pack elsewhere")
 
 
-def pack_study(work_dir: str, out_dir: str) -> dict:
-    """Write the pack of ``work_dir`` to ``out_dir`` (replaced whole once the new one is complete)."""
+def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dict:
+    """Write the pack of ``work_dir`` to ``out_dir`` (replaced whole once the new one is complete);
+    ``keep_unfinished``: carry half-trained pieces (module docstring)."""
     import torch
 
     from ..common.checkpoint import load_state_lazily
@@ -106,7 +125,7 @@ def pack_study(work_dir: str, out_dir: str) -> dict:
         raise located(out, "exists and is not a pack (no pack.json): not replaced")
     check_writable_dir(os.path.dirname(out))
     with WorkDirLock(w):  # a study running in W would change it under us
-        copy, models = pack_plan(w)
+        copy, models, resumed = pack_plan(w, keep_unfinished)
         tmp = out + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)  # a study killed before its first finished step packs to pack.json alone
@@ -118,7 +137,7 @@ def pack_study(work_dir: str, out_dir: str) -> dict:
             state["last_optimizer_state"] = None
             os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
             torch.save(state, os.path.join(tmp, rel))
-        info = {"work_dir": w, "package": PACKAGE, "files": copy, "models": models,
+        info = {"work_dir": w, "package": PACKAGE, "files": copy, "models": models, "half_trained": resumed,
                 "bytes": sum(os.path.getsize(os.path.join(tmp, r)) for r in copy + models)}
         with open(os.path.join(tmp, PACK_FILE), "w") as f:
             json.dump(info, f, indent=1)
