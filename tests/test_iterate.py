@@ -144,6 +144,13 @@ def test_kill_during_training_resumes_bit_identically(long_run, corpus, tmp_path
     assert resumed and "@ 0 updates" not in resumed[-1]
     recs = json.load(open(os.path.join(work, "records.json")))
     assert recs[0]["updates"] == 16
+    # the training time counts the killed run's part too (the stage's own seconds are the resume's alone)
+    from ae_hubert.runner.trainer import checkpoint_training_seconds
+
+    before_kill = checkpoint_training_seconds(os.path.join(work, "iter1", "checkpoints", "checkpoint_2_6.pt"))
+    assert 0 < before_kill < recs[0]["train_seconds"]
+    assert recs[0]["train_seconds"] == round(checkpoint_training_seconds(
+        os.path.join(work, "iter1", "checkpoints", "checkpoint_last.pt")), 2)
     for it in ("iter1", "iter2"):
         assert_same_weights(os.path.join(work, it, "checkpoints", "checkpoint_last.pt"),
                             os.path.join(long_run, it, "checkpoints", "checkpoint_last.pt"))

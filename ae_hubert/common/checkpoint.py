@@ -96,6 +96,13 @@ def state_updates(state: dict) -> int:
     return int(last.get("num_updates", 0) or 0)
 
 
+def state_training_seconds(state: dict) -> float | None:
+    """fairseq's training time recorded in a checkpoint state, summed over every resume of the run
+    (``extra_state.previous_training_time``); None when it has none."""
+    t = (state.get("extra_state") or {}).get("previous_training_time")
+    return float(t) if isinstance(t, (int, float)) else None
+
+
 def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,
                 state: dict | None = None) -> LoadedHubert:
     """Rebuild the HuBERT encoder of ``path`` in eval mode (LayerDrop and dropout inactive).

@@ -18,7 +18,7 @@ from typing import Callable
 from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import check_hydra_path, final_stats, run_training
+from ..runner.trainer import check_hydra_path, checkpoint_training_seconds, final_stats, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -62,15 +62,16 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
                            for q in [_read_json(f.quality(split, t.name))]}
         targets.append(info)
     stats = stages.done(f"{it.name}.train")["result"]
+    ckpt = os.path.join(checkpoint_dir(work_dir, it), "checkpoint_last.pt")
     return {
         "schedule": s.name, "iteration": it.name, "init": it.init, "reset_top_layers": it.reset_top_layers,
         "label_rate": it.label_rate, "max_update": it.max_update, "targets": targets,
         "train": stats.get("train", {}), "valid": stats.get("valid", {}),
         "updates": int(stats.get("train", {}).get("num_updates", 0)),
-        "train_seconds": stages.seconds(f"{it.name}.train") or 0.0,
+        "train_seconds": round(checkpoint_training_seconds(ckpt) or stages.seconds(f"{it.name}.train") or 0.0, 2),
         "sidecar_seconds": round(sum(t["seconds"] for t in targets) + (stages.seconds(f"{it.name}.init") or 0), 2),
         "wall_seconds_this_run": round(time.time() - t0, 2),
-        "checkpoint": os.path.join(checkpoint_dir(work_dir, it), "checkpoint_last.pt"),
+        "checkpoint": ckpt,
         "label_dir": target_files(work_dir, it, it.targets[0]).labels, "previous_checkpoint": prev_ckpt,
         "overrides": it.overrides + s.overrides + s.cli_overrides,
     }

@@ -86,14 +86,31 @@ def repair_last_checkpoint(save_dir: str) -> str | None:
     return f"replaced truncated {last} by {newest}"
 
 
-def checkpoint_updates(path: str) -> int | None:
-    """``num_updates`` recorded in a checkpoint, read without loading its tensors (memory-mapped);
-    None when there is no intact checkpoint."""
+def _intact_state(path: str) -> dict | None:
+    """A checkpoint's state with its tensors memory-mapped, not read; None when there is no intact one."""
     if not os.path.isfile(path) or not _intact(path):
         return None
-    from ..common.checkpoint import load_state_lazily, state_updates
+    from ..common.checkpoint import load_state_lazily
 
-    return state_updates(load_state_lazily(path))
+    return load_state_lazily(path)
+
+
+def checkpoint_updates(path: str) -> int | None:
+    """``num_updates`` recorded in a checkpoint, read without loading its tensors; None when there
+    is no intact checkpoint."""
+    from ..common.checkpoint import state_updates
+
+    state = _intact_state(path)
+    return None if state is None else state_updates(state)
+
+
+def checkpoint_training_seconds(path: str) -> float | None:
+    """The run's training time up to this checkpoint, over all its resumes (a stage's own seconds
+    count only its last resume); None when unknown."""
+    from ..common.checkpoint import state_training_seconds
+
+    state = _intact_state(path)
+    return None if state is None else state_training_seconds(state)
 
 
 def _die_with_parent(parent: int):
