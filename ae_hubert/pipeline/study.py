@@ -177,7 +177,7 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
     comparisons made fair: every target has the study's K; H4's arms train H1's iteration 2 again
     on other targets (same training config, overrides, init and k-means, as many updates); H5's
     arms have H1's training config and depth and H1's total updates or half of it. Returns
-    ``{"updates": {run: total updates}, "references": {H4/H5: the name of the reference arm}}``."""
+    ``{"updates": {run: total updates}, "references": {H4/H5 if wanted: the name of the reference arm}}``."""
     from ..finetune.reset_sweep import check_sweep_inputs
     from ..runner.trainer import resolve_train_config
 
@@ -252,7 +252,7 @@ def check_schedules(study: Study, wanted: list[str]) -> dict:
                                [*ft["overrides"], "common.seed=1"], (ft["split"],))
         except AeHubertError as e:
             raise StudyError(f"{study.path}: finetune: {e}") from None
-    return {"updates": totals, "references": reference}
+    return {"updates": totals, "references": {h: name for h, name in reference.items() if h in wanted}}
 
 
 def _training(s, it) -> dict:
