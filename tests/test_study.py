@@ -157,6 +157,19 @@ def test_a_half_trained_iteration_travels_and_resumes_exactly(study, tmp_path):
     assert not [f for f in info["files"] if f.endswith(".npy")]
     carried = torch.load(os.path.join(tmp_path, "pack", rel, "checkpoint_last.pt"), weights_only=False)
     assert carried["last_optimizer_state"] is not None and carried["optimizer_history"][-1]["num_updates"] == 2
+    # a fine-tuning still training has no marker yet: its checkpoint makes it a piece; a truncated
+    # last checkpoint (a kill mid-copy) is not carried (it would resume from a slimmed interval one)
+    whole = open(os.path.join(ckpts, "checkpoint_last.pt"), "rb").read()
+    for k, data in (("k1", whole), ("k2", whole[: len(whole) // 2])):
+        os.makedirs(os.path.join(half, "finetune", "ft", "s1", "iter1", k, "checkpoints"))
+        open(os.path.join(half, "finetune", "ft", "s1", "iter1", k, "checkpoints", "checkpoint_last.pt"), "wb").write(data)
+        open(os.path.join(half, "finetune", "ft", "s1", "iter1", k, "train.log"), "w").write("training\n")
+    os.makedirs(os.path.join(half, "finetune", "ft", "s1", "iter1", ".stages"))
+    files, _, pieces = pack_plan(half)
+    assert pieces == [os.path.join("finetune", "ft", "s1", "iter1", "k1"), info["half_trained"][0]]
+    assert os.path.join("finetune", "ft", "s1", "iter1", "k1", "checkpoints", "checkpoint_last.pt") in files
+    assert not [f for f in files if "/k2/" in f]
+    shutil.rmtree(os.path.join(half, "finetune"))
     again = str(tmp_path / "again")
     unpack_study(str(tmp_path / "pack"), again)
     lines = []

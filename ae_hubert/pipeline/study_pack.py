@@ -9,11 +9,13 @@ from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everythi
 out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
 k-means models, interval checkpoints whose probes are done (their results are kept; the others
 travel, slimmed, for the probes still to do) and decoded fine-tuned models (their scores are
-kept). A piece being trained when the session ended (no ``.train`` marker, a ``checkpoint_last.pt``)
-travels whole but for its features: that checkpoint as fairseq wrote it (optimizer state included, so
-the next call resumes exactly where it stopped, not an hour back), its labels and k-means model,
-its markers; ``keep_unfinished=False`` leaves it out like any other piece not finished (one killed
-before its training started), which the next call redoes from its start.
+kept). A piece being trained when the session ended (no ``.train`` marker, an intact
+``checkpoint_last.pt``) travels whole but for its features: that checkpoint as fairseq wrote it
+(optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
+its labels and k-means model, its markers. ``keep_unfinished=False`` leaves it out like any other
+piece not finished (one killed before its training started, or with a truncated last checkpoint),
+which the next call redoes from its start. The resume is exact when the corpus rebuilt there is
+the same (it is, from its seed, on the same library versions; nothing checks it).
 """
 from __future__ import annotations
 
@@ -38,8 +40,10 @@ MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step
 
 def _pieces(d: str) -> dict[str, dict]:
     """The trained pieces of a Stages directory ``d``: the subdirectories NAME with markers
-    ``NAME.*`` (an ``iterate`` iteration, a ``reset-sweep`` kK); whether each was trained, decoded."""
-    out = {}
+    ``NAME.*`` (an ``iterate`` iteration, a ``reset-sweep`` kK) or a checkpoint (a kK still
+    training has no marker yet); whether each was trained, decoded."""
+    out = {u: {"trained": False, "decoded": False} for u in sorted(os.listdir(d))
+           if os.path.isfile(os.path.join(d, u, "checkpoints", FINAL_MODEL))}
     for f in sorted(os.listdir(os.path.join(d, ".stages"))):
         m = MARKER.fullmatch(f)
         if m and os.path.isdir(os.path.join(d, m["unit"])):
@@ -53,6 +57,7 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
     """(files copied as they are, models kept without optimizer state, pieces carried half-trained),
     relative to ``w``."""
     from ..runner.stages import Stages
+    from ..runner.trainer import checkpoint_updates
     from .study import done_probes
 
     copy, models, resumed = [], [], []
@@ -75,7 +80,8 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
                 has_final = os.path.isfile(os.path.join(ckpts, FINAL_MODEL))
                 if p["trained"] and not p["decoded"] and has_final:
                     models += [os.path.relpath(os.path.join(ckpts, FINAL_MODEL), w)] + unprobed(ckpts)
-                elif not p["trained"] and has_final and keep_unfinished:
+                elif not p["trained"] and keep_unfinished and checkpoint_updates(os.path.join(ckpts, FINAL_MODEL)):
+                    # an intact one only: a truncated last (a kill mid-copy) would resume from a slimmed interval
                     resumed.append(os.path.join(root, u))
                     models += unprobed(ckpts)
             unfinished_in[root] = {u for u, p in pieces.items()
@@ -92,7 +98,7 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
             if f == LOCK_NAME or is_partial(f):
                 continue
             if half_trained:  # all it needs to go on exactly: features (redone only before training) stay
-                if f.endswith(".npy") or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
+                if f.endswith((".npy", ".tmp")) or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
                     continue  # interval checkpoints not yet probed travel in ``models``
             elif f.endswith(DATA) or os.path.getsize(path) > SMALL:
                 continue
