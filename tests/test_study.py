@@ -101,7 +101,8 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     info = json.load(open(os.path.join(pack, "pack.json")))
     assert sorted(info["models"]) == [os.path.join("runs", "mini_h1", f"s{s}", it, "checkpoints", "checkpoint_last.pt")
                                       for s in (1, 2) for it in ("iter1", "iter2")]
-    assert not [f for f in info["files"] if f.endswith((".npy", ".km", ".pt")) or f.startswith("corpus")]
+    assert not [f for f in info["files"] if f.endswith((".npy", ".km", ".pt")) or f.startswith("corpus" + os.sep)]
+    assert "corpus.expected.json" in info["files"]  # the fingerprint of the corpus left out
     model = torch.load(os.path.join(moved, info["models"][0]), weights_only=True)
     original = torch.load(os.path.join(work, info["models"][0]), weights_only=True)
     assert model["last_optimizer_state"] is None and original["last_optimizer_state"] is not None
@@ -111,6 +112,18 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     again = run_study(cfg, moved, only=["H1", "H2"], echo=lines.append)
     assert [line for line in lines if line.startswith("[run ]")] == ["[run ] corpus"], lines  # rebuilt from its seed
     assert again["H1"] == before["H1"] and again["H2"] == before["H2"]
+    assert again["corpus_check"]["same"] and not [line for line in lines if "WARNING" in line]
+    # a corpus rebuilt differently (other library versions) is said loudly and recorded, not fatal
+    expected = os.path.join(moved, "corpus.expected.json")
+    good = open(expected).read()
+    open(expected, "w").write(json.dumps({**json.loads(good), "audio": "0" * 64}))
+    try:
+        lines = []
+        again = run_study(cfg, moved, only=["H1", "H2"], echo=lines.append)
+    finally:
+        open(expected, "w").write(good)
+    assert [line for line in lines if line.startswith("WARNING") and "audio differ" in line], lines
+    assert again["corpus_check"]["same"] is False and again["H1"] == before["H1"]
     with pytest.raises(AeHubertError, match="not empty"):
         unpack_study(pack, moved)
     for bad in (os.path.join(work, "p"), os.path.dirname(work), work + "/."):  # would take W along

@@ -7,6 +7,7 @@ between words), ``.phn`` (one CMU phone per 50 Hz frame), ``.spk`` (the voice), 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -19,11 +20,12 @@ import soundfile as sf
 
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic, write_text_atomic
 from ..common.letters import words_to_letters
-from ..common.manifest import write_manifest
+from ..common.manifest import read_manifest, write_manifest
 from . import phones
 from .speech import SAMPLE_RATE
 
 SPLITS = ("train", "valid", "test")
+LABELS = ("wrd", "ltr", "phn", "spk", "wrdspan")  # per split, beside {split}.tsv
 SHARES = (0.8, 0.1, 0.1)  # of the utterances, per split
 CHUNK = 16  # utterances synthesised per fresh worker process
 
@@ -110,3 +112,22 @@ def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summa
             os.remove(os.path.join(out_dir, "wav", name))
     write_text_atomic(os.path.join(out_dir, "corpus.json"), json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def fingerprint(out_dir: str) -> dict:
+    """Digests of a corpus's labels (manifest entries without their machine-specific root line,
+    transcripts, frame phones, voices, dictionaries) and of its audio: a corpus rebuilt from its
+    seed on another machine must match them for results measured on the old one to carry over."""
+    labels, audio = hashlib.sha256(), hashlib.sha256()
+    for split in SPLITS:
+        for e in read_manifest(os.path.join(out_dir, f"{split}.tsv")).entries:
+            labels.update(f"{e.relpath}\t{e.nsamples}\n".encode())
+            with open(e.path, "rb") as f:
+                audio.update(f.read())
+        for ext in LABELS:
+            with open(os.path.join(out_dir, f"{split}.{ext}"), "rb") as f:
+                labels.update(f.read())
+    for name in ("dict.ltr.txt", "dict.phn.txt"):
+        with open(os.path.join(out_dir, name), "rb") as f:
+            labels.update(f.read())
+    return {"labels": labels.hexdigest(), "audio": audio.hexdigest()}

@@ -316,6 +316,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         raise StudyError(f"--only-seeds {beyond[0]}: the study has seeds 1..{study.seeds} (raise --seeds)")
     wanted = _wanted(study, only)
     w = os.path.abspath(work_dir)
+    corpus_check = None
     if study.data is not None:  # every schedule is checked (and its configs composed) before any work
         checked = check_schedules(study, wanted)
     with WorkDirLock(w):
@@ -326,12 +327,42 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
             study.data = os.path.join(w, "corpus")
             stages.run("corpus", lambda: build(study.data, **study.corpus)["splits"],
                        command=json.dumps(study.corpus, sort_keys=True))
+            corpus_check = check_rebuilt_corpus(w, study.data, echo)
             checked = check_schedules(study, wanted)
         per_seed = [_Seed(study, wanted, w, seed, stages, echo, checked["references"]).measure()
                     for seed in (only_seeds or range(1, study.seeds + 1))]
         summary = summarise(study, wanted, per_seed)
+        if corpus_check is not None:
+            summary["corpus_check"] = corpus_check
         summary["files"] = write_study(summary, w)
     return summary
+
+
+EXPECTED_CORPUS = "corpus.expected.json"  # written by study-pack: the corpus the carried results were measured on
+
+
+def check_rebuilt_corpus(w: str, corpus: str, echo: Callable[[str], None]) -> dict | None:
+    """A work dir carried by ``study-pack`` holds the fingerprint of the corpus its results (and
+    half-trained runs' labels) came from; the corpus rebuilt here from the same seed should match
+    it. A mismatch (other library versions) is said loudly and recorded, not fatal: what is done
+    stays valid for its own corpus, but the study then mixes two."""
+    from ..corpus.corpus_files import fingerprint
+
+    path = os.path.join(w, EXPECTED_CORPUS)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            expected = json.load(f)
+    except (OSError, ValueError) as e:
+        raise StudyError(f"{path}: unreadable corpus fingerprint ({e}); delete it to skip the check") from None
+    found = fingerprint(corpus)
+    differ = sorted(k for k in found if expected.get(k) != found[k])
+    if differ:
+        echo(f"WARNING: the corpus rebuilt in {corpus} differs from the one this work dir's results were "
+             f"measured on ({' and '.join(differ)} differ; {path}): other library versions? Results done "
+             "before and after the move come from two corpora; half-trained runs resume on other audio.")
+    return {"expected": expected, "found": found, "same": not differ}
 
 
 class _Seed:

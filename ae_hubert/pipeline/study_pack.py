@@ -15,7 +15,8 @@ kept). A piece being trained when the session ended (no ``.train`` marker, an in
 its labels and k-means model, its markers. ``keep_unfinished=False`` leaves it out like any other
 piece not finished (one killed before its training started, or with a truncated last checkpoint),
 which the next call redoes from its start. The resume is exact when the corpus rebuilt there is
-the same (it is, from its seed, on the same library versions; nothing checks it).
+the same (it is, from its seed, on the same library versions): the pack keeps the corpus's
+fingerprint (``corpus.expected.json``) and the next ``study`` call warns if its rebuild differs.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import os
 import re
 import shutil
 
-from ..common.atomic import check_writable_dir, is_partial
+from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
 from ..runner.lock import LOCK_NAME, WorkDirLock
 
@@ -121,6 +122,8 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dic
     import torch
 
     from ..common.checkpoint import load_state_lazily
+    from ..corpus.corpus_files import fingerprint
+    from .study import EXPECTED_CORPUS
 
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
     if not os.path.isdir(os.path.join(w, ".stages")):
@@ -143,6 +146,10 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dic
             state["last_optimizer_state"] = None
             os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
             torch.save(state, os.path.join(tmp, rel))
+        corpus = os.path.join(w, "corpus")
+        if os.path.isfile(os.path.join(corpus, "corpus.json")):  # the corpus the results came from
+            write_text_atomic(os.path.join(tmp, EXPECTED_CORPUS), json.dumps(fingerprint(corpus), indent=1) + "\n")
+            copy = sorted(set(copy) | {EXPECTED_CORPUS})
         info = {"work_dir": w, "package": PACKAGE, "files": copy, "models": models, "half_trained": resumed,
                 "bytes": sum(os.path.getsize(os.path.join(tmp, r)) for r in copy + models)}
         with open(os.path.join(tmp, PACK_FILE), "w") as f:
