@@ -81,7 +81,8 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
                 has_final = os.path.isfile(os.path.join(ckpts, FINAL_MODEL))
                 if p["trained"] and not p["decoded"] and has_final:
                     models += [os.path.relpath(os.path.join(ckpts, FINAL_MODEL), w)] + unprobed(ckpts)
-                elif not p["trained"] and keep_unfinished and checkpoint_updates(os.path.join(ckpts, FINAL_MODEL)) is not None:
+                elif (not p["trained"] and keep_unfinished
+                      and checkpoint_updates(os.path.join(ckpts, FINAL_MODEL)) is not None):
                     # an intact one only: a truncated last (a kill mid-copy) would resume from a slimmed interval
                     resumed.append(os.path.join(root, u))
                     models += unprobed(ckpts)
