@@ -172,13 +172,16 @@ def _study(a):
                          f" > {DRIFT_MARGIN} in every seed); turns back toward the input at the top of the stack: "
                          f"{turn}")
     for it, r in s.get("H3", {}).get("iterations", {}).items():
-        lines.append(f"H3 {it}: {s['H3']['split']} WER by k reset " + ", ".join(
-            f"k={k} {100 * r['rows'][str(k)]['wer']['mean']:.1f}%" for k in r["ks"]) +
+        j = s["H3"]["judge"]
+        lines.append(f"H3 {it}: {s['H3']['split']} {j.upper()} by k reset " + ", ".join(
+            f"k={k} {100 * r['rows'][str(k)][j]['mean']:.1f}%" for k in r["ks"]) +
             f" (a reset below k=0 in every seed: {'yes' if r['reset_helps'] else 'no'})")
     for h in ("H4", "H5"):
         if h in s:
-            lines.append(f"{h}: " + ", ".join(f"{arm} {a[s[h]['metric']]['mean']:.4f} / WER {100 * a['wer']['mean']:.1f}%"
-                                             for arm, a in s[h]["arms"].items()) + f" ({s[h]['metric']} / {s[h]['split']} WER)")
+            j = s[h]["judge"]
+            lines.append(f"{h}: " + ", ".join(f"{arm} {a[s[h]['metric']]['mean']:.4f} / {j.upper()} "
+                                             f"{100 * a[j]['mean']:.1f}%" for arm, a in s[h]["arms"].items()) +
+                         f" ({s[h]['metric']} / {s[h]['split']} {j.upper()})")
     if len(s["seeds"]) < 3:
         lines.append(f"({len(s['seeds'])} seed(s) only: the spread and the 'every seed' verdicts need --seeds 3)")
     _print("", *lines, f"study: {a.work_dir}/study.md (tables, plots), {a.work_dir}/study.json")

@@ -59,7 +59,7 @@ corpus: {utterances: 36, seed: 1, vocabulary: 120}
 seeds: 2
 k: 8
 measure: {train_utterances: 10, valid_utterances: 6, probe_utterances: 8, ctc_steps: 5}
-finetune: {config: finetune/toy_cpu, ks: [0, 1], overrides: [optimization.max_update=2,
+finetune: {config: finetune/toy_cpu, ks: [0, 1], judge: cer, overrides: [optimization.max_update=2,
            dataset.validate_interval_updates=2]}
 schedules: {H1: mini_h1.yaml, H4: {top: mini_h4_top.yaml}, H5: {half: mini_h5_half.yaml}}
 """
@@ -273,6 +273,7 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     (STUDY.replace("H1: mini_h1.yaml, ", ""), "schedules.H1: required"),
     (STUDY.replace("H4: {top: mini_h4_top.yaml}", "H4: mini_h4_top.yaml"), "schedules.H4: give at least one arm"),
     (STUDY.replace("ks: [0, 1]", "ks: [1, 2]"), "finetune.ks: distinct k >= 0 including 0"),
+    (STUDY.replace("judge: cer", "judge: per"), "finetune.judge: one of wer, cer, got 'per'"),
     (STUDY.replace("overrides: [optimization", "overrides: [model.reset_top_layers=1, optimization"),
      "finetune.overrides[0]: model.reset_top_layers is set by the study"),
     (STUDY + "overrides: ['~common.seed']\n", "the seed is the study's"),
@@ -305,8 +306,8 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     sweep = json.load(open(os.path.join(work, "finetune", "mini_h1", "s1", "iter2", "sweep.json")))
     assert [r["k"] for r in sweep] == [0, 1]
     assert h3["iter2"]["rows"]["1"]["wer"]["values"] == [sweep[1]["test"]["wer"]]
-    assert h3["iter2"]["rows"]["1"]["wer_minus_k0"]["values"] == [
-        pytest.approx(sweep[1]["test"]["wer"] - sweep[0]["test"]["wer"])]
+    assert s["H3"]["judge"] == "cer" and h3["iter2"]["rows"]["1"]["minus_k0"]["values"] == [
+        pytest.approx(sweep[1]["test"]["cer"] - sweep[0]["test"]["cer"])]  # the study's finetune.judge
     # H4: the arm starts from H1's iteration-1 model of the same seed, with H1's iteration-2 budget
     top = json.load(open(os.path.join(runs, "mini_h4_top", "s1", "records.json")))[0]
     assert top["previous_checkpoint"] == os.path.join(runs, "mini_h1", "s1", "iter1", "checkpoints",
@@ -315,6 +316,8 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     assert list(h4["arms"]) == ["auto", "top"] and h4["reference"] == "auto"
     assert h4["arms"]["top"]["target_layer"] == [6] and h4["arms"]["top"]["updates"] == [4]
     assert h4["arms"]["auto"]["wer"]["values"] == [sweep[0]["test"]["wer"]]  # H3's k = 0 run, not a second one
+    assert h4["judge"] == "cer" and h4["arms"]["top"]["error_minus_reference"]["values"] == [
+        pytest.approx(h4["arms"]["top"]["cer"]["values"][0] - sweep[0]["test"]["cer"])]
     assert h4["arms"]["top"]["best_phone_acc"]["values"][0] == max(
         lay["phone_acc"] for lay in seed["H4"]["top"]["probe"]["layers"].values())
     # H5: the standard recipe (H1: 4 + 4 updates) against half the updates; final models clustered
@@ -328,7 +331,8 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     assert min(trained) > 0 and s["compute"]["train_hours"] == round(sum(trained) / 3600, 2)
     md = open(os.path.join(work, "study.md")).read()
     assert "## H3" in md and "## H4" in md and "## H5" in md
-    for f in ("h3_wer_vs_k.png", "h4_arms.png", "h5_arms.png"):
+    assert "| k reset | WER | CER | CER - (k = 0) |" in md
+    for f in ("h3_cer_vs_k.png", "h4_arms.png", "h5_arms.png"):
         assert open(os.path.join(work, f), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
@@ -438,9 +442,19 @@ def test_reset_helps_only_when_lower_in_every_seed():
 
     h = summarise_h3([seed(0.5, 0.4, 0.45), seed(0.5, 0.45, 0.3)])["iterations"]["iter1"]
     assert h["best_reset_k"] == 2 and h["reset_helps"]  # lowest mean (0.375), below k = 0 in both seeds
-    assert h["rows"]["2"]["wer_minus_k0"]["values"] == pytest.approx([-0.05, -0.2])
+    assert h["rows"]["2"]["minus_k0"]["values"] == pytest.approx([-0.05, -0.2])
     h = summarise_h3([seed(0.5, 0.4, 0.6), seed(0.5, 0.45, 0.2)])["iterations"]["iter1"]
     assert h["best_reset_k"] == 2 and not h["reset_helps"]  # lowest mean, but worse than k = 0 in seed 1
+
+    def cer_differs(wers, cers):
+        return {"finetune": {"iter1": {str(k): {"wer": w, "cer": c} for k, (w, c) in enumerate(zip(wers, cers))}}}
+
+    # WER saturated at 1 (no k below k = 0) while CER falls with k = 1 in both seeds: the judge decides
+    seeds = [cer_differs((1.0, 1.0), (0.6, 0.5)), cer_differs((1.0, 1.01), (0.62, 0.55))]
+    assert not summarise_h3(seeds)["iterations"]["iter1"]["reset_helps"]
+    h = summarise_h3(seeds, judge="cer")
+    assert h["judge"] == "cer" and h["iterations"]["iter1"]["reset_helps"]
+    assert h["iterations"]["iter1"]["rows"]["1"]["minus_k0"]["values"] == pytest.approx([-0.1, -0.07])
 
 
 def test_the_shipped_study_parses():

@@ -54,23 +54,26 @@ def plot_h2(h: dict, out_dir: str) -> list[str]:
 
 
 def plot_h3(h: dict, out_dir: str) -> list[str]:
+    """The judged error rate (``h["judge"]``) against k, one line per pretrained model."""
+    j = h["judge"]
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     for it, r in h["iterations"].items():
-        wer = [r["rows"][str(k)]["wer"] for k in r["ks"]]
-        _bars(ax, r["ks"], [{"mean": 100 * w["mean"], "std": 100 * w["std"]} for w in wer], label=f"{it} model")
-    ax.set(xlabel="top layers reset before fine-tuning (k)", ylabel=f"{h['split']} WER (%)",
+        err = [r["rows"][str(k)][j] for k in r["ks"]]
+        _bars(ax, r["ks"], [{"mean": 100 * e["mean"], "std": 100 * e["std"]} for e in err], label=f"{it} model")
+    ax.set(xlabel="top layers reset before fine-tuning (k)", ylabel=f"{h['split']} {j.upper()} (%)",
            title="H3: reset before fine-tuning")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return [save_figure(fig, os.path.join(out_dir, "h3_wer_vs_k.png"))]
+    return [save_figure(fig, os.path.join(out_dir, f"h3_{j}_vs_k.png"))]
 
 
 def plot_arms(h: dict, name: str, out_dir: str) -> list[str]:
-    """H4/H5: each arm's judged metric and its WER, mean ± std over seeds."""
+    """H4/H5: each arm's metric and its judged error rate after fine-tuning, mean ± std over seeds."""
     arms = list(h["arms"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, metric, scale, label in ((axes[0], h["metric"], 1, h["metric"].replace("_", " ")),
-                                     (axes[1], "wer", 100, f"{h['split']} WER (%) after fine-tuning")):
+                                     (axes[1], h["judge"], 100,
+                                      f"{h['split']} {h['judge'].upper()} (%) after fine-tuning")):
         stats = [h["arms"][a][metric] for a in arms]
         ax.bar(range(len(arms)), [scale * s["mean"] for s in stats], yerr=[scale * s["std"] for s in stats],
                capsize=4, color=[f"C{i}" for i in range(len(arms))])

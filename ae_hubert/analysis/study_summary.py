@@ -121,16 +121,19 @@ def _paired(values_a, values_b) -> dict:
     return stat(a - b for a, b in zip(values_a, values_b))
 
 
-def summarise_h3(per_seed: list[dict]) -> dict:
-    out = {"iterations": {}}
+def summarise_h3(per_seed: list[dict], judge: str = "wer") -> dict:
+    """Each k's WER and CER over seeds; ``judge`` (the study's ``finetune.judge``) is the error
+    rate the verdict compares: a reset helps when its k has the lowest mean and is below k = 0 in
+    every seed."""
+    out = {"judge": judge, "iterations": {}}
     for it in per_seed[0]["finetune"]:
         ks = sorted(per_seed[0]["finetune"][it], key=int)
-        wer = {k: [s["finetune"][it][k]["wer"] for s in per_seed] for k in ks}
-        rows = {k: {"wer": stat(wer[k]), "cer": stat(s["finetune"][it][k]["cer"] for s in per_seed),
-                    "wer_minus_k0": _paired(wer[k], wer["0"])} for k in ks}
+        err = {k: [s["finetune"][it][k][judge] for s in per_seed] for k in ks}
+        rows = {k: {**{m: stat(s["finetune"][it][k][m] for s in per_seed) for m in ("wer", "cer")},
+                    "minus_k0": _paired(err[k], err["0"])} for k in ks}
         reset = [k for k in ks if k != "0"]
-        best = min(reset, key=lambda k: rows[k]["wer"]["mean"]) if reset else "0"
-        helps = bool(reset) and max(rows[best]["wer_minus_k0"]["values"]) < 0
+        best = min(reset, key=lambda k: rows[k][judge]["mean"]) if reset else "0"
+        helps = bool(reset) and max(rows[best]["minus_k0"]["values"]) < 0
         out["iterations"][it] = {"ks": [int(k) for k in ks], "rows": rows, "best_reset_k": int(best),
                                  "reset_helps": helps}
     return out
@@ -140,12 +143,12 @@ def _best_pnmi(cq: dict) -> float:
     return float(cq["layers"][str(cq["best_layer"])]["pnmi"])
 
 
-def _arms(per_seed: list[dict], h: str, metric: str, judge) -> dict:
-    """Each arm of H4/H5 over seeds: updates, targets (layer, PNMI), WER, its judged ``metric``
-    (``judge(arm_result)``), and paired per-seed differences against the reference arm (H1's,
-    first by construction)."""
+def _arms(per_seed: list[dict], h: str, metric: str, measure, judge: str) -> dict:
+    """Each arm of H4/H5 over seeds: updates, targets (layer, PNMI), WER and CER, its ``metric``
+    (``measure(arm_result)``), and paired per-seed differences of the metric and of the ``judge``
+    error rate against the reference arm (H1's, first by construction)."""
     reference = next(iter(per_seed[0][h]))
-    out = {"reference": reference, "metric": metric, "arms": {}}
+    out = {"reference": reference, "metric": metric, "judge": judge, "arms": {}}
     for arm in per_seed[0][h]:
         a = [s[h][arm] for s in per_seed]
         pnmi = [x["target"]["pnmi"] for x in a]
@@ -153,21 +156,21 @@ def _arms(per_seed: list[dict], h: str, metric: str, judge) -> dict:
                             "target_layer": [x["target"]["layer"] for x in a],
                             "target_pnmi": stat(pnmi) if None not in pnmi else None,
                             "wer": stat(x["finetune"]["wer"] for x in a), "cer": stat(x["finetune"]["cer"] for x in a),
-                            metric: stat(judge(x) for x in a)}
+                            metric: stat(measure(x) for x in a)}
     ref = out["arms"][reference]
     for arm, row in out["arms"].items():
         if arm != reference:
-            row["wer_minus_reference"] = _paired(row["wer"]["values"], ref["wer"]["values"])
+            row["error_minus_reference"] = _paired(row[judge]["values"], ref[judge]["values"])
             row["metric_minus_reference"] = _paired(row[metric]["values"], ref[metric]["values"])
     return out
 
 
-def summarise_h4(per_seed: list[dict]) -> dict:
-    return _arms(per_seed, "H4", "best_phone_acc", lambda x: _best_phone_acc(x["probe"])[1])
+def summarise_h4(per_seed: list[dict], judge: str = "wer") -> dict:
+    return _arms(per_seed, "H4", "best_phone_acc", lambda x: _best_phone_acc(x["probe"])[1], judge)
 
 
-def summarise_h5(per_seed: list[dict]) -> dict:
-    return _arms(per_seed, "H5", "best_layer_pnmi", lambda x: _best_pnmi(x["cluster_quality"]))
+def summarise_h5(per_seed: list[dict], judge: str = "wer") -> dict:
+    return _arms(per_seed, "H5", "best_layer_pnmi", lambda x: _best_pnmi(x["cluster_quality"]), judge)
 
 
 def _all_records(per_seed: list[dict]) -> list[dict]:
@@ -187,7 +190,8 @@ def summarise(study, wanted: list[str], per_seed: list[dict]) -> dict:
         out["H2"] = summarise_h2(per_seed)
     for h, fn in (("H3", summarise_h3), ("H4", summarise_h4), ("H5", summarise_h5)):
         if h in wanted:
-            out[h] = {**fn(per_seed), "split": study.finetune["split"], "finetune": study.finetune["config"]}
+            out[h] = {**fn(per_seed, study.finetune["judge"]), "split": study.finetune["split"],
+                      "finetune": study.finetune["config"]}
     return out
 
 
@@ -242,27 +246,30 @@ def _pct(s: dict) -> str:
 
 
 def _h3_markdown(h: dict) -> list[str]:
+    j = h["judge"].upper()
     lines = ["## H3: reset the top k layers before fine-tuning", "",
              f"WER and CER (%) on the {h['split']} split (voices not in train) after the same fine-tuning "
-             f"({os.path.basename(h['finetune'])}), mean ± std over seeds.", ""]
+             f"({os.path.basename(h['finetune'])}), mean ± std over seeds; the verdict compares {j}.", ""]
     for it, r in h["iterations"].items():
-        lines += [f"### {it} model", "", "| k reset | WER | CER | WER - (k = 0) |", "|---:|---:|---:|---:|"]
+        lines += [f"### {it} model", "", f"| k reset | WER | CER | {j} - (k = 0) |", "|---:|---:|---:|---:|"]
         for k, row in r["rows"].items():
-            lines.append(f"| {k} | {_pct(row['wer'])} | {_pct(row['cer'])} | {_pct(row['wer_minus_k0'])} |")
-        lines += ["", f"- lowest mean WER with a reset: k = {r['best_reset_k']}; below fine-tuning every layer in "
+            lines.append(f"| {k} | {_pct(row['wer'])} | {_pct(row['cer'])} | {_pct(row['minus_k0'])} |")
+        lines += ["", f"- lowest mean {j} with a reset: k = {r['best_reset_k']}; below fine-tuning every layer in "
                       f"every seed: **{'yes' if r['reset_helps'] else 'no'}**", ""]
     return lines
 
 
 def _arms_markdown(h: dict, title: str, note: str) -> list[str]:
-    metric, ref = h["metric"], h["reference"]
+    metric, ref, j = h["metric"], h["reference"], h["judge"].upper()
     lines = [title, "", note, "", f"| arm | run | updates | targets: layer | targets: PNMI | {metric} | "
-             f"{metric} - {ref} | {h['split']} WER % | WER - {ref} |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+             f"{metric} - {ref} | {h['split']} WER % | {h['split']} CER % | {j} - {ref} |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for arm, r in h["arms"].items():
-        diff, wdiff = r.get("metric_minus_reference"), r.get("wer_minus_reference")
+        diff, ediff = r.get("metric_minus_reference"), r.get("error_minus_reference")
         lines.append(f"| {arm} | {r['run']} | {r['updates'][0]} | {r['target_layer']} | "
                      f"{fmt(r['target_pnmi']) if r['target_pnmi'] else '-'} | {fmt(r[metric])} | "
-                     f"{fmt(diff) if diff else '-'} | {_pct(r['wer'])} | {_pct(wdiff) if wdiff else '-'} |")
+                     f"{fmt(diff) if diff else '-'} | {_pct(r['wer'])} | {_pct(r['cer'])} | "
+                     f"{_pct(ediff) if ediff else '-'} |")
     return lines + [""]
 
 

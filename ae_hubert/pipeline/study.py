@@ -46,7 +46,8 @@ ARMED = ("H4", "H5")  # hypotheses whose schedules are arms (name: schedule), co
 TOP_KEYS = ("name", "description", "corpus", "data", "seeds", "overrides", "k", "measure", "finetune", "schedules")
 CORPUS_KEYS = ("utterances", "seed", "vocabulary")
 MEASURE_KEYS = ("train_utterances", "valid_utterances", "probe_utterances", "ctc_steps")
-FINETUNE_KEYS = ("config", "overrides", "ks", "split")
+JUDGES = ("wer", "cer")  # the fine-tuning error rate H3-H5's verdicts compare (both are always reported)
+FINETUNE_KEYS = ("config", "overrides", "ks", "split", "judge")
 
 
 class StudyError(AeHubertError):
@@ -104,7 +105,10 @@ def _finetune(raw, where: str) -> dict:
         raise StudyError(f"{where}: finetune.ks: distinct k >= 0 including 0 (fine-tuning every layer), got {ks}")
     out = {"config": _str(_get(node, "config", where, "finetune/toy_cpu"), f"{where}: finetune.config"),
            "overrides": _overrides(_get(node, "overrides", where, ListConfig([])), f"{where}: finetune.overrides"),
-           "ks": sorted(ks), "split": _name(_get(node, "split", where, "test"), f"{where}: finetune.split")}
+           "ks": sorted(ks), "split": _name(_get(node, "split", where, "test"), f"{where}: finetune.split"),
+           "judge": _str(_get(node, "judge", where, "wer"), f"{where}: finetune.judge")}
+    if out["judge"] not in JUDGES:
+        raise StudyError(f"{where}: finetune.judge: one of {', '.join(JUDGES)}, got {out['judge']!r}")
     from ..finetune.reset_sweep import SWEEP_OWNED
 
     for i, o in enumerate(out["overrides"]):
