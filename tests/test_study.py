@@ -329,6 +329,11 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     assert set(seed["other_runs"]) == {"mini_h4_top", "mini_h5_half"}
     trained = [r["train_seconds"] for run in (seed["records"], *seed["other_runs"].values()) for r in run]
     assert min(trained) > 0 and s["compute"]["train_hours"] == round(sum(trained) / 3600, 2)
+    # fine-tuning time: every fine-tuning once (6: H3's 2 x 2, H4's top, H5's half; the reference arms reuse H3's)
+    from ae_hubert.analysis.study_summary import _finetune_seconds
+    tuned = [r["train"]["train_seconds"] for d, _, files in os.walk(os.path.join(work, "finetune"))
+             if "sweep.json" in files for r in json.load(open(os.path.join(d, "sweep.json")))]
+    assert len(tuned) == 6 and min(tuned) > 0 and _finetune_seconds(s["per_seed"]) == pytest.approx(sum(tuned))
     md = open(os.path.join(work, "study.md")).read()
     assert "## H3" in md and "## H4" in md and "## H5" in md
     assert "| k reset | WER | CER | CER - (k = 0) |" in md

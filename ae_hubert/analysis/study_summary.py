@@ -178,11 +178,26 @@ def _all_records(per_seed: list[dict]) -> list[dict]:
     return [r for s in per_seed for run in (s["records"], *s.get("other_runs", {}).values()) for r in run]
 
 
+def _finetune_seconds(per_seed: list[dict]) -> float:
+    """Training time of every fine-tuning of every seed, each once (H4/H5's reference arms reuse
+    H3's k = 0 fine-tuning of the same model)."""
+    seen = {}
+    for s in per_seed:
+        for it, by_k in s.get("finetune", {}).items():
+            for k, r in by_k.items():
+                seen[(s["seed"], s["run"], it, k)] = r.get("train_seconds")
+        for h in ("H4", "H5"):
+            for arm in s.get(h, {}).values():
+                seen[(s["seed"], arm["run"], arm["iteration"], "0")] = arm["finetune"].get("train_seconds")
+    return sum(v for v in seen.values() if v)
+
+
 def summarise(study, wanted: list[str], per_seed: list[dict]) -> dict:
     out = {"study": study.name, "config": study.path, "seeds": [s["seed"] for s in per_seed], "k": study.k,
            "measure": study.measure, "hypotheses": wanted,
-           "compute": {f"{key}_hours": round(sum(r[f"{key}_seconds"] for r in _all_records(per_seed)) / 3600, 2)
-                       for key in ("train", "sidecar")},
+           "compute": {**{f"{key}_hours": round(sum(r[f"{key}_seconds"] for r in _all_records(per_seed)) / 3600, 2)
+                          for key in ("train", "sidecar")},
+                       "finetune_hours": round(_finetune_seconds(per_seed) / 3600, 2)},
            "per_seed": per_seed}
     if "H1" in wanted:
         out["H1"] = summarise_h1(per_seed)
@@ -289,7 +304,8 @@ def write_study(summary: dict, out_dir: str) -> list[str]:
     n = len(summary["seeds"])
     md = [f"# Study {summary['study']}", "",
           f"Seeds {summary['seeds']}; training {summary['compute']['train_hours']} h, sidecars "
-          f"{summary['compute']['sidecar_hours']} h (as recorded by the runs; measurements and fine-tunings not "
+          f"{summary['compute']['sidecar_hours']} h, fine-tuning {summary['compute']['finetune_hours']} h "
+          f"(as recorded by the runs; measurements not "
           "included).", ""]
     if n < 3:
         md += [f"**{n} seed(s) only**: the ± figures and the 'every seed' verdicts need at least 3 seeds "

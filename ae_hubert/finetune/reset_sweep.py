@@ -17,7 +17,8 @@ from ..common.errors import AeHubertError, located
 from ..runner.configs import compose_train_config, override_key
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import check_hydra_path, final_stats, resolve_train_config, run_training, train_args
+from ..runner.trainer import (check_hydra_path, checkpoint_training_seconds, final_stats, resolve_train_config,
+                              run_training, train_args)
 
 
 def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides: list[str]) -> list[str]:
@@ -100,8 +101,10 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
-            stats = stages.run(f"k{k}.train", lambda: final_stats(run_training(args, run, save, max_update), save),
-                               command=" ".join(args).replace(w, "$W"))
+            def _train(args=args, run=run, save=save):
+                stats = final_stats(run_training(args, run, save, max_update), save)
+                return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
+            stats = stages.run(f"k{k}.train", _train, command=" ".join(args).replace(w, "$W"))
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
                 def _decode(split=split):

@@ -434,7 +434,7 @@ class _Seed:
         rows = reset_sweep(ckpt, self.corpus, ks, os.path.join(self.w, "finetune", run, f"s{self.seed}", it),
                            config=ft["config"], overrides=[*ft["overrides"], f"common.seed={self.seed}"],
                            splits=(ft["split"],))
-        return {str(r["k"]): r[ft["split"]] for r in rows}
+        return {str(r["k"]): {**r[ft["split"]], "train_seconds": finetune_seconds(r["train"])} for r in rows}
 
     def measure(self) -> dict:
         study, wanted = self.study, self.wanted
@@ -446,7 +446,7 @@ class _Seed:
         probes = {first["iteration"]: self.probe_run(run, first)} if "H1" in wanted or "H2" in wanted else None
         run, records = self.run(study.schedules["H1"])
         second = records[1]
-        out["records"] = [_brief(r) for r in records]
+        out["run"], out["records"] = run, [_brief(r) for r in records]
         if probes is not None:
             out["probes"] = {**probes, second["iteration"]: self.probe_run(run, second)}
         ks = study.finetune["ks"] if "H3" in wanted else [0]
@@ -484,6 +484,13 @@ class _Seed:
         if cluster:
             out["cluster_quality"] = self.cluster_quality(run, it, ckpt)
         return out
+
+
+def finetune_seconds(train: dict) -> float | None:
+    """A fine-tuning's training time: fairseq's cumulative time over its resumes, else (a marker
+    written before that was recorded) the wall time of its last training process."""
+    seconds = train.get("train_seconds")
+    return seconds if seconds is not None else train.get("train", {}).get("wall")
 
 
 def _brief(record: dict) -> dict:
