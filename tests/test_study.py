@@ -462,12 +462,34 @@ def test_reset_helps_only_when_lower_in_every_seed():
     assert h["iterations"]["iter1"]["rows"]["1"]["minus_k0"]["values"] == pytest.approx([-0.1, -0.07])
 
 
+def test_fine_tuning_time_counts_each_fine_tuning_once():
+    from ae_hubert.analysis.study_summary import _finetune_seconds
+    from ae_hubert.pipeline.study import finetune_seconds
+
+    # a marker from before train_seconds was recorded: the last process's fairseq wall time
+    assert finetune_seconds({"train": {"wall": 42.0}}) == 42.0
+    assert finetune_seconds({"train_seconds": 7.0, "train": {"wall": 3.0}}) == 7.0
+
+    def arm(run, it, seconds):
+        return {"run": run, "iteration": it, "finetune": {"wer": 1.0, "cer": 0.5, "train_seconds": seconds}}
+
+    # H4 and H5 without H3: both reference arms fine-tune H1's iteration 2 (one sweep, counted once)
+    seed = {"seed": 1, "run": "h1", "H4": {"auto": arm("h1", "iter2", 10.0), "top": arm("h4_top", "iter2", 20.0)},
+            "H5": {"standard": arm("h1", "iter2", 10.0), "half": arm("h5_half", "iter1", None)}}
+    assert _finetune_seconds([seed]) == 30.0  # a fine-tuning without a recorded time counts 0
+    # with H3: its k = 0 on iteration 2 is the reference arms' fine-tuning; another seed adds its own
+    seed["finetune"] = {it: {k: {"wer": 1.0, "cer": 0.5, "train_seconds": 10.0} for k in ("0", "1")}
+                        for it in ("iter1", "iter2")}
+    assert _finetune_seconds([seed, {**seed, "seed": 2}]) == 2 * (40.0 + 20.0)
+
+
 def test_the_shipped_study_parses():
     s = load_study("study_cpu")
     assert s.seeds == 3 and s.k == 100 and s.schedules == {
         "H1": "study_h1", "H4": {"middle": "study_h4_middle", "top": "study_h4_top"},
         "H5": {"progressive": "study_h5_progressive", "progressive_half": "study_h5_progressive_half"}}
-    assert s.finetune["ks"] == [0, 1, 2, 3] and s.finetune["split"] == "test"
+    assert s.finetune["ks"] == [0, 1, 2, 3] and s.finetune["split"] == "test" and s.finetune["judge"] == "cer"
+    assert "optimization.max_update=1500" in s.finetune["overrides"]
 
 
 def test_the_shipped_schedules_are_fair_arms(armed):

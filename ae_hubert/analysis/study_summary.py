@@ -1,7 +1,7 @@
 """A study's measurements summarised over seeds: mean +- std, verdicts, tables and error-bar plots.
 
 Input: one dict per seed from ``pipeline/study.py`` (cluster-quality of the iteration-1 model,
-per-layer probes of checkpoints of each iteration, WER after fine-tuning with k top layers reset,
+per-layer probes of checkpoints of each iteration, WER/CER after fine-tuning with k top layers reset,
 and the H4/H5 arms). Output: ``study.json`` (every per-seed value
 kept beside its mean and std), ``study.md`` (what held, with the numbers) and PNGs.
 """
@@ -319,11 +319,13 @@ def write_study(summary: dict, out_dir: str) -> list[str]:
     if "H4" in summary:
         md += _arms_markdown(summary["H4"], "## H4: clustering height", "Iteration 2 trained on the clusters of "
                              "different layers of the same iteration-1 model, same updates; judged by the new model's "
-                             "best-layer phone accuracy and its WER after fine-tuning every layer.")
+                             f"best-layer phone accuracy and its {summary['H4']['judge'].upper()} after "
+                             "fine-tuning every layer.")
     if "H5" in summary:
         md += _arms_markdown(summary["H5"], "## H5: iteration structure", "The standard recipe (H1's runs) against "
                              "other schedules at the same total updates or half; judged by the final model's "
-                             "best-layer cluster PNMI (the labels it would give) and its WER after fine-tuning.")
+                             f"best-layer cluster PNMI (the labels it would give) and its "
+                             f"{summary['H5']['judge'].upper()} after fine-tuning.")
     md += ["## Plots", ""] + [f"![{os.path.basename(f)}]({os.path.basename(f)})" for f in files]
     write_text_atomic(os.path.join(out_dir, "study.md"), "\n".join(md) + "\n")
     write_text_atomic(os.path.join(out_dir, "study.json"), json.dumps(summary, indent=1) + "\n")

@@ -13,15 +13,16 @@ error bars.
   voice-disjoint valid), and the iteration-2 model's best-layer phone accuracy vs iteration 1's at
   equal updates (``probe`` of each iteration's last checkpoint).
 - H2: the per-layer probes of every checkpoint of the same runs, over updates and iterations.
-- H3: WER on the voice-disjoint test set after fine-tuning with the top k layers reset, for each k
-  of the study's list, on the iteration-1 and iteration-2 models of the same runs.
+- H3: WER and CER on the voice-disjoint test set after fine-tuning with the top k layers reset, for
+  each k of the study's list, on the iteration-1 and iteration-2 models of the same runs; verdicts
+  compare the study's ``finetune.judge`` (WER, or CER where WER saturates).
 - H4: clustering height: H1's iteration 2 (its layer, ``auto`` in the shipped study) against
   schedules that train the same iteration on another layer's clusters, started from the same
   iteration-1 model (``start_from``) with the same updates; judged by the targets' PNMI, the new
-  model's best-layer phone accuracy and its WER after fine-tuning (k = 0).
+  model's best-layer phone accuracy and its judged error rate after fine-tuning (k = 0).
 - H5: iteration structure: H1's runs (the standard recipe) against schedules with the same total
   updates or half of them; judged by the final model's best-layer cluster PNMI (the labels it
-  would give) and its WER after the same fine-tuning (k = 0).
+  would give) and its judged error rate after the same fine-tuning (k = 0).
 """
 from __future__ import annotations
 
@@ -471,7 +472,7 @@ class _Seed:
 
     def _arm(self, run: str, record: dict, ks: list[int], best_phone: bool = False, cluster: bool = False,
              records: list[dict] | None = None) -> dict:
-        """One arm of H4/H5: its targets' PNMI, its final model's WER after fine-tuning every layer
+        """One arm of H4/H5: its targets' PNMI, its final model's WER/CER after fine-tuning every layer
         (k = 0), and (H4) its best-layer phone accuracy or (H5) its best-layer cluster PNMI."""
         it, ckpt = record["iteration"], record["checkpoint"]
         t = record["targets"][0]
