@@ -184,7 +184,8 @@ def _study(a):
                          f" ({s[h]['metric']} / {s[h]['split']} {j.upper()})")
     if len(s["seeds"]) < 3:
         lines.append(f"({len(s['seeds'])} seed(s) only: the spread and the 'every seed' verdicts need --seeds 3)")
-    _print("", *lines, f"study: {a.work_dir}/study.md (tables, plots), {a.work_dir}/study.json")
+    out = s["summary_dir"]
+    _print("", *lines, f"study: {out}/study.md (tables, plots), {out}/study.json")
     return {k: s[k] for k in ("study", "seeds", "hypotheses")}
 
 

@@ -87,12 +87,17 @@ def carried(study, tmp_path_factory):
     return cfg, str(d / "pack"), str(d / "work")
 
 
+ARMED = os.path.join("partial", "H3+H4+H5.s1")  # where the armed call's summary goes
+
+
 @pytest.fixture(scope="module")
 def armed(carried):
     """H3-H5 on seed 1 of the carried work dir: H1's runs are reused, the arms trained."""
     cfg, _, work = carried
     assert main(["study", "--work-dir", work, "--config", cfg, "--only", "H3,H4,H5", "--seeds", "1"]) == 0
-    return cfg, work, json.load(open(os.path.join(work, "study.json")))
+    # W/study.json (H1, H2 over 2 seeds) covers what this narrower call does not: it is kept
+    assert json.load(open(os.path.join(work, "study.json")))["hypotheses"] == ["H1", "H2"]
+    return cfg, work, json.load(open(os.path.join(work, ARMED, "study.json")))
 
 
 def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried):
@@ -263,6 +268,11 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     assert not [line for line in lines if line.startswith("[run ]")]
     assert alone["seeds"] == [2] and alone["H1"]["best_minus_mfcc_pnmi"]["values"] == \
         before["H1"]["best_minus_mfcc_pnmi"]["values"][1:]
+    # ...written beside the whole study's summary, which it does not replace
+    assert alone["summary_dir"] == os.path.join(work, "partial", "H1.s2")
+    assert json.load(open(os.path.join(alone["summary_dir"], "study.json")))["seeds"] == [2]
+    kept = json.load(open(os.path.join(work, "study.json")))
+    assert kept["seeds"] == [1, 2] and kept["hypotheses"] == ["H1", "H2"] and kept["H1"] == before["H1"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -297,6 +307,7 @@ def test_unknown_hypothesis_and_missing_config_are_refused(tmp_path, capsys):
 
 def test_h3_h4_h5_on_the_same_runs(armed):
     cfg, work, s = armed
+    out = os.path.join(work, ARMED)
     assert s["hypotheses"] == ["H3", "H4", "H5"] and s["seeds"] == [1]
     seed = s["per_seed"][0]
     runs = os.path.join(work, "runs")
@@ -334,11 +345,12 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     tuned = [r["train"]["train_seconds"] for d, _, files in os.walk(os.path.join(work, "finetune"))
              if "sweep.json" in files for r in json.load(open(os.path.join(d, "sweep.json")))]
     assert len(tuned) == 6 and min(tuned) > 0 and _finetune_seconds(s["per_seed"]) == pytest.approx(sum(tuned))
-    md = open(os.path.join(work, "study.md")).read()
+    md = open(os.path.join(out, "study.md")).read()
     assert "## H3" in md and "## H4" in md and "## H5" in md
     assert "| k reset | WER | CER | CER - (k = 0) |" in md
     for f in ("h3_cer_vs_k.png", "h4_arms.png", "h5_arms.png"):
-        assert open(os.path.join(work, f), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert open(os.path.join(out, f), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert not os.path.exists(os.path.join(work, f))
 
 
 def _refused(armed, tmp_path, only=None, study=STUDY, h4=H4_TOP, h5=H5_HALF) -> str:

@@ -288,6 +288,27 @@ def _arms_markdown(h: dict, title: str, note: str) -> list[str]:
     return lines + [""]
 
 
+PARTIAL_DIR = "partial"  # W/partial/NAME: the summary of a call narrower than W/study.json
+
+
+def summary_dir(summary: dict, w: str) -> str:
+    """Where a call's summary is written: ``W``, unless ``W/study.json`` already covers a hypothesis
+    or a seed this call does not (``--only``/``--only-seeds``), so that a narrow call never replaces
+    a wider summary; such a call writes its own under ``W/partial/H..+H...sS-S`` instead."""
+    try:
+        with open(os.path.join(w, "study.json")) as f:
+            old = json.load(f)
+        hypotheses, seeds = set(old["hypotheses"]), set(old["seeds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return w  # no summary yet (or not one a whole call wrote): nothing wider to keep
+    if hypotheses <= set(summary["hypotheses"]) and seeds <= set(summary["seeds"]):
+        return w
+    name = "+".join(summary["hypotheses"]) + ".s" + "-".join(str(s) for s in summary["seeds"])
+    out = os.path.join(w, PARTIAL_DIR, name)
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
 def write_study(summary: dict, out_dir: str) -> list[str]:
     from .study_plots import plot_arms, plot_h1, plot_h2, plot_h3
 

@@ -308,8 +308,9 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
               only_seeds: list[int] | None = None) -> dict:
     """Run (or resume) a study; returns the summary also written to ``W/study.json``. ``only_seeds``
     runs and summarises just those seeds (one machine or session per seed; a last call over all of
-    them, with everything done, summarises the whole study)."""
-    from ..analysis.study_summary import summarise, write_study
+    them, with everything done, summarises the whole study). A call narrower than the summary
+    already in ``W`` writes its own under ``W/partial/`` (``summary_dir``) and leaves that one."""
+    from ..analysis.study_summary import summarise, summary_dir, write_study
 
     study = load_study(spec)
     if seeds is not None:
@@ -339,7 +340,11 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         summary = summarise(study, wanted, per_seed)
         if corpus_check is not None:
             summary["corpus_check"] = corpus_check
-        summary["files"] = write_study(summary, w)
+        out = summary_dir(summary, w)
+        if out != w:
+            echo(f"study: W/study.json covers more hypotheses or seeds than this call; its summary goes to {out}")
+        summary["files"] = write_study(summary, out)
+        summary["summary_dir"] = out
     return summary
 
 
