@@ -269,6 +269,7 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     assert alone["seeds"] == [2] and alone["H1"]["best_minus_mfcc_pnmi"]["values"] == \
         before["H1"]["best_minus_mfcc_pnmi"]["values"][1:]
     # ...written beside the whole study's summary, which it does not replace
+    assert after["summary_dir"] == work  # the same coverage: replaces W/study.json
     assert alone["summary_dir"] == os.path.join(work, "partial", "H1.s2")
     assert json.load(open(os.path.join(alone["summary_dir"], "study.json")))["seeds"] == [2]
     kept = json.load(open(os.path.join(work, "study.json")))
@@ -399,6 +400,22 @@ def test_h3_to_h5_rerun_redoes_nothing(armed, capsys):
     assert not [line for line in lines if line.startswith("[run ]")]
     assert "[run ]" not in capsys.readouterr().out  # reset-sweep's own stages too
     assert {h: after[h] for h in ("H3", "H4", "H5")} == {h: before[h] for h in ("H3", "H4", "H5")}
+
+
+def test_a_narrower_call_keeps_the_wider_summary(tmp_path):
+    from ae_hubert.analysis.study_summary import summary_dir
+
+    w, said = str(tmp_path), []
+    call = lambda hs, seeds, study="s": summary_dir({"study": study, "hypotheses": hs, "seeds": seeds}, w, said.append)
+    assert call(["H1"], [1]) == w  # nothing there yet
+    (tmp_path / "study.json").write_text(json.dumps({"study": "s", "hypotheses": ["H1", "H2"], "seeds": [1, 2, 3]}))
+    assert call(["H1", "H2"], [3, 2, 1]) == w and call(["H1", "H2", "H3"], [1, 2, 3, 4]) == w and not said
+    assert call(["H3"], [3, 1]) == os.path.join(w, "partial", "H3.s1+3") and os.path.isdir(os.path.join(w, "partial"))
+    assert "leaves out H1, H2, seed 2 of" in said[-1]
+    assert call(["H1", "H2"], [2, 3, 4, 5, 7]) == os.path.join(w, "partial", "H1+H2.s2..5+7")
+    assert call(["H1"], [1], study="other") == w and "summarised study 's', not 'other'" in said[-1]
+    (tmp_path / "study.json").write_text("{")  # not one a whole call wrote: nothing to keep
+    assert call(["H1"], [1]) == w
 
 
 def test_verdicts_over_seeds():

@@ -291,21 +291,36 @@ def _arms_markdown(h: dict, title: str, note: str) -> list[str]:
 PARTIAL_DIR = "partial"  # W/partial/NAME: the summary of a call narrower than W/study.json
 
 
-def summary_dir(summary: dict, w: str) -> str:
-    """Where a call's summary is written: ``W``, unless ``W/study.json`` already covers a hypothesis
-    or a seed this call does not (``--only``/``--only-seeds``), so that a narrow call never replaces
-    a wider summary; such a call writes its own under ``W/partial/H..+H...sS-S`` instead."""
+def _seed_span(seeds) -> str:
+    """Sorted seeds with runs as ranges: ``1..3``, ``1+3``, ``1..3+5``."""
+    seeds, parts = sorted(seeds), []
+    for s in seeds:
+        if parts and s == parts[-1][1] + 1:
+            parts[-1][1] = s
+        else:
+            parts.append([s, s])
+    return "+".join(str(a) if a == b else f"{a}..{b}" for a, b in parts)
+
+
+def summary_dir(summary: dict, w: str, echo=print) -> str:
+    """Where a call's summary is written: ``W``, unless ``W/study.json`` (of the same study) has a
+    hypothesis or a seed this call leaves out (``--only``/``--only-seeds``), so that a narrow call
+    never replaces a wider summary: such a call writes its own under ``W/partial/H1+H3.s1..3``."""
     try:
         with open(os.path.join(w, "study.json")) as f:
             old = json.load(f)
-        hypotheses, seeds = set(old["hypotheses"]), set(old["seeds"])
+        study, hypotheses, seeds = old["study"], set(old["hypotheses"]), set(old["seeds"])
     except (OSError, ValueError, KeyError, TypeError):
         return w  # no summary yet (or not one a whole call wrote): nothing wider to keep
-    if hypotheses <= set(summary["hypotheses"]) and seeds <= set(summary["seeds"]):
+    if study != summary["study"]:
+        echo(f"study: {w}/study.json summarised study {study!r}, not {summary['study']!r}: replaced")
         return w
-    name = "+".join(summary["hypotheses"]) + ".s" + "-".join(str(s) for s in summary["seeds"])
-    out = os.path.join(w, PARTIAL_DIR, name)
+    left = sorted(hypotheses - set(summary["hypotheses"])) + [f"seed {s}" for s in sorted(seeds - set(summary["seeds"]))]
+    if not left:
+        return w
+    out = os.path.join(w, PARTIAL_DIR, "+".join(summary["hypotheses"]) + ".s" + _seed_span(summary["seeds"]))
     os.makedirs(out, exist_ok=True)
+    echo(f"study: this call leaves out {', '.join(left)} of {w}/study.json, which it keeps; its summary: {out}")
     return out
 
 

@@ -340,9 +340,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         summary = summarise(study, wanted, per_seed)
         if corpus_check is not None:
             summary["corpus_check"] = corpus_check
-        out = summary_dir(summary, w)
-        if out != w:
-            echo(f"study: W/study.json covers more hypotheses or seeds than this call; its summary goes to {out}")
+        out = summary_dir(summary, w, echo)
         summary["files"] = write_study(summary, out)
         summary["summary_dir"] = out
     return summary
