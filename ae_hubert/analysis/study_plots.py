@@ -57,9 +57,13 @@ def plot_h3(h: dict, out_dir: str) -> list[str]:
     """The judged error rate (``h["judge"]``) against k, one line per pretrained model."""
     j = h["judge"]
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for it, r in h["iterations"].items():
+    its = list(h["iterations"].items())
+    for i, (it, r) in enumerate(its):
         err = [r["rows"][str(k)][j] for k in r["ks"]]
-        _bars(ax, r["ks"], [{"mean": 100 * e["mean"], "std": 100 * e["std"]} for e in err], label=f"{it} model")
+        dodge = 0.06 * (i - (len(its) - 1) / 2)  # side by side, so the error bars of one k stay apart
+        _bars(ax, [k + dodge for k in r["ks"]], [{"mean": 100 * e["mean"], "std": 100 * e["std"]} for e in err],
+              label=f"{it} model")
+    ax.set_xticks(sorted({k for _, r in its for k in r["ks"]}))
     ax.set(xlabel="top layers reset before fine-tuning (k)", ylabel=f"{h['split']} {j.upper()} (%)",
            title="H3: reset before fine-tuning")
     ax.legend(fontsize=7)
