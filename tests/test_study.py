@@ -392,6 +392,31 @@ def test_arm_names_and_fine_tuning_are_checked_before_any_work(armed, tmp_path, 
     assert message in _refused(armed, tmp_path, study=STUDY.replace(old, new))
 
 
+def test_the_pack_carries_interval_checkpoints_of_the_h1_run_only(armed):
+    """H2 probes the H1 run over updates; an H4/H5 arm only at its last checkpoint: the arms'
+    interval checkpoints are dead weight in a pack. A work dir from before the record (or one
+    without it) carries them all, as before."""
+    _, work, _ = armed
+    record = os.path.join(work, "probed_runs.json")
+    assert json.load(open(record)) == {"runs": [os.path.join("runs", "mini_h1")]}
+    ckpts = os.path.join(work, "runs", "mini_h4_top", "s1", "iter2", "checkpoints")
+    intervals = [f for f in os.listdir(ckpts) if f.startswith("checkpoint_1_")]
+    assert intervals  # on disk, never probed
+    arm = [m for m in pack_plan(work)[1] if "mini_h4_top" in m]
+    assert arm == [os.path.relpath(os.path.join(ckpts, "checkpoint_last.pt"), work)]
+    good = open(record).read()
+    os.remove(record)
+    try:
+        before_last = [f for f in intervals if f != "checkpoint_1_4.pt"]  # update 4's is probed (the last)
+        assert [m for m in pack_plan(work)[1] if "mini_h4_top" in m] == sorted(
+            os.path.relpath(os.path.join(ckpts, f), work) for f in [*before_last, "checkpoint_last.pt"])
+        open(record, "w").write('{"runs": "runs/mini_h1"}')
+        with pytest.raises(StudyError, match="probed_runs.json: unreadable"):
+            pack_plan(work)
+    finally:
+        open(record, "w").write(good)
+
+
 def test_h3_to_h5_rerun_redoes_nothing(armed, capsys):
     cfg, work, before = armed
     capsys.readouterr()

@@ -36,6 +36,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..common.atomic import write_text_atomic
 from ..common.errors import AeHubertError
 from ..runner.configs import override_key
 from ..runner.lock import WorkDirLock
@@ -335,6 +336,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
                        command=json.dumps(study.corpus, sort_keys=True))
             corpus_check = check_rebuilt_corpus(w, study.data, echo)
             checked = check_schedules(study, wanted)
+        record_probed_runs(w, os.path.join("runs", _schedule_name(study.schedules["H1"])))
         per_seed = [_Seed(study, wanted, w, seed, stages, echo, checked["references"]).measure()
                     for seed in (only_seeds or range(1, study.seeds + 1))]
         summary = summarise(study, wanted, per_seed)
@@ -344,6 +346,36 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         summary["files"] = write_study(summary, out)
         summary["summary_dir"] = out
     return summary
+
+
+PROBED_RUNS = "probed_runs.json"  # the runs whose interval checkpoints H2 probes (the H1 schedule's)
+
+
+def record_probed_runs(w: str, run: str) -> None:
+    """Record, once per work dir and added to by each call, the run (``runs/NAME``, relative to
+    ``w``) whose interval checkpoints H2 probes: ``study-pack`` carries only those, not the arms'
+    (H4/H5 probe an arm's last checkpoint). Recorded whatever ``--only`` says: a later H2 call
+    needs the H1 run's checkpoints even if this one measures H1 alone."""
+    known = probed_runs(w) or []
+    if run not in known:
+        write_text_atomic(os.path.join(w, PROBED_RUNS), json.dumps({"runs": sorted([*known, run])}, indent=1) + "\n")
+
+
+def probed_runs(w: str) -> list[str] | None:
+    """The runs ``record_probed_runs`` recorded in ``w``; None in a work dir from before that record
+    (every run's interval checkpoints may then be probed)."""
+    path = os.path.join(w, PROBED_RUNS)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            runs = json.load(f)["runs"]
+        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+            raise ValueError("'runs' is not a list of run dirs")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StudyError(f"{path}: unreadable record of the probed runs ({e}); delete it to carry every "
+                         "run's interval checkpoints") from None
+    return runs
 
 
 EXPECTED_CORPUS = "corpus.expected.json"  # written by study-pack: the corpus the carried results were measured on

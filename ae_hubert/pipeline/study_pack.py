@@ -8,7 +8,8 @@ of each trained piece not yet decoded (H3 fine-tunes a pretraining iteration's m
 from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everything else is left
 out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
 k-means models, interval checkpoints whose probes are done (their results are kept; the others
-travel, slimmed, for the probes still to do) and decoded fine-tuned models (their scores are
+of the runs H2 probes over updates, recorded in ``probed_runs.json``, travel, slimmed, for the
+probes still to do; the H4/H5 arms' are never probed) and decoded fine-tuned models (their scores are
 kept). A piece being trained when the session ended (no ``.train`` marker, an intact
 ``checkpoint_last.pt``) travels whole but for its features: that checkpoint as fairseq wrote it
 (optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
@@ -59,14 +60,18 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
     relative to ``w``."""
     from ..runner.stages import Stages
     from ..runner.trainer import checkpoint_updates
-    from .study import done_probes
+    from .study import done_probes, probed_runs
 
     copy, models, resumed = [], [], []
     # interval checkpoints no finished probe names travel too (a session ended among the probes)
     probed = {(os.path.dirname(c), u) for ckpts in done_probes(Stages(w)).values() for u, c in ckpts.items()}
     unfinished_in = {}  # a Stages dir -> its pieces left out (os.walk visits it before its .stages/)
+    over_updates = probed_runs(w)  # None: a work dir from before that record, any run may be probed
 
     def unprobed(ckpts: str) -> list[str]:
+        rel = os.path.relpath(ckpts, w)
+        if over_updates is not None and not any(rel.startswith(r + os.sep) for r in over_updates):
+            return []  # an H4/H5 arm: only its last checkpoint is probed
         return [os.path.relpath(os.path.join(ckpts, f), w) for f in sorted(os.listdir(ckpts))
                 if INTERVAL.fullmatch(f) and (ckpts, int(f[:-3].rsplit("_", 1)[1])) not in probed]
 
