@@ -12,7 +12,7 @@ import torch
 from ae_hubert.cli import main
 from ae_hubert.common.errors import AeHubertError
 from ae_hubert.pipeline.study import StudyError, load_study, run_study
-from ae_hubert.pipeline.study_pack import TEXT, _moved, pack_plan, pack_study, unpack_study
+from ae_hubert.pipeline.study_pack import SMALL, TEXT, _moved, pack_plan, pack_study, unpack_study
 
 SCHEDULE = """
 name: mini_h1
@@ -214,6 +214,25 @@ def test_a_study_killed_before_any_finished_step_packs_and_unpacks(tmp_path):
     assert sorted(os.listdir(tmp_path / "pack")) == ["pack.json"]
     unpack_study(str(tmp_path / "pack"), str(tmp_path / "w2"))
     assert os.path.isdir(tmp_path / "w2") and not os.path.exists(tmp_path / "w2" / "runs")
+
+
+def test_the_summary_travels_at_any_size_other_large_files_do_not(tmp_path):
+    """Three seeds of every hypothesis make a study.json over the size cap (285 KB measured): the
+    summaries are the study's results and travel; a large log beside a run does not."""
+    work = tmp_path / "w"
+    (work / ".stages").mkdir(parents=True)
+    big = "x" * (SMALL + 1)
+    for d in (work, work / "partial" / "H4.s1..3"):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "study.json").write_text(big)
+        (d / "study.md").write_text("# Study\n")
+    (work / "runs" / "r" / "s1").mkdir(parents=True)
+    (work / "runs" / "r" / "s1" / "train.log").write_text(big)
+    (work / "runs" / "r" / "s1" / "record.json").write_text("{}")
+    files = pack_plan(str(work))[0]
+    assert sorted(files) == sorted([os.path.join("partial", "H4.s1..3", "study.json"),
+                                    os.path.join("partial", "H4.s1..3", "study.md"),
+                                    os.path.join("runs", "r", "s1", "record.json"), "study.json", "study.md"])
 
 
 def test_unpack_rewrites_whole_paths_only():

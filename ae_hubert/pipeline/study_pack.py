@@ -26,12 +26,13 @@ import os
 import re
 import shutil
 
+from ..analysis.study_summary import PARTIAL_DIR
 from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
 from ..runner.lock import LOCK_NAME, WorkDirLock
 
 PACK_FILE = "pack.json"
-SMALL = 256 * 1024  # results, records, logs and plots are smaller; features, labels and models are not
+SMALL = 256 * 1024  # records, logs and plots are smaller (the summary, kept at any size, may not be)
 DATA = (".pt", ".npy", ".km", ".bin")  # models, features, labels, k-means: left out at any size
 TEXT = (".json", ".yaml", ".txt", ".csv", ".md", ".log", ".tsv")
 FINAL_MODEL = "checkpoint_last.pt"
@@ -96,6 +97,8 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
             dirs[:] = [d for d in dirs if d not in unfinished_in[root]]
         unfinished = unfinished_in.get(os.path.dirname(root), set()) if os.path.basename(root) == ".stages" else set()
         half_trained = any(root == r or root.startswith(r + os.sep) for r in resumed)
+        # the study's summaries (W/study.json, W/partial/NAME/) are its results, kept at any size
+        summary = root == w or os.path.dirname(root) == os.path.join(w, PARTIAL_DIR)
         for f in sorted(files):
             path = os.path.join(root, f)
             m = MARKER.fullmatch(f)
@@ -107,7 +110,7 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
             if half_trained:  # all it needs to go on exactly: features (redone only before training) stay
                 if f.endswith((".npy", ".tmp")) or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
                     continue  # interval checkpoints not yet probed travel in ``models``
-            elif f.endswith(DATA) or os.path.getsize(path) > SMALL:
+            elif f.endswith(DATA) or os.path.getsize(path) > SMALL and not summary:
                 continue
             copy.append(os.path.relpath(path, w))
     return copy, sorted(models), [os.path.relpath(r, w) for r in resumed]
