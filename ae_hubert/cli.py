@@ -192,10 +192,12 @@ def _study(a):
 def _study_pack(a):
     from .pipeline.study_pack import pack_study
 
-    r = pack_study(a.work_dir, a.out_dir, keep_unfinished=not a.drop_unfinished)
+    out = a.out_dir or a.work_dir.rstrip("/") + (".results" if a.results_only else ".pack")
+    r = pack_study(a.work_dir, out, keep_unfinished=not a.drop_unfinished, results_only=a.results_only)
     half = f", {len(r['half_trained'])} half-trained pieces ({', '.join(r['half_trained'])})" if r["half_trained"] else ""
+    then = "" if a.results_only else f"; on another machine: ae-hubert study-unpack {out} WORK_DIR"
     _print(f"packed {len(r['files'])} files and {len(r['models'])} models{half} ({r['bytes'] / 1e6:.1f} MB) of "
-           f"{r['work_dir']} into {r['pack']}; on another machine: ae-hubert study-unpack {a.out_dir} WORK_DIR")
+           f"{r['work_dir']} into {r['pack']}{then}")
     return r
 
 
@@ -487,9 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("study-pack", help="keep what a study's later steps need (results, markers, each trained "
                        "iteration's final model without optimizer state) in a small directory to commit or copy")
     s.add_argument("work_dir", type=path, help="the study's work dir (not while a study runs in it)")
-    s.add_argument("out_dir", type=path, help="the pack (a directory, replaced whole when the new one is complete)")
+    s.add_argument("out_dir", type=path, nargs="?", default=None, help="the pack (a directory, replaced whole when "
+                   "the new one is complete; default: WORK_DIR.pack, or WORK_DIR.results, beside the work dir)")
     s.add_argument("--drop-unfinished", action="store_true", help="leave out pieces being trained (by default "
                    "they travel with their last checkpoint, optimizer state included, and resume exactly)")
+    s.add_argument("--results-only", action="store_true", help="a reader's copy: summaries, plots and per-run "
+                   "records; no model, log or label (not for study-unpack)")
     s.set_defaults(fn=_study_pack)
 
     s = sub.add_parser("study-unpack", help="put a study-pack back as a work dir (on another machine or session); "

@@ -144,6 +144,34 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     assert len(kept) == 2 and any(os.path.basename(m).startswith("checkpoint_") and m.endswith("_2.pt") for m in kept)
 
 
+def test_a_pack_records_no_absolute_path_and_results_only_is_a_readers_copy(study, carried, tmp_path):
+    """Packs name the work dir and the package by placeholders; ``--results-only`` (default
+    ``W.results`` beside the work dir) keeps summaries, plots and records, no run artefact, and is
+    refused by ``study-unpack``."""
+    import ae_hubert
+
+    _, work, _ = study
+    _, pack, _ = carried
+    package = os.path.dirname(os.path.abspath(ae_hubert.__file__))
+    for root, _, files in os.walk(pack):
+        for f in files:
+            if f.endswith(TEXT):
+                text = open(os.path.join(root, f), encoding="utf-8").read()
+                assert work not in text and package not in text, os.path.join(root, f)
+    copy = str(tmp_path / "w")
+    shutil.copytree(work, copy, ignore=shutil.ignore_patterns("corpus", "*.pt", "*.npy"))
+    assert main(["study-pack", copy, "--results-only"]) == 0
+    res = copy + ".results"
+    files = [os.path.relpath(os.path.join(r, f), res) for r, _, fs in os.walk(res) for f in fs]
+    assert {"study.md", "study.json", "pack.json"} <= set(files)
+    assert [f for f in files if f.endswith("records.json")] and [f for f in files if f.endswith(".png")]
+    assert not [f for f in files if f.endswith((".pt", ".log", ".km", ".npy", ".len", ".bin", ".yaml"))
+                or "/.hydra/" in f or "tblog" in f or os.sep + ".stages" + os.sep in f]
+    assert not [f for f in files if copy in open(os.path.join(res, f), encoding="utf-8", errors="replace").read()]
+    with pytest.raises(AeHubertError, match="not a pack to resume"):
+        unpack_study(res, str(tmp_path / "w2"))
+
+
 def test_a_half_trained_iteration_travels_and_resumes_exactly(study, tmp_path):
     """A session that ends while an iteration trains: the pack carries its last checkpoint with the
     optimizer state, its labels and k-means model; on the other machine the next call resumes that

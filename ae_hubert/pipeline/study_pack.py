@@ -18,6 +18,11 @@ piece not finished (one killed before its training started, or with a truncated 
 which the next call redoes from its start. The resume is exact when the corpus rebuilt there is
 the same (it is, from its seed, on the same library versions): the pack keeps the corpus's
 fingerprint (``corpus.expected.json``) and the next ``study`` call warns if its rebuild differs.
+
+A pack records no absolute path: the work dir's and the package's paths in its text files become
+the placeholders :data:`WORK_DIR` and :data:`PACKAGE_DIR`, which unpacking replaces with the new ones.
+``results_only`` writes a reader's copy instead: the summaries, plots and per-run records
+(:func:`results_plan`), no model, log, label or training configuration; it is not a pack to resume.
 """
 from __future__ import annotations
 
@@ -39,6 +44,26 @@ FINAL_MODEL = "checkpoint_last.pt"
 INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_UPDATES.pt
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # recorded commands name it
 MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step of the piece NAME/
+WORK_DIR, PACKAGE_DIR = "@WORK_DIR@", "@AE_HUBERT_PACKAGE@"  # what a pack's text files say instead of paths
+RESULT_SUFFIXES = (".md", ".json", ".csv", ".png")
+NOT_RESULTS = {".hydra", "checkpoints", "tblog", "labels", "corpus"}  # run artefacts' folders
+
+
+def results_plan(w: str) -> list[str]:
+    """The files a reader of a study needs, relative to ``w``: the summaries and plots (``W/``,
+    ``W/partial/``), the study's measurement records (``W/.stages/``), and below ``runs/`` and
+    ``finetune/`` the records, label-quality scores, sweep tables and decoding scores. Nothing a
+    run only needs to go on (models, features, labels, logs, the steps' markers, hydra configs)."""
+    out = []
+    for root, dirs, files in os.walk(w):
+        rel_root = os.path.relpath(root, w)
+        parts = [] if rel_root == "." else rel_root.split(os.sep)
+        dirs[:] = sorted(d for d in dirs if d not in NOT_RESULTS and not d.startswith("feat")
+                         and not (d == ".stages" and parts))  # a run's step markers are not results
+        for f in sorted(files):
+            if f.endswith(RESULT_SUFFIXES) and f != PACK_FILE and f != LOCK_NAME and not is_partial(f):
+                out.append(os.path.join(rel_root, f) if parts else f)
+    return out
 
 
 def _pieces(d: str) -> dict[str, dict]:
@@ -125,9 +150,9 @@ def _apart(w: str, *others: str) -> None:
             raise located(o, f"overlaps the work dir {w}: put the pack elsewhere")
 
 
-def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dict:
+def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, results_only: bool = False) -> dict:
     """Write the pack of ``work_dir`` to ``out_dir`` (replaced whole once the new one is complete);
-    ``keep_unfinished``: carry half-trained pieces (module docstring)."""
+    ``keep_unfinished``: carry half-trained pieces; ``results_only``: the reader's copy (module docstring)."""
     import torch
 
     from ..common.checkpoint import load_state_lazily
@@ -143,13 +168,13 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dic
         raise located(out, "exists and is not a pack (no pack.json): not replaced")
     check_writable_dir(os.path.dirname(out))
     with WorkDirLock(w):  # a study running in W would change it under us
-        copy, models, resumed = pack_plan(w, keep_unfinished)
+        copy, models, resumed = ((results_plan(w), [], []) if results_only else pack_plan(w, keep_unfinished))
+        moves = [(w, WORK_DIR), (PACKAGE, PACKAGE_DIR)]
         tmp = out + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)  # a study killed before its first finished step packs to pack.json alone
         for rel in copy:
-            os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-            shutil.copy2(os.path.join(w, rel), os.path.join(tmp, rel))
+            _copy(os.path.join(w, rel), os.path.join(tmp, rel), moves)
         for rel in models:
             state = load_state_lazily(os.path.join(w, rel))
             state["last_optimizer_state"] = None
@@ -159,7 +184,8 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dic
         if os.path.isfile(os.path.join(corpus, "corpus.json")):  # the corpus the results came from
             write_text_atomic(os.path.join(tmp, EXPECTED_CORPUS), json.dumps(fingerprint(corpus), indent=1) + "\n")
             copy = sorted(set(copy) | {EXPECTED_CORPUS})
-        info = {"work_dir": w, "package": PACKAGE, "files": copy, "models": models, "half_trained": resumed,
+        info = {"work_dir": WORK_DIR, "package": PACKAGE_DIR, "results_only": results_only, "files": copy,
+                "models": models, "half_trained": resumed,
                 "bytes": sum(os.path.getsize(os.path.join(tmp, r)) for r in copy + models)}
         with open(os.path.join(tmp, PACK_FILE), "w") as f:
             json.dump(info, f, indent=1)
@@ -169,7 +195,20 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True) -> dic
             os.replace(out, old)
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
-    return {**info, "pack": out}
+    return {**info, "work_dir": w, "pack": out}
+
+
+def _copy(src: str, dst: str, moves: list[tuple[str, str]]) -> None:
+    """Copy one file; a text file with its paths rewritten by ``moves``."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if src.endswith(TEXT):
+        with open(src, encoding="utf-8") as f:
+            text = f.read()
+        with open(dst, "w", encoding="utf-8") as f:
+            f.write(_moved(text, moves))
+        shutil.copystat(src, dst)
+    else:
+        shutil.copy2(src, dst)
 
 
 def unpack_study(pack_dir: str, work_dir: str) -> dict:
@@ -181,11 +220,15 @@ def unpack_study(pack_dir: str, work_dir: str) -> dict:
         with open(meta) as f:
             info = json.load(f)
         files, models, old = list(info["files"]), list(info["models"]), str(info["work_dir"])
-        moves = [(old, w), (str(info.get("package", PACKAGE)), PACKAGE)]
+        moves = [(old, w), (str(info.get("package", PACKAGE)), PACKAGE)]  # packs before placeholders: paths
+        results_only = bool(info.get("results_only", False))
     except FileNotFoundError:
         raise located(p, "not a pack (no pack.json; see `ae-hubert study-pack`)") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise located(meta, f"unreadable pack description ({type(e).__name__}: {e})") from None
+    if results_only:
+        raise located(meta, "a study's results (study-pack --results-only), not a pack to resume: its models "
+                            "and step markers were left out")
     for rel in files + models:
         if os.path.isabs(rel) or ".." in rel.split(os.sep) or not os.path.isfile(os.path.join(p, rel)):
             raise located(meta, f"lists {rel!r}, which is not a file of the pack")
@@ -196,15 +239,7 @@ def unpack_study(pack_dir: str, work_dir: str) -> dict:
     tmp = w + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     for rel in files + models:
-        src, dst = os.path.join(p, rel), os.path.join(tmp, rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        if rel.endswith(TEXT) and any(a != b for a, b in moves):
-            with open(src, encoding="utf-8") as f:
-                text = f.read()
-            with open(dst, "w", encoding="utf-8") as f:
-                f.write(_moved(text, moves))
-        else:
-            shutil.copy2(src, dst)
+        _copy(os.path.join(p, rel), os.path.join(tmp, rel), moves)
     os.makedirs(tmp, exist_ok=True)
     if os.path.isdir(w):
         os.rmdir(w)
@@ -213,8 +248,10 @@ def unpack_study(pack_dir: str, work_dir: str) -> dict:
 
 
 def _moved(text: str, moves: list[tuple[str, str]]) -> str:
-    """Whole paths rewritten: ``old`` only where a path component ends (``/w`` does not touch ``/w2``)."""
+    """Whole paths rewritten: ``old`` only where a path component ends, i.e. not before another name
+    character (``/w`` does not touch ``/w2`` or ``/w_2``; hydra's ``override_dirname`` joins items
+    with ``__``, which ends one)."""
     for a, b in moves:
         if a != b:
-            text = re.sub(re.escape(a) + r'(?=[/"\'\s,;:=\]]|$)', lambda _m: b, text, flags=re.M)
+            text = re.sub(re.escape(a) + r'(?=__|[^\w.+-]|$)', lambda _m: b, text)
     return text
