@@ -37,6 +37,6 @@ setup(
         "jinja2>=3.1.6,<4",
     ],
     extras_require={"plots": PLOTS, "tensorboard": TENSORBOARD, "study": STUDY,
-                    "test": ["pytest>=9.2.0,<10", *PLOTS, *TENSORBOARD, *STUDY]},
+                    "test": ["pytest>=9.2.0,<10", "pytest-xdist>=3.8.0,<4", *PLOTS, *TENSORBOARD, *STUDY]},
     entry_points={"console_scripts": ["ae-hubert = ae_hubert.cli:main"]},
 )

@@ -1,7 +1,13 @@
-"""Make fairseq-fixed work on the modern stack, without touching fairseq's files.
+"""What the plugin changes in fairseq, all of it here, none of it in fairseq's files.
 
-1. Checkpoint loading under torch's weights-only unpickler (below).
-2. Reproducible HuBERT masking: this fairseq draws every mask from ``np.random.default_rng(None)``
+On import of ``ae_hubert`` (:func:`install`): checkpoint loading under torch's weights-only
+unpickler (below); nothing else, so a stock ``hubert`` / ``hubert_pretraining`` run with the user
+dir loaded trains exactly as without it.
+
+When the plugin's own task or models are built (:func:`exact_training`), for the rest of that
+process, logged once:
+
+1. Reproducible HuBERT masking: this fairseq draws every mask from ``np.random.default_rng(None)``
    (fresh OS entropy) unless a seed is passed, and HuBERT passes none, so two runs with the same
    ``common.seed`` train different models. We pass a seed drawn from torch's generator, which
    fairseq's trainer re-seeds with ``common.seed + num_updates`` before every update: masks stay
@@ -9,7 +15,7 @@
    (the span count's rounding, drawn from numpy's global generator, is seeded the same way).
    (With ``dataset.num_workers: 0`` also set ``dataset.data_buffer_size: 0``: fairseq's prefetch
    thread would otherwise draw random crops from numpy's global generator concurrently.)
-3. Interval checkpoints at epoch ends: fairseq writes ``checkpoint_E_U.pt`` every
+2. Interval checkpoints at epoch ends: fairseq writes ``checkpoint_E_U.pt`` every
    ``save_interval_updates`` only when the update is *not* the last of an epoch, so whenever the
    epoch length divides the interval (100 updates per epoch and checkpoints every 500, as the study's
    1.28 M-sample batches give) no interval checkpoint is kept at all and probes over updates have
@@ -49,6 +55,8 @@ SAFE_GLOBALS = [
 ]
 
 _installed = False
+_exact = False
+log = logging.getLogger(__name__)
 
 
 def _resolve(module: str, attr: str):
@@ -127,8 +135,8 @@ def interval_checkpoints_at_epoch_ends(original):
 
 
 def install() -> None:
-    """Register :data:`SAFE_GLOBALS`, seed HuBERT's masking, keep interval checkpoints at epoch
-    ends (idempotent)."""
+    """Register :data:`SAFE_GLOBALS` for torch's weights-only unpickler (idempotent). Touches
+    nothing else of fairseq."""
     global _installed
     if _installed:
         return
@@ -141,16 +149,30 @@ def install() -> None:
     if add is not None:  # torch < 2.4 has no safe unpickler default; nothing to do
         objs = [o for o in (_resolve(m, a) for m, a in SAFE_GLOBALS) if o is not None]
         add(objs)
-    from fairseq.models.hubert import hubert
+    import fairseq  # noqa: F401  (its import configures logging; undone below)
 
-    if not hasattr(hubert.compute_mask_indices, "__wrapped__"):
-        hubert.compute_mask_indices = seeded_mask_indices(hubert.compute_mask_indices)
-    from fairseq import checkpoint_utils
-
-    if not hasattr(checkpoint_utils.save_checkpoint, "__wrapped__"):
-        checkpoint_utils.save_checkpoint = interval_checkpoints_at_epoch_ends(checkpoint_utils.save_checkpoint)
     if not configured and root.level == logging.DEBUG:
         # importing fairseq runs logging.basicConfig(level=DEBUG) (models/wav2vec/wav2vec2_classification.py):
         # in a process that had not configured logging, every library's debug lines would reach stderr
         root.setLevel(level)
     _installed = True
+
+
+def exact_training(by: str) -> None:
+    """Seed HuBERT's masking and keep interval checkpoints at epoch ends (module docstring), for the
+    rest of this process; called when the plugin's task or models are built (``by`` names which),
+    and logged once. Idempotent."""
+    global _exact
+    if _exact:
+        return
+    from fairseq import checkpoint_utils
+    from fairseq.models.hubert import hubert
+
+    if not hasattr(hubert.compute_mask_indices, "__wrapped__"):
+        hubert.compute_mask_indices = seeded_mask_indices(hubert.compute_mask_indices)
+    if not hasattr(checkpoint_utils.save_checkpoint, "__wrapped__"):
+        checkpoint_utils.save_checkpoint = interval_checkpoints_at_epoch_ends(checkpoint_utils.save_checkpoint)
+    _exact = True
+    log.info("ae_hubert: exact training (%s): HuBERT masks seeded from torch's generator "
+             "(fairseq.models.hubert.hubert.compute_mask_indices wrapped) and interval checkpoints kept at epoch "
+             "ends (fairseq.checkpoint_utils.save_checkpoint wrapped), see ae_hubert/compat.py", by)

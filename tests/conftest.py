@@ -1,7 +1,10 @@
 """Shared fixtures: a small synthetic corpus, its MFCC labels, and a checkpoint from stock fairseq."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 
@@ -51,13 +54,43 @@ def silent_manifests(data, n: int, seconds: int) -> str:
     return data
 
 
+# a test that needs one of these (directly or through another fixture) synthesises audio or trains a
+# model: it belongs to the full suite only (`make test`), not to `make test-fast`
+BUILDS = {"corpus", "mfcc_labels", "stock_checkpoint", "stock_base_checkpoint", "study"}  # study: a module's own corpus
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BUILDS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@contextlib.contextmanager
+def _built_once(tmp_path_factory, name: str):
+    """A directory for a session fixture, built by one test process and shared by the others (pytest-xdist
+    workers share their run's base temp dir): yields (path, whether this process must build it)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes; a crashed builder frees it
+        must = not done.exists()
+        if must:
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+        yield path, must
+        if must:
+            done.write_text("")
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     from ae_hubert.corpus.toy_corpus import build
 
-    out = str(tmp_path_factory.mktemp("corpus"))
-    build(out, utterances=40, seed=3, workers=2)
-    return out
+    with _built_once(tmp_path_factory, "corpus") as (out, must):
+        if must:
+            build(str(out), utterances=40, seed=3, workers=2)
+    return str(out)
 
 
 @pytest.fixture(scope="session")
@@ -67,23 +100,25 @@ def mfcc_labels(corpus, tmp_path_factory):
     from ae_hubert.clustering.label import dump_labels
     from ae_hubert.features.dump import dump_mfcc
 
-    w = tmp_path_factory.mktemp("mfcc")
-    feat, lab, km = str(w / "feat"), str(w / "lab"), str(w / "km.bin")
-    for split in ("train", "valid"):
-        dump_mfcc(corpus, split, feat)
-    learn_kmeans(feat, "train", 1, 20, km, seed=0)
-    for split in ("train", "valid"):
-        dump_labels(feat, split, 1, km, lab)
+    with _built_once(tmp_path_factory, "mfcc") as (w, must):
+        feat, lab, km = str(w / "feat"), str(w / "lab"), str(w / "km.bin")
+        if must:
+            for split in ("train", "valid"):
+                dump_mfcc(corpus, split, feat)
+            learn_kmeans(feat, "train", 1, 20, km, seed=0)
+            for split in ("train", "valid"):
+                dump_labels(feat, split, 1, km, lab)
     return {"feat": feat, "lab": lab, "km": km}
 
 
 @pytest.fixture(scope="session")
 def stock_checkpoint(corpus, mfcc_labels, tmp_path_factory):
     """A checkpoint written by stock fairseq-hydra-train with the stock task and model names."""
-    w = tmp_path_factory.mktemp("stock_ckpt")
-    hydra_train(str(w), f"task.data={corpus}", f"task.label_dir={mfcc_labels['lab']}", "task.label_rate=100",
-                "task._name=hubert_pretraining", "optimization.max_update=4",
-                f"checkpoint.save_dir={w}/ckpt", user_dir=False)
+    with _built_once(tmp_path_factory, "stock_ckpt") as (w, must):
+        if must:
+            hydra_train(str(w), f"task.data={corpus}", f"task.label_dir={mfcc_labels['lab']}", "task.label_rate=100",
+                        "task._name=hubert_pretraining", "optimization.max_update=4",
+                        f"checkpoint.save_dir={w}/ckpt", user_dir=False)
     path = os.path.join(str(w), "ckpt", "checkpoint_last.pt")
     assert os.path.isfile(path)
     return path
@@ -97,7 +132,15 @@ def stock_base_checkpoint(corpus, mfcc_labels, tmp_path_factory):
     """A Base-size (12 x 768) checkpoint in the exact released format, written by stock
     fairseq-hydra-train from fairseq's own hubert_base_librispeech.yaml (one CPU update, no
     optimizer state), with the stock task and model names."""
-    w = tmp_path_factory.mktemp("stock_base")
+    with _built_once(tmp_path_factory, "stock_base") as (w, must):
+        if must:
+            _stock_base(w, corpus, mfcc_labels)
+    path = os.path.join(str(w), "ckpt", "checkpoint_last.pt")
+    assert os.path.isfile(path)
+    return path
+
+
+def _stock_base(w, corpus, mfcc_labels) -> None:
     cmd = [os.path.join(BIN, "fairseq-hydra-train"), "--config-dir", os.path.join(STOCK_HUBERT_CONFIG, "pretrain"),
            "--config-name", "hubert_base_librispeech", f"task.data={corpus}", f"task.label_dir={mfcc_labels['lab']}",
            "task.labels=[km]", "model.label_rate=100", "common.fp16=false", "common.cpu=true",
@@ -106,6 +149,3 @@ def stock_base_checkpoint(corpus, mfcc_labels, tmp_path_factory):
            "optimization.max_update=1", "dataset.disable_validation=true", "checkpoint.no_save_optimizer_state=true",
            f"checkpoint.save_dir={w}/ckpt", f"hydra.run.dir={w}"]
     run_cmd(cmd, str(w))
-    path = os.path.join(str(w), "ckpt", "checkpoint_last.pt")
-    assert os.path.isfile(path)
-    return path

@@ -4,7 +4,7 @@ import os
 import pytest
 from conftest import hydra_train
 
-from ae_hubert.runner.trainer import checkpoint_updates
+from ae_hubert.common.checkpoint import checkpoint_updates
 
 
 @pytest.mark.parametrize("extra, kept_intervals, epochs", [

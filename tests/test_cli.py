@@ -1,6 +1,7 @@
 import os
 import subprocess
 
+import pytest
 from conftest import BIN
 
 
@@ -8,6 +9,7 @@ def ae(*args):
     return subprocess.run([os.path.join(BIN, "ae-hubert"), *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_bad_manifest_is_one_clear_line(tmp_path):
     (tmp_path / "train.tsv").write_text("/root\nwav/a.wav 100\n")
     r = ae("dump", "mfcc", "--tsv-dir", str(tmp_path), "--split", "train", "--out-dir", str(tmp_path / "f"))

@@ -127,6 +127,7 @@ def test_a_rerun_removes_what_a_killed_writer_left(tmp_path):
     assert (tmp_path / "train_0_1.npy").exists()
 
 
+@pytest.mark.slow
 def test_importing_the_plugin_leaves_an_unconfigured_root_logger_quiet():
     """fairseq's import sets the root logger to DEBUG (a basicConfig in one of its modules); a script
     that imports ae_hubert must not print every library's debug lines (seen with matplotlib)."""

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 import numpy as np
 import soundfile as sf
 
@@ -57,6 +58,7 @@ def test_both_synthesisers_and_dictionary(corpus):
     assert ltr <= set(symbols)
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed(tmp_path):
     a = build(str(tmp_path / "a"), utterances=12, seed=5, workers=1)
     b = build(str(tmp_path / "b"), utterances=12, seed=5, workers=2)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import numpy as np
 import soundfile as sf
 
@@ -44,6 +45,7 @@ def test_audio_blocks_are_the_file(tmp_path):
     np.testing.assert_array_equal(np.concatenate(blocks), whole)
 
 
+@pytest.mark.slow
 def test_mfcc_dump_memory_does_not_grow_with_clip_length(tmp_path):
     short, long = _clip(tmp_path / "short", 3), _clip(tmp_path / "long", 600)
     peaks = {}

@@ -1,4 +1,4 @@
-"""ae_hubert_ctc: top-layer reset (reinit/drop), freeze policy, strict loading, self-contained decoding."""
+"""hubert_ctc_reset: top-layer reset (reinit/drop), freeze policy, strict loading, self-contained decoding."""
 import json
 import os
 import shutil
@@ -12,7 +12,7 @@ FT_CONFIG_DIR = os.path.join(USER_DIR, "config", "finetune")
 
 
 def build_ctc(corpus, w2v_path, **model):
-    """ae_hubert_ctc built the way fairseq's trainer does (task.build_model on the toy fine-tune config)."""
+    """hubert_ctc_reset built the way fairseq's trainer does (task.build_model on the toy fine-tune config)."""
     import ae_hubert  # noqa: F401
     from fairseq import tasks
     from omegaconf import OmegaConf
@@ -229,6 +229,7 @@ def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_ch
     assert out["encoder_out"].shape == (49, 1, len(model.w2v_encoder.proj.weight))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["toy_cpu", "base_10h", "base_100h", "large_10h"])
 def test_finetune_configs_compose_and_pad_instead_of_crop(name, tmp_path):
     import subprocess
@@ -239,9 +240,9 @@ def test_finetune_configs_compose_and_pad_instead_of_crop(name, tmp_path):
                         name, "task.data=/data", "model.w2v_path=/w.pt", f"common.user_dir={USER_DIR}", "--cfg", "job"],
                        cwd=str(tmp_path), capture_output=True, text=True, check=True)
     cfg = OmegaConf.create(r.stdout)
-    assert cfg.task._name == "ae_hubert_pretraining" and cfg.task.fine_tuning
+    assert cfg.task._name == "hubert_pretraining_checked" and cfg.task.fine_tuning
     assert cfg.task.pad_audio is True and cfg.task.random_crop is False
-    assert cfg.model._name == "ae_hubert_ctc" and cfg.criterion._name == "ctc"
+    assert cfg.model._name == "hubert_ctc_reset" and cfg.criterion._name == "ctc"
     assert cfg.checkpoint.best_checkpoint_metric == "wer"
 
 
@@ -260,7 +261,7 @@ def test_pretrain_configs_mirror_fairseq(ours, stock):
                 assert a[section][key] == b[section][key], f"{section}.{key}"
     for key in ("normalize", "max_sample_size", "min_sample_size", "pad_audio", "random_crop"):
         assert a.task[key] == b.task[key], key
-    assert a.task._name == "ae_hubert_pretraining"
+    assert a.task._name == "hubert_pretraining_checked"
 
 
 def test_layer_probes_during_fine_tuning(corpus, stock_checkpoint, tmp_path):

@@ -145,7 +145,7 @@ def test_kill_during_training_resumes_bit_identically(long_run, corpus, tmp_path
     recs = json.load(open(os.path.join(work, "records.json")))
     assert recs[0]["updates"] == 16
     # the training time counts the killed run's part too (the stage's own seconds are the resume's alone)
-    from ae_hubert.runner.trainer import checkpoint_training_seconds
+    from ae_hubert.common.checkpoint import checkpoint_training_seconds
 
     before_kill = checkpoint_training_seconds(os.path.join(work, "iter1", "checkpoints", "checkpoint_2_6.pt"))
     assert 0 < before_kill < recs[0]["train_seconds"]
@@ -179,7 +179,7 @@ def test_continue_init_adaptive_layer_and_dry_run(corpus, tmp_path):
 def test_truncated_checkpoint_last_is_repaired(tmp_path):
     import torch
 
-    from ae_hubert.runner.trainer import repair_last_checkpoint
+    from ae_hubert.common.checkpoint import repair_last_checkpoint
 
     good = tmp_path / "checkpoint_1_4.pt"
     torch.save({"model": {"w": torch.ones(100)}}, good)
@@ -209,7 +209,7 @@ iterations:
     init: continue
     reset_top_layers: 2
     max_update: 3
-    overrides: [model._name=ae_hubert, criterion._name=ae_hubert, "+model.layer_targets='6:0:1.0,3:0:0.5'"]
+    overrides: [model._name=hubert_layer_targets, criterion._name=hubert_layer_targets, "+model.layer_targets='6:0:1.0,3:0:0.5'"]
 """)
     work = str(tmp_path / "work")
     r = driver(str(p), work, corpus)
@@ -222,11 +222,11 @@ iterations:
 
 
 def test_model_overrides_for_the_continue_init():
-    from ae_hubert.pipeline.continue_init import model_overrides
+    from ae_hubert.models.continue_init import model_overrides
 
-    got = model_overrides(["model._name=ae_hubert", "+model.layer_targets='6:1:1.0,3:0:0.5'", "task.labels=[km]",
+    got = model_overrides(["model._name=hubert_layer_targets", "+model.layer_targets='6:1:1.0,3:0:0.5'", "task.labels=[km]",
                            "model.encoder_layers=4", "+model.layer_targets=6:0:1", "model.a.b=1"])
-    assert got == {"_name": "ae_hubert", "layer_targets": "6:0:1", "encoder_layers": 4}
+    assert got == {"_name": "hubert_layer_targets", "layer_targets": "6:0:1", "encoder_layers": 4}
 
 
 def trainers_of(work):

@@ -62,6 +62,7 @@ def _steps(schedule, tmp_path, data, overrides=(), nodes=4, gpus=8):
     return plan(load_schedule(schedule, data, [*overrides, *distributed_overrides(nodes, gpus)]), str(tmp_path / "w"))
 
 
+@pytest.mark.slow
 def test_slurm_scripts_for_a_schedule(tmp_path):
     steps = _steps("standard", tmp_path, _data(tmp_path))
     stages = [stage for stage, _ in stage_groups(steps)]
@@ -83,6 +84,7 @@ def test_slurm_scripts_for_a_schedule(tmp_path):
         subprocess.run(["bash", "-n", p], check=True)
 
 
+@pytest.mark.slow
 def test_adaptive_schedule_resolves_its_layer_under_slurm(tmp_path):
     """layer: auto is a choose-layer step writing a JSON that the sharded dump reads (--layer-from)."""
     steps = _steps("adaptive_toy", tmp_path, _data(tmp_path), nodes=1, gpus=1)

@@ -47,4 +47,4 @@ def test_wheel_into_a_fresh_venv_trains_through_fairseq(tmp_path, corpus, mfcc_l
                f"common.user_dir={where}"], cwd=cwd)
     assert "num_updates: 1 >= max_update: 1" in out or os.path.isfile(tmp_path / "ckpt" / "checkpoint_last.pt")
     assert os.path.isfile(tmp_path / "ckpt" / "checkpoint_last.pt")
-    assert f"{where}" in out or "ae_hubert_pretraining" in out
+    assert f"{where}" in out or "hubert_pretraining_checked" in out

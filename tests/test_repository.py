@@ -56,3 +56,18 @@ def test_the_ignore_rules_keep_run_artefacts_out():
     kept = subprocess.run(["git", "check-ignore", "--no-index", "carry/study/runs/r/checkpoints/checkpoint_last.pt"],
                           cwd=REPO, capture_output=True, text=True)
     assert kept.returncode == 1, "the carry folder must stay trackable"
+
+
+def test_nothing_below_the_cli_imports_it():
+    """``cli.py`` is the table of commands on top: no module of the package imports it."""
+    pkg = os.path.join(REPO, "ae_hubert")
+    importers = []
+    for root, _, files in os.walk(pkg):
+        for f in files:
+            path = os.path.join(root, f)
+            if f.endswith(".py") and os.path.relpath(path, pkg) not in ("cli.py", "__main__.py"):
+                text = open(path, encoding="utf-8").read()
+                if re.search(r"^\s*(from\s+(ae_hubert|\.+)\s+import\s+cli\b|from\s+(ae_hubert)?\.+cli\s+import|"
+                             r"import\s+ae_hubert\.cli)", text, re.M):
+                    importers.append(os.path.relpath(path, REPO))
+    assert not importers, importers

@@ -1,4 +1,4 @@
-"""Per-layer probes logged at each validation by ``ae_hubert_pretraining`` (stock fairseq-hydra-train)."""
+"""Per-layer probes logged at each validation by ``hubert_pretraining_checked`` (stock fairseq-hydra-train)."""
 import re
 
 from conftest import hydra_train

@@ -167,8 +167,7 @@ def probe_checkpoints(paths: list[str], data: str, **kwargs) -> list[dict]:
     checkpoints are ordered by updates, one per update count (``checkpoint_last`` repeats an interval
     checkpoint); each result carries ``run``, ``updates`` and ``step`` (updates counted from the
     first run's start, runs end to end in the order given)."""
-    from ..common.checkpoint import load_state, state_updates
-    from .checkpoints import checkpoint_runs, run_label
+    from ..common.checkpoint import checkpoint_runs, load_state, run_label, state_updates
 
     results, offset, mfcc_cache = [], 0, {}
     for run, files in checkpoint_runs(paths):

@@ -130,3 +130,31 @@ def path(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text
+
+
+def device_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--device", type=device, default=None, help="cpu / cuda / cuda:N (default: cuda when available)")
+
+
+def shard_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--nshard", type=integer(1), default=1, help="number of shards the split is cut into")
+    s.add_argument("--rank", type=integer(0), default=0, help="which shard (0-based, < --nshard)")
+
+
+def model_options(k: argparse.ArgumentParser, required: bool) -> None:
+    """The options that pick and run a model layer (``dump hubert``; ``label --tsv-dir`` with a model)."""
+    k.add_argument("--ckpt", required=required, default=None,
+                   help="any fairseq HuBERT checkpoint, pretrained or fine-tuned"
+                        + ("" if required else " (--tsv-dir: label its layer's features; without: MFCC)"))
+    which = k.add_mutually_exclusive_group(required=required)
+    which.add_argument("--layer", type=integer(1), help="1-based transformer layer, as stock")
+    which.add_argument("--layer-from", metavar="JSON", help="read the layer from a `choose-layer --json` result ('chosen')")
+    k.add_argument("--max-samples", type=integer(0), default=None,
+                   help="padded samples per batch (default 1.6M on CUDA; on CPU one utterance per batch)")
+    k.add_argument("--max-chunk", type=integer(400), default=1_600_000,
+                   help="longer audio is cut into independent chunks of this many samples, as stock")
+    device_option(k)
+    k.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="model precision; float16/bfloat16 for GPUs, files stay float32")
+    k.add_argument("--user-dir", default=None, help="another fairseq plugin the checkpoint needs")
+

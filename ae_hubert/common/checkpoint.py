@@ -1,4 +1,6 @@
-"""Loading the HuBERT encoder from any fairseq checkpoint: pretrained or fine-tuned, stock or ours.
+"""Everything about fairseq checkpoints, in one place: loading (the HuBERT encoder of any checkpoint,
+pretrained or fine-tuned, stock or ours; a raw state, lazily), what a checkpoint records (updates,
+training time), whether a file is intact, and which checkpoints a run saved.
 
 Pretraining checkpoints (``hubert``, plugin subclasses) are rebuilt through their task and model
 registries; fine-tuned CTC checkpoints (``hubert_ctc`` and ours) carry the pretraining config in
@@ -8,11 +10,18 @@ is rebuilt (no ``w2v_path`` file, no label dictionaries and no data directory ar
 from __future__ import annotations
 
 import argparse
+import glob
 import os
+import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 
+from .atomic import atomic_path
 from .errors import AeHubertError, located
+
+LAST = "checkpoint_last.pt"  # fairseq's copy of the newest checkpoint of a run
+INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_UPDATES.pt (save_interval_updates)
 
 CTC_PREFIX = "w2v_encoder.w2v_model."
 # heads that only pretraining uses; fine-tuned checkpoints may or may not still carry them
@@ -161,3 +170,95 @@ def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,
         raise located(path, f"checkpoint does not match its own config ({type(e).__name__}: {first[:300]})") from None
     model.eval()
     return LoadedHubert(model.to(device), normalize, cfg, w2v_args is not None, path, state_updates(state))
+
+
+# --- integrity and what a checkpoint file records (read lazily) ---------------------------------
+
+def intact(path: str) -> bool:
+    """A torch zip checkpoint whose central directory is there (a truncated copy has none)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return len(z.namelist()) > 0
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def repair_last_checkpoint(save_dir: str) -> str | None:
+    """fairseq writes ``checkpoint_last.pt`` by a plain copy of the newest checkpoint, so a kill at the
+    wrong moment leaves it truncated and the rerun cannot resume. Replace a truncated one by the
+    newest intact ``checkpoint_*.pt`` (atomically), or remove it. Returns what was done, if anything."""
+    last = os.path.join(save_dir, LAST)
+    if not os.path.exists(last) or intact(last):
+        return None
+    candidates = [p for p in glob.glob(os.path.join(save_dir, "checkpoint*.pt"))
+                  if p != last and ".partial-" not in p and intact(p)]
+    if not candidates:
+        os.remove(last)
+        return f"removed truncated {last}"
+    newest = max(candidates, key=os.path.getmtime)
+    with atomic_path(last) as tmp:
+        shutil.copyfile(newest, tmp)
+    return f"replaced truncated {last} by {newest}"
+
+
+def intact_state(path: str) -> dict | None:
+    """A checkpoint's state with its tensors memory-mapped, not read; None when there is no intact one."""
+    if not os.path.isfile(path) or not intact(path):
+        return None
+    return load_state_lazily(path)
+
+
+def checkpoint_updates(path: str) -> int | None:
+    """``num_updates`` recorded in a checkpoint, read without loading its tensors; None when there
+    is no intact checkpoint."""
+    state = intact_state(path)
+    return None if state is None else state_updates(state)
+
+
+def checkpoint_training_seconds(path: str) -> float | None:
+    """The run's training time up to this checkpoint, over all its resumes (a stage's own seconds
+    count only its last resume); None when unknown."""
+    state = intact_state(path)
+    return None if state is None else state_training_seconds(state)
+
+
+# --- the checkpoints of a run ------------------------------------------------------------------
+
+def checkpoint_runs(paths: list[str]) -> list[tuple[str, list[str]]]:
+    """``[(run, files)]``: a directory is a run of its ``checkpoint*.pt``; consecutive files that sit in
+    the same directory form one run."""
+    runs: list[tuple[str, list[str]]] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = [f for f in sorted(glob.glob(os.path.join(p, "checkpoint*.pt"))) if ".partial-" not in f]
+            if not found:
+                raise located(p, "no checkpoint*.pt in this directory")
+            runs.append((os.path.normpath(p), found))
+        elif not os.path.isfile(p):
+            raise located(p, "checkpoint not found")
+        else:
+            run = os.path.dirname(os.path.normpath(p))
+            if runs and runs[-1][0] == run:
+                runs[-1][1].append(p)
+            else:
+                runs.append((run, [p]))
+    return runs
+
+
+def run_label(run: str) -> str:
+    """Short name of a run: ``iter2/checkpoints`` -> ``iter2``."""
+    parts = os.path.normpath(run).split(os.sep)
+    if parts[-1] == "checkpoints" and len(parts) > 1:
+        return parts[-2]
+    return parts[-1]
+
+
+def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
+    """``{updates: path}`` of every checkpoint a run saved (read from each file, not its name); an
+    interval checkpoint is preferred to ``checkpoint_best``/``_last`` holding the same update."""
+    out: dict[int, str] = {}
+    for f in checkpoint_runs([ckpt_dir])[0][1]:  # sorted: checkpoint_E_U before _best and _last
+        updates = checkpoint_updates(f)
+        if updates is not None:
+            out.setdefault(updates, f)
+    return dict(sorted(out.items()))

@@ -1,1 +1,1 @@
-"""Fine-tuning side: decoding, subword units, reset sweeps (the model itself is models/ae_hubert_ctc.py)."""
+"""Fine-tuning side: decoding, subword units, reset sweeps (the model itself is models/hubert_ctc_reset.py)."""

@@ -17,7 +17,8 @@ from ..common.errors import AeHubertError, located
 from ..runner.configs import compose_train_config, override_key
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import (check_hydra_path, checkpoint_training_seconds, final_stats, resolve_train_config,
+from ..common.checkpoint import checkpoint_training_seconds
+from ..runner.trainer import (check_hydra_path, final_stats, resolve_train_config,
                               run_training, train_args)
 
 

@@ -1,2 +1,2 @@
 """fairseq models of the plugin (fairseq imports every module here; so does ``ae_hubert``)."""
-from . import ae_hubert_ctc, ae_hubert_model  # noqa: F401
+from . import hubert_ctc_reset, hubert_layer_targets  # noqa: F401

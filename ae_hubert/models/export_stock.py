@@ -1,4 +1,4 @@
-"""``ae-hubert export-stock``: an ``ae_hubert`` checkpoint under stock names, for stock tools.
+"""``ae-hubert export-stock``: a ``hubert_layer_targets`` checkpoint under stock names, for stock tools.
 
 The model becomes ``hubert`` (the extra per-layer heads and the plugin-only config keys go), the
 task ``hubert_pretraining``, the criterion ``hubert``; the optimizer state is dropped (it holds the

@@ -18,7 +18,8 @@ from typing import Callable
 from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import check_hydra_path, checkpoint_training_seconds, final_stats, run_training
+from ..common.checkpoint import checkpoint_training_seconds
+from ..runner.trainer import check_hydra_path, final_stats, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -26,9 +27,10 @@ from .schedule import Iteration, Schedule, load_schedule
 def execute(step: Step):
     """Run one step in this process (training as an owned subprocess); its JSON-able result."""
     if step.tool == "ae-hubert":
-        from ..cli import invoke
+        from ..common.command import invoke
+        from .plan import STEP_COMMANDS
 
-        return invoke(list(step.args))
+        return invoke(STEP_COMMANDS, step.args)
     if step.tool == "fairseq-hydra-train":
         log = run_training(list(step.args), step.cwd, step.save_dir, step.max_update)
         return final_stats(log, step.save_dir)

@@ -12,10 +12,15 @@ import os
 import shlex
 from dataclasses import dataclass
 
+from ..clustering import commands as clustering_commands
+from ..features import commands as feature_commands
 from ..features.dump import sample_split
+from ..models import commands as model_commands
 from .schedule import Iteration, Schedule, Target
 
 SPLITS = ("train", "valid")
+# the ``ae-hubert`` commands a plan's steps run (in this process when ``iterate`` executes them)
+STEP_COMMANDS = [*feature_commands.COMMANDS, *clustering_commands.COMMANDS, *model_commands.COMMANDS]
 PHONE_RATE = 50.0  # frame phone labels (.phn) of the synthetic corpora
 
 
@@ -125,7 +130,7 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
 def plan(s: Schedule, work_dir: str) -> list[Step]:
     """Every step of the schedule, in order. ``work_dir`` and the data are made absolute."""
     from ..runner.trainer import train_args
-    from .continue_init import model_override_strings
+    from ..models.continue_init import model_override_strings
 
     work_dir = os.path.abspath(work_dir)
     data = os.path.abspath(s.data)

@@ -37,6 +37,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..common.atomic import write_text_atomic
+from ..common.checkpoint import saved_checkpoints
 from ..common.errors import AeHubertError
 from ..runner.configs import override_key
 from ..runner.lock import WorkDirLock
@@ -272,20 +273,6 @@ def _training(s, it) -> dict:
 def _json_round_trip(value):
     """Results as they read back from a stage marker (int keys become strings), fresh or resumed."""
     return json.loads(json.dumps(value))
-
-
-def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
-    """``{updates: path}`` of every checkpoint a run saved (read from each file, not its name); an
-    interval checkpoint is preferred to ``checkpoint_best``/``_last`` holding the same update."""
-    from ..analysis.checkpoints import checkpoint_runs
-    from ..runner.trainer import checkpoint_updates
-
-    out: dict[int, str] = {}
-    for f in checkpoint_runs([ckpt_dir])[0][1]:  # sorted: checkpoint_E_U before _best and _last
-        updates = checkpoint_updates(f)
-        if updates is not None:
-            out.setdefault(updates, f)
-    return dict(sorted(out.items()))
 
 
 PROBE_MARKER = re.compile(r"(?P<piece>.+)\.probe\.(?P<updates>\d+)\.json")  # sSEED.RUN.ITERATION.probe.UPDATES

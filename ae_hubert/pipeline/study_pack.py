@@ -32,6 +32,7 @@ import re
 import shutil
 
 from ..analysis.study_summary import PARTIAL_DIR
+from ..common.checkpoint import INTERVAL, LAST as FINAL_MODEL, checkpoint_updates, load_state_lazily
 from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
 from ..runner.lock import LOCK_NAME, WorkDirLock
@@ -40,8 +41,6 @@ PACK_FILE = "pack.json"
 SMALL = 256 * 1024  # records, logs and plots are smaller (the summary, kept at any size, may not be)
 DATA = (".pt", ".npy", ".km", ".bin")  # models, features, labels, k-means: left out at any size
 TEXT = (".json", ".yaml", ".txt", ".csv", ".md", ".log", ".tsv")
-FINAL_MODEL = "checkpoint_last.pt"
-INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_UPDATES.pt
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # recorded commands name it
 MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step of the piece NAME/
 WORK_DIR, PACKAGE_DIR = "@WORK_DIR@", "@AE_HUBERT_PACKAGE@"  # what a pack's text files say instead of paths
@@ -85,7 +84,6 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
     """(files copied as they are, models kept without optimizer state, pieces carried half-trained),
     relative to ``w``."""
     from ..runner.stages import Stages
-    from ..runner.trainer import checkpoint_updates
     from .study import done_probes, probed_runs
 
     copy, models, resumed = [], [], []
@@ -155,7 +153,6 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, result
     ``keep_unfinished``: carry half-trained pieces; ``results_only``: the reader's copy (module docstring)."""
     import torch
 
-    from ..common.checkpoint import load_state_lazily
     from ..corpus.corpus_files import fingerprint
     from .study import EXPECTED_CORPUS
 

@@ -11,16 +11,14 @@
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import zipfile
 
-from ..common.atomic import atomic_path
+from ..common.checkpoint import LAST, checkpoint_updates, repair_last_checkpoint
 from ..common.errors import AeHubertError
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,60 +55,6 @@ def check_hydra_path(path: str, what: str) -> None:
     if bad:
         raise AeHubertError(f"{what} {path}: contains {' '.join(bad)}, which hydra overrides cannot carry; "
                             "use another directory name")
-
-
-def _intact(path: str) -> bool:
-    """A torch zip checkpoint whose central directory is there (a truncated copy has none)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return len(z.namelist()) > 0
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def repair_last_checkpoint(save_dir: str) -> str | None:
-    """fairseq writes ``checkpoint_last.pt`` by a plain copy of the newest checkpoint, so a kill at the
-    wrong moment leaves it truncated and the rerun cannot resume. Replace a truncated one by the
-    newest intact ``checkpoint_*.pt`` (atomically), or remove it. Returns what was done, if anything."""
-    last = os.path.join(save_dir, "checkpoint_last.pt")
-    if not os.path.exists(last) or _intact(last):
-        return None
-    candidates = [p for p in glob.glob(os.path.join(save_dir, "checkpoint*.pt"))
-                  if p != last and ".partial-" not in p and _intact(p)]
-    if not candidates:
-        os.remove(last)
-        return f"removed truncated {last}"
-    newest = max(candidates, key=os.path.getmtime)
-    with atomic_path(last) as tmp:
-        shutil.copyfile(newest, tmp)
-    return f"replaced truncated {last} by {newest}"
-
-
-def _intact_state(path: str) -> dict | None:
-    """A checkpoint's state with its tensors memory-mapped, not read; None when there is no intact one."""
-    if not os.path.isfile(path) or not _intact(path):
-        return None
-    from ..common.checkpoint import load_state_lazily
-
-    return load_state_lazily(path)
-
-
-def checkpoint_updates(path: str) -> int | None:
-    """``num_updates`` recorded in a checkpoint, read without loading its tensors; None when there
-    is no intact checkpoint."""
-    from ..common.checkpoint import state_updates
-
-    state = _intact_state(path)
-    return None if state is None else state_updates(state)
-
-
-def checkpoint_training_seconds(path: str) -> float | None:
-    """The run's training time up to this checkpoint, over all its resumes (a stage's own seconds
-    count only its last resume); None when unknown."""
-    from ..common.checkpoint import state_training_seconds
-
-    state = _intact_state(path)
-    return None if state is None else state_training_seconds(state)
 
 
 def _die_with_parent(parent: int):
@@ -218,7 +162,7 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
     with open(log, "a") as f:
         if repaired:
             f.write(f"[ae_hubert] {repaired}\n")
-        updates = checkpoint_updates(os.path.join(save_dir, "checkpoint_last.pt"))
+        updates = checkpoint_updates(os.path.join(save_dir, LAST))
         if max_update is not None and updates is not None and updates >= max_update:
             f.write(f"[ae_hubert] checkpoint_last.pt is at {updates} >= max_update {max_update} updates: "
                     "training is complete, not restarted\n")
@@ -251,7 +195,7 @@ def final_stats(log: str, save_dir: str | None = None) -> dict:
                 out[kind] = {k: float(v) for k, v in stats.items() if k in
                              ("loss", "correct_m_0", "correct_u_0", "num_updates", "wall", "ppl")}
     if save_dir and "num_updates" not in out.get("train", {}):
-        updates = checkpoint_updates(os.path.join(save_dir, "checkpoint_last.pt"))
+        updates = checkpoint_updates(os.path.join(save_dir, LAST))
         if updates is not None:
             out.setdefault("train", {})["num_updates"] = float(updates)
     return out

@@ -1,2 +1,2 @@
 """fairseq tasks of the plugin (fairseq imports every module here; so does ``ae_hubert``)."""
-from . import ae_hubert_pretraining  # noqa: F401
+from . import hubert_pretraining_checked  # noqa: F401

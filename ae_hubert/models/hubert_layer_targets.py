@@ -1,4 +1,4 @@
-"""``ae_hubert``: HuBERT pretraining with masked prediction from several layers and per-layer targets.
+"""``hubert_layer_targets``: HuBERT pretraining with masked prediction from several layers and per-layer targets.
 
 ``layer_targets`` lists prediction heads as ``LAYER:SET:WEIGHT`` items (1-based transformer layer,
 0-based index into ``task.labels``, loss weight), e.g. ``12:1:1.0,6:0:0.5``: the top layer predicts
@@ -8,7 +8,7 @@ rebuild input-like targets. Heads on the top layer are stock HuBERT's (``final_p
 for that set); every other head gets its own projection to ``final_dim``, scored against the same
 label embeddings. Empty ``layer_targets`` (the default) is exactly stock ``hubert``.
 
-Per-head losses are logged by the ``ae_hubert`` criterion as ``loss_m_L{layer}s{set}``. A
+Per-head losses are logged by the ``hubert_layer_targets`` criterion as ``loss_m_L{layer}s{set}``. A
 dropped layer (LayerDrop) hands on its input unchanged, so a head on it reads that state.
 Checkpoints export to stock names with ``ae-hubert export-stock`` (extra heads dropped).
 """
@@ -24,7 +24,7 @@ from ..common.errors import AeHubertError
 
 
 @dataclass
-class AeHubertConfig(HubertConfig):
+class HubertLayerTargetsConfig(HubertConfig):
     layer_targets: str = field(
         default="", metadata={"help": "prediction heads LAYER:SET:WEIGHT,...; empty = stock HuBERT (top layer "
                                       "predicts every label set)"})
@@ -55,9 +55,9 @@ def head_name(layer: int, label_set: int) -> str:
     return f"L{layer}s{label_set}"
 
 
-@register_model("ae_hubert", dataclass=AeHubertConfig)
-class AeHubertModel(HubertModel):
-    def __init__(self, cfg: AeHubertConfig, task_cfg, dictionaries) -> None:
+@register_model("hubert_layer_targets", dataclass=HubertLayerTargetsConfig)
+class HubertLayerTargetsModel(HubertModel):
+    def __init__(self, cfg: HubertLayerTargetsConfig, task_cfg, dictionaries) -> None:
         super().__init__(cfg, task_cfg, dictionaries)
         self.heads = parse_layer_targets(cfg.layer_targets, cfg.encoder_layers, len(dictionaries))
         self.top = cfg.encoder_layers
@@ -69,7 +69,10 @@ class AeHubertModel(HubertModel):
         self._targets = None
 
     @classmethod
-    def build_model(cls, cfg: AeHubertConfig, task):
+    def build_model(cls, cfg: HubertLayerTargetsConfig, task):
+        from .. import compat
+
+        compat.exact_training(f"model {getattr(cfg, '_name', None) or cls.__name__}")
         return cls(cfg, task.cfg, task.dictionaries)
 
     # the stock forward computes these internally; keep them for the extra heads
@@ -142,3 +145,8 @@ class AeHubertModel(HubertModel):
     def remove_pretraining_modules(self):
         super().remove_pretraining_modules()
         self.layer_heads = None
+
+
+@register_model("ae_hubert", dataclass=HubertLayerTargetsConfig)
+class AeHubertModel(HubertLayerTargetsModel):
+    """The model's name before it said what the model is: configs and checkpoints that name it still load."""

@@ -1,4 +1,4 @@
-"""Training speed of the ``ae_hubert`` model + criterion against stock ``hubert``, same batches.
+"""Training speed of the ``hubert_layer_targets`` model + criterion against stock ``hubert``, same batches.
 
 Variants, built from the toy (or Base) pretraining config with the same seed and trained with Adam
 on the same fixed batches of the synthetic corpus, interleaved in rounds so drift hits all alike:
@@ -7,7 +7,7 @@ on the same fixed batches of the synthetic corpus, interleaved in rounds so drif
   ae 2 heads  layer_targets "TOP:0:1,MID:0:0.5" (a second head on the middle layer), for information
 Prints updates/s and the ratio to stock.
 
-Usage: python benchmarks/ae_hubert_speed.py [--arch toy|base] [--steps 20] [--rounds 3]
+Usage: python benchmarks/layer_targets_speed.py [--arch toy|base] [--steps 20] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ def main() -> None:
     corpus, lab = prepare(a.work)
     top, mid = (6, 3) if a.arch == "toy" else (12, 6)
     variants = {"stock hubert": variant(a.arch, corpus, lab, "hubert", "hubert", None),
-                "ae_hubert, options off": variant(a.arch, corpus, lab, "ae_hubert", "ae_hubert", ""),
-                f"ae_hubert, heads {top}:0:1,{mid}:0:0.5": variant(a.arch, corpus, lab, "ae_hubert", "ae_hubert",
+                "hubert_layer_targets, options off": variant(a.arch, corpus, lab, "hubert_layer_targets", "hubert_layer_targets", ""),
+                f"hubert_layer_targets, heads {top}:0:1,{mid}:0:0.5": variant(a.arch, corpus, lab, "hubert_layer_targets", "hubert_layer_targets",
                                                                     f"{top}:0:1,{mid}:0:0.5")}
     for v in variants.values():
         steps(v, 2, 0)  # warm-up

@@ -1,4 +1,4 @@
-"""``ae_hubert_pretraining``: stock ``hubert_pretraining`` that refuses bad labels up front.
+"""``hubert_pretraining_checked``: stock ``hubert_pretraining`` that refuses bad labels up front.
 
 Stock silently maps a label missing from ``dict.{label}.txt`` to ``<unk>`` (fairseq's own README
 typo produced an empty ``dict.km.txt`` and a loss near zero), and crashes on an empty manifest
@@ -29,7 +29,7 @@ from ..common.manifest import read_manifest
 
 
 @dataclass
-class AeHubertPretrainingConfig(HubertPretrainingConfig):
+class HubertPretrainingCheckedConfig(HubertPretrainingConfig):
     validate_labels: bool = field(
         default=True, metadata={"help": "check label files against the manifest and dictionaries"})
     probe_utterances: int = field(
@@ -57,12 +57,15 @@ def validate_label_file(path: str, n_lines: int, symbols: Optional[Set[str]]) ->
         raise located(path, f"{count} lines but the manifest has {n_lines} utterances")
 
 
-@register_task("ae_hubert_pretraining", dataclass=AeHubertPretrainingConfig)
-class AeHubertPretrainingTask(HubertPretrainingTask):
-    cfg: AeHubertPretrainingConfig
+@register_task("hubert_pretraining_checked", dataclass=HubertPretrainingCheckedConfig)
+class HubertPretrainingCheckedTask(HubertPretrainingTask):
+    cfg: HubertPretrainingCheckedConfig
 
-    def __init__(self, cfg: AeHubertPretrainingConfig) -> None:
+    def __init__(self, cfg: HubertPretrainingCheckedConfig) -> None:
         super().__init__(cfg)
+        from .. import compat
+
+        compat.exact_training(f"task {getattr(cfg, '_name', None) or 'hubert_pretraining_checked'}")
         self._probe = None
         self._probe_due = True  # once per validation: set by training, used by the first valid batch
 
@@ -129,3 +132,8 @@ class AeHubertPretrainingTask(HubertPretrainingTask):
         from .crop_seed import reproducible_crops
 
         reproducible_crops(self.datasets[split], self.cfg.seed)
+
+
+@register_task("ae_hubert_pretraining", dataclass=HubertPretrainingCheckedConfig)
+class AeHubertPretrainingTask(HubertPretrainingCheckedTask):
+    """The task's name before it said what the task is: configs and checkpoints that name it still load."""

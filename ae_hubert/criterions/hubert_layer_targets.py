@@ -1,6 +1,6 @@
-"""``ae_hubert`` criterion: stock HuBERT loss, weighted per prediction head, logged per layer.
+"""``hubert_layer_targets`` criterion: stock HuBERT loss, weighted per prediction head, logged per layer.
 
-For a model without extra heads (stock ``hubert``, or ``ae_hubert`` with empty ``layer_targets``)
+For a model without extra heads (stock ``hubert``, or ``hubert_layer_targets`` with empty ``layer_targets``)
 it is exactly the stock ``hubert`` criterion. With heads (``model.layer_targets``) the stock code
 computes the per-head losses, each head's loss is scaled by its weight, and the logged keys are
 renamed from list positions (``loss_m_0``) to heads (``loss_m_L6s0``, ``correct_m_L6s0``, ...), so
@@ -29,8 +29,8 @@ class _Computed:
         return getattr(self._model, name)
 
 
-@register_criterion("ae_hubert", dataclass=HubertCriterionConfig)
-class AeHubertCriterion(HubertCriterion):
+@register_criterion("hubert_layer_targets", dataclass=HubertCriterionConfig)
+class HubertLayerTargetsCriterion(HubertCriterion):
     def forward(self, model, sample, reduce=True, log_pred=False):
         if not getattr(unwrap(model), "heads", None):
             return super().forward(model, sample, reduce, log_pred)
@@ -51,3 +51,8 @@ class AeHubertCriterion(HubertCriterion):
                     log[f"{prefix}{name}"] = log.pop(f"{prefix}{i}")
         log["loss"] = loss.item() if reduce else loss
         return loss, sample_size, log
+
+
+@register_criterion("ae_hubert", dataclass=HubertCriterionConfig)
+class AeHubertCriterion(HubertLayerTargetsCriterion):
+    """The criterion's name before it said what it is: configs that name it still train."""

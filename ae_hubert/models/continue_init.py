@@ -2,7 +2,7 @@
 
 The previous model is rebuilt with the new iteration's label dictionaries (fresh, seeded init),
 then every parameter is copied from the previous checkpoint except:
-- the pretraining heads (``final_proj``, ``label_embs_concat``, ``ae_hubert``'s ``layer_heads``): the
+- the pretraining heads (``final_proj``, ``label_embs_concat``, ``hubert_layer_targets``' ``layer_heads``): the
   targets are new clusters, so they are re-learnt (their shapes change with K or the label sets);
 - the top ``reset_top_layers`` transformer blocks, re-initialised by ``models/layer_reset.py``
   exactly as fine-tuning's reset does (BERT init of linear layers and attention, LayerNorms at 1/0).
@@ -73,7 +73,7 @@ def check_model_keys(model: dict, default_name: str, where: str) -> None:
 
 def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], reset_top_layers: int,
                           out: str, seed: int = 1, model: dict | None = None) -> dict:
-    """``model``: model config values of the new iteration (e.g. ``_name: ae_hubert`` with
+    """``model``: model config values of the new iteration (e.g. ``_name: hubert_layer_targets`` with
     ``layer_targets``), so the initial weights fit the model it trains (extra heads start fresh)."""
     import ae_hubert  # noqa: F401
     from fairseq import models, tasks

@@ -40,24 +40,24 @@ def _loss(task, model, sample, criterion_name, seed=5):
 
 def test_options_off_is_exactly_stock(corpus, mfcc_labels):
     task, stock, sample, _ = _setup(corpus, mfcc_labels["lab"], "hubert")
-    _, ours, _, _ = _setup(corpus, mfcc_labels["lab"], "ae_hubert")
-    assert type(stock).__name__ == "HubertModel" and type(ours).__name__ == "AeHubertModel"
+    _, ours, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets")
+    assert type(stock).__name__ == "HubertModel" and type(ours).__name__ == "HubertLayerTargetsModel"
     s_sd, o_sd = stock.state_dict(), ours.state_dict()
     assert s_sd.keys() == o_sd.keys() and all(torch.equal(s_sd[k], o_sd[k]) for k in s_sd)
     l_stock, n_stock, log_stock = _loss(task, stock, sample, "hubert")
-    l_ours, n_ours, log_ours = _loss(task, ours, sample, "ae_hubert")
+    l_ours, n_ours, log_ours = _loss(task, ours, sample, "hubert_layer_targets")
     assert torch.equal(l_stock, l_ours) and n_stock == n_ours and log_stock == log_ours
     # the top layer predicting the only label set, weight 1, is the same model too
-    _, top, _, _ = _setup(corpus, mfcc_labels["lab"], "ae_hubert", layer_targets="6:0:1.0")
-    l_top, _, log_top = _loss(task, top, sample, "ae_hubert")
+    _, top, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets="6:0:1.0")
+    l_top, _, log_top = _loss(task, top, sample, "hubert_layer_targets")
     assert torch.equal(l_stock, l_top)
     assert log_top["loss_m_L6s0"] == log_stock["loss_m_0"] and "loss_m_0" not in log_top
 
 
 def test_lower_layer_head_adds_its_weighted_loss(corpus, mfcc_labels):
-    task, model, sample, _ = _setup(corpus, mfcc_labels["lab"], "ae_hubert", layer_targets="6:0:1,3:0:0.25")
+    task, model, sample, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets="6:0:1,3:0:0.25")
     assert list(model.layer_heads) == ["L3s0"]
-    loss, n, log = _loss(task, model, sample, "ae_hubert")
+    loss, n, log = _loss(task, model, sample, "hubert_layer_targets")
     expected = (log["loss_m_L6s0"] + 0.25 * log["loss_m_L3s0"]) + 0.5 * (log["loss_u_L6s0"] + 0.25 * log["loss_u_L3s0"]) \
         + log["loss_features_pen"]
     assert loss.item() == pytest.approx(expected, rel=1e-5)
@@ -67,7 +67,7 @@ def test_lower_layer_head_adds_its_weighted_loss(corpus, mfcc_labels):
 
 
 def test_head_reads_the_state_after_its_layer(corpus, mfcc_labels):
-    _, model, sample, _ = _setup(corpus, mfcc_labels["lab"], "ae_hubert", layer_targets="6:0,2:0")
+    _, model, sample, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets="6:0,2:0")
     model.eval()
     src, pad = sample["net_input"]["source"], sample["net_input"]["padding_mask"]
     states, hooks = model._states_after({2, 6})
@@ -88,7 +88,7 @@ def test_bad_layer_targets_are_named(corpus, mfcc_labels):
     for spec, msg in (("7:0:1", "layer 7 not in 1..6"), ("3:1:1", "label set 1 not in 0..0"),
                       ("3-0", "bad head '3-0'"), ("3:0,3:0:2", "given twice")):
         with pytest.raises(AeHubertError, match=msg):
-            _setup(corpus, mfcc_labels["lab"], "ae_hubert", layer_targets=spec)
+            _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets=spec)
 
 
 def test_per_layer_targets_train_under_stock_fairseq_and_export(corpus, mfcc_labels, tmp_path):
@@ -102,7 +102,7 @@ def test_per_layer_targets_train_under_stock_fairseq_and_export(corpus, mfcc_lab
         shutil.copy(labels / f"{split}.km", labels / f"{split}.km2")
     shutil.copy(labels / "dict.km.txt", labels / "dict.km2.txt")
     r = hydra_train(str(tmp_path), f"task.data={corpus}", f"task.label_dir={labels}", "task.label_rate=100",
-                    "task.labels=[km,km2]", "model._name=ae_hubert", "criterion._name=ae_hubert",
+                    "task.labels=[km,km2]", "model._name=hubert_layer_targets", "criterion._name=hubert_layer_targets",
                     "+model.layer_targets='6:1:1.0,3:0:0.5'", "optimization.max_update=3",
                     "dataset.validate_interval_updates=3", "common.log_interval=1", f"checkpoint.save_dir={tmp_path}/ckpt")
     out = r.stdout + r.stderr

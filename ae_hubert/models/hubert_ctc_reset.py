@@ -1,4 +1,4 @@
-"""``ae_hubert_ctc``: HuBERT CTC fine-tuning with the top layers reset, loading checked key by key.
+"""``hubert_ctc_reset``: HuBERT CTC fine-tuning with the top layers reset, loading checked key by key.
 
 What it changes against stock ``hubert_ctc`` (which keeps its name and behaviour):
 - ``autoregressive`` exists (false): stock ``HubertEncoder`` reads it but ``HubertCtcConfig`` lacks it,
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class AeHubertCtcConfig(HubertCtcConfig):
+class HubertCtcResetConfig(HubertCtcConfig):
     autoregressive: bool = field(default=False, metadata={"help": "always false for CTC (read by stock code)"})
     reset_top_layers: int = field(
         default=0, metadata={"help": "re-initialise (or drop) the top k transformer layers before fine-tuning"})
@@ -54,8 +54,8 @@ def _overrides(cfg) -> dict:
             "feature_grad_mult": cfg.feature_grad_mult}
 
 
-class AeHubertEncoder(HubertEncoder):
-    def __init__(self, cfg: AeHubertCtcConfig, task):  # noqa: super().__init__ is FairseqEncoder's on purpose
+class HubertResetEncoder(HubertEncoder):
+    def __init__(self, cfg: HubertCtcResetConfig, task):  # noqa: super().__init__ is FairseqEncoder's on purpose
         from ..common.checkpoint import load_state
 
         self.apply_mask = cfg.apply_mask
@@ -141,8 +141,16 @@ class AeHubertEncoder(HubertEncoder):
         return {"encoder_out": x, "encoder_padding_mask": padding_mask, "padding_mask": padding_mask}
 
 
-@register_model("ae_hubert_ctc", dataclass=AeHubertCtcConfig)
-class AeHubertCtc(HubertCtc):
+@register_model("hubert_ctc_reset", dataclass=HubertCtcResetConfig)
+class HubertCtcReset(HubertCtc):
     @classmethod
-    def build_model(cls, cfg: AeHubertCtcConfig, task):
-        return cls(cfg, AeHubertEncoder(cfg, task))
+    def build_model(cls, cfg: HubertCtcResetConfig, task):
+        from .. import compat
+
+        compat.exact_training(f"model {getattr(cfg, '_name', None) or cls.__name__}")
+        return cls(cfg, HubertResetEncoder(cfg, task))
+
+
+@register_model("ae_hubert_ctc", dataclass=HubertCtcResetConfig)
+class AeHubertCtc(HubertCtcReset):
+    """The model's name before it said what the model is: configs and checkpoints that name it still load."""
