@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ae_hubert.analysis.cluster_quality import cluster_quality
+from ae_hubert.clustering.layer_choice import cluster_quality
 from ae_hubert.cli import main
 from ae_hubert.clustering.kmeans import fit_kmeans
 from ae_hubert.clustering.quality import label_quality

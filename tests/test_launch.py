@@ -93,6 +93,8 @@ def test_adaptive_schedule_resolves_its_layer_under_slurm(tmp_path):
     dumps = [st for st in steps if st.stage == choose.stage.replace("choose_layer", "dump")]
     assert dumps and all(st.args[st.args.index("--layer-from") + 1] == json_path for st in dumps)
     assert not any("<auto>" in a for st in steps for a in st.args)
+    # a work dir whose choice finished by the earlier protocol (chosen on valid) keeps it
+    assert choose.done_as == ((*choose.args[:5], "--split", "valid", *choose.args[5:]),)
     paths = write_slurm(steps, str(tmp_path / "slurm"), 1, 1)
     names = [os.path.basename(p) for p in paths]
     assert names.index(next(n for n in names if "choose_layer" in n)) < names.index(

@@ -83,3 +83,21 @@ def test_the_names_before_the_rename_still_load(stock_checkpoint, tmp_path):
     torch.save(state, old)
     loaded = load_hubert(old)
     assert isinstance(loaded.model, HubertLayerTargetsModel) and loaded.num_layers == 6
+
+
+def test_the_legacy_entry_point_trains_with_the_plugin_task(corpus, mfcc_labels, tmp_path):
+    """``fairseq-train DATA --user-dir ...`` (argparse, no hydra) takes the plugin's task by name."""
+    from conftest import BIN, USER_DIR
+
+    cmd = [os.path.join(BIN, "fairseq-train"), corpus, "--user-dir", USER_DIR, "--task", "hubert_pretraining_checked",
+           "--label-dir", mfcc_labels["lab"], "--labels", '["km"]', "--label-rate", "100", "--min-sample-size", "8000",
+           "--arch", "hubert", "--criterion", "hubert", "--pred-nomask-weight", "0", "--loss-weights", "[10]",
+           "--optimizer", "adam", "--lr", "0.001", "--max-tokens", "320000", "--max-update", "2", "--cpu",
+           "--num-workers", "0", "--save-dir", str(tmp_path / "ckpt"), "--encoder-layers", "2",
+           "--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128", "--encoder-attention-heads", "2",
+           "--final-dim", "32", "--conv-feature-layers", "[(64,10,5)] + [(64,3,2)] * 4 + [(64,2,2)] * 2",
+           "--log-format", "simple", "--disable-validation"]
+    r = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "ckpt" / "checkpoint_last.pt")
+    assert (r.stdout + r.stderr).count(EXACT) == 1

@@ -264,8 +264,8 @@ def test_the_summary_travels_at_any_size_other_large_files_do_not(tmp_path):
 
 
 def test_unpack_rewrites_whole_paths_only():
-    text = '"/a/w/x" /a/w /a/w2 /a/w_x $W/a/w\n/a/w'
-    assert _moved(text, [("/a/w", "/b")]) == '"/b/x" /b /a/w2 /a/w_x $W/b\n/b'
+    text = '"/a/w/x" /a/w /a/w2 /a/w_x $W/a/w\n/a/w /m/a/w/x dir-/a/w__k-1 (/a/w) /a/w.'
+    assert _moved(text, [("/a/w", "/b")]) == '"/b/x" /b /a/w2 /a/w_x $W/a/w\n/b /m/a/w/x dir-/b__k-1 (/b) /a/w.'
 
 
 def test_h1_and_h2_are_measured_per_seed_and_summarised(study):

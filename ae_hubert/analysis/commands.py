@@ -1,33 +1,8 @@
-"""``ae-hubert cluster-quality``, ``probe``, ``report``: what the models know, and one page to read it."""
+"""``ae-hubert probe``, ``report``: what every layer of a model knows, and one page to read it."""
 from __future__ import annotations
 
-from ..common.arguments import SEED, device_option, int_list, integer, output_file, path
+from ..common.arguments import SEED, device_option, integer, output_file, path
 from ..common.command import Command, echo
-
-
-def _cluster_quality(a):
-    from .cluster_quality import cluster_quality
-
-    r = cluster_quality(a.data, a.k, a.ckpt, a.layers, a.train_utterances, a.valid_utterances, a.seed,
-                        json_out=a.json)
-    rows = [("MFCC", r["mfcc"])] + [(f"layer {layer}", q) for layer, q in r.get("layers", {}).items()]
-    echo(f"{'features':10s} {'PNMI':>7s} {'phone pur':>9s} {'clus pur':>8s}   (K={r['k']}: fit on "
-         f"{r['train_utterances']} train, scored on {r['valid_utterances']} valid utterances)",
-         *(f"{name:10s} {q['pnmi']:7.4f} {q['phone_purity']:9.4f} {q['cluster_purity']:8.4f}" for name, q in rows))
-    if "best_layer" in r:
-        echo(f"best: layer {r['best_layer']}, PNMI {r['best_minus_mfcc_pnmi']:+.4f} vs MFCC")
-    return r
-
-
-def _cluster_quality_args(s):
-    s.add_argument("--data", required=True, help="directory with train/valid .tsv and valid.phn")
-    s.add_argument("--k", type=integer(2), required=True, help="clusters (the same K for every representation)")
-    s.add_argument("--ckpt", default=None, help="HuBERT checkpoint (default: MFCC only)")
-    s.add_argument("--layers", type=int_list(1), default=None, help="comma-separated 1-based layers (default: all)")
-    s.add_argument("--train-utterances", type=integer(1), default=300, help="train utterances k-means is fit on")
-    s.add_argument("--valid-utterances", type=integer(1), default=300, help="valid utterances scored")
-    s.add_argument("--seed", type=SEED, default=1, help="k-means seed")
-    s.add_argument("--json", type=output_file, default=None, help="also write every score here")
 
 
 def _probe(a):
@@ -76,8 +51,6 @@ def _report_args(s):
 
 
 COMMANDS = [
-    Command("cluster-quality", "PNMI of MFCC clusters and of every layer's clusters, one protocol: fit on train, "
-            "score on valid", _cluster_quality, _cluster_quality_args),
     Command("probe", "per-layer phone/letter/word/voice/input metrics of checkpoints, with plots", _probe, _probe_args),
     Command("report", "one self-contained HTML page of a work dir (iterate, demo, probe, sweep)", _report, _report_args),
 ]

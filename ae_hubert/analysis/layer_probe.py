@@ -3,7 +3,7 @@
 Fit on the first ``max_utterances`` of ``train``, evaluate on ``valid`` (split by utterance). Each
 group of metrics runs when its labels are in the data directory:
 - ``{split}.phn`` (frame phones at 50 Hz): ``pnmi`` / ``phone_purity`` / ``cluster_purity`` of a
-  k-means (K) of the layer, and ``phone_acc`` of a closed-form linear (ridge) frame classifier;
+  k-means (K) of the layer (the protocol of clustering/layer_choice.py), and ``phone_acc`` of a closed-form linear (ridge) frame classifier;
 - always: ``input_r2``, ridge reconstruction of the input MFCC frame at the same time (the
   autoencoder side), and with ``cca`` the mean canonical correlation with it (``input_cca``);
 - ``{split}.ltr``: ``letter_cer`` / ``letter_wer`` of a linear CTC letter probe (word content);
@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..clustering.kmeans import fit_kmeans
-from ..clustering.quality import joint_counts, scores
+from ..clustering.layer_choice import LAYER_RATE, score_clusters
 from ..common.atomic import atomic_path, write_text_atomic
 from ..features.mfcc import at_layer_frames, mfcc
 from .ctc_probe import ctc_letter_probe
@@ -113,9 +112,9 @@ def probe_layers(ckpt: str, data: str, k: int = 50, max_utterances: int = 200, s
         if cca:
             m["input_cca"] = mean_cca(x_tr, in_tr, x_ev, in_ev)
         if tr.phones and ev.phones:
-            km = fit_kmeans(x_tr.astype(np.float32), k, seed)
-            lab = km.predict(x_ev.astype(np.float32))
-            q = scores(joint_counts([list(ph_ev)], [list(map(str, lab))])[0])
+            # the project's one per-layer clustering protocol (fit on train, report valid), at the probe's K
+            q = score_clusters(tr.feats[layer], ev.feats[layer], {"valid": ev.phones}, k, seed, LAYER_RATE,
+                               criterion=False)
             m.update({"pnmi": q["pnmi"], "phone_purity": q["phone_purity"],
                       "cluster_purity": q["cluster_purity"],
                       "phone_acc": ridge_classifier_accuracy(x_tr, ph_tr, x_ev, ph_ev)})

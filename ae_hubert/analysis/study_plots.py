@@ -88,7 +88,7 @@ def plot_arms(h: dict, name: str, out_dir: str) -> list[str]:
 
 
 def plot_attempts(attempts: list[dict], path: str) -> str:
-    """Learning curves of the H1 attempts (docs/study/h1_attempts.json): the best layer's PNMI
+    """Learning curves of the H1 attempts (docs/results/h1_attempts.json): the best layer's PNMI
     minus MFCC's over updates (the H1 line at +0.03), and valid masked accuracy."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     for i, t in enumerate(attempts):

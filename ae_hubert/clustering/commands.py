@@ -1,5 +1,5 @@
-"""``ae-hubert kmeans``, ``label``, ``merge-labels``, ``quality``, ``choose-layer``: from features to
-targets, in the files fairseq's ``simple_kmeans`` scripts read and write."""
+"""``ae-hubert kmeans``, ``label``, ``merge-labels``, ``quality``, ``choose-layer``, ``cluster-quality``:
+from features to targets, in the files fairseq's ``simple_kmeans`` scripts read and write."""
 from __future__ import annotations
 
 from ..common.arguments import (SEED, device_option, frame_rate, gain_fraction, int_list, integer, model_options,
@@ -111,21 +111,55 @@ def _quality_args(s):
 def _choose_layer(a):
     from .layer_choice import choose_layer
 
-    r = choose_layer(a.ckpt, a.data, a.split, a.candidates, a.k, a.seed, a.max_utterances, json_out=a.json)
+    r = choose_layer(a.ckpt, a.data, a.candidates, a.k, a.seed, a.train_utterances, a.valid_utterances,
+                     json_out=a.json)
     echo(r["why"])
     return r
 
 
+def _protocol_args(s):
+    """The sizes of the per-layer clustering protocol (layer_choice.py), shared by choose-layer and
+    cluster-quality."""
+    s.add_argument("--train-utterances", type=integer(1), default=300,
+                   help="train utterances k-means is fit on and the layer is chosen on")
+    s.add_argument("--valid-utterances", type=integer(1), default=300, help="valid utterances the clusters are "
+                   "reported on")
+    s.add_argument("--seed", type=SEED, default=1, help="k-means seed")
+
+
 def _choose_layer_args(s):
     s.add_argument("--ckpt", required=True, help="HuBERT checkpoint")
-    s.add_argument("--data", required=True, help="directory with {split}.tsv (and {split}.phn for PNMI)")
-    s.add_argument("--split", type=plain_name, default="valid", help="held-out split to score on")
+    s.add_argument("--data", required=True, help="directory with train/valid .tsv (and .phn: PNMI; without: "
+                   "silhouette)")
     s.add_argument("--k", type=integer(2), required=True, help="clusters per layer (the target's K)")
     s.add_argument("--candidates", type=int_list(1), default=None, help="comma-separated 1-based layers "
                    "(default: all)")
-    s.add_argument("--seed", type=SEED, default=1, help="k-means seed")
-    s.add_argument("--max-utterances", type=integer(1), default=200, help="utterances scored")
+    _protocol_args(s)
     s.add_argument("--json", type=output_file, default=None, help="write the choice and every layer's score here")
+
+
+def _cluster_quality(a):
+    from .layer_choice import cluster_quality
+
+    r = cluster_quality(a.data, a.k, a.ckpt, a.layers, a.train_utterances, a.valid_utterances, a.seed,
+                        json_out=a.json)
+    rows = [("MFCC", r["mfcc"])] + [(f"layer {layer}", q) for layer, q in r.get("layers", {}).items()]
+    echo(f"{'features':10s} {'PNMI':>7s} {'phone pur':>9s} {'clus pur':>8s}   (K={r['k']}: fit on "
+         f"{r['train_utterances']} train, scored on {r['valid_utterances']} valid utterances)",
+         *(f"{name:10s} {q['pnmi']:7.4f} {q['phone_purity']:9.4f} {q['cluster_purity']:8.4f}" for name, q in rows))
+    if "best_layer" in r:
+        echo(f"best: layer {r['best_layer']}, PNMI {r['best_minus_mfcc_pnmi']:+.4f} vs MFCC")
+    return r
+
+
+def _cluster_quality_args(s):
+    s.add_argument("--data", required=True, help="directory with train/valid .tsv and valid .phn (train .phn too "
+                   "with --ckpt: the best layer is chosen on it)")
+    s.add_argument("--k", type=integer(2), required=True, help="clusters (the same K for every representation)")
+    s.add_argument("--ckpt", default=None, help="HuBERT checkpoint (default: MFCC only)")
+    s.add_argument("--layers", type=int_list(1), default=None, help="comma-separated 1-based layers (default: all)")
+    _protocol_args(s)
+    s.add_argument("--json", type=output_file, default=None, help="also write every score here")
 
 
 COMMANDS = [
@@ -137,6 +171,8 @@ COMMANDS = [
     Command("merge-labels", "join sharded `label --tsv-dir` outputs into {split}.NAME", _merge_labels,
             _merge_labels_args),
     Command("quality", "PNMI and purities of frame labels against frame phone labels", _quality, _quality_args),
-    Command("choose-layer", "score every layer's clusters on held-out data; pick the best", _choose_layer,
-            _choose_layer_args),
+    Command("choose-layer", "the layer to cluster next: every layer's clusters fit and chosen on train, reported "
+            "on valid", _choose_layer, _choose_layer_args),
+    Command("cluster-quality", "PNMI of MFCC clusters and of every layer's clusters by the same protocol "
+            "(choose-layer's)", _cluster_quality, _cluster_quality_args),
 ]

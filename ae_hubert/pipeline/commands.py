@@ -3,7 +3,7 @@ study, driven end to end."""
 from __future__ import annotations
 
 from ..common.arguments import SEED, int_list, integer, name_list, path, slurm_time
-from ..common.command import Command, echo
+from ..common.command import Command, UsageError, echo
 
 
 def _iterate(a):
@@ -108,7 +108,11 @@ def _study_args(s):
 def _study_pack(a):
     from .study_pack import pack_study
 
-    out = a.out_dir or a.work_dir.rstrip("/") + (".results" if a.results_only else ".pack")
+    import os
+
+    if a.results_only and a.drop_unfinished:
+        raise UsageError("--drop-unfinished: a results-only copy carries no run, finished or not")
+    out = a.out_dir or os.path.abspath(a.work_dir) + (".results" if a.results_only else ".pack")
     r = pack_study(a.work_dir, out, keep_unfinished=not a.drop_unfinished, results_only=a.results_only)
     half = f", {len(r['half_trained'])} half-trained pieces ({', '.join(r['half_trained'])})" if r["half_trained"] else ""
     then = "" if a.results_only else f"; on another machine: ae-hubert study-unpack {out} WORK_DIR"

@@ -111,7 +111,7 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
         probe = Stages(w).run(f"probe.{name}",
                               lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir))
         results[name]["probe"] = probe
-        part(f"Layer-wise probe of every {name} checkpoint (top layer's scores; AE index: README):",
+        part(f"Layer-wise probe of every {name} checkpoint (top layer's scores; AE index: docs/probing.md):",
              probe_table(name, probe), "plots:", *[f"  {p}" for p in probe["files"] if p.endswith(".png")])
     first = results[schedules[0]]["records"]
     pretrained = os.path.join(w, schedules[0], first[-1]["iteration"], "checkpoints", "checkpoint_last.pt")

@@ -105,7 +105,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
                 # recorded relative to the work dir, so a moved or copied work dir still resumes
-                stages.run(st.name, lambda st=st: execute(st), command=st.shell().replace(work_dir, "$W"))
+                stages.run(st.name, lambda st=st: execute(st), command=st.shell().replace(work_dir, "$W"),
+                           done_as=tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as))
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")

@@ -49,8 +49,10 @@ def stage_groups(steps: list[Step]) -> list[tuple[str, list[Step]]]:
 
 
 def uses_model(st: Step) -> bool:
-    """A sidecar that runs a HuBERT model (a layer dump, labels from the audio with a checkpoint)."""
-    return st.args[:2] == ("dump", "hubert") or (st.args[:1] == ("label",) and "--ckpt" in st.args)
+    """A sidecar that runs a HuBERT model (a layer dump, labels from the audio with a checkpoint, the
+    layer choice)."""
+    return (st.args[:2] == ("dump", "hubert") or (st.args[:1] == ("label",) and "--ckpt" in st.args)
+            or st.args[:1] == ("choose-layer",))
 
 
 def sbatch_script(stage: str, steps: list[Step], nodes: int, gpus_per_node: int, log_dir: str, time: str) -> str:

@@ -34,9 +34,11 @@ class Step:
     rank: int | None = None  # shard index of a sharded step (a SLURM array task)
     save_dir: str | None = None  # training steps: fairseq's checkpoint dir
     max_update: int | None = None  # training steps
+    done_as: tuple[tuple[str, ...], ...] = ()  # the same step's arguments as earlier versions wrote them
 
-    def shell(self) -> str:
-        line = " ".join(shlex.quote(a) for a in (self.tool, *self.args))
+    def shell(self, args: tuple[str, ...] | None = None) -> str:
+        """The step as a shell line (``args``: other arguments of the same step)."""
+        line = " ".join(shlex.quote(a) for a in (self.tool, *(self.args if args is None else args)))
         return f"(mkdir -p {shlex.quote(self.cwd)} && cd {shlex.quote(self.cwd)} && {line})" if self.cwd else line
 
 
@@ -80,9 +82,12 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
     if t.source == "mfcc":
         kind = ["mfcc"]
     elif t.layer == "auto":
-        steps.append(Step(f"{pre}.choose_layer", f"{pre}.choose_layer", "ae-hubert", (
-            "choose-layer", "--ckpt", prev_ckpt, "--data", data, "--split", "valid", "--k", str(t.k),
-            "--candidates", ",".join(map(str, t.candidates)), "--seed", str(s.seed), "--json", f.layer_json)))
+        choose = ("choose-layer", "--ckpt", prev_ckpt, "--data", data, "--k", str(t.k),
+                  "--candidates", ",".join(map(str, t.candidates)), "--seed", str(s.seed), "--json", f.layer_json)
+        # before the one clustering protocol the layer was chosen on valid (--split valid): a work dir
+        # whose step finished so keeps its choice, and its record says which protocol made it
+        before = (*choose[:5], "--split", "valid", *choose[5:])
+        steps.append(Step(f"{pre}.choose_layer", f"{pre}.choose_layer", "ae-hubert", choose, done_as=(before,)))
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer-from", f.layer_json]
     else:
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer", str(t.layer)]

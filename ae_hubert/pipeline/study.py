@@ -420,7 +420,7 @@ class _Seed:
         return text.replace(self.w, "$W")  # a moved work dir still resumes these (not its runs or fine-tunings)
 
     def cluster_quality(self, run: str, it: str, ckpt: str) -> dict:
-        from ..analysis.cluster_quality import cluster_quality
+        from ..clustering.layer_choice import cluster_quality
 
         return self.stages.run(f"s{self.seed}.{run}.{it}.cluster_quality", lambda: _json_round_trip(cluster_quality(
             self.corpus, self.study.k, ckpt, train_utterances=self.m["train_utterances"],

@@ -245,10 +245,11 @@ def unpack_study(pack_dir: str, work_dir: str) -> dict:
 
 
 def _moved(text: str, moves: list[tuple[str, str]]) -> str:
-    """Whole paths rewritten: ``old`` only where a path component ends, i.e. not before another name
-    character (``/w`` does not touch ``/w2`` or ``/w_2``; hydra's ``override_dirname`` joins items
+    """Whole paths rewritten: ``old`` only where a path starts (not after a name character, a dot
+    or a slash: ``/w`` does not touch ``/x/w``) and a path component ends (not before another name
+    character: ``/w`` does not touch ``/w2`` or ``/w_2``; hydra's ``override_dirname`` joins items
     with ``__``, which ends one)."""
     for a, b in moves:
         if a != b:
-            text = re.sub(re.escape(a) + r'(?=__|[^\w.+-]|$)', lambda _m: b, text)
+            text = re.sub(r'(?<![\w./])' + re.escape(a) + r'(?=__|[^\w.+-]|$)', lambda _m: b, text)
     return text

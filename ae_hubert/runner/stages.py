@@ -39,12 +39,14 @@ class Stages:
             raise located(path, "not a stage marker (no 'result'); delete it to redo the stage")
         return rec
 
-    def run(self, name: str, fn: Callable[[], Any], command: str | None = None) -> Any:
+    def run(self, name: str, fn: Callable[[], Any], command: str | None = None,
+            done_as: tuple[str, ...] = ()) -> Any:
         """Run ``fn`` unless ``name`` is done; return its (JSON-able) result either way. ``command``
-        (what the step runs) is recorded; a done step whose command differs is refused, not reused."""
+        (what the step runs) is recorded; a done step whose command differs is refused, not reused,
+        unless it is one of ``done_as``: the same step as an earlier version of the tool wrote it."""
         prev = self.done(name)
         if prev is not None:
-            if command is not None and prev.get("command", command) != command:
+            if command is not None and prev.get("command", command) not in (command, *done_as):
                 raise AeHubertError(f"{self.marker(name)}: this step was done with other settings "
                                     f"({prev['command'][:200]} ...); use a new work dir, or delete this "
                                     "marker and what follows it to redo it")
