@@ -134,7 +134,7 @@ def test_importing_the_plugin_leaves_an_unconfigured_root_logger_quiet():
     import subprocess
     import sys
 
-    code = ("import logging, ae_hubert, ae_hubert.analysis.plots; "
+    code = ("import logging, ae_hubert, ae_hubert.analysis.plots; ae_hubert.register(); "
             "logging.getLogger('matplotlib').debug('x'); print(logging.getLogger().level)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(logging.WARNING) and "DEBUG" not in out.stderr

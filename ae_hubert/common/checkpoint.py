@@ -116,7 +116,9 @@ def load_hubert(path: str, device: str = "cpu", user_dir: str | None = None,
                 state: dict | None = None) -> LoadedHubert:
     """Rebuild the HuBERT encoder of ``path`` in eval mode (LayerDrop and dropout inactive).
     ``state``: the already loaded ``load_state(path)``, to avoid reading a large file twice."""
-    import ae_hubert  # noqa: F401  (registers our models/tasks so their checkpoints load)
+    from .. import register
+
+    register()  # our models/tasks, so their checkpoints load
     from fairseq import models, tasks
     from fairseq.data import Dictionary
 

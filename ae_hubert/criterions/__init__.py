@@ -1,2 +1,1 @@
-"""fairseq criteria of the plugin (imported by ``ae_hubert``: fairseq does not auto-import criteria)."""
-from . import hubert_layer_targets  # noqa: F401
+"""fairseq criteria of the plugin (``ae_hubert.register`` imports them: fairseq does not auto-import criteria)."""

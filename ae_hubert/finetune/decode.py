@@ -24,7 +24,9 @@ from ..common.manifest import read_manifest
 
 def load_finetuned(ckpt: str, data: str | None = None, device: str | None = None):
     """``(model, task, cfg)`` of a fine-tuned CTC checkpoint, eval mode; ``data`` replaces ``task.data``."""
-    import ae_hubert  # noqa: F401
+    from .. import register
+
+    register()
     from fairseq import tasks
     from omegaconf import open_dict
 

@@ -1,2 +1,2 @@
-"""fairseq models of the plugin (fairseq imports every module here; so does ``ae_hubert``)."""
-from . import hubert_ctc_reset, hubert_layer_targets  # noqa: F401
+"""fairseq models of the plugin (``ae_hubert.register`` imports them; fairseq imports every module here
+when it loads the user dir), the next iteration's initial weights and the stock export."""

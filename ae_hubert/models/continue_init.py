@@ -52,7 +52,9 @@ def check_model_keys(model: dict, default_name: str, where: str) -> None:
     or silently ignore it)."""
     import dataclasses
 
-    import ae_hubert  # noqa: F401  (registers our models)
+    from .. import register
+
+    register()  # our models
     from fairseq.models import MODEL_DATACLASS_REGISTRY
 
     name = str(model.get("_name", default_name))
@@ -75,7 +77,9 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
                           out: str, seed: int = 1, model: dict | None = None) -> dict:
     """``model``: model config values of the new iteration (e.g. ``_name: hubert_layer_targets`` with
     ``layer_targets``), so the initial weights fit the model it trains (extra heads start fresh)."""
-    import ae_hubert  # noqa: F401
+    from .. import register
+
+    register()
     from fairseq import models, tasks
     from fairseq.data import Dictionary
     from omegaconf import OmegaConf, open_dict

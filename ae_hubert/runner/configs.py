@@ -20,7 +20,9 @@ def _compose(config_dir: str, config_name: str, overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    import ae_hubert  # noqa: F401  (our tasks/models/criteria, as common.user_dir registers them)
+    from .. import register
+
+    register()  # our tasks/models/criteria, as common.user_dir registers them
 
     hydra_init(config_name)
     GlobalHydra.instance().clear()

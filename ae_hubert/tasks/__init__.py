@@ -1,2 +1,2 @@
-"""fairseq tasks of the plugin (fairseq imports every module here; so does ``ae_hubert``)."""
-from . import hubert_pretraining_checked  # noqa: F401
+"""fairseq tasks of the plugin (``ae_hubert.register`` imports them; fairseq imports every module here
+when it loads the user dir)."""
