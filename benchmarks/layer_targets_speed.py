@@ -22,7 +22,9 @@ from omegaconf import OmegaConf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import ae_hubert  # noqa: E402,F401
+import ae_hubert  # noqa: E402
+
+ae_hubert.register()  # the plugin's model and criterion, by name
 from ae_hubert.clustering.kmeans import learn_kmeans  # noqa: E402
 from ae_hubert.clustering.label import dump_labels  # noqa: E402
 from ae_hubert.corpus.toy_corpus import build  # noqa: E402

@@ -99,3 +99,25 @@ def test_the_silhouette_needs_no_labels_from_the_fit(monkeypatch):
     train = [rng.normal(size=(40, 8)).astype(np.float32) + c for c in (0, 5, 10)]
     s = layer_choice.score_clusters(train, [], {}, 3, 1, layer_choice.LAYER_RATE)
     assert -1 <= s["train_silhouette"] <= 1 and "pnmi" not in s
+
+
+def test_json_never_overwrites_an_input(corpus, stock_checkpoint, tmp_path, capsys):
+    import hashlib
+
+    data = tmp_path / "d"
+    shutil.copytree(corpus, data, ignore=shutil.ignore_patterns("wav"))
+    for name in ("train.tsv", "valid.tsv"):  # keep reading the corpus's audio
+        lines = open(os.path.join(corpus, name)).read().splitlines()
+        (data / name).write_text("\n".join([lines[0], *lines[1:]]) + "\n")
+    ckpt = str(tmp_path / "c.pt")
+    shutil.copy(stock_checkpoint, ckpt)
+
+    def digest(p):
+        return hashlib.sha1(open(p, "rb").read()).hexdigest()
+
+    before = {p: digest(p) for p in (ckpt, str(data / "valid.phn"))}
+    assert main(["choose-layer", "--ckpt", ckpt, "--data", str(data), "--k", "4", "--json", ckpt]) == 2
+    assert main(["cluster-quality", "--data", str(data), "--k", "4", "--json", str(data / "valid.phn")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("would overwrite an input" in line for line in err), err
+    assert {p: digest(p) for p in before} == before

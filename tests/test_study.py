@@ -265,7 +265,7 @@ def test_the_summary_travels_at_any_size_other_large_files_do_not(tmp_path):
 
 def test_unpack_rewrites_whole_paths_only():
     text = '"/a/w/x" /a/w /a/w2 /a/w_x $W/a/w\n/a/w /m/a/w/x dir-/a/w__k-1 (/a/w) /a/w.'
-    assert _moved(text, [("/a/w", "/b")]) == '"/b/x" /b /a/w2 /a/w_x $W/a/w\n/b /m/a/w/x dir-/b__k-1 (/b) /a/w.'
+    assert _moved(text, [("/a/w", "/b")]) == '"/b/x" /b /a/w2 /a/w_x $W/a/w\n/b /m/a/w/x dir-/b__k-1 (/b) /b.'
 
 
 def test_h1_and_h2_are_measured_per_seed_and_summarised(study):
@@ -621,3 +621,35 @@ def test_the_gpu_study_scales_h1_and_h5_only(armed):
     assert checked["updates"] == {"H1": 40000, "H5.progressive": 40000, "H5.progressive_half": 20000}
     assert checked["references"] == {"H5": "standard"}  # no H4 here, so no reference arm for it
     assert load_schedule("study_gpu_h1", s.data, []).train_config_name == "study_gpu"
+
+
+def test_packing_touches_nothing_but_its_output(tmp_path):
+    """Neighbours named like the pack's old temporary names survive; a directory whose pack.json is
+    not one this tool wrote is not replaced; a failed pack or unpack leaves nothing behind; a
+    hand-edited pack.json is refused in one line."""
+    work = tmp_path / "w"
+    (work / ".stages").mkdir(parents=True)
+    (work / "runs" / "r").mkdir(parents=True)
+    (work / "runs" / "r" / "record.json").write_text(json.dumps({"ckpt": str(work / "runs" / "r" / "c.pt")}))
+    for name in ("keep.old", "keep.partial", "u.partial"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "precious.txt").write_text("mine")
+    pack_study(str(work), str(tmp_path / "keep"))
+    unpack_study(str(tmp_path / "keep"), str(tmp_path / "u"))
+    assert all((tmp_path / n / "precious.txt").read_text() == "mine" for n in ("keep.old", "keep.partial", "u.partial"))
+    assert json.load(open(tmp_path / "u" / "runs" / "r" / "record.json"))["ckpt"] == str(tmp_path / "u" / "runs" / "r" / "c.pt")
+    (tmp_path / "pj").mkdir()
+    (tmp_path / "pj" / "pack.json").write_text("{}")
+    (tmp_path / "pj" / "precious.txt").write_text("mine")
+    with pytest.raises(AeHubertError, match="is not a pack"):
+        pack_study(str(work), str(tmp_path / "pj"))
+    (work / "runs" / "r" / "train.log").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(AeHubertError, match=r"train\.log: not UTF-8"):
+        pack_study(str(work), str(tmp_path / "bad"))
+    assert sorted(os.listdir(tmp_path)) == ["keep", "keep.old", "keep.partial", "pj", "u", "u.partial", "w"]
+    info = json.load(open(tmp_path / "keep" / "pack.json"))
+    for edit in ({"work_dir": ""}, {"models": [1]}, {"package": ["x"]}):
+        (tmp_path / "keep" / "pack.json").write_text(json.dumps({**info, **edit}))
+        with pytest.raises(AeHubertError, match="pack.json: (unreadable pack description|lists 1)"):
+            unpack_study(str(tmp_path / "keep"), str(tmp_path / "u2"))
+    assert not os.path.exists(tmp_path / "u2")

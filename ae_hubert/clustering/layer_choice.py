@@ -85,6 +85,8 @@ def phone_lines(tsv_dir: str, split: str, n: int, required: bool = True) -> list
         if not required:
             return None
         raise located(path, "frame phone labels not found (PNMI needs them)") from None
+    except UnicodeDecodeError as e:
+        raise located(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     if len(lines) < n:
         raise located(path, f"{len(lines)} lines but {n} {split} utterances are scored")
     return lines
@@ -125,10 +127,17 @@ def score_clusters(train: list[np.ndarray], valid: list[np.ndarray], phones: dic
     return out
 
 
-def _check_json_out(json_out: str | None) -> None:
+def _check_json_out(json_out: str | None, ckpt: str | None, tsv_dir: str) -> None:
+    """``--json`` must be a new file or a file of its own: never the checkpoint or a file of the data
+    directory (manifests, phone labels) it reads."""
     if json_out:
         if os.path.isdir(json_out):
             raise located(json_out, "--json is a directory")
+        out = os.path.realpath(json_out)
+        if os.path.exists(out) and ((ckpt is not None and out == os.path.realpath(ckpt))
+                                    or os.path.dirname(out) == os.path.realpath(tsv_dir)):
+            raise located(json_out, "--json would overwrite an input (the checkpoint or a file of --data): "
+                                    "write it elsewhere")
         check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
 
 
@@ -157,7 +166,7 @@ def cluster_quality(tsv_dir: str, k: int, ckpt: str | None = None, layers: list[
                     device: str | None = None, json_out: str | None = None) -> dict:
     """``{"mfcc": scores, "layers": {layer: scores}, "best_layer": l, ...}`` (layers only with
     ``ckpt``): MFCC and every layer by the protocol; needs train and valid phone labels."""
-    _check_json_out(json_out)
+    _check_json_out(json_out, ckpt, tsv_dir)
     n_train, n_valid = _sizes(tsv_dir, train_utterances, valid_utterances)
     phones = {"valid": phone_lines(tsv_dir, "valid", n_valid),
               "train": phone_lines(tsv_dir, "train", n_train, required=ckpt is not None)}  # layers are chosen on it
@@ -183,7 +192,7 @@ def choose_layer(ckpt: str, tsv_dir: str, candidates: list[int] | None, k: int, 
     """The layer to cluster next, by the protocol (:func:`cluster_quality`'s best layer on the same
     inputs); without train phone labels, by the train clusters' silhouette. ``json_out``: where the
     result goes (``dump hubert --layer-from`` reads its ``chosen``)."""
-    _check_json_out(json_out)
+    _check_json_out(json_out, ckpt, tsv_dir)
     n_train, n_valid = _sizes(tsv_dir, train_utterances, valid_utterances)
     train_phones = phone_lines(tsv_dir, "train", n_train, required=False)
     phones = {"train": train_phones,

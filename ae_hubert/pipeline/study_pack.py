@@ -26,10 +26,12 @@ the placeholders :data:`WORK_DIR` and :data:`PACKAGE_DIR`, which unpacking repla
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import tempfile
 
 from ..analysis.study_summary import PARTIAL_DIR
 from ..common.checkpoint import INTERVAL, LAST as FINAL_MODEL, checkpoint_updates, load_state_lazily
@@ -139,13 +141,13 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
     return copy, sorted(models), [os.path.relpath(r, w) for r in resumed]
 
 
-def _apart(w: str, *others: str) -> None:
-    """Refuse paths that overlap the work dir (a pack replaced or cleaned up would take it along)."""
-    rw = os.path.realpath(w)
+def _apart(source: str, what: str, *others: str) -> None:
+    """Refuse outputs that overlap what is read (a pack replaced or cleaned up would take it along)."""
+    rs = os.path.realpath(source)
     for o in others:
         ro = os.path.realpath(o)
-        if ro == rw or ro.startswith(rw + os.sep) or rw.startswith(ro + os.sep):
-            raise located(o, f"overlaps the work dir {w}: put the pack elsewhere")
+        if ro == rs or ro.startswith(rs + os.sep) or rs.startswith(ro + os.sep):
+            raise located(o, f"overlaps {what} {source}: put it elsewhere")
 
 
 def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, results_only: bool = False) -> dict:
@@ -159,17 +161,13 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, result
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
     if not os.path.isdir(os.path.join(w, ".stages")):
         raise located(w, "not a work dir (no .stages/): nothing to pack")
-    _apart(w, out, out + ".partial", out + ".old")
-    if os.path.exists(out) and (not os.path.isdir(out) or not os.path.isfile(os.path.join(out, PACK_FILE))
-                                and os.listdir(out)):
-        raise located(out, "exists and is not a pack (no pack.json): not replaced")
+    _apart(w, "the work dir", out)
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out) and _pack_info(out) is None):
+        raise located(out, "exists and is not a pack (no readable pack.json): not replaced")
     check_writable_dir(os.path.dirname(out))
-    with WorkDirLock(w):  # a study running in W would change it under us
+    with WorkDirLock(w), _staging(out) as tmp:  # a study running in W would change it under us
         copy, models, resumed = ((results_plan(w), [], []) if results_only else pack_plan(w, keep_unfinished))
-        moves = [(w, WORK_DIR), (PACKAGE, PACKAGE_DIR)]
-        tmp = out + ".partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)  # a study killed before its first finished step packs to pack.json alone
+        moves = _path_forms(w, WORK_DIR) + _path_forms(PACKAGE, PACKAGE_DIR)
         for rel in copy:
             _copy(os.path.join(w, rel), os.path.join(tmp, rel), moves)
         for rel in models:
@@ -186,21 +184,64 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, result
                 "bytes": sum(os.path.getsize(os.path.join(tmp, r)) for r in copy + models)}
         with open(os.path.join(tmp, PACK_FILE), "w") as f:
             json.dump(info, f, indent=1)
-        old = out + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(out):
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
     return {**info, "work_dir": w, "pack": out}
+
+
+@contextlib.contextmanager
+def _staging(out: str):
+    """A new directory beside ``out`` to write into; when the block completes it replaces ``out``
+    (the old one, if any, removed only then); on failure it is removed and ``out`` is untouched.
+    Its name is unique (never a directory that was there before)."""
+    parent, name = os.path.split(out)
+    os.makedirs(parent, exist_ok=True)
+    holder = tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)
+    try:
+        new = os.path.join(holder, "new")
+        os.makedirs(new)
+        yield new
+        if os.path.isdir(out) and not os.path.islink(out):
+            os.replace(out, os.path.join(holder, "old"))
+        elif os.path.lexists(out):
+            os.remove(out)
+        os.replace(new, out)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def _pack_info(d: str) -> dict | None:
+    """``d``'s pack description, or None when it has none that this tool wrote."""
+    try:
+        with open(os.path.join(d, PACK_FILE), encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(info, dict) and all(isinstance(info.get(k), list) for k in ("files", "models")) \
+        and all(isinstance(info.get(k), str) and info[k] for k in ("work_dir", "package"))
+    return info if ok else None
+
+
+def _path_forms(path: str, to: str) -> list[tuple[str, str]]:
+    """``(old, new)`` rewrites for every form a path takes in a work dir's text files: as given, as
+    its real path (hydra and fairseq write the real working directory) and JSON-escaped (a
+    non-ASCII path in ``json.dumps`` output)."""
+    forms = []
+    for p in dict.fromkeys((path, os.path.realpath(path))):
+        forms.append((p, to))
+        escaped = json.dumps(p)[1:-1]
+        if escaped != p:
+            forms.append((escaped, to))
+    return forms
 
 
 def _copy(src: str, dst: str, moves: list[tuple[str, str]]) -> None:
     """Copy one file; a text file with its paths rewritten by ``moves``."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     if src.endswith(TEXT):
-        with open(src, encoding="utf-8") as f:
-            text = f.read()
+        try:
+            with open(src, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            raise located(src, f"not UTF-8 text ({e.reason} at byte {e.start}): cannot rewrite its paths") from None
         with open(dst, "w", encoding="utf-8") as f:
             f.write(_moved(text, moves))
         shutil.copystat(src, dst)
@@ -208,40 +249,41 @@ def _copy(src: str, dst: str, moves: list[tuple[str, str]]) -> None:
         shutil.copy2(src, dst)
 
 
+UNSAFE_PATH = re.compile(r'["\\\x00-\x1f]')  # would break the JSON records a path is written into
+
+
 def unpack_study(pack_dir: str, work_dir: str) -> dict:
     """Put a pack back as the work dir ``work_dir`` (new or empty); the packed work dir's path is
     rewritten to ``work_dir`` in its records and markers."""
     p, w = os.path.abspath(pack_dir), os.path.abspath(work_dir)
     meta = os.path.join(p, PACK_FILE)
-    try:
-        with open(meta) as f:
-            info = json.load(f)
-        files, models, old = list(info["files"]), list(info["models"]), str(info["work_dir"])
-        moves = [(old, w), (str(info.get("package", PACKAGE)), PACKAGE)]  # packs before placeholders: paths
-        results_only = bool(info.get("results_only", False))
-    except FileNotFoundError:
-        raise located(p, "not a pack (no pack.json; see `ae-hubert study-pack`)") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise located(meta, f"unreadable pack description ({type(e).__name__}: {e})") from None
-    if results_only:
+    if not os.path.isfile(meta):
+        raise located(p, "not a pack (no pack.json; see `ae-hubert study-pack`)")
+    info = _pack_info(p)
+    if info is None:
+        raise located(meta, "unreadable pack description (want a JSON object with 'files' and 'models' lists "
+                            "and 'work_dir' and 'package' paths)")
+    files, models, old = list(info["files"]), list(info["models"]), info["work_dir"]
+    if info.get("results_only"):
         raise located(meta, "a study's results (study-pack --results-only), not a pack to resume: its models "
                             "and step markers were left out")
     for rel in files + models:
-        if os.path.isabs(rel) or ".." in rel.split(os.sep) or not os.path.isfile(os.path.join(p, rel)):
+        if not isinstance(rel, str) or os.path.isabs(rel) or ".." in rel.split(os.sep) \
+                or not os.path.isfile(os.path.join(p, rel)):
             raise located(meta, f"lists {rel!r}, which is not a file of the pack")
-    if os.path.exists(w) and (not os.path.isdir(w) or os.listdir(w)):
-        raise located(w, "exists and is not empty: unpack into a new work dir")
-    _apart(p, w, w + ".partial")
+    if UNSAFE_PATH.search(w):
+        raise located(w, "a work dir path with a quote, backslash or control character cannot be written into "
+                         "the study's JSON records: choose another")
+    if os.path.lexists(w) and (not os.path.isdir(w) or os.path.islink(w) or os.listdir(w)):
+        raise located(w, "exists and is not empty (or not a directory): unpack into a new work dir")
+    _apart(p, "the pack", w)
     check_writable_dir(w)
-    tmp = w + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for rel in files + models:
-        _copy(os.path.join(p, rel), os.path.join(tmp, rel), moves)
-    os.makedirs(tmp, exist_ok=True)
-    if os.path.isdir(w):
-        os.rmdir(w)
-    os.replace(tmp, w)
-    return {"work_dir": w, "from": p, "packed_from": old, "files": len(files), "models": len(models)}
+    moves = [(old, w), (info["package"], PACKAGE)]  # packs before placeholders named absolute paths
+    with _staging(w) as tmp:
+        for rel in files + models:
+            _copy(os.path.join(p, rel), os.path.join(tmp, rel), moves)
+    packed_from = "another machine" if old == WORK_DIR else old
+    return {"work_dir": w, "from": p, "packed_from": packed_from, "files": len(files), "models": len(models)}
 
 
 def _moved(text: str, moves: list[tuple[str, str]]) -> str:
@@ -251,5 +293,5 @@ def _moved(text: str, moves: list[tuple[str, str]]) -> str:
     with ``__``, which ends one)."""
     for a, b in moves:
         if a != b:
-            text = re.sub(r'(?<![\w./])' + re.escape(a) + r'(?=__|[^\w.+-]|$)', lambda _m: b, text)
+            text = re.sub(r'(?<![\w./])' + re.escape(a) + r'(?=__|[^\w.+-]|\.(?![\w.+-])|$)', lambda _m: b, text)
     return text
