@@ -7,12 +7,16 @@ from ..common.arguments import SEED, integer, name_list, path
 from ..common.command import Command, echo
 
 
-def _toy_corpus(a):
-    from .toy_corpus import build
+def _corpus(module: str, knob: str):
+    """The handler of a corpus builder: ``build(out, utterances, seed, KNOB, workers)`` of ``module``."""
+    def run(a):
+        import importlib
 
-    s = build(a.out_dir, a.utterances, a.seed, a.voices, a.workers)
-    echo(json.dumps(s["splits"], indent=1))
-    return s["splits"]
+        build = importlib.import_module(f"{__package__}.{module}").build
+        s = build(a.out_dir, a.utterances, a.seed, getattr(a, knob), a.workers)
+        echo(json.dumps(s["splits"], indent=1))
+        return s["splits"]
+    return run
 
 
 def _toy_corpus_args(s):
@@ -21,14 +25,6 @@ def _toy_corpus_args(s):
     s.add_argument("--seed", type=SEED, default=0, help="corpus seed (same seed, same bytes)")
     s.add_argument("--voices", type=name_list, help="comma-separated flite:NAME / espeak:NAME (default: 2 flite + 4 espeak-ng)")
     s.add_argument("--workers", type=integer(1), default=None, help="synthesis processes (default: CPU count)")
-
-
-def _study_corpus(a):
-    from .study_corpus import build
-
-    s = build(a.out_dir, a.utterances, a.seed, a.vocabulary, a.workers)
-    echo(json.dumps(s["splits"], indent=1))
-    return s["splits"]
 
 
 def _study_corpus_args(s):
@@ -56,9 +52,9 @@ def _librispeech_args(s):
 
 
 COMMANDS = [
-    Command("toy-corpus", "synthesise the offline demo corpus", _toy_corpus, _toy_corpus_args),
+    Command("toy-corpus", "synthesise the offline demo corpus", _corpus("toy_corpus", "voices"), _toy_corpus_args),
     Command("study-corpus", "synthesise the harder study corpus: many voices (new ones in valid/test), 3000 words, "
-            "rooms, noise", _study_corpus, _study_corpus_args),
+            "rooms, noise", _corpus("study_corpus", "vocabulary"), _study_corpus_args),
     Command("librispeech", "LibriSpeech (+ Libri-light limited) -> manifests, .wrd/.ltr, dict", _librispeech,
             _librispeech_args),
 ]
