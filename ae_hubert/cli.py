@@ -15,10 +15,11 @@ from .features import commands as features
 from .finetune import commands as finetune
 from .models import commands as models
 from .pipeline import commands as pipeline
+from .study import commands as study
 
 # in the order `ae-hubert --help` lists them: the loop's stages, then what drives them
 COMMANDS = [*corpus.COMMANDS, *features.COMMANDS, *clustering.COMMANDS, *analysis.COMMANDS, *models.COMMANDS,
-            *finetune.COMMANDS, *pipeline.COMMANDS]
+            *finetune.COMMANDS, *pipeline.COMMANDS, *study.COMMANDS]
 
 
 def build_parser():

@@ -253,7 +253,7 @@ CASES = [
         ("unknown-reset", GOOD_ITERS.replace("max_update", "reset_top_layer: 1\n    max_update"),
          "did you mean reset_top_layers?"),
         ("unknown-percent", GOOD_ITERS.replace("k: 10}", "k: 10, precent: 0.5}"), "did you mean percent?"),
-        ("string-bool", "keep_features: 'false'\n" + GOOD_ITERS, "keep_features: expected true or false"),
+        ("string-bool", "keep_features: 'perhaps'\n" + GOOD_ITERS, "keep_features: expected true or false"),
         ("k-type", GOOD_ITERS.replace("k: 10", "k: ten"), "targets[0].k: expected an integer"),
         ("name-path", GOOD_ITERS.replace("- targets", "- name: ../../evil\n    targets"), "names files"),
         ("target-name-path", GOOD_ITERS.replace("k: 10}", "k: 10, name: a/b}"), "names files"),

@@ -11,8 +11,12 @@ import torch
 
 from ae_hubert.cli import main
 from ae_hubert.common.errors import AeHubertError
-from ae_hubert.pipeline.study import StudyError, load_study, run_study
-from ae_hubert.pipeline.study_pack import SMALL, TEXT, _moved, pack_plan, pack_study, unpack_study
+from ae_hubert.study import h1 as hyp1, h2 as hyp2, h3 as hyp3
+from ae_hubert.study.config import check_schedules, load_study
+from ae_hubert.study.hypotheses import names
+from ae_hubert.study.records import StudyError
+from ae_hubert.study.run import run_study
+from ae_hubert.study.pack import SMALL, TEXT, _moved, pack_plan, pack_study, unpack_study
 
 SCHEDULE = """
 name: mini_h1
@@ -331,7 +335,7 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     (STUDY.replace("H1: mini_h1.yaml, ", ""), "schedules.H1: required"),
     (STUDY.replace("H4: {top: mini_h4_top.yaml}", "H4: mini_h4_top.yaml"), "schedules.H4: give at least one arm"),
     (STUDY.replace("ks: [0, 1]", "ks: [1, 2]"), "finetune.ks: distinct k >= 0 including 0"),
-    (STUDY.replace("judge: cer", "judge: per"), "finetune.judge: one of wer, cer, got 'per'"),
+    (STUDY.replace("judge: cer", "judge: per"), "finetune.judge: 'per' is not one of wer, cer"),
     (STUDY.replace("overrides: [optimization", "overrides: [model.reset_top_layers=1, optimization"),
      "finetune.overrides[0]: model.reset_top_layers is set by the study"),
     (STUDY + "overrides: ['~common.seed']\n", "the seed is the study's"),
@@ -389,10 +393,9 @@ def test_h3_h4_h5_on_the_same_runs(armed):
     trained = [r["train_seconds"] for run in (seed["records"], *seed["other_runs"].values()) for r in run]
     assert min(trained) > 0 and s["compute"]["train_hours"] == round(sum(trained) / 3600, 2)
     # fine-tuning time: every fine-tuning once (6: H3's 2 x 2, H4's top, H5's half; the reference arms reuse H3's)
-    from ae_hubert.analysis.study_summary import _finetune_seconds
     tuned = [r["train"]["train_seconds"] for d, _, files in os.walk(os.path.join(work, "finetune"))
              if "sweep.json" in files for r in json.load(open(os.path.join(d, "sweep.json")))]
-    assert len(tuned) == 6 and min(tuned) > 0 and _finetune_seconds(s["per_seed"]) == pytest.approx(sum(tuned))
+    assert len(tuned) == 6 and min(tuned) > 0 and seed["finetune_seconds"] == pytest.approx(sum(tuned))
     md = open(os.path.join(out, "study.md")).read()
     assert "## H3" in md and "## H4" in md and "## H5" in md
     assert "| k reset | WER | CER | CER - (k = 0) |" in md
@@ -475,7 +478,7 @@ def test_h3_to_h5_rerun_redoes_nothing(armed, capsys):
 
 
 def test_a_narrower_call_keeps_the_wider_summary(tmp_path):
-    from ae_hubert.analysis.study_summary import summary_dir
+    from ae_hubert.study.summary import summary_dir
 
     w, said = str(tmp_path), []
     call = lambda hs, seeds, study="s": summary_dir({"study": study, "hypotheses": hs, "seeds": seeds}, w, said.append)
@@ -493,8 +496,6 @@ def test_a_narrower_call_keeps_the_wider_summary(tmp_path):
 def test_verdicts_over_seeds():
     """H1 needs the margin on average and a gain in every seed; H2 drift is a fall after the first
     checkpoint, then a climb back, each beyond the probe noise (DRIFT_MARGIN)."""
-    from ae_hubert.analysis.study_summary import summarise_h1, summarise_h2
-
     def seed(diff, acc1, acc2, r2):
         layers = {"1": {"pnmi": 0.3, "train_pnmi": 0.3}, "2": {"pnmi": 0.2, "train_pnmi": 0.2}}
         probe = lambda acc, r: {"autoencoder_index": 0.1, "layers": {  # noqa: E731
@@ -504,52 +505,48 @@ def test_verdicts_over_seeds():
                 "probes": {"iter1": {str(u): probe(acc1, x) for u, x in zip((10, 20, 30), r2)},
                            "iter2": {"30": probe(acc2, 0.5)}}}
 
-    h = summarise_h1([seed(0.10, 0.4, 0.5, (0.5, 0.4, 0.6)), seed(-0.01, 0.4, 0.45, (0.5, 0.4, 0.3))])
+    h = hyp1.summarise([seed(0.10, 0.4, 0.5, (0.5, 0.4, 0.6)), seed(-0.01, 0.4, 0.45, (0.5, 0.4, 0.3))])
     assert h["best_minus_mfcc_pnmi"]["mean"] == pytest.approx(0.045)
     assert not h["held"]["pnmi"] and h["held"]["phone_acc"] and not h["held"]["all"]  # one seed below MFCC
-    h = summarise_h1([seed(0.04, 0.4, 0.5, (0.5, 0.4, 0.6)), seed(0.03, 0.4, 0.39, (0.5, 0.4, 0.3))])
+    h = hyp1.summarise([seed(0.04, 0.4, 0.5, (0.5, 0.4, 0.6)), seed(0.03, 0.4, 0.39, (0.5, 0.4, 0.3))])
     assert h["held"]["pnmi"] and not h["held"]["phone_acc"]  # iteration 2 worse in one seed
-    h2 = summarise_h2([seed(0, 0, 0, (0.5, 0.4, 0.6)), seed(0, 0, 0, (0.5, 0.4, 0.45))])["iterations"]["iter1"]
+    h2 = hyp2.summarise([seed(0, 0, 0, (0.5, 0.4, 0.6)), seed(0, 0, 0, (0.5, 0.4, 0.45))])["iterations"]["iter1"]
     assert h2["top_input_r2_rise"]["values"] == pytest.approx([0.2, 0.05]) and h2["drifts"]
     assert h2["top_input_r2_dip"]["values"] == pytest.approx([0.1, 0.1]) and h2["top_input_r2_min_at"] == [20, 20]
-    h2 = summarise_h2([seed(0, 0, 0, (0.5, 0.4, 0.6)), seed(0, 0, 0, (0.5, 0.4, 0.3))])["iterations"]["iter1"]
+    h2 = hyp2.summarise([seed(0, 0, 0, (0.5, 0.4, 0.6)), seed(0, 0, 0, (0.5, 0.4, 0.3))])["iterations"]["iter1"]
     assert not h2["drifts"] and h2["top_input_r2_min_at"] == [20, 30]  # lowest at the end: no drift
-    h2 = summarise_h2([seed(0, 0, 0, (0.3, 0.4, 0.5))] * 2)["iterations"]["iter1"]
+    h2 = hyp2.summarise([seed(0, 0, 0, (0.3, 0.4, 0.5))] * 2)["iterations"]["iter1"]
     assert not h2["drifts"] and h2["top_input_r2_rise"]["mean"] == pytest.approx(0.2)  # a rise alone is no turn back
-    h2 = summarise_h2([seed(0, 0, 0, (0.5, 0.495, 0.6))] * 2)["iterations"]["iter1"]
+    h2 = hyp2.summarise([seed(0, 0, 0, (0.5, 0.495, 0.6))] * 2)["iterations"]["iter1"]
     assert not h2["drifts"]  # the dip is within the probe's noise
 
 
 def test_h2_turn_back_over_depth_needs_a_dip_through_the_middle():
     """At the end of an iteration: input R^2 falls from layer 1 into the middle and climbs again at
     the top (the autoencoder shape) -- not a profile that only rises with depth (seen in seed 2)."""
-    from ae_hubert.analysis.study_summary import summarise_h2
-
     def seed(*r2):  # input R^2 of layers 1..len(r2) at the one checkpoint
         layers = {str(i + 1): {"phone_acc": 0.3, "input_r2": r} for i, r in enumerate(r2)}
         return {"probes": {"iter1": {"500": {"autoencoder_index": 0.0, "layers": {"0": {"phone_acc": 0.2, "input_r2": 0.4}, **layers}}}}}
 
-    h = summarise_h2([seed(0.5, 0.3, 0.45), seed(0.5, 0.35, 0.4)])["iterations"]["iter1"]
+    h = hyp2.summarise([seed(0.5, 0.3, 0.45), seed(0.5, 0.35, 0.4)])["iterations"]["iter1"]
     assert h["top_turns_back"] and h["depth_input_r2_min_layer"] == [2, 2]
     assert h["depth_input_r2_rise"]["values"] == pytest.approx([0.15, 0.05])
-    h = summarise_h2([seed(0.49, 0.5, 0.52)])["iterations"]["iter1"]  # seed 2's shape: only rises
+    h = hyp2.summarise([seed(0.49, 0.5, 0.52)])["iterations"]["iter1"]  # seed 2's shape: only rises
     assert not h["top_turns_back"] and h["depth_input_r2_min_layer"] == [1]
-    h = summarise_h2([seed(0.5, 0.3, 0.45), seed(0.5, 0.3, 0.305)])["iterations"]["iter1"]
+    h = hyp2.summarise([seed(0.5, 0.3, 0.45), seed(0.5, 0.3, 0.305)])["iterations"]["iter1"]
     assert not h["top_turns_back"]  # the second seed's climb is within the noise
-    h = summarise_h2([seed(0.5)])["iterations"]["iter1"]  # one transformer layer: no middle to dip through
+    h = hyp2.summarise([seed(0.5)])["iterations"]["iter1"]  # one transformer layer: no middle to dip through
     assert h["depth_input_r2_dip"] is None and not h["top_turns_back"]
 
 
 def test_reset_helps_only_when_lower_in_every_seed():
-    from ae_hubert.analysis.study_summary import summarise_h3
-
     def seed(*wers):
         return {"finetune": {"iter1": {str(k): {"wer": w, "cer": w / 2} for k, w in enumerate(wers)}}}
 
-    h = summarise_h3([seed(0.5, 0.4, 0.45), seed(0.5, 0.45, 0.3)])["iterations"]["iter1"]
+    h = hyp3.summarise([seed(0.5, 0.4, 0.45), seed(0.5, 0.45, 0.3)])["iterations"]["iter1"]
     assert h["best_reset_k"] == 2 and h["reset_helps"]  # lowest mean (0.375), below k = 0 in both seeds
     assert h["rows"]["2"]["minus_k0"]["values"] == pytest.approx([-0.05, -0.2])
-    h = summarise_h3([seed(0.5, 0.4, 0.6), seed(0.5, 0.45, 0.2)])["iterations"]["iter1"]
+    h = hyp3.summarise([seed(0.5, 0.4, 0.6), seed(0.5, 0.45, 0.2)])["iterations"]["iter1"]
     assert h["best_reset_k"] == 2 and not h["reset_helps"]  # lowest mean, but worse than k = 0 in seed 1
 
     def cer_differs(wers, cers):
@@ -557,31 +554,35 @@ def test_reset_helps_only_when_lower_in_every_seed():
 
     # WER saturated at 1 (no k below k = 0) while CER falls with k = 1 in both seeds: the judge decides
     seeds = [cer_differs((1.0, 1.0), (0.6, 0.5)), cer_differs((1.0, 1.01), (0.62, 0.55))]
-    assert not summarise_h3(seeds)["iterations"]["iter1"]["reset_helps"]
-    h = summarise_h3(seeds, judge="cer")
+    assert not hyp3.summarise(seeds)["iterations"]["iter1"]["reset_helps"]
+    h = hyp3.summarise(seeds, judge="cer")
     assert h["judge"] == "cer" and h["iterations"]["iter1"]["reset_helps"]
     assert h["iterations"]["iter1"]["rows"]["1"]["minus_k0"]["values"] == pytest.approx([-0.1, -0.07])
 
 
-def test_fine_tuning_time_counts_each_fine_tuning_once():
-    from ae_hubert.analysis.study_summary import _finetune_seconds
-    from ae_hubert.pipeline.study import finetune_seconds
+def test_fine_tuning_time_counts_each_fine_tuning_once(monkeypatch, tmp_path):
+    """A seed's fine-tuning time counts each fine-tuning once: the reference arms of H4 and H5
+    fine-tune H1's iteration 2 with k = 0, which H3 fine-tunes too (one sweep, one time)."""
+    import ae_hubert.finetune.reset_sweep as sweep
+    from ae_hubert.study.seed import SeedRuns, finetune_seconds
 
     # a marker from before train_seconds was recorded: the last process's fairseq wall time
     assert finetune_seconds({"train": {"wall": 42.0}}) == 42.0
     assert finetune_seconds({"train_seconds": 7.0, "train": {"wall": 3.0}}) == 7.0
+    seconds = {("study_h1", "iter1"): 5.0, ("study_h1", "iter2"): 10.0, ("h4_top", "iter2"): 20.0,
+               ("h5_half", "iter1"): None}  # a fine-tuning without a recorded time counts 0
 
-    def arm(run, it, seconds):
-        return {"run": run, "iteration": it, "finetune": {"wer": 1.0, "cer": 0.5, "train_seconds": seconds}}
+    def fake_sweep(ckpt, data, ks, work_dir, **kw):
+        run, _, it = work_dir.split(os.sep)[-3:]
+        return [{"k": k, "test": {"wer": 1.0, "cer": 0.5}, "train": {"train_seconds": seconds[(run, it)]}}
+                for k in ks]
 
-    # H4 and H5 without H3: both reference arms fine-tune H1's iteration 2 (one sweep, counted once)
-    seed = {"seed": 1, "run": "h1", "H4": {"auto": arm("h1", "iter2", 10.0), "top": arm("h4_top", "iter2", 20.0)},
-            "H5": {"standard": arm("h1", "iter2", 10.0), "half": arm("h5_half", "iter1", None)}}
-    assert _finetune_seconds([seed]) == 30.0  # a fine-tuning without a recorded time counts 0
-    # with H3: its k = 0 on iteration 2 is the reference arms' fine-tuning; another seed adds its own
-    seed["finetune"] = {it: {k: {"wer": 1.0, "cer": 0.5, "train_seconds": 10.0} for k in ("0", "1")}
-                        for it in ("iter1", "iter2")}
-    assert _finetune_seconds([seed, {**seed, "seed": 2}]) == 2 * (40.0 + 20.0)
+    monkeypatch.setattr(sweep, "reset_sweep", fake_sweep)
+    seed = SeedRuns(load_study("study_cpu"), [], str(tmp_path), 1, None, print, {})
+    for run, it, ks in (("study_h1", "iter2", [0]), ("h4_top", "iter2", [0]), ("study_h1", "iter2", [0]),
+                        ("h5_half", "iter1", [0]), ("study_h1", "iter1", [0, 1]), ("study_h1", "iter2", [0, 1])):
+        assert seed.finetune(run, it, "ckpt", ks)["0"]["train_seconds"] == seconds[(run, it)]
+    assert sum(v for v in seed.finetuned.values() if v) == 10.0 * 2 + 20.0 + 5.0 * 2
 
 
 def test_the_shipped_study_parses():
@@ -589,18 +590,17 @@ def test_the_shipped_study_parses():
     assert s.seeds == 3 and s.k == 100 and s.schedules == {
         "H1": "study_h1", "H4": {"middle": "study_h4_middle", "top": "study_h4_top"},
         "H5": {"progressive": "study_h5_progressive", "progressive_half": "study_h5_progressive_half"}}
-    assert s.finetune["ks"] == [0, 1, 2, 3] and s.finetune["split"] == "test" and s.finetune["judge"] == "cer"
-    assert "optimization.max_update=1500" in s.finetune["overrides"]
+    assert s.finetune.ks == [0, 1, 2, 3] and s.finetune.split == "test" and s.finetune.judge == "cer"
+    assert "optimization.max_update=1500" in s.finetune.overrides
 
 
 def test_the_shipped_schedules_are_fair_arms(armed):
     """The shipped study's schedules compose on a study corpus, with equal budgets where compared."""
-    from ae_hubert.pipeline.study import HYPOTHESES, check_schedules
 
     _, work, _ = armed
     s = load_study("study_cpu")
     s.data = os.path.join(work, "corpus")
-    assert check_schedules(s, list(HYPOTHESES)) == {
+    assert check_schedules(s, list(names())) == {
         "updates": {"H1": 4000, "H4.middle": 2000, "H4.top": 2000, "H5.progressive": 4000, "H5.progressive_half": 2000},
         "references": {"H4": "auto", "H5": "standard"}}
 
@@ -609,15 +609,14 @@ def test_the_gpu_study_scales_h1_and_h5_only(armed):
     """study_gpu (item 6: 10x audio, Base-size model, one GPU) composes on a study corpus: its
     schedules use pretrain/study_gpu, its H5 arms have H1's budget and half of it, and its
     fine-tuning (the Base 10 h recipe, shortened) composes against a 12-layer model."""
-    from ae_hubert.pipeline.study import HYPOTHESES, check_schedules
     from ae_hubert.pipeline.schedule import load_schedule
 
     _, work, _ = armed
     s = load_study("study_gpu")
-    assert s.corpus["utterances"] == 10 * load_study("study_cpu").corpus["utterances"]
-    assert set(s.schedules) == {"H1", "H5"} and s.finetune["config"] == "finetune/base_10h"
+    assert s.corpus.utterances == 10 * load_study("study_cpu").corpus.utterances
+    assert set(s.schedules) == {"H1", "H5"} and s.finetune.config == "finetune/base_10h"
     s.data = os.path.join(work, "corpus")
-    checked = check_schedules(s, [h for h in HYPOTHESES if h != "H4"])
+    checked = check_schedules(s, [h for h in names() if h != "H4"])
     assert checked["updates"] == {"H1": 40000, "H5.progressive": 40000, "H5.progressive_half": 20000}
     assert checked["references"] == {"H5": "standard"}  # no H4 here, so no reference arm for it
     assert load_schedule("study_gpu_h1", s.data, []).train_config_name == "study_gpu"
@@ -653,3 +652,36 @@ def test_packing_touches_nothing_but_its_output(tmp_path):
         with pytest.raises(AeHubertError, match="pack.json: (unreadable pack description|lists 1)"):
             unpack_study(str(tmp_path / "keep"), str(tmp_path / "u2"))
     assert not os.path.exists(tmp_path / "u2")
+
+
+def test_every_hypothesis_is_one_module_and_a_new_one_needs_nothing_else(tmp_path, monkeypatch):
+    """The registry finds study/hN.py by name; each defines the interface; a module added to it
+    (here a fake H9 with arms) is read from the YAML, summarised, written and reported with no
+    other change."""
+    import types
+
+    from ae_hubert.study import hypotheses as registry
+    from ae_hubert.study.config import load_study
+    from ae_hubert.study.summary import summarise, verdict_lines, write_study
+
+    here = os.path.dirname(registry.__file__)
+    assert list(names()) == sorted((f[:-3].upper() for f in os.listdir(here) if f[0] == "h" and f[1:-3].isdigit()
+                                    and f.endswith(".py")), key=lambda h: int(h[1:]))
+    for h, module in registry.hypotheses().items():
+        assert all(hasattr(module, a) for a in registry.ATTRIBUTES), h
+    h9 = types.SimpleNamespace(
+        TITLE="a ninth question", ARMS=True, check=lambda plan: None, measure=lambda seed: {"H9": seed.seed},
+        summarise=lambda per_seed, study: {"values": [s["H9"] for s in per_seed]},
+        markdown=lambda h, seeds: [f"nine: {h['values']}"], plots=lambda h, out: [],
+        verdict=lambda h: [f"H9 values {h['values']}"])
+    monkeypatch.setitem(registry.hypotheses(), "H9", h9)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("schedules: {H1: study_h1, H9: {wide: study_h4_top}}\n")
+    study = load_study(str(cfg))
+    assert study.schedules["H9"] == {"wide": "study_h4_top"}
+    per_seed = [{"seed": s, "records": [], "H9": s} for s in (1, 2)]
+    summary = summarise(study, ["H9"], per_seed)
+    assert summary["H9"] == {"values": [1, 2]}
+    write_study(summary, str(tmp_path))
+    assert "## H9: a ninth question\n\nnine: [1, 2]" in (tmp_path / "study.md").read_text()
+    assert verdict_lines(summary)[0] == "H9 values [1, 2]"

@@ -22,16 +22,15 @@ The label rate is derived from the targets (MFCC 100 Hz, layers 50 Hz), never ty
 """
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..common.arguments import FILE_NAME
 from ..common.errors import AeHubertError
+from ..common.schema import file_name, read, spec
 from ..runner.configs import override_key
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
@@ -43,14 +42,27 @@ class ScheduleError(AeHubertError):
     pass
 
 
+def _fraction(value: float) -> str | None:
+    if value != -1 and not 0 < value <= 1:
+        return f"a fraction in (0, 1], or -1 for all, got {value!r}"
+    return None
+
+
+def owned_override(override: str) -> str | None:
+    """An override of what the schedule itself sets for every run: the field to use instead."""
+    key = override_key(override)
+    return f"{key} is set by the schedule for every run; use {OWNED[key]}" if key in OWNED else None
+
+
+# The schema of a schedule YAML (read by common/schema.py: one-line errors naming the field).
 @dataclass
 class Target:
-    source: str  # mfcc | layer
-    k: int
+    source: str = spec(choices=tuple(SOURCES))  # mfcc | layer
+    k: int = spec(minimum=2)
     layer: int | str | None = None  # 1-based, or "auto"
-    percent: float = -1.0  # k-means sample fraction of utterances (<= 0: all)
-    name: str = "km"
-    candidates: list[int] | None = None  # for layer: auto
+    percent: float | None = spec(None, check=_fraction)  # k-means sample fraction (<= 0: all); default kmeans'
+    name: str | None = spec(None, check=file_name)  # default km, km2, ...
+    candidates: list[int] | None = spec(None, minimum=1)  # for layer: auto
 
     @property
     def rate(self) -> float:
@@ -59,13 +71,13 @@ class Target:
 
 @dataclass
 class Iteration:
-    name: str
-    targets: list[Target]
-    max_update: int
-    init: str = "scratch"
-    reset_top_layers: int = 0
-    overrides: list[str] = field(default_factory=list)
-    depth: int = 0  # transformer layers of the model this iteration trains
+    targets: list[Target] = spec(nonempty=True)
+    max_update: int = spec(minimum=1)
+    name: str | None = spec(None, check=file_name)  # default iterN
+    init: str = spec("scratch", choices=INITS)  # or continue (previous weights)
+    reset_top_layers: int = spec(0, minimum=0)
+    overrides: list[str] = spec([], check=owned_override)
+    depth: int = spec(0, derived=True)  # transformer layers of the model this iteration trains
 
     @property
     def label_rate(self) -> float:
@@ -73,7 +85,34 @@ class Iteration:
 
 
 @dataclass
+class KMeans:
+    percent: float = spec(-1.0, check=_fraction)
+    max_iter: int = spec(100, minimum=1)
+    streamed: bool = False  # bounded-memory k-means (memory-mapped sample, chunked passes)
+
+
+@dataclass
+class ScheduleFile:
+    iterations: list[Iteration] = spec(nonempty=True)
+    name: str | None = spec(None, check=file_name)  # default: the file's name
+    description: str = ""
+    data: str | None = None
+    train_config: str = "pretrain/toy_cpu"
+    overrides: list[str] = spec([], check=owned_override)
+    kmeans: KMeans = spec(KMeans())
+    start_from: str | None = None
+    seed: int = spec(1, minimum=0, maximum=2 ** 32 - 1)
+    nshard: int = spec(1, minimum=1)
+    keep_features: bool = True
+    # labels computed from the audio in the pass that computes the features (label --tsv-dir): a
+    # feature dump only for the k-means sample (train; all of it when kmeans.percent is -1)
+    label_from_audio: bool = True
+
+
+@dataclass
 class Schedule:
+    """A validated schedule, ready to plan: the file's settings resolved (paths, the training
+    config, the command line's overrides, the starting model's depth)."""
     name: str
     path: str
     data: str | None
@@ -83,14 +122,12 @@ class Schedule:
     iterations: list[Iteration]
     cli_overrides: list[str] = field(default_factory=list)  # from the command line, applied last
     kmeans_max_iter: int = 100
-    kmeans_streamed: bool = False  # bounded-memory k-means (memory-mapped sample, chunked passes)
+    kmeans_streamed: bool = False
     seed: int = 1
     start_from: str | None = None
     start_depth: int | None = None
     nshard: int = 1
     keep_features: bool = True
-    # labels computed from the audio in the pass that computes the features (label --tsv-dir): a
-    # feature dump only for the k-means sample (train; all of it when kmeans.percent is -1)
     label_from_audio: bool = True
     description: str = ""
 
@@ -108,12 +145,6 @@ class Schedule:
                 *self.overrides, *it.overrides, *self.cli_overrides]
 
 
-TOP_KEYS = ("name", "description", "data", "train_config", "overrides", "kmeans", "start_from", "seed", "nshard",
-            "keep_features", "label_from_audio", "iterations")
-KMEANS_KEYS = ("percent", "max_iter", "streamed")
-ITERATION_KEYS = ("name", "targets", "init", "reset_top_layers", "max_update", "overrides")
-TARGET_KEYS = ("source", "k", "layer", "percent", "name", "candidates")
-NAME = FILE_NAME
 # overrides the schedule itself sets for every run (Schedule.train_overrides): the field to use instead
 OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
          "model.label_rate": "targets[].source (it follows task.label_rate)", "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
@@ -133,84 +164,11 @@ def _alias(overrides: list[str], key: str, value: int, where: str) -> int:
     return value
 
 
-def _mapping(node, where, keys):
-    """``node`` must be a mapping whose keys are all known; a misspelt key gets a suggestion."""
-    if not isinstance(node, DictConfig):
-        raise ScheduleError(f"{where}: expected a mapping of {', '.join(keys)}, got {_show(node)}")
-    for key in node.keys():
-        if key not in keys:
-            close = difflib.get_close_matches(str(key), keys, n=1)
-            raise ScheduleError(f"{where}.{key}: unknown key" + (f" (did you mean {close[0]}?)" if close
-                                                                 else f"; known: {', '.join(keys)}"))
-    return node
-
-
-def _show(node) -> str:
-    return repr(OmegaConf.to_container(node) if OmegaConf.is_config(node) else node)
-
-
-def _get(node, key, where, default=None, required=False):
-    if key in node and node[key] is not None:
-        return node[key]
-    if required:
-        raise ScheduleError(f"{where}.{key}: required")
-    return default
-
-
-def _list(node, where) -> list:
-    if not isinstance(node, ListConfig):
-        raise ScheduleError(f"{where}: expected a list, got {_show(node)}")
-    return list(node)
-
-
-def _int(value, where, minimum=None, maximum=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ScheduleError(f"{where}: expected an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ScheduleError(f"{where}: must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ScheduleError(f"{where}: must be <= {maximum}, got {value}")
-    return value
-
-
-def _bool(value, where) -> bool:
-    if not isinstance(value, bool):  # a string "false" would otherwise read as true
-        raise ScheduleError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _str(value, where) -> str:
-    if OmegaConf.is_config(value) or isinstance(value, bool):
-        raise ScheduleError(f"{where}: expected a string, got {_show(value)}")
-    return str(value)
-
-
-def _name(value, where) -> str:
-    """Names become directory and file names inside the work dir: plain words, no paths."""
-    value = _str(value, where)
-    if not NAME.fullmatch(value):
-        raise ScheduleError(f"{where}: {value!r} must be letters, digits, '_' or '-' (it names files in the "
-                            "work dir), not starting with '-'")
-    return value
-
-
-def _fraction(value, where) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (value != -1 and not 0 < value <= 1):
-        raise ScheduleError(f"{where}: a fraction in (0, 1], or -1 for all, got {value!r}")
-    return float(value)
-
-
-def _overrides(node, where) -> list[str]:
-    out = [_str(o, f"{where}[{i}]") for i, o in enumerate(_list(node, where))]
-    check_overrides(out, where)
-    return out
-
-
 def check_overrides(overrides: list[str], where: str) -> None:
     for i, o in enumerate(overrides):
-        key = override_key(o)
-        if key in OWNED:
-            raise ScheduleError(f"{where}[{i}]: {key} is set by the schedule for every run; use {OWNED[key]}")
+        complaint = owned_override(o)
+        if complaint:
+            raise ScheduleError(f"{where}[{i}]: {complaint}")
 
 
 def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
@@ -296,40 +254,31 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ScheduleError(f"{path}: not a readable YAML schedule ({first})") from None
     where = os.path.basename(path)
-    _mapping(raw, where, TOP_KEYS)
+    f = read(ScheduleFile, raw, where, error=ScheduleError)
     try:
-        cfg_dir, cfg_name = resolve_train_config(_str(_get(raw, "train_config", where, "pretrain/toy_cpu"),
-                                                      f"{where}: train_config"), f"{where}: train_config")
+        cfg_dir, cfg_name = resolve_train_config(f.train_config, f"{where}: train_config")
     except AeHubertError as e:
         raise ScheduleError(str(e)) from None
-    overrides = _overrides(_get(raw, "overrides", where, ListConfig([])), f"{where}: overrides")
     cli_overrides = list(extra_overrides or [])
-    km = _mapping(_get(raw, "kmeans", where, DictConfig({})), f"{where}: kmeans", KMEANS_KEYS)
-    start_from = start_from_arg if start_from_arg is not None else _get(raw, "start_from", where)
-    data = data or _get(raw, "data", where)
     sched = Schedule(
-        name=_name(_get(raw, "name", where, os.path.splitext(os.path.basename(path))[0]), f"{where}: name"),
-        path=os.path.abspath(path), data=None if data is None else _str(data, f"{where}: data"),
-        train_config_dir=cfg_dir, train_config_name=cfg_name, overrides=overrides, iterations=[],
-        cli_overrides=cli_overrides,
-        kmeans_max_iter=_int(_get(km, "max_iter", f"{where}: kmeans", 100), f"{where}: kmeans.max_iter", 1),
-        kmeans_streamed=_bool(_get(km, "streamed", f"{where}: kmeans", False), f"{where}: kmeans.streamed"),
-        seed=_int(_get(raw, "seed", where, 1), f"{where}: seed", 0, 2 ** 32 - 1),
-        start_from=None if start_from is None else _str(start_from, f"{where}: start_from"),
-        nshard=_int(_get(raw, "nshard", where, 1), f"{where}: nshard", 1),
-        keep_features=_bool(_get(raw, "keep_features", where, True), f"{where}: keep_features"),
-        label_from_audio=_bool(_get(raw, "label_from_audio", where, True), f"{where}: label_from_audio"),
-        description=_str(_get(raw, "description", where, ""), f"{where}: description"),
-    )
-    default_percent = _fraction(_get(km, "percent", where, -1), f"{where}: kmeans.percent")
+        name=f.name or os.path.splitext(os.path.basename(path))[0], path=os.path.abspath(path),
+        data=data or f.data, train_config_dir=cfg_dir, train_config_name=cfg_name, overrides=f.overrides,
+        iterations=[], cli_overrides=cli_overrides, kmeans_max_iter=f.kmeans.max_iter,
+        kmeans_streamed=f.kmeans.streamed, seed=f.seed,
+        start_from=start_from_arg if start_from_arg is not None else f.start_from, nshard=f.nshard,
+        keep_features=f.keep_features, label_from_audio=f.label_from_audio, description=f.description)
+    if file_name(sched.name):
+        raise ScheduleError(f"{where}: name: {file_name(sched.name)}")
     if sched.data is None:
         raise ScheduleError(f"{where}: data: no manifest directory (set `data:` or pass --data)")
     if not os.path.isfile(os.path.join(sched.data, "train.tsv")):
         raise ScheduleError(f"{where}: data: {sched.data} has no train.tsv")
     sizes = _manifest_sizes(sched.data, where, sched.nshard)
     check_overrides(cli_overrides, f"{where}: command-line overrides")
-    sched.seed = _int(_alias(overrides + cli_overrides, "common.seed", sched.seed, where), f"{where}: seed", 0,
-                      2 ** 32 - 1)
+    sched.seed = _alias(sched.overrides + cli_overrides, "common.seed", sched.seed, where)
+    if not 0 <= sched.seed < 2 ** 32:
+        raise ScheduleError(f"{where}: seed: must be {'>= 0' if sched.seed < 0 else f'<= {2 ** 32 - 1}'}, got "
+                            f"{sched.seed}")
     if sched.start_from is not None:
         if not os.path.isfile(sched.start_from):
             raise ScheduleError(f"{'--start-from' if start_from_arg is not None else where + ': start_from'}: "
@@ -337,67 +286,28 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         sched.start_depth = load_hubert(sched.start_from).num_layers
     elif start_depth is not None:
         sched.start_depth = start_depth
-    its = _list(_get(raw, "iterations", where, required=True), f"{where}: iterations")
-    if len(its) == 0:
-        raise ScheduleError(f"{where}: iterations: empty")
     prev_depth = sched.start_depth
-    for i, it in enumerate(its):
+    for i, iteration in enumerate(f.iterations):
         w = f"{where}: iterations[{i}]"
-        _mapping(it, w, ITERATION_KEYS)
-        name = _name(_get(it, "name", w, f"iter{i + 1}"), f"{w}.name")
-        it_overrides = _overrides(_get(it, "overrides", w, ListConfig([])), f"{w}.overrides")
-        init = _str(_get(it, "init", w, "scratch"), f"{w}.init")
-        if init not in INITS:
-            raise ScheduleError(f"{w}.init: {init!r} is not one of {', '.join(INITS)}")
-        reset = _int(_get(it, "reset_top_layers", w, 0), f"{w}.reset_top_layers", 0)
-        max_update = _int(_alias(overrides + it_overrides + cli_overrides, "optimization.max_update",
-                                 _get(it, "max_update", w, required=True), w), f"{w}.max_update", 1)
-        targets = []
-        raw_targets = _list(_get(it, "targets", w, required=True), f"{w}.targets")
-        if len(raw_targets) == 0:
-            raise ScheduleError(f"{w}.targets: empty")
-        for j, t in enumerate(raw_targets):
+        iteration.name = iteration.name or f"iter{i + 1}"
+        iteration.max_update = _alias(sched.overrides + iteration.overrides + cli_overrides,
+                                      "optimization.max_update", iteration.max_update, w)
+        if iteration.max_update < 1:
+            raise ScheduleError(f"{w}.max_update: must be >= 1, got {iteration.max_update}")
+        for j, t in enumerate(iteration.targets):
             tw = f"{w}.targets[{j}]"
-            _mapping(t, tw, TARGET_KEYS)
-            source = _str(_get(t, "source", tw, required=True), f"{tw}.source")
-            if source not in SOURCES:
-                raise ScheduleError(f"{tw}.source: unknown source {source!r} (expected one of {', '.join(SOURCES)})")
-            k = _int(_get(t, "k", tw, required=True), f"{tw}.k", 2)
-            layer = _get(t, "layer", tw)
-            candidates = None
-            if source == "layer":
-                if prev_depth is None:
-                    raise ScheduleError(f"{tw}.source: 'layer' needs a previous checkpoint (none before the "
-                                        "first iteration; set start_from)")
-                if layer is None:
-                    raise ScheduleError(f"{tw}.layer: required for source 'layer' (an integer or 'auto')")
-                if layer == "auto":
-                    candidates = [_int(c, f"{tw}.candidates", 1) for c in
-                                  _list(_get(t, "candidates", tw, ListConfig(list(range(1, prev_depth + 1)))),
-                                        f"{tw}.candidates")]
-                    bad = [c for c in candidates if c > prev_depth]
-                    if bad or not candidates or len(set(candidates)) < len(candidates):
-                        raise ScheduleError(f"{tw}.candidates: distinct layers in 1..{prev_depth}, got {candidates}")
-                else:
-                    layer = _int(layer, f"{tw}.layer", 1)
-                    if layer > prev_depth:
-                        raise ScheduleError(f"{tw}.layer: {layer} > depth {prev_depth} of the previous model")
-            elif layer is not None:
-                raise ScheduleError(f"{tw}.layer: only for source 'layer'")
-            if "candidates" in t and layer != "auto":
-                raise ScheduleError(f"{tw}.candidates: only for layer: auto")
-            percent = _fraction(_get(t, "percent", tw, default_percent), f"{tw}.percent")
-            frames = sampled_frames(sizes, SOURCES[source], percent)
-            if k > frames:
-                raise ScheduleError(f"{tw}.k: {k} clusters but k-means will see only about {frames} frames")
-            label = _name(_get(t, "name", tw, "km" if j == 0 else f"km{j + 1}"), f"{tw}.name")
-            targets.append(Target(source, k, layer, percent, label, candidates))
+            _check_target(t, tw, prev_depth)
+            t.percent = f.kmeans.percent if t.percent is None else t.percent
+            t.name = t.name or ("km" if j == 0 else f"km{j + 1}")
+            frames = sampled_frames(sizes, t.rate, t.percent)
+            if t.k > frames:
+                raise ScheduleError(f"{tw}.k: {t.k} clusters but k-means will see only about {frames} frames")
+        targets = iteration.targets
         if len({t.rate for t in targets}) > 1:
             raise ScheduleError(f"{w}.targets: MFCC (100 Hz) and layer (50 Hz) targets cannot share an "
                                 "iteration: fairseq's task has one label_rate")
         if len({t.name for t in targets}) < len(targets):
             raise ScheduleError(f"{w}.targets: label names must differ")
-        iteration = Iteration(name, targets, max_update, init, reset, it_overrides)
         cfg = compose_train_config(cfg_dir, cfg_name, sched.train_overrides(
             iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"), os.path.join("/", "SAVE_DIR"),
             None), w)
@@ -405,6 +315,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         if depth < 1:
             raise ScheduleError(f"{w}: model.encoder_layers: {depth}; a HuBERT model needs at least one layer")
         check_model_builds(cfg, [t.k for t in targets], w)
+        init, reset = iteration.init, iteration.reset_top_layers
         if init == "continue" and prev_depth is None:
             raise ScheduleError(f"{w}.init: 'continue' needs a previous checkpoint (none before the first "
                                 "iteration; set start_from)")
@@ -421,6 +332,31 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
     if len(set(names)) < len(names):
         raise ScheduleError(f"{where}: iterations: names must differ, got {names}")
     return sched
+
+
+def _check_target(t: Target, tw: str, prev_depth: int | None) -> None:
+    """What a target's fields must say together, given the depth of the model before it."""
+    if t.source == "layer":
+        if prev_depth is None:
+            raise ScheduleError(f"{tw}.source: 'layer' needs a previous checkpoint (none before the first "
+                                "iteration; set start_from)")
+        if t.layer is None:
+            raise ScheduleError(f"{tw}.layer: required for source 'layer' (an integer or 'auto')")
+        if t.layer == "auto":
+            t.candidates = list(range(1, prev_depth + 1)) if t.candidates is None else t.candidates
+            if any(c > prev_depth for c in t.candidates) or not t.candidates or \
+                    len(set(t.candidates)) < len(t.candidates):
+                raise ScheduleError(f"{tw}.candidates: distinct layers in 1..{prev_depth}, got {t.candidates}")
+        elif isinstance(t.layer, str):
+            raise ScheduleError(f"{tw}.layer: expected an integer or 'auto', got {t.layer!r}")
+        elif t.layer < 1:
+            raise ScheduleError(f"{tw}.layer: must be >= 1, got {t.layer}")
+        elif t.layer > prev_depth:
+            raise ScheduleError(f"{tw}.layer: {t.layer} > depth {prev_depth} of the previous model")
+    elif t.layer is not None:
+        raise ScheduleError(f"{tw}.layer: only for source 'layer'")
+    if t.candidates is not None and t.layer != "auto":
+        raise ScheduleError(f"{tw}.candidates: only for layer: auto")
 
 
 def shipped_config(spec: str, group: str, error: type[AeHubertError]) -> str:

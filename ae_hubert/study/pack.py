@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 
-from ..analysis.study_summary import PARTIAL_DIR
+from .summary import PARTIAL_DIR
 from ..common.checkpoint import INTERVAL, LAST as FINAL_MODEL, checkpoint_updates, load_state_lazily
 from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
@@ -86,7 +86,7 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
     """(files copied as they are, models kept without optimizer state, pieces carried half-trained),
     relative to ``w``."""
     from ..runner.stages import Stages
-    from .study import done_probes, probed_runs
+    from .records import done_probes, probed_runs
 
     copy, models, resumed = [], [], []
     # interval checkpoints no finished probe names travel too (a session ended among the probes)
@@ -156,7 +156,7 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, result
     import torch
 
     from ..corpus.corpus_files import fingerprint
-    from .study import EXPECTED_CORPUS
+    from .records import EXPECTED_CORPUS
 
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
     if not os.path.isdir(os.path.join(w, ".stages")):

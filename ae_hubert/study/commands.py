@@ -1,0 +1,79 @@
+"""``ae-hubert study``, ``study-pack``, ``study-unpack``: the study, run and carried between machines."""
+from __future__ import annotations
+
+import os
+
+from ..common.arguments import int_list, integer, name_list, path
+from ..common.command import Command, UsageError, echo
+
+
+def _study(a):
+    from .run import run_study
+    from .summary import verdict_lines
+
+    s = run_study(a.config, a.work_dir, a.seeds, a.only, a.data, only_seeds=a.only_seeds)
+    out = s["summary_dir"]
+    echo("", *verdict_lines(s), f"study: {out}/study.md (tables, plots), {out}/study.json")
+    return {k: s[k] for k in ("study", "seeds", "hypotheses")}
+
+
+def _study_args(s):
+    s.add_argument("--work-dir", type=path, required=True, help="everything the study writes goes here; rerun to "
+                   "resume")
+    s.add_argument("--config", default="study_cpu", help="a study YAML file or a shipped name (config/study/)")
+    s.add_argument("--seeds", type=integer(1, 100), default=None, help="seeds 1..N (default: the config's seeds)")
+    s.add_argument("--only", type=name_list, default=None, help="comma-separated hypotheses, e.g. H1 (default: "
+                   "every one the config sets up)")
+    s.add_argument("--only-seeds", type=int_list(1), default=None, help="comma-separated seeds to run and summarise "
+                   "now, e.g. 2,3 (default: 1..--seeds); spreads a study over machines or sessions")
+    s.add_argument("--data", default=None, help="an existing study corpus (default: build the config's corpus "
+                   "under WORK_DIR/corpus)")
+
+
+def _study_pack(a):
+    from .pack import pack_study
+
+    if a.results_only and a.drop_unfinished:
+        raise UsageError("--drop-unfinished: a results-only copy carries no run, finished or not")
+    out = a.out_dir or os.path.abspath(a.work_dir) + (".results" if a.results_only else ".pack")
+    r = pack_study(a.work_dir, out, keep_unfinished=not a.drop_unfinished, results_only=a.results_only)
+    half = f", {len(r['half_trained'])} half-trained pieces ({', '.join(r['half_trained'])})" if r["half_trained"] else ""
+    then = "" if a.results_only else f"; on another machine: ae-hubert study-unpack {out} WORK_DIR"
+    echo(f"packed {len(r['files'])} files and {len(r['models'])} models{half} ({r['bytes'] / 1e6:.1f} MB) of "
+           f"{r['work_dir']} into {r['pack']}{then}")
+    return r
+
+
+def _study_pack_args(s):
+    s.add_argument("work_dir", type=path, help="the study's work dir (not while a study runs in it)")
+    s.add_argument("out_dir", type=path, nargs="?", default=None, help="the pack (a directory, replaced whole when "
+                   "the new one is complete; default: WORK_DIR.pack, or WORK_DIR.results, beside the work dir)")
+    s.add_argument("--drop-unfinished", action="store_true", help="leave out pieces being trained (by default "
+                   "they travel with their last checkpoint, optimizer state included, and resume exactly)")
+    s.add_argument("--results-only", action="store_true", help="a reader's copy: summaries, plots and per-run "
+                   "records; no model, log or label (not for study-unpack)")
+
+
+def _study_unpack(a):
+    from .pack import unpack_study
+
+    r = unpack_study(a.pack_dir, a.work_dir)
+    echo(f"unpacked {r['files']} files and {r['models']} models into {r['work_dir']} (packed from "
+           f"{r['packed_from']}); resume with: ae-hubert study --work-dir {r['work_dir']} ...")
+    return r
+
+
+def _study_unpack_args(s):
+    s.add_argument("pack_dir", type=path, help="a directory written by study-pack")
+    s.add_argument("work_dir", type=path, help="a new (or empty) work dir")
+
+
+COMMANDS = [
+    Command("study", "the study: HuBERT's own result (H1) and the paper's questions over seeds (resumable in pieces)",
+            _study, _study_args),
+    Command("study-pack", "keep what a study's later steps need (results, markers, each trained iteration's final "
+            "model without optimizer state) in a small directory to copy; --results-only: its results for a reader",
+            _study_pack, _study_pack_args),
+    Command("study-unpack", "put a study-pack back as a work dir (on another machine or session); the next `study` "
+            "call rebuilds the corpus and goes on where the pack left off", _study_unpack, _study_unpack_args),
+]
