@@ -22,14 +22,14 @@ iterations:
 """
 
 
-def schedule(tmp_path, u1=8, init2="scratch", layer2="2", save=4):
+def schedule(tmp_path, u1=16, init2="scratch", layer2="2", save=3):
     p = tmp_path / "tiny.yaml"
     p.write_text(SCHEDULE.format(u1=u1, init2=init2, layer2=layer2, save=save))
     return str(p)
 
 
-def driver(sched, work, data, env=None, wait=True):
-    cmd = [os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work, "--data", data]
+def driver(sched, work, data, env=None, wait=True, args=()):
+    cmd = [os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work, "--data", data, *args]
     e = dict(os.environ, **(env or {}))
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, env=e)
@@ -42,6 +42,7 @@ def labels(work, it):
 
 @pytest.fixture(scope="module")
 def clean_run(corpus, tmp_path_factory):
+    """An uninterrupted run whose first iteration trains 16 updates (4 an epoch, checkpoints every 3)."""
     tmp = tmp_path_factory.mktemp("clean")
     work = str(tmp / "work")
     r = driver(schedule(tmp), work, corpus)
@@ -54,7 +55,7 @@ def test_two_iterations_through_stock_entry_point(clean_run, corpus):
     recs = json.load(open(os.path.join(work, "records.json")))
     assert [r["iteration"] for r in recs] == ["iter1", "iter2"]
     assert recs[0]["label_rate"] == 100 and recs[1]["label_rate"] == 50
-    assert recs[0]["updates"] == 8 and recs[1]["updates"] == 6
+    assert recs[0]["updates"] == 16 and recs[1]["updates"] == 6
     for r in recs:
         q = r["targets"][0]["quality"]
         assert 0 < q["train"]["pnmi"] < 1 and 0 < q["valid"]["phone_purity"] <= 1
@@ -119,19 +120,10 @@ def wait_for(path, p, timeout=240):
     assert os.path.exists(path), f"{path} never appeared"
 
 
-@pytest.fixture(scope="module")
-def long_run(corpus, tmp_path_factory):
-    """An uninterrupted run whose first iteration trains 16 updates (4 an epoch, checkpoints every 3)."""
-    tmp = tmp_path_factory.mktemp("long")
-    work = str(tmp / "work")
-    r = driver(schedule(tmp, u1=16, save=3), work, corpus)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return work
-
-
-def test_kill_during_training_resumes_bit_identically(long_run, corpus, tmp_path):
+def test_kill_during_training_resumes_bit_identically(clean_run, corpus, tmp_path):
+    long_run = clean_run[0]
     work = str(tmp_path / "work")
-    sched = schedule(tmp_path, u1=16, save=3)
+    sched = schedule(tmp_path)
     p = driver(sched, work, corpus, wait=False)
     wait_for(os.path.join(work, "iter1", "checkpoints", "checkpoint_2_6.pt"), p)  # mid-epoch 2
     os.killpg(p.pid, signal.SIGKILL)  # the driver and everything in its process group
@@ -157,14 +149,33 @@ def test_kill_during_training_resumes_bit_identically(long_run, corpus, tmp_path
     assert labels(work, "iter2") == labels(long_run, "iter2")
 
 
-def test_continue_init_adaptive_layer_and_dry_run(corpus, tmp_path):
+ITERATION_2 = """
+name: {name}
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=3, common.log_interval=1]
+iterations:
+  - name: iter2
+    targets: [{{source: layer, layer: {layer}, k: 12}}]
+    init: continue
+    max_update: 3
+{extra}"""
+
+
+def second_iteration(clean_run, tmp_path, name, layer, extra=""):
+    """A schedule whose one iteration continues from the clean run's iteration-1 model (--start-from)."""
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(ITERATION_2.format(name=name, layer=layer, extra=extra))
+    return str(p), ["--start-from", os.path.join(clean_run[0], "iter1", "checkpoints", "checkpoint_last.pt")]
+
+
+def test_continue_init_adaptive_layer_and_dry_run(clean_run, corpus, tmp_path):
     work = str(tmp_path / "work")
-    sched = schedule(tmp_path, u1=4, init2="continue", layer2="auto")
+    sched, start = second_iteration(clean_run, tmp_path, "adaptive", "auto")
     out = subprocess.run([os.path.join(BIN, "ae-hubert"), "iterate", "--schedule", sched, "--work-dir", work,
-                          "--data", corpus, "--dry-run"], capture_output=True, text=True)
+                          "--data", corpus, "--dry-run", *start], capture_output=True, text=True)
     assert out.returncode == 0 and "checkpoint.finetune_from_model=" in out.stdout
     assert not os.path.exists(work)
-    r = driver(sched, work, corpus)
+    r = driver(sched, work, corpus, args=start)
     assert r.returncode == 0, r.stderr[-2000:]
     init = json.load(open(os.path.join(work, ".stages", "iter2.init.json")))["result"]
     assert init["kept_tensors"] > 50 and all(k.startswith(("final_proj", "label_embs")) for k in init["fresh_tensors"])
@@ -194,25 +205,14 @@ def test_truncated_checkpoint_last_is_repaired(tmp_path):
     assert not (tmp_path / "checkpoint_last.pt").exists()
 
 
-def test_driver_runs_per_layer_targets_and_resets_at_iteration_start(corpus, tmp_path):
+def test_driver_runs_per_layer_targets_and_resets_at_iteration_start(clean_run, corpus, tmp_path):
     """Iteration 2 continues from iteration 1 with its top 2 layers re-initialised and trains the
-    ae_hubert model: MFCC clusters predicted at layer 3, layer-2 clusters at the top."""
-    p = tmp_path / "multi.yaml"
-    p.write_text("""
-name: multi
-train_config: pretrain/toy_cpu
-overrides: [dataset.validate_interval_updates=3, common.log_interval=1]
-iterations:
-  - targets: [{source: mfcc, k: 12}]
-    max_update: 3
-  - targets: [{source: layer, layer: 2, k: 12}]
-    init: continue
-    reset_top_layers: 2
-    max_update: 3
+    per-layer-heads model: MFCC clusters predicted at layer 3, layer-2 clusters at the top."""
+    sched, start = second_iteration(clean_run, tmp_path, "multi", 2, extra="""    reset_top_layers: 2
     overrides: [model._name=hubert_layer_targets, criterion._name=hubert_layer_targets, "+model.layer_targets='6:0:1.0,3:0:0.5'"]
 """)
     work = str(tmp_path / "work")
-    r = driver(str(p), work, corpus)
+    r = driver(sched, work, corpus, args=start)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     log = open(os.path.join(work, "iter2", "train.log")).read()
     assert "loss_m_L3s0" in log and "loss_m_L6s0" in log

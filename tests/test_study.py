@@ -50,11 +50,7 @@ kmeans: {percent: -1, max_iter: 20}
 iterations:
   - name: iter1
     targets: [{source: mfcc, k: 8}]
-    max_update: 2
-  - name: iter2
-    targets: [{source: layer, layer: 2, k: 8}]
-    init: continue
-    max_update: 2
+    max_update: 4
 """
 
 STUDY = """
@@ -427,8 +423,8 @@ def test_unfair_or_broken_h4_arms_are_refused_before_any_work(armed, tmp_path, o
 
 
 def test_h5_arms_must_have_the_standard_budget_or_half(armed, tmp_path):
-    message = _refused(armed, tmp_path, ["H5"], h5=H5_HALF.replace("max_update: 2\n", "max_update: 3\n", 1))
-    assert "5 updates in all; H5 compares at H1's total (8) or half of it" in message
+    message = _refused(armed, tmp_path, ["H5"], h5=H5_HALF.replace("max_update: 4\n", "max_update: 3\n"))
+    assert "3 updates in all; H5 compares at H1's total (8) or half of it" in message
 
 
 @pytest.mark.parametrize("old, new, message", [

@@ -194,11 +194,15 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
 def check_model_builds(cfg, ks: list[int], where: str) -> None:
     """Build the iteration's model once (dictionaries of the targets' sizes): sizes that cannot work
     together (e.g. an embedding width the attention heads do not divide) fail here, not after the
-    sidecars, at the start of training."""
+    sidecars, at the start of training. A model that built once in this process is not built
+    again (a study checks many schedules of one model)."""
     import torch
     from fairseq import models, tasks
     from fairseq.data import Dictionary
 
+    key = (OmegaConf.to_yaml(cfg.task), OmegaConf.to_yaml(cfg.model), tuple(ks))
+    if key in _BUILT:
+        return
     dicts = []
     for k in ks:
         d = Dictionary()
@@ -214,6 +218,10 @@ def check_model_builds(cfg, ks: list[int], where: str) -> None:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ScheduleError(f"{where}: the model does not build with these settings ({type(e).__name__}: "
                             f"{first[:200]})") from None
+    _BUILT.add(key)
+
+
+_BUILT: set[tuple] = set()  # (task, model, ks) of the models check_model_builds built
 
 
 def sampled_frames(sizes: list[int], rate: float, percent: float) -> int:
