@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from ae_hubert.study.h1 import MARGIN  # noqa: E402
-from ae_hubert.study.plots import plt, save_figure  # noqa: E402
+from ae_hubert.analysis.plots import plt, save_figure  # noqa: E402
 
 
 def plot_attempts(attempts: list[dict], path: str) -> str:

@@ -336,6 +336,14 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
      "finetune.overrides[0]: model.reset_top_layers is set by the study"),
     (STUDY + "overrides: ['~common.seed']\n", "the seed is the study's"),
     ("name: [", "not a readable YAML study"),
+    (STUDY.replace("ks: [0, 1]", "ks: [0, null]"), "finetune.ks[1]: expected an integer, got null"),
+    (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H5: {1: mini_h5_half.yaml}, H2: [x]"),
+     "schedules.H2: expected a schedule"),  # a number as an arm name is read as text
+    (STUDY + "data: ''\n", "data: empty"),
+    (STUDY + "seeds: 3\n", "bad.yaml:10: not a readable YAML study (found duplicate key seeds)"),
+    (STUDY.replace("overrides: [optimization", "overrides: ['task.labels=[x]', optimization"),
+     "finetune.overrides[0]: task.labels is set by the schedule"),
+    (STUDY + "overrides: ['optimization={max_update: 9}']\n", "overrides[0]: optimization: a whole group sets"),
 ])
 def test_bad_configs_fail_in_one_line(tmp_path, text, message):
     p = tmp_path / "bad.yaml"
@@ -560,6 +568,7 @@ def test_fine_tuning_time_counts_each_fine_tuning_once(monkeypatch, tmp_path):
     """A seed's fine-tuning time counts each fine-tuning once: the reference arms of H4 and H5
     fine-tune H1's iteration 2 with k = 0, which H3 fine-tunes too (one sweep, one time)."""
     import ae_hubert.finetune.reset_sweep as sweep
+    from ae_hubert.study.config import Plan
     from ae_hubert.study.seed import SeedRuns, finetune_seconds
 
     # a marker from before train_seconds was recorded: the last process's fairseq wall time
@@ -574,7 +583,7 @@ def test_fine_tuning_time_counts_each_fine_tuning_once(monkeypatch, tmp_path):
                 for k in ks]
 
     monkeypatch.setattr(sweep, "reset_sweep", fake_sweep)
-    seed = SeedRuns(load_study("study_cpu"), [], str(tmp_path), 1, None, print, {})
+    seed = SeedRuns(Plan(load_study("study_cpu"), None), [], str(tmp_path), 1, None, print)
     for run, it, ks in (("study_h1", "iter2", [0]), ("h4_top", "iter2", [0]), ("study_h1", "iter2", [0]),
                         ("h5_half", "iter1", [0]), ("study_h1", "iter1", [0, 1]), ("study_h1", "iter2", [0, 1])):
         assert seed.finetune(run, it, "ckpt", ks)["0"]["train_seconds"] == seconds[(run, it)]

@@ -24,7 +24,7 @@ def save_figure(fig, path: str) -> str:
     return path
 
 
-def _panels(n: int, width: float = 3.2, height: float = 2.8):
+def panels(n: int, width: float = 3.2, height: float = 2.8):
     """A grid of ``n`` panels, at most 4 per row; returns (figure, flat list of the n axes)."""
     cols = min(n, 4)
     rows = -(-n // cols)
@@ -69,7 +69,7 @@ def plot_probe_results(results: list[dict], metrics: tuple[str, ...], out_dir: s
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
         fig.colorbar(im, ax=ax)
         paths.append(save_figure(fig, os.path.join(out_dir, f"heatmap_{metric}.png")))
-    fig, axes = _panels(len(metrics))
+    fig, axes = panels(len(metrics))
     for ax, metric in zip(axes, metrics):
         for name, r in zip(names, results):
             ls = sorted(r["layers"], key=int)
@@ -92,7 +92,7 @@ def plot_over_updates(results: list[dict], metrics: tuple[str, ...], out_dir: st
     ordered = sorted(_int_layers(results), key=step)
     starts = sorted({step(r) - r.get("updates", 0) for r in ordered} - {0})
     layers = sorted({int(layer) for r in ordered for layer in r["layers"]})
-    fig, axes = _panels(len(metrics))
+    fig, axes = panels(len(metrics))
     cmap = plt.get_cmap("viridis", max(len(layers), 2))
     for ax, metric in zip(axes, metrics):
         for i, layer in enumerate(layers):

@@ -18,8 +18,9 @@ import types
 import typing
 from typing import Any, Callable
 
-from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig, OmegaConf
-from omegaconf.errors import ValidationError
+import yaml
+from omegaconf import DictConfig, FloatNode, IntegerNode, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from .arguments import FILE_NAME
 from .errors import AeHubertError
@@ -31,15 +32,31 @@ class SchemaError(AeHubertError):
 
 def spec(default: Any = dataclasses.MISSING, *, minimum: float | None = None, maximum: float | None = None,
          choices: tuple[str, ...] | None = None, check: Callable[[Any], str | None] | None = None,
-         nonempty: bool = False, derived: bool = False):
-    """A schema field: its default (a list or dict default is copied per instance), bounds (for a list,
-    of each item), allowed ``choices``, ``check(value)`` returning a complaint or None, ``nonempty`` for
-    lists and mappings; ``derived`` marks a field the loader fills in, which the YAML may not set."""
+         nonempty: bool = False, derived: bool = False, expected: str | None = None):
+    """A schema field: its default (a list, dict or dataclass default is copied per instance), bounds
+    (for a list, of each item), allowed ``choices``, ``check(value)`` returning a complaint or None,
+    ``nonempty`` for lists and mappings, ``expected`` (what a wrong type is told it should be);
+    ``derived`` marks a field the loader fills in, which the YAML may not set."""
     meta = {"minimum": minimum, "maximum": maximum, "choices": choices, "check": check, "nonempty": nonempty,
-            "derived": derived}
+            "derived": derived, "expected": expected}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def load_yaml(path: str, kind: str, error: type[AeHubertError]):
+    """A YAML file as an OmegaConf node; a file that does not parse is one line naming the file and
+    line (``s.yaml:3: not a readable YAML schedule (found duplicate key seed)``)."""
+    try:
+        return OmegaConf.load(path)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = " ".join(str(e.problem or e.context or type(e).__name__).split())
+        raise error(f"{where}: not a readable YAML {kind} ({problem})") from None
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise error(f"{path}: not a readable YAML {kind} ({first})") from None
 
 
 def keys(cls) -> tuple[str, ...]:
@@ -55,6 +72,8 @@ def read(cls, node, source: str, path: str = "", error: type[AeHubertError] = Sc
 
 def file_name(value: str) -> str | None:
     """A field check for names that become directory and file names: plain words, no paths."""
+    if len(value) > 100:
+        return f"{value[:20]!r}...: {len(value)} characters; at most 100 (it names files in the work dir)"
     if not FILE_NAME.fullmatch(value):
         return (f"{value!r} must be letters, digits, '_' or '-' (it names files in the work dir), not starting "
                 "with '-'")
@@ -62,6 +81,11 @@ def file_name(value: str) -> str | None:
 
 
 def show(value) -> str:
+    """A value as the YAML would write it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
 
 
@@ -77,20 +101,29 @@ class _Reader:
     def fail(self, path: str, message: str):
         raise self.error(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
 
+    def get(self, node, key, where: str):
+        """``node[key]``, an ``${interpolation}`` resolved; one that does not resolve names the field."""
+        try:
+            return node[key]
+        except OmegaConfBaseException as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            self.fail(where, first)
+
     def dataclass(self, cls, node, path: str):
         known = keys(cls)
         if not isinstance(node, DictConfig):
             self.fail(path, f"expected a mapping of {', '.join(known)}, got {show(node)}")
         for key in node.keys():
             if key not in known:
-                self.fail(_join(path, key), "unknown key" + did_you_mean(key, known))
+                hint = " (YAML reads an unquoted on/off/yes/no as true/false)" if isinstance(key, bool) else ""
+                self.fail(_join(path, key), "unknown key" + did_you_mean(key, known) + hint)
         hints = typing.get_type_hints(cls)
         values = {}
         for f in dataclasses.fields(cls):
             if f.metadata.get("derived"):
                 continue
             where = _join(path, f.name)
-            value = node[f.name] if f.name in node else None
+            value = self.get(node, f.name, where) if f.name in node else None
             if value is None:  # absent or null: the default
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     self.fail(where, "required")
@@ -100,6 +133,8 @@ class _Reader:
 
     def value(self, hint, value, where: str, meta):
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if value is None:  # a null inside a list or mapping (a field's own null is its default)
+            self.fail(where, f"expected {meta.get('expected') or _describe(hint)}, got null")
         if origin in (typing.Union, types.UnionType):
             options = [a for a in args if a is not type(None)]
             if len(options) == 1:
@@ -112,16 +147,23 @@ class _Reader:
                 self.fail(where, f"expected a list, got {show(value)}")
             if meta.get("nonempty") and len(value) == 0:
                 self.fail(where, "empty")
-            return [self.value(args[0], v, f"{where}[{i}]", meta) for i, v in enumerate(value)]
+            return [self.value(args[0], self.get(value, i, f"{where}[{i}]"), f"{where}[{i}]", meta)
+                    for i in range(len(value))]
         if origin is dict:
             if not isinstance(value, DictConfig):
                 self.fail(where, f"expected a mapping, got {show(value)}")
             if meta.get("nonempty") and len(value) == 0:
                 self.fail(where, "empty")
-            return {str(k): self.value(args[1], value[k], _join(where, k), {}) for k in value.keys()}
+            return {str(k): self.value(args[1], self.get(value, k, _join(where, k)), _join(where, k), {})
+                    for k in value.keys()}
         if hint is typing.Any:
-            return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-        return self.checked(self.scalar(hint, value, where), where, meta)
+            if OmegaConf.is_config(value):
+                try:
+                    return OmegaConf.to_container(value, resolve=True)
+                except OmegaConfBaseException as e:
+                    self.fail(where, (str(e).strip().splitlines() or [type(e).__name__])[0])
+            return value
+        return self.checked(self.scalar(hint, value, where, meta), where, meta)
 
     def union(self, options, value, where: str, meta):
         """A scalar of one of several types (e.g. ``int | str``: a layer number or ``auto``): taken as
@@ -129,21 +171,27 @@ class _Reader:
         for t in options:
             if isinstance(value, t) and not (t is int and isinstance(value, bool)):
                 return self.checked(value, where, meta)
-        self.fail(where, f"expected {' or '.join(_NAMES[t] for t in options)}, got {show(value)}")
+        self.fail(where, f"expected {meta.get('expected') or ' or '.join(_NAMES[t] for t in options)}, "
+                         f"got {show(value)}")
 
-    def scalar(self, t, value, where: str):
+    def scalar(self, t, value, where: str, meta):
+        expected = meta.get("expected") or _NAMES[t]
         if OmegaConf.is_config(value):
-            self.fail(where, f"expected {_NAMES[t]}, got {show(value)}")
+            self.fail(where, f"expected {expected}, got {show(value)}")
         if t is str:
-            if isinstance(value, bool):
-                self.fail(where, f"expected a string, got {value!r}")
-            return str(value)
-        if t is bool and not isinstance(value, (bool, str)):  # OmegaConf would read 3 as true
-            self.fail(where, f"expected true or false, got {value!r}")
+            if not isinstance(value, str):  # YAML reads 010 as 8 and 1:30 as 90: text must be quoted
+                self.fail(where, f"expected {expected}, got {show(value)} (quote it if it is text)")
+            return value
+        if t is bool:  # OmegaConf would also read 3 and "10" as true
+            if isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
+                return _BOOLEAN_WORDS[value.lower()]
+            if not isinstance(value, bool):
+                self.fail(where, f"expected {expected}, got {show(value)}")
+            return value
         try:
-            return {int: IntegerNode, float: FloatNode, bool: BooleanNode}[t](value)._value()
+            return {int: IntegerNode, float: FloatNode}[t](value)._value()
         except ValidationError:
-            self.fail(where, f"expected {_NAMES[t]}, got {value!r}")
+            self.fail(where, f"expected {expected}, got {show(value)}")
 
     def checked(self, value, where: str, meta):
         low, high, choices, check = (meta.get(k) for k in ("minimum", "maximum", "choices", "check"))
@@ -163,6 +211,18 @@ class _Reader:
 
 
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def _describe(hint) -> str:
+    """What a value of this type is, in words (for a null where one was expected)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is list:
+        return "a list"
+    if typing.get_origin(hint) is dict or dataclasses.is_dataclass(hint):
+        return "a mapping"
+    return _NAMES.get(hint, "a value")
 
 
 def _join(path: str, key) -> str:

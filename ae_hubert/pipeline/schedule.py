@@ -25,12 +25,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
-from ..common.schema import file_name, read, spec
+from ..common.schema import file_name, load_yaml, read, spec
 from ..runner.configs import override_key
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
@@ -49,9 +48,18 @@ def _fraction(value: float) -> str | None:
 
 
 def owned_override(override: str) -> str | None:
-    """An override of what the schedule itself sets for every run: the field to use instead."""
+    """An override of what the schedule itself sets for every run: the field to use instead (a
+    whole group such as ``task={...}`` would set them unseen)."""
+    if not override.strip():
+        return "an empty override"
     key = override_key(override)
-    return f"{key} is set by the schedule for every run; use {OWNED[key]}" if key in OWNED else None
+    if key in OWNED:
+        return f"{key} is set by the schedule for every run; use {OWNED[key]}"
+    inside = sorted(k for k in (*OWNED, "optimization.max_update", "common.seed") if k.startswith(key + "."))
+    if inside:
+        return (f"{key}: a whole group sets {', '.join(inside)}, which the schedule owns; override its keys one by "
+                "one")
+    return None
 
 
 # The schema of a schedule YAML (read by common/schema.py: one-line errors naming the field).
@@ -59,7 +67,7 @@ def owned_override(override: str) -> str | None:
 class Target:
     source: str = spec(choices=tuple(SOURCES))  # mfcc | layer
     k: int = spec(minimum=2)
-    layer: int | str | None = None  # 1-based, or "auto"
+    layer: int | str | None = spec(None, expected="an integer or 'auto'")  # 1-based, or "auto"
     percent: float | None = spec(None, check=_fraction)  # k-means sample fraction (<= 0: all); default kmeans'
     name: str | None = spec(None, check=file_name)  # default km, km2, ...
     candidates: list[int] | None = spec(None, minimum=1)  # for layer: auto
@@ -72,7 +80,7 @@ class Target:
 @dataclass
 class Iteration:
     targets: list[Target] = spec(nonempty=True)
-    max_update: int = spec(minimum=1)
+    max_update: int = spec()  # >= 1 once optimization.max_update overrides are applied
     name: str | None = spec(None, check=file_name)  # default iterN
     init: str = spec("scratch", choices=INITS)  # or continue (previous weights)
     reset_top_layers: int = spec(0, minimum=0)
@@ -149,10 +157,7 @@ class Schedule:
 OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
          "model.label_rate": "targets[].source (it follows task.label_rate)", "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
          "checkpoint.finetune_from_model": "init: continue"}
-# overrides that stand for a schedule field: the last one given wins and becomes that field
-ALIASES = {"optimization.max_update": "max_update", "common.seed": "seed"}
-
-
+# optimization.max_update and common.seed overrides stand for the schedule's fields: the last one wins
 def _alias(overrides: list[str], key: str, value: int, where: str) -> int:
     for o in overrides:
         k, _, v = o.lstrip("+").partition("=")
@@ -256,13 +261,8 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
     from ..runner.configs import compose_train_config
 
     path = shipped_schedule(path)
-    try:
-        raw = OmegaConf.load(path)
-    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ScheduleError(f"{path}: not a readable YAML schedule ({first})") from None
     where = os.path.basename(path)
-    f = read(ScheduleFile, raw, where, error=ScheduleError)
+    f = read(ScheduleFile, load_yaml(path, "schedule", ScheduleError), where, error=ScheduleError)
     try:
         cfg_dir, cfg_name = resolve_train_config(f.train_config, f"{where}: train_config")
     except AeHubertError as e:
@@ -350,12 +350,14 @@ def _check_target(t: Target, tw: str, prev_depth: int | None) -> None:
                                 "iteration; set start_from)")
         if t.layer is None:
             raise ScheduleError(f"{tw}.layer: required for source 'layer' (an integer or 'auto')")
+        if isinstance(t.layer, str) and t.layer.isdigit():
+            t.layer = int(t.layer)
         if t.layer == "auto":
             t.candidates = list(range(1, prev_depth + 1)) if t.candidates is None else t.candidates
             if any(c > prev_depth for c in t.candidates) or not t.candidates or \
                     len(set(t.candidates)) < len(t.candidates):
                 raise ScheduleError(f"{tw}.candidates: distinct layers in 1..{prev_depth}, got {t.candidates}")
-        elif isinstance(t.layer, str):
+        elif isinstance(t.layer, str) and not t.layer.isdigit():
             raise ScheduleError(f"{tw}.layer: expected an integer or 'auto', got {t.layer!r}")
         elif t.layer < 1:
             raise ScheduleError(f"{tw}.layer: must be >= 1, got {t.layer}")

@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..pipeline.schedule import Schedule
 from .config import Plan, schedule_name
-from .plots import plt, save_figure
+from ..analysis.plots import plt, save_figure
 from .records import StudyError
 from .summary import fmt, paired, pct, stat
 

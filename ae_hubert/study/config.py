@@ -20,12 +20,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
-from ..common.schema import did_you_mean, file_name, read, spec
+from ..common.schema import did_you_mean, file_name, load_yaml, read, spec
 from ..pipeline.schedule import Schedule, load_schedule, owned_override, shipped_config
 from ..runner.configs import override_key
 from .hypotheses import armed, hypotheses, names
@@ -47,7 +44,9 @@ def _finetune_override(override: str) -> str | None:
     from ..finetune.reset_sweep import SWEEP_OWNED
 
     key = override_key(override)
-    return f"{key} is set by the study for every fine-tuning" if key in SWEEP_OWNED or key in SEED_KEYS else None
+    if key in SWEEP_OWNED or key in SEED_KEYS:
+        return f"{key} is set by the study for every fine-tuning"
+    return owned_override(override)
 
 
 @dataclass
@@ -93,13 +92,11 @@ def load_study(spec_or_path: str) -> Study:
     """Parse and validate a study YAML; every error names the field."""
     path = shipped_config(spec_or_path, "study", StudyError)
     where = os.path.basename(path)
-    try:
-        study = read(Study, OmegaConf.load(path), where, error=StudyError)
-    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StudyError(f"{path}: not a readable YAML study ({first})") from None
+    study = read(Study, load_yaml(path, "study", StudyError), where, error=StudyError)
     study.path = os.path.abspath(path)
     study.name = study.name or os.path.splitext(where)[0]
+    if file_name(study.name):
+        raise StudyError(f"{where}: name: {file_name(study.name)}")
     study.schedules = _schedules(study.schedules, where)
     ks = study.finetune.ks
     if 0 not in ks or len(set(ks)) < len(ks):
@@ -111,6 +108,8 @@ def load_study(spec_or_path: str) -> Study:
         return os.path.join(here, spec) if not os.path.isabs(spec) and os.path.isfile(os.path.join(here, spec)) \
             else spec
 
+    if study.data == "":
+        raise StudyError(f"{where}: data: empty (a corpus's manifest directory, or leave it out to build one)")
     if study.data is not None and not os.path.isabs(study.data):
         study.data = os.path.join(here, study.data)
     study.schedules = {h: {a: near(v) for a, v in s.items()} if isinstance(s, dict) else near(s)
@@ -120,8 +119,9 @@ def load_study(spec_or_path: str) -> Study:
 
 
 def _schedules(node: dict, where: str) -> dict:
-    """``schedules``: H1's schedule and, per armed hypothesis, its arms."""
-    known = ("H1", *armed())
+    """``schedules``: per hypothesis, its schedule (H1's: the runs every hypothesis measures) or, for
+    an armed one, its arms."""
+    known = names()
     out = {}
     for h, value in node.items():
         what = f"{where}: schedules.{h}"
@@ -130,12 +130,13 @@ def _schedules(node: dict, where: str) -> dict:
         if h in armed():
             if not isinstance(value, dict) or len(value) == 0:
                 raise StudyError(f"{what}: give at least one arm (name: schedule)")
+            value = {str(arm): s for arm, s in value.items()}
             for arm, s in value.items():
                 if file_name(arm):
                     raise StudyError(f"{what}: {file_name(arm)}")
                 if not isinstance(s, str):
                     raise StudyError(f"{what}.{arm}: expected a schedule (a file or a shipped name), got {s!r}")
-            out[h] = dict(value)
+            out[h] = value
         elif not isinstance(value, str):
             raise StudyError(f"{what}: expected a schedule (a file or a shipped name), got {value!r}")
         else:
@@ -171,15 +172,17 @@ class Plan:
     updates: dict[str, int] = field(default_factory=dict)  # H1, or HN.ARM: total updates
     references: dict[str, str] = field(default_factory=dict)  # armed hypothesis: its reference arm's name
     runs: dict[str, str] = field(default_factory=dict)  # schedule name: the entry of the study that runs it
+    probed_runs: list[str] = field(default_factory=list)  # runs/NAME whose interval checkpoints are probed
     finetune_ks: set[int] = field(default_factory=set)
     finetuned_depths: list[int] = field(default_factory=list)
 
-    def load(self, spec: str, **kw) -> Schedule:
-        """A schedule as the study runs it (its overrides, a seed); errors as the study's."""
+    def load(self, spec: str, what: str, **kw) -> Schedule:
+        """A schedule as the study runs it (its overrides, a seed); errors as the study's, naming the
+        study's field (``what``) that gives the schedule."""
         try:
             return load_schedule(spec, self.study.data, [*self.study.overrides, "common.seed=1"], **kw)
         except AeHubertError as e:
-            raise StudyError(str(e)) from None
+            raise StudyError(f"{os.path.basename(self.study.path)}: {what}: {e}") from None
 
     def same_k(self, s: Schedule, what: str) -> None:
         bad = [f"{it.name}: {t.k}" for it in s.iterations for t in it.targets if t.k != self.study.k]
@@ -194,21 +197,30 @@ class Plan:
 
 
 def check_schedules(study: Study, wanted_hypotheses: list[str]) -> dict:
+    """:func:`plan_study`'s findings: ``{"updates": {run: total updates}, "references": {armed
+    hypothesis: reference arm}}``."""
+    plan = plan_study(study, wanted_hypotheses)
+    return {"updates": plan.updates, "references": plan.references}
+
+
+def plan_study(study: Study, wanted_hypotheses: list[str]) -> Plan:
     """Everything the wanted hypotheses will run, checked before any work: H1's schedule (two
     iterations, the study's K), each hypothesis's own check (its arms fair, see h4.py and h5.py),
     and the fine-tunings they need (config, overrides, ks against the models' depth, label files).
-    Returns ``{"updates": {run: total updates}, "references": {armed hypothesis: reference arm}}``."""
+    The plan goes to every seed's measurements (``seed.SeedRuns``)."""
     from ..finetune.reset_sweep import check_sweep_inputs
     from ..runner.trainer import resolve_train_config
 
     plan = Plan(study, None)
-    plan.h1 = h1 = plan.load(study.schedules["H1"])
+    plan.h1 = h1 = plan.load(study.schedules["H1"], "schedules.H1")
     if len(h1.iterations) < 2:
         raise StudyError(f"{h1.path}: H1 needs two iterations (MFCC targets, then layer targets), "
                          f"got {len(h1.iterations)}")
     plan.same_k(h1, "schedules.H1")
     plan.updates["H1"] = h1.total_updates
     plan.runs[schedule_name(study.schedules["H1"])] = "schedules.H1"
+    # recorded whatever --only says: a later H2 call needs the H1 run's interval checkpoints
+    plan.probed_runs.append(os.path.join("runs", schedule_name(study.schedules["H1"])))
     for h in wanted_hypotheses:
         hypotheses()[h].check(plan)
     if plan.finetune_ks:
@@ -219,5 +231,5 @@ def check_schedules(study: Study, wanted_hypotheses: list[str]) -> dict:
                                cfg_name, [*ft.overrides, "common.seed=1"], (ft.split,))
         except AeHubertError as e:
             raise StudyError(f"{study.path}: finetune: {e}") from None
-    return {"updates": plan.updates, "references": plan.references}
+    return plan
 

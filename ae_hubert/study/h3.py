@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from .plots import bars, plt, save_figure
+from ..analysis.plots import plt, save_figure
+from .plots import bars
 from .summary import paired, pct, stat
 
 TITLE = "reset the top k layers before fine-tuning"

@@ -33,7 +33,7 @@ def _check_arm(plan, spec: str, what: str):
     """An arm trains H1's iteration 2 again on other targets: started from the iteration-1 model
     (which does not exist yet: its depth is assumed), H1's iteration-2 budget, training and K."""
     h1, ref = plan.h1, plan.h1.iterations[1]
-    s = plan.load(spec, start_depth=h1.iterations[0].depth)
+    s = plan.load(spec, what, start_depth=h1.iterations[0].depth)
     plan.same_k(s, what)
     if s.total_updates != ref.max_update:
         raise StudyError(f"{s.path}: {what}: {s.total_updates} updates; H4 compares at H1's iteration-2 budget "

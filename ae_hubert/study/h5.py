@@ -20,7 +20,7 @@ def reference(h1) -> str:
 def _check_arm(plan, spec: str, what: str):
     """An arm has H1's training config, depth and K, and H1's total updates or half of them."""
     h1 = plan.h1
-    s = plan.load(spec)
+    s = plan.load(spec, what)
     plan.same_k(s, what)
     if 2 * s.total_updates != h1.total_updates and s.total_updates != h1.total_updates:
         raise StudyError(f"{s.path}: {what}: {s.total_updates} updates in all; H5 compares at H1's total "

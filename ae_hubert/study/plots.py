@@ -1,8 +1,6 @@
 """What the study's plots share: every point a mean over seeds with its std as an error bar."""
 from __future__ import annotations
 
-from ..analysis.plots import _panels as panels, plt, save_figure  # noqa: F401  (the hypotheses' plots use them)
-
 
 def bars(ax, xs, stats, **kw):
     ax.errorbar(xs, [s["mean"] for s in stats], yerr=[s["std"] for s in stats], capsize=3, marker="o", ms=3, **kw)

@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from .config import check_schedules, load_study, schedule_name, wanted as wanted_hypotheses
+from .config import load_study, plan_study, wanted as wanted_hypotheses
 from .records import StudyError, check_rebuilt_corpus, record_probed_runs
 from .seed import SeedRuns
 
@@ -34,7 +34,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
     w = os.path.abspath(work_dir)
     corpus_check = None
     if study.data is not None:  # every schedule is checked (and its configs composed) before any work
-        checked = check_schedules(study, wanted)
+        plan = plan_study(study, wanted)
     with WorkDirLock(w):
         stages = Stages(w, echo)
         if study.data is None:  # the schedules need the corpus's manifests: checked once it is built
@@ -45,9 +45,10 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
             stages.run("corpus", lambda: build(study.data, **corpus)["splits"],
                        command=json.dumps(corpus, sort_keys=True))
             corpus_check = check_rebuilt_corpus(w, study.data, echo)
-            checked = check_schedules(study, wanted)
-        record_probed_runs(w, os.path.join("runs", schedule_name(study.schedules["H1"])))
-        per_seed = [SeedRuns(study, wanted, w, seed, stages, echo, checked["references"]).measure()
+            plan = plan_study(study, wanted)
+        for run in plan.probed_runs:
+            record_probed_runs(w, run)
+        per_seed = [SeedRuns(plan, wanted, w, seed, stages, echo).measure()
                     for seed in (only_seeds or range(1, study.seeds + 1))]
         summary = summarise(study, wanted, per_seed)
         if corpus_check is not None:

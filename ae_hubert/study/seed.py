@@ -13,7 +13,7 @@ from typing import Callable
 
 from ..common.checkpoint import saved_checkpoints
 from ..runner.stages import Stages
-from .config import Study, schedule_name
+from .config import Plan, schedule_name
 from .hypotheses import hypotheses
 from .records import done_probes
 
@@ -36,14 +36,19 @@ def brief(record: dict) -> dict:
 
 
 class SeedRuns:
-    """One seed's runs and measurements. ``measure()`` asks each wanted hypothesis for its own and
-    adds what every summary reads: H1's records, the other runs', the probes of H1's runs, and the
-    fine-tuning time (each fine-tuning once)."""
+    """One seed's runs and measurements. ``measure()`` asks each wanted hypothesis for its own, first
+    what it measures on H1's iteration-1 model before iteration 2 trains (``measure_first``), then
+    the rest, and adds what every summary reads: H1's records, the other runs', the probes of H1's
+    runs, and the fine-tuning time (each fine-tuning once)."""
 
-    def __init__(self, study: Study, wanted: list[str], w: str, seed: int, stages: Stages,
-                 echo: Callable[[str], None], references: dict[str, str]):
-        self.study, self.wanted, self.w, self.seed, self.stages, self.echo = study, wanted, w, seed, stages, echo
-        self.references = references  # armed hypothesis: the reference arm's name
+    SHARED = ("seed", "run", "records", "probes", "other_runs", "finetune_seconds")  # not a hypothesis's keys
+
+    def __init__(self, plan: Plan, wanted: list[str], w: str, seed: int, stages: Stages,
+                 echo: Callable[[str], None]):
+        study = plan.study
+        self.plan, self.study, self.wanted, self.w, self.seed, self.stages, self.echo = \
+            plan, study, wanted, w, seed, stages, echo
+        self.references = plan.references  # armed hypothesis: the reference arm's name
         self.corpus = study.data
         self.m = study.measure
         self.h1_name = schedule_name(study.schedules["H1"])
@@ -55,8 +60,15 @@ class SeedRuns:
 
     def measure(self) -> dict:
         out = {"seed": self.seed}
-        for h in self.wanted:
-            out.update(hypotheses()[h].measure(self))
+        for phase in ("measure_first", "measure"):
+            for h in self.wanted:
+                step = getattr(hypotheses()[h], phase, None)
+                result = step(self) if step is not None else {}
+                clash = set(result) & {*out, *self.SHARED}
+                if clash:
+                    raise RuntimeError(f"study/{h.lower()}.py: {phase} returns {sorted(clash)}, which another "
+                                       "hypothesis or the seed's record already holds")
+                out.update(result)
         out["run"], out["records"] = self.h1_name, [brief(r) for r in self.h1()]
         if self.h1_probes:
             out["probes"] = {it: dict(sorted(p.items(), key=lambda kv: int(kv[0])))
