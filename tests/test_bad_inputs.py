@@ -356,6 +356,10 @@ CASES = [
         ("name-number", "name: 010\n" + GOOD_ITERS, "name: expected a string, got 8 (quote it"),
         ("duplicate-key", "seed: 1\nseed: 2\n" + GOOD_ITERS, ":2: not a readable YAML schedule (found duplicate "
          "key seed)"),
+        ("group-no-equals", "overrides: [task]\n" + GOOD_ITERS, "'task': expected KEY=VALUE"),
+        ("iteration-seed", GOOD_ITERS + "    overrides: [common.seed=7]\n", "iterations[0].overrides[0]: the seed is"),
+        ("max-update-huge", GOOD_ITERS.replace("max_update: 5", "max_update: 1180591620717411303424"),
+         "iterations[0].max_update: must be <= 1000000000"),
         ("interpolation-field", GOOD_ITERS.replace("max_update: 5", "max_update: ${nope}"),
          "iterations[0].max_update: Interpolation key 'nope' not found")]],
     ("init-continue-not-model", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
@@ -468,3 +472,75 @@ def test_every_help_shows_defaults_and_explains_every_option(cmd, capsys):
     blocks = re.split(r"\n(?=  -)", out.split("options:", 1)[1])
     for block in blocks[1:]:
         assert len(" ".join(block.split())) > len(block.split()[0]) + 8, f"option without help: {block!r}"
+
+
+def _own_inputs(c, d):
+    """Copies of the shared inputs a command may be pointed at (so a failure cannot spoil the fixtures)."""
+    import shutil as sh
+
+    data = d / "data"
+    data.mkdir()
+    for f in os.listdir(c["corpus"]):
+        if os.path.isfile(os.path.join(c["corpus"], f)):
+            sh.copy(os.path.join(c["corpus"], f), data / f)  # manifests keep their absolute audio root
+    feat, lab = d / "feat", d / "lab"
+    sh.copytree(c["feat"], feat)
+    sh.copytree(c["lab"], lab)
+    sh.copy(c["km"], d / "km.bin")
+    sh.copy(c["ckpt"], d / "ckpt.pt")
+    (d / "work").mkdir()
+    (d / "work" / "records.json").write_text("[]\n")
+    os.symlink(feat / "valid_0_1.npy", d / "link.npy")
+    return {"data": str(data), "feat": str(feat), "lab": str(lab), "km": str(d / "km.bin"), "ckpt": str(d / "ckpt.pt"),
+            "work": str(d / "work"), "link": str(d / "link.npy")}
+
+
+OUTPUT_IS_INPUT = [
+    ("kmeans-out-is-a-shard", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5", "--out",
+                                         os.path.join(o["feat"], "valid_0_1.npy")], "--feat-dir"),
+    ("kmeans-out-links-to-a-shard", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5",
+                                               "--out", o["link"]], "--feat-dir"),
+    ("label-name-tsv", lambda o: ["label", "--tsv-dir", o["data"], "--split", "valid", "--km", o["km"], "--out-dir",
+                                  o["data"], "--name", "tsv"], "--tsv-dir"),
+    ("label-name-phn", lambda o: ["label", "--feat-dir", o["feat"], "--split", "valid", "--km", o["km"], "--out-dir",
+                                  o["data"], "--name", "phn"], "data directory"),
+    ("label-over-the-km", lambda o: ["label", "--feat-dir", o["feat"], "--split", "valid", "--km",
+                                     os.path.join(o["lab"], "valid.km"), "--out-dir", o["lab"]], "--km"),
+    ("merge-labels-name-ltr", lambda o: ["merge-labels", "--label-dir", o["data"], "--split", "valid", "--nshard", "1",
+                                         "--name", "ltr"], "data directory"),
+    ("quality-json-is-km", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
+                                      os.path.join(o["data"], "valid.phn"), "--json",
+                                      os.path.join(o["lab"], "valid.km")], "--km"),
+    ("choose-layer-json-is-ckpt", lambda o: ["choose-layer", "--ckpt", o["ckpt"], "--data", o["data"], "--k", "4",
+                                             "--json", o["ckpt"]], "--ckpt"),
+    ("cluster-quality-json-is-phn", lambda o: ["cluster-quality", "--data", o["data"], "--k", "4", "--json",
+                                               os.path.join(o["data"], "valid.phn")], "--data"),
+    ("init-continue-out-is-prev", lambda o: ["init-continue", "--prev", o["ckpt"], "--label-dir", o["lab"], "--out",
+                                             o["ckpt"]], "--prev"),
+    ("init-continue-out-is-dict", lambda o: ["init-continue", "--prev", o["ckpt"], "--label-dir", o["lab"], "--out",
+                                             os.path.join(o["lab"], "dict.km.txt")], "--label-dir"),
+    ("export-stock-out-is-ckpt", lambda o: ["export-stock", "--ckpt", o["ckpt"], "--out", o["ckpt"]], "--ckpt"),
+    ("report-out-is-records", lambda o: ["report", o["work"], "--out", os.path.join(o["work"], "records.json")],
+     "WORK_DIR"),
+]
+
+
+@pytest.mark.parametrize("argv,names", [pytest.param(a, n, id=i) for i, a, n in OUTPUT_IS_INPUT])
+def test_no_output_is_an_input(ctx, tmp_path, capsys, argv, names):
+    """An output aimed at one of the command's inputs (by its real path), or at a data directory's
+    manifest, transcript or phone labels: one line naming both, exit 2, every input byte-identical."""
+    import hashlib
+
+    c, _ = ctx
+    o = _own_inputs(c, tmp_path)
+
+    def tree():
+        return {os.path.join(r, f): hashlib.sha1(open(os.path.join(r, f), "rb").read()).hexdigest()
+                for r, _, fs in os.walk(tmp_path) for f in fs}
+
+    before = tree()
+    assert main(argv(o)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("would overwrite an input" in err[0] or "would replace a file of the data" in err[0])
+    assert names in err[0], err[0]
+    assert tree() == before

@@ -337,8 +337,10 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     (STUDY + "overrides: ['~common.seed']\n", "the seed is the study's"),
     ("name: [", "not a readable YAML study"),
     (STUDY.replace("ks: [0, 1]", "ks: [0, null]"), "finetune.ks[1]: expected an integer, got null"),
-    (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H5: {1: mini_h5_half.yaml}, H2: [x]"),
-     "schedules.H2: expected a schedule"),  # a number as an arm name is read as text
+    (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H5: {1: mini_h5_half.yaml}"),
+     "schedules.H5: arm name 1 is not text as written: quote it"),  # YAML read the name as a number
+    (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H5: {no: mini_h5_half.yaml}"), "arm name False is not text"),
+    (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H2: mini_h5_half.yaml"), "schedules.H2: unknown key"),
     (STUDY + "data: ''\n", "data: empty"),
     (STUDY + "seeds: 3\n", "bad.yaml:10: not a readable YAML study (found duplicate key seeds)"),
     (STUDY.replace("overrides: [optimization", "overrides: ['task.labels=[x]', optimization"),

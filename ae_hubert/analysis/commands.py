@@ -1,8 +1,11 @@
 """``ae-hubert probe``, ``report``: what every layer of a model knows, and one page to read it."""
 from __future__ import annotations
 
+import os
+
 from ..common.arguments import SEED, device_option, integer, output_file, path
 from ..common.command import Command, echo
+from ..common.outputs import Files
 
 
 def _probe(a):
@@ -37,6 +40,15 @@ def _probe_args(s):
     s.add_argument("--ctc-steps", type=integer(1), default=150, help="optimisation steps of the CTC letter probe")
 
 
+def _report_files(a) -> Files:
+    """Any file of the work dir the page is built from may not be replaced by it (a page it wrote
+    before may)."""
+    out = a.out or os.path.join(a.work_dir, "report.html")
+    inside = os.path.realpath(out).startswith(os.path.realpath(a.work_dir) + os.sep)
+    read = inside and os.path.isfile(out) and not out.endswith((".html", ".htm"))
+    return Files({out: "--out"}, {out: "WORK_DIR"} if read else {})
+
+
 def _report(a):
     from .report import build_report
 
@@ -52,5 +64,6 @@ def _report_args(s):
 
 COMMANDS = [
     Command("probe", "per-layer phone/letter/word/voice/input metrics of checkpoints, with plots", _probe, _probe_args),
-    Command("report", "one self-contained HTML page of a work dir (iterate, demo, probe, sweep)", _report, _report_args),
+    Command("report", "one self-contained HTML page of a work dir (iterate, demo, probe, sweep)", _report, _report_args,
+            files=_report_files),
 ]

@@ -2,9 +2,12 @@
 from features to targets, in the files fairseq's ``simple_kmeans`` scripts read and write."""
 from __future__ import annotations
 
+import os
+
 from ..common.arguments import (SEED, device_option, frame_rate, gain_fraction, int_list, integer, model_options,
                                 output_file, path, plain_name, sample_fraction)
 from ..common.command import Command, UsageError, echo
+from ..common.outputs import Files
 
 
 def _kmeans(a):
@@ -33,6 +36,44 @@ def _kmeans_args(s):
                    help="stop when 5 Lloyd iterations lower the inertia by less than this fraction of it "
                         "(0: off, run to --max-iter or sklearn's convergence rule)")
     device_option(s)
+
+
+def _shards(feat_dir: str, split: str, nshard: int) -> dict[str, str]:
+    """A split's feature shards (``dump``'s .npy/.len pairs), as inputs."""
+    return {os.path.join(feat_dir, f"{split}_{r}_{nshard}.{ext}"): "--feat-dir" for r in range(nshard)
+            for ext in ("npy", "len")}
+
+
+def _kmeans_files(a) -> Files:
+    return Files({a.out: "--out"}, _shards(a.feat_dir, a.split, a.nshard), {a.feat_dir: "--feat-dir"})
+
+
+def _label_files(a) -> Files:
+    source = a.feat_dir or a.tsv_dir
+    sharded = a.feat_dir is None and a.nshard > 1
+    labels = f"{a.split}_{a.rank or 0}_{a.nshard}.{a.name}" if sharded else f"{a.split}.{a.name}"
+    inputs = {a.km: "--km", **({a.ckpt: "--ckpt"} if a.ckpt else {}),
+              **(_shards(a.feat_dir, a.split, a.nshard) if a.feat_dir else
+                 {os.path.join(a.tsv_dir, f"{a.split}.tsv"): "--tsv-dir"})}
+    return Files({os.path.join(a.out_dir, labels): "--out-dir/--name",
+                  os.path.join(a.out_dir, f"dict.{a.name}.txt"): "--out-dir/--name"}, inputs,
+                 {source: "--feat-dir" if a.feat_dir else "--tsv-dir"})
+
+
+def _merge_labels_files(a) -> Files:
+    shards = {os.path.join(a.label_dir, f"{a.split}_{r}_{a.nshard}.{a.name}"): "--label-dir" for r in range(a.nshard)}
+    return Files({os.path.join(a.label_dir, f"{a.split}.{a.name}"): "--label-dir/--name"},
+                 {**shards, **({os.path.join(a.tsv_dir, f"{a.split}.tsv"): "--tsv-dir"} if a.tsv_dir else {})},
+                 {a.label_dir: "--label-dir", **({a.tsv_dir: "--tsv-dir"} if a.tsv_dir else {})})
+
+
+def _quality_files(a) -> Files:
+    return Files({a.json: "--json"} if a.json else {}, {a.km: "--km", a.phn: "--phn"},
+                 {os.path.dirname(os.path.abspath(a.phn)): "--phn"})
+
+
+def _layer_choice_files(a) -> Files:
+    return Files({a.json: "--json"} if a.json else {}, {a.ckpt: "--ckpt"}, {a.data: "--data"})
 
 
 def _label(a):
@@ -163,16 +204,18 @@ def _cluster_quality_args(s):
 
 
 COMMANDS = [
-    Command("kmeans", "fit k-means on dumped features -> joblib sklearn KMeans", _kmeans, _kmeans_args),
+    Command("kmeans", "fit k-means on dumped features -> joblib sklearn KMeans", _kmeans, _kmeans_args,
+            files=_kmeans_files),
     Command("label", "assign frame labels with a k-means model -> {split}.NAME, dict.NAME.txt", _label, _label_args,
             description="Label dumped features (--feat-dir, as stock dump_km_label.py), or compute each utterance's "
                         "features from the audio and label them in one pass without writing them (--tsv-dir: "
-                        "MFCC, or a layer of --ckpt)."),
+                        "MFCC, or a layer of --ckpt).", files=_label_files),
     Command("merge-labels", "join sharded `label --tsv-dir` outputs into {split}.NAME", _merge_labels,
-            _merge_labels_args),
-    Command("quality", "PNMI and purities of frame labels against frame phone labels", _quality, _quality_args),
+            _merge_labels_args, files=_merge_labels_files),
+    Command("quality", "PNMI and purities of frame labels against frame phone labels", _quality, _quality_args,
+            files=_quality_files),
     Command("choose-layer", "the layer to cluster next: every layer's clusters fit and chosen on train, reported "
-            "on valid", _choose_layer, _choose_layer_args),
+            "on valid", _choose_layer, _choose_layer_args, files=_layer_choice_files),
     Command("cluster-quality", "PNMI of MFCC clusters and of every layer's clusters by the same protocol "
-            "(choose-layer's)", _cluster_quality, _cluster_quality_args),
+            "(choose-layer's)", _cluster_quality, _cluster_quality_args, files=_layer_choice_files),
 ]

@@ -27,6 +27,7 @@ from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.audio import check_headers, entry_blocks
 from ..common.errors import located
 from ..common.manifest import read_manifest
+from ..common.outputs import Files, check_files
 from .apply import NearestCentroid
 from .kmeans import fit_kmeans
 from .quality import check_lengths, joint_counts, scores
@@ -128,16 +129,12 @@ def score_clusters(train: list[np.ndarray], valid: list[np.ndarray], phones: dic
 
 
 def _check_json_out(json_out: str | None, ckpt: str | None, tsv_dir: str) -> None:
-    """``--json`` must be a new file or a file of its own: never the checkpoint or a file of the data
-    directory (manifests, phone labels) it reads."""
+    """``--json`` must be a file that can be written (that it is no input: ``common/outputs.py``,
+    for these functions' callers too)."""
     if json_out:
         if os.path.isdir(json_out):
             raise located(json_out, "--json is a directory")
-        out = os.path.realpath(json_out)
-        if os.path.exists(out) and ((ckpt is not None and out == os.path.realpath(ckpt))
-                                    or os.path.dirname(out) == os.path.realpath(tsv_dir)):
-            raise located(json_out, "--json would overwrite an input (the checkpoint or a file of --data): "
-                                    "write it elsewhere")
+        check_files(Files({json_out: "--json"}, {ckpt: "--ckpt"} if ckpt else {}, {tsv_dir: "--data"}))
         check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
 
 

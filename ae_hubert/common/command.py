@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import AeHubertError
+from .outputs import Files, check_files
 
 
 class UsageError(AeHubertError):
@@ -41,14 +42,22 @@ class Parser(argparse.ArgumentParser):
 @dataclass(frozen=True)
 class Command:
     """``name``: the word after ``ae-hubert``; ``arguments(parser)`` declares its options; ``run(args)``
-    does the work and returns a JSON-able result. A command with ``kinds`` (``dump mfcc|hubert``)
-    takes one of them as its next word instead."""
+    does the work and returns a JSON-able result; ``files(args)`` says what it will write and read,
+    checked before ``run``. A command with ``kinds`` (``dump mfcc|hubert``) takes one of them as its
+    next word instead."""
     name: str
     help: str
     run: Callable[[argparse.Namespace], Any] | None = None
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
     description: str | None = None
     kinds: tuple["Command", ...] = field(default_factory=tuple)
+    files: Callable[[argparse.Namespace], Files] | None = None  # what it writes and reads (common/outputs.py)
+
+    def execute(self, args: argparse.Namespace):
+        """Run, once no output it would write is one of its inputs."""
+        if self.files is not None:
+            check_files(self.files(args))
+        return self.run(args)
 
     def add_to(self, sub) -> argparse.ArgumentParser:
         """Add this command (and its kinds) to an ``add_subparsers`` object."""
@@ -60,7 +69,7 @@ class Command:
         else:
             if self.arguments is not None:
                 self.arguments(p)
-            p.set_defaults(fn=self.run)
+            p.set_defaults(fn=self.execute)
         return p
 
 

@@ -116,7 +116,8 @@ class _Reader:
         for key in node.keys():
             if key not in known:
                 hint = " (YAML reads an unquoted on/off/yes/no as true/false)" if isinstance(key, bool) else ""
-                self.fail(_join(path, key), "unknown key" + did_you_mean(key, known) + hint)
+                shown = repr(key) if isinstance(key, str) and key != key.strip() else key
+                self.fail(_join(path, shown), "unknown key" + did_you_mean(key, known) + hint)
         hints = typing.get_type_hints(cls)
         values = {}
         for f in dataclasses.fields(cls):

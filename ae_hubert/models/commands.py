@@ -1,8 +1,11 @@
 """``ae-hubert init-continue``, ``export-stock``: checkpoints made for the next run or for stock tools."""
 from __future__ import annotations
 
+import os
+
 from ..common.arguments import SEED, integer, name_list, output_file
 from ..common.command import Command, UsageError, echo
+from ..common.outputs import Files
 
 
 def _init_continue(a):
@@ -29,6 +32,11 @@ def _init_continue_args(s):
                    "model._name=hubert_layer_targets)")
 
 
+def _init_continue_files(a) -> Files:
+    return Files({a.out: "--out"}, {a.prev: "--prev", **{os.path.join(a.label_dir, f"dict.{n}.txt"): "--label-dir"
+                                                          for n in a.labels}})
+
+
 def _export_stock(a):
     from .export_stock import export_stock
 
@@ -43,7 +51,7 @@ def _export_stock_args(s):
 
 COMMANDS = [
     Command("init-continue", "next iteration's initial weights from the previous checkpoint", _init_continue,
-            _init_continue_args),
+            _init_continue_args, files=_init_continue_files),
     Command("export-stock", "a hubert_layer_targets pretraining checkpoint under stock names (hubert)", _export_stock,
-            _export_stock_args),
+            _export_stock_args, files=lambda a: Files({a.out: "--out"}, {a.ckpt: "--ckpt"})),
 ]

@@ -52,6 +52,8 @@ def owned_override(override: str) -> str | None:
     whole group such as ``task={...}`` would set them unseen)."""
     if not override.strip():
         return "an empty override"
+    if "=" not in override and not override.startswith("~"):
+        return f"{override!r}: expected KEY=VALUE (or ~KEY to delete one)"
     key = override_key(override)
     if key in OWNED:
         return f"{key} is set by the schedule for every run; use {OWNED[key]}"
@@ -80,11 +82,13 @@ class Target:
 @dataclass
 class Iteration:
     targets: list[Target] = spec(nonempty=True)
-    max_update: int = spec()  # >= 1 once optimization.max_update overrides are applied
+    max_update: int = spec(maximum=10 ** 9)  # >= 1 once optimization.max_update overrides are applied
     name: str | None = spec(None, check=file_name)  # default iterN
     init: str = spec("scratch", choices=INITS)  # or continue (previous weights)
     reset_top_layers: int = spec(0, minimum=0)
-    overrides: list[str] = spec([], check=owned_override)
+    overrides: list[str] = spec([], check=lambda o: owned_override(o) or (
+        "the seed is the schedule's (seed:), the same for every iteration" if override_key(o) == "common.seed"
+        else None))
     depth: int = spec(0, derived=True)  # transformer layers of the model this iteration trains
 
     @property
@@ -95,7 +99,7 @@ class Iteration:
 @dataclass
 class KMeans:
     percent: float = spec(-1.0, check=_fraction)
-    max_iter: int = spec(100, minimum=1)
+    max_iter: int = spec(100, minimum=1, maximum=10 ** 6)
     streamed: bool = False  # bounded-memory k-means (memory-mapped sample, chunked passes)
 
 
@@ -373,6 +377,10 @@ def shipped_config(spec: str, group: str, error: type[AeHubertError]) -> str:
     """A path, or the name of a YAML shipped in ``config/GROUP/`` (e.g. schedule ``standard``)."""
     if os.path.isfile(spec):
         return spec
+    if os.path.exists(spec):
+        raise error(f"{spec}: not a {group} file (a directory or a device)")
+    if os.sep in spec:
+        raise error(f"{spec}: {group} not found")
     shipped = os.path.join(CONFIG_DIR, group, spec + ".yaml")
     if os.path.isfile(shipped):
         return shipped

@@ -51,7 +51,7 @@ def _finetune_override(override: str) -> str | None:
 
 @dataclass
 class Corpus:
-    utterances: int = spec(3000, minimum=30)
+    utterances: int = spec(3000, minimum=30, maximum=10 ** 7)
     seed: int = spec(0, minimum=0, maximum=2 ** 32 - 1)
     vocabulary: int = spec(3000, minimum=50)
 
@@ -121,7 +121,7 @@ def load_study(spec_or_path: str) -> Study:
 def _schedules(node: dict, where: str) -> dict:
     """``schedules``: per hypothesis, its schedule (H1's: the runs every hypothesis measures) or, for
     an armed one, its arms."""
-    known = names()
+    known = [h for h, m in hypotheses().items() if m.ARMS or getattr(m, "SCHEDULE", False)]
     out = {}
     for h, value in node.items():
         what = f"{where}: schedules.{h}"
@@ -130,7 +130,9 @@ def _schedules(node: dict, where: str) -> dict:
         if h in armed():
             if not isinstance(value, dict) or len(value) == 0:
                 raise StudyError(f"{what}: give at least one arm (name: schedule)")
-            value = {str(arm): s for arm, s in value.items()}
+            for arm in value:
+                if not isinstance(arm, str):  # YAML reads yes/no/on/off, 010 or 1:30 as other values
+                    raise StudyError(f"{what}: arm name {arm!r} is not text as written: quote it")
             for arm, s in value.items():
                 if file_name(arm):
                     raise StudyError(f"{what}: {file_name(arm)}")

@@ -5,7 +5,8 @@ A hypothesis module defines (see h3.py for the smallest):
 - ``TITLE``: its question, the heading of its section in ``study.md``;
 - ``ARMS``: True when the study YAML's ``schedules.HN`` names arms (``{arm: schedule}``) it compares
   against a reference arm made of H1's runs; such a module also has ``reference(h1_schedule)`` (the
-  reference arm's name). Without arms, ``schedules.HN`` may name one schedule of its own;
+  reference arm's name); ``SCHEDULE`` (optional): True when it takes one schedule of its own
+  (``schedules.HN: SCHEDULE``, as H1);
 - ``check(plan)``: what it will run, checked before any work (``config.Plan``: the study, H1's
   schedule, and what the hypotheses record there: updates, reference arms, fine-tunings to compose,
   runs probed over updates), e.g. that its arms are fair;
