@@ -544,3 +544,37 @@ def test_no_output_is_an_input(ctx, tmp_path, capsys, argv, names):
     assert len(err) == 1 and ("would overwrite an input" in err[0] or "would replace a file of the data" in err[0])
     assert names in err[0], err[0]
     assert tree() == before
+
+
+@pytest.mark.parametrize("what", ["manifest", "len", "shard-labels", "transcripts"])
+def test_a_text_input_that_is_not_utf8_is_named(ctx, tmp_path, capsys, what):
+    """UTF-16 or binary where UTF-8 text belongs: the error names the file (and line), not just a byte."""
+    c, _ = ctx
+    if what == "manifest":
+        d = tmp_path / "d"
+        d.mkdir()
+        (d / "valid.tsv").write_bytes("/root\nx.wav\t400\n".encode("utf-16"))
+        argv, bad = ["dump", "mfcc", "--tsv-dir", str(d), "--split", "valid", "--out-dir", str(tmp_path / "o")], \
+            d / "valid.tsv"
+    elif what == "len":
+        d = tmp_path / "f"
+        shutil.copytree(c["feat"], d)
+        (d / "valid_0_1.len").write_bytes(b"12\n\xff\xfe\n")
+        argv, bad = ["kmeans", "--feat-dir", str(d), "--split", "valid", "--k", "5", "--out",
+                     str(tmp_path / "km.bin")], d / "valid_0_1.len"
+    elif what == "shard-labels":
+        d = tmp_path / "l"
+        d.mkdir()
+        (d / "valid_0_2.km").write_text("1 2 3\n")
+        (d / "valid_1_2.km").write_bytes(b"4 5\n\x00\xff\x00")
+        argv, bad = ["merge-labels", "--label-dir", str(d), "--split", "valid", "--nshard", "2"], d / "valid_1_2.km"
+    else:
+        d = tmp_path / "w"
+        d.mkdir()
+        for f in ("train.tsv", "valid.tsv"):
+            shutil.copy(os.path.join(c["corpus"], f), d / f)
+        (d / "train.wrd").write_bytes("A B\n".encode("utf-16"))
+        argv, bad = ["spm", "--data", str(d), "--vocab-size", "30", "--name", "sp"], d / "train.wrd"
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}:" in err[0] and "not UTF-8 text" in err[0], err

@@ -116,3 +116,28 @@ def test_recipe_end_to_end_at_toy_scale(corpus, tmp_path):
     np.testing.assert_array_equal(two, np.load(tmp_path / "one" / "train_0_1.npy"))
     lens = [open(tmp_path / "two" / f"train_{i}_2.len").read().split() for i in (0, 1)]
     assert lens[0] + lens[1] == open(tmp_path / "one" / "train_0_1.len").read().split()
+
+
+def test_a_bad_file_in_the_last_split_leaves_nothing_written(corpus, tmp_path):
+    """Every split is read and every file checked before any is written: a refusal in the last split
+    (test-other, 8 kHz audio) leaves no earlier split's files behind; a chapter with audio but no
+    transcript is refused, not dropped."""
+    from ae_hubert.common.errors import AeHubertError
+    from ae_hubert.corpus.librispeech import prepare_librispeech
+
+    ls, _ = fake_librispeech(corpus, str(tmp_path / "raw"))
+    flac = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ls, "test-other"))
+                  for f in fs if f.endswith(".flac"))[-1]
+    sf.write(flac, np.zeros(8000, dtype=np.float32), 8000, format="FLAC")
+    out = tmp_path / "data"
+    with pytest.raises(AeHubertError, match="sample rate 8000"):
+        prepare_librispeech(ls, str(out))
+    assert not out.exists() or not os.listdir(out)
+    sf.write(flac, np.zeros(16000, dtype=np.float32), 16000, format="FLAC")
+    trans = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ls, "dev-other"))
+                   for f in fs if f.endswith(".trans.txt"))[0]
+    os.remove(trans)
+    with pytest.raises(AeHubertError, match="audio but no <spk>-<chapter>.trans.txt") as e:
+        prepare_librispeech(ls, str(out))
+    assert os.path.dirname(trans) in str(e.value)
+    assert not out.exists() or not os.listdir(out)

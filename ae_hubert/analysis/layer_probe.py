@@ -29,6 +29,7 @@ from ..features.mfcc import at_layer_frames, mfcc
 from .ctc_probe import ctc_letter_probe
 from .linear_probes import mean_cca, ridge_classifier_accuracy, ridge_r2
 from .word_probe import parse_spans, pool_spans, word_probes
+from ..common.text import read_lines
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ METRICS = ("pnmi", "phone_purity", "cluster_purity", "phone_acc", "input_r2", "i
 def _lines(path: str, n: int) -> list[str] | None:
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return [line.rstrip("\n") for _, line in zip(range(n), f)]
+    return read_lines(path, n)
 
 
 @dataclass

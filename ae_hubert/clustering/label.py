@@ -19,6 +19,7 @@ from ..common.errors import AeHubertError, located
 from ..common.manifest import read_manifest
 from ..features.shards import feature_paths, read_shards
 from .apply import NearestCentroid, NonFiniteFeatures, load_centroids
+from ..common.text import read_lines
 
 
 def check_label_name(name: str) -> None:
@@ -124,8 +125,7 @@ def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_
             raise located(p, "shard labels not found (run `ae-hubert label --tsv-dir ... --rank` for every shard)")
     lines = []
     for p in parts:
-        with open(p) as f:
-            lines.extend(f.read().splitlines())
+        lines.extend(read_lines(p))
     if tsv_dir is not None:
         manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
         if len(manifest) != len(lines):

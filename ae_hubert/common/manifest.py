@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 
 from .errors import AeHubertError, located
+from .text import read_lines
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,7 @@ def read_manifest(tsv: str | os.PathLike) -> Manifest:
     tsv = os.fspath(tsv)
     if not os.path.isfile(tsv):
         raise located(tsv, "manifest not found")
-    with open(tsv, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_lines(tsv)
     if not lines or not lines[0].strip():
         raise located(tsv, "empty manifest (expected a root directory on line 1)", 1)
     root = lines[0].rstrip()

@@ -20,6 +20,7 @@ from ..common.atomic import write_lines_atomic
 from ..common.errors import located
 from ..common.letters import words_to_letters
 from ..common.manifest import write_manifest
+from ..common.text import read_lines
 
 LIBRISPEECH_SPLITS = {
     "train": ["train-clean-100", "train-clean-360", "train-other-500"],
@@ -36,27 +37,31 @@ def read_chapters(dirs: list[str]) -> list[tuple[str, str]]:
 
     items = []
     for d in dirs:
+        transcribed = {os.path.dirname(t) for t in glob.glob(os.path.join(d, "**", "*.trans.txt"), recursive=True)}
+        for flac in sorted(glob.glob(os.path.join(d, "**", "*.flac"), recursive=True)):
+            if os.path.dirname(flac) not in transcribed:  # a chapter without its transcript: not silently dropped
+                raise located(os.path.dirname(flac), "audio but no <spk>-<chapter>.trans.txt in this chapter")
         for trans in sorted(glob.glob(os.path.join(d, "**", "*.trans.txt"), recursive=True)):
             chapter = os.path.dirname(trans)
             flacs = {os.path.splitext(os.path.basename(f))[0] for f in glob.glob(os.path.join(chapter, "*.flac"))}
             seen = set()
-            with open(trans, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, start=1):
-                    parts = line.strip().split(" ", 1)
-                    if not parts[0]:
-                        continue
-                    if len(parts) != 2 or not parts[1].strip():
-                        raise located(trans, f"want 'UTTERANCE-ID WORDS', got {line.strip()!r}", lineno)
-                    if parts[0] not in flacs:
-                        raise located(trans, f"{parts[0]}.flac not found in {chapter}", lineno)
-                    seen.add(parts[0])
-                    items.append((os.path.join(chapter, parts[0] + ".flac"), " ".join(parts[1].upper().split())))
+            for lineno, line in enumerate(read_lines(trans), start=1):
+                parts = line.strip().split(" ", 1)
+                if not parts[0]:
+                    continue
+                if len(parts) != 2 or not parts[1].strip():
+                    raise located(trans, f"want 'UTTERANCE-ID WORDS', got {line.strip()!r}", lineno)
+                if parts[0] not in flacs:
+                    raise located(trans, f"{parts[0]}.flac not found in {chapter}", lineno)
+                seen.add(parts[0])
+                items.append((os.path.join(chapter, parts[0] + ".flac"), " ".join(parts[1].upper().split())))
             for missing in sorted(flacs - seen):
                 raise located(os.path.join(chapter, missing + ".flac"), f"no transcript line in {trans}")
     return sorted(items)
 
 
-def write_split(name: str, root: str, items: list[tuple[str, str]], out_dir: str) -> int:
+def scan_split(root: str, items: list[tuple[str, str]]) -> list[tuple[str, int]]:
+    """The manifest rows of a split, every file's header checked (16 kHz, readable)."""
     import soundfile as sf
 
     rows = []
@@ -68,6 +73,11 @@ def write_split(name: str, root: str, items: list[tuple[str, str]], out_dir: str
         if info.samplerate != 16000:
             raise located(path, f"sample rate {info.samplerate}, want 16000")
         rows.append((os.path.relpath(path, root), info.frames))
+    return rows
+
+
+def write_split(name: str, root: str, items: list[tuple[str, str]], rows: list[tuple[str, int]],
+                out_dir: str) -> int:
     write_manifest(os.path.join(out_dir, f"{name}.tsv"), os.path.abspath(root), rows)
     write_lines_atomic(os.path.join(out_dir, f"{name}.wrd"), [w for _, w in items])
     write_lines_atomic(os.path.join(out_dir, f"{name}.ltr"), [words_to_letters(w) for _, w in items])
@@ -91,6 +101,7 @@ def prepare_librispeech(root: str, out_dir: str, libri_light: str | None = None)
                     for name, subs in LIBRILIGHT_SPLITS.items()]
     if not any(os.path.isdir(d) for _, _, dirs in sources for d in dirs):
         raise located(root, "no LibriSpeech split directories (train-clean-100, dev-clean, ...) here")
+    scanned = []  # every split read and every file checked before any is written: all or nothing
     for name, base, dirs in sources:
         dirs = [d for d in dirs if os.path.isdir(d)]
         if not dirs:
@@ -98,7 +109,9 @@ def prepare_librispeech(root: str, out_dir: str, libri_light: str | None = None)
         items = read_chapters(dirs)
         if not items:
             raise located(dirs[0], "no <spk>-<chapter>.trans.txt found under this directory")
-        written[name] = write_split(name, base, items, out_dir)
+        scanned.append((name, base, items, scan_split(base, items)))
+    for name, base, items, rows in scanned:
+        written[name] = write_split(name, base, items, rows, out_dir)
         if name == "train" or "train" not in written:
             counts.update(c for _, w in items for c in words_to_letters(w).split())
     write_lines_atomic(os.path.join(out_dir, "dict.ltr.txt"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..common.errors import located
+from ..common.text import read_lines
 
 
 def feature_paths(feat_dir: str, split: str, rank: int, nshard: int) -> tuple[str, str]:
@@ -33,15 +34,14 @@ def read_shard(feat_dir: str, split: str, rank: int, nshard: int) -> FeatureShar
         if not os.path.isfile(p):
             raise located(p, "feature shard not found (run `ae-hubert dump` first)")
     lengths = []
-    with open(len_path) as f:
-        for i, line in enumerate(f, start=1):
-            try:
-                n = int(line)
-            except ValueError:
-                raise located(len_path, f"expected a frame count, got {line.strip()[:40]!r}", i) from None
-            if n < 1:
-                raise located(len_path, f"frame count must be >= 1, got {n}", i)
-            lengths.append(n)
+    for i, line in enumerate(read_lines(len_path), start=1):
+        try:
+            n = int(line)
+        except ValueError:
+            raise located(len_path, f"expected a frame count, got {line.strip()[:40]!r}", i) from None
+        if n < 1:
+            raise located(len_path, f"frame count must be >= 1, got {n}", i)
+        lengths.append(n)
     if not lengths:
         raise located(len_path, "no utterances (empty .len)")
     try:

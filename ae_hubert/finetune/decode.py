@@ -20,6 +20,7 @@ from ..common.audio import check_headers, read_entry
 from ..common.errors import located
 from ..common.error_rates import error_rates
 from ..common.manifest import read_manifest
+from ..common.text import read_lines
 
 
 def load_finetuned(ckpt: str, data: str | None = None, device: str | None = None):
@@ -84,8 +85,7 @@ def decode(ckpt: str, data: str, split: str, out_dir: str | None = None, device:
     for name, process in ((f"{split}.{label}", True), (f"{split}.wrd", False)):
         path = os.path.join(data, name)
         if os.path.isfile(path):
-            with open(path) as f:
-                lines = [line.rstrip("\n") for line in f][: len(entries)]
+            lines = read_lines(path, len(entries))
             if len(lines) < len(entries):
                 raise located(path, f"{len(lines)} lines but the manifest has {len(entries)} utterances")
             refs = [post_process(line, mode) if process else " ".join(line.split()) for line in lines]

@@ -20,6 +20,7 @@ from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds
 from ..runner.trainer import (check_hydra_path, final_stats, resolve_train_config,
                               run_training, train_args)
+from ..common.text import read_lines
 
 
 def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides: list[str]) -> list[str]:
@@ -73,8 +74,7 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
             path = os.path.join(data, f"{split}.{name}")
             if not os.path.isfile(path):
                 raise located(path, "label file not found")
-            with open(path, encoding="utf-8") as f:
-                lines = sum(1 for _ in f)
+            lines = len(read_lines(path))
             if lines != n:
                 raise located(path, f"{lines} lines but {split}.tsv has {n} utterances")
     return int(cfg.optimization.max_update)

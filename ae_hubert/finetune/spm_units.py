@@ -16,6 +16,7 @@ from ..common.atomic import atomic_path, write_lines_atomic
 from ..common.errors import AeHubertError, located
 from ..common.letters import letters_to_words
 from ..common.manifest import read_manifest
+from ..common.text import read_lines
 
 SPECIALS = {"<s>", "<pad>", "</s>", "<unk>"}  # fairseq's Dictionary adds its own
 
@@ -24,11 +25,9 @@ def transcripts(data: str, split: str) -> list[str] | None:
     """Word transcripts of a split: ``.wrd``, else the words of ``.ltr``; None when neither exists."""
     wrd, ltr = os.path.join(data, f"{split}.wrd"), os.path.join(data, f"{split}.ltr")
     if os.path.isfile(wrd):
-        with open(wrd, encoding="utf-8") as f:
-            return [" ".join(line.split()) for line in f]
+        return [" ".join(line.split()) for line in read_lines(wrd)]
     if os.path.isfile(ltr):
-        with open(ltr, encoding="utf-8") as f:
-            return [" ".join(letters_to_words(line)) for line in f]
+        return [" ".join(letters_to_words(line)) for line in read_lines(ltr)]
     return None
 
 

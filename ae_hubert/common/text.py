@@ -1,0 +1,20 @@
+"""Text inputs (manifests, ``.len``, labels, transcripts) read as UTF-8; a file that is not (UTF-16, binary)
+is one error naming the file and line, not a bare decoding error."""
+from __future__ import annotations
+
+import os
+
+from .errors import located
+
+
+def read_lines(path: str | os.PathLike, limit: int | None = None) -> list[str]:
+    """The lines of ``path`` without their newlines (the first ``limit`` only, when given)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise located(path, f"not UTF-8 text ({e.reason} at byte {e.start}); manifests, labels, transcripts and "
+                            "dictionaries are UTF-8", data[:e.start].count(b"\n") + 1) from None
+    lines = text.splitlines()
+    return lines if limit is None else lines[:limit]
