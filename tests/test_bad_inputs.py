@@ -578,3 +578,36 @@ def test_a_text_input_that_is_not_utf8_is_named(ctx, tmp_path, capsys, what):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{bad}:" in err[0] and "not UTF-8 text" in err[0], err
+
+
+@pytest.mark.parametrize("shard, message", [
+    ("1 2\n\n3\n", "valid_1_2.km:2: an empty line"),
+    ("1 2\n3 x\n", "valid_1_2.km:2: label 'x' is not a cluster id"),
+    ("1 -2\n", "valid_1_2.km:1: label '-2' is not a cluster id"),
+    ("1 2.5\n", "valid_1_2.km:1: label '2.5' is not a cluster id"),
+    ("1 12\n", "valid_1_2.km:1: label '12' is not a cluster id in 0..11 (dict.km.txt)"),
+])
+def test_merge_labels_refuses_what_is_not_a_label_line(tmp_path, capsys, shard, message):
+    (tmp_path / "valid_0_2.km").write_text("0 1 2\n")
+    (tmp_path / "valid_1_2.km").write_text(shard)
+    (tmp_path / "dict.km.txt").write_text("".join(f"{i} 1\n" for i in range(12)))
+    assert main(["merge-labels", "--label-dir", str(tmp_path), "--split", "valid", "--nshard", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "valid.km").exists()
+
+
+@pytest.mark.parametrize("fill, message", [(0.25, "2 distinct frames, so k <= 2"),
+                                           (3e19, "k-means overflowed")])
+def test_kmeans_refuses_a_fit_that_is_no_clustering(tmp_path, capsys, fill, message):
+    """Frames that cannot give K clusters (two distinct ones for k=5), or values whose squared
+    distances overflow: refused naming the features, no k-means file written."""
+    x = np.full((60, 4), fill, dtype=np.float32)
+    x[::2] *= 2
+    np.save(tmp_path / "valid_0_1.npy", x)
+    (tmp_path / "valid_0_1.len").write_text("30\n30\n")
+    out = tmp_path / "km.bin"
+    assert main(["kmeans", "--feat-dir", str(tmp_path), "--split", "valid", "--k", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(tmp_path) in err[0], err
+    assert not out.exists()

@@ -52,6 +52,22 @@ def fit_kmeans(feats: np.ndarray, k: int, seed: int = 0, max_iter: int = 100, to
     return km
 
 
+def check_fit(km: KMeans, k: int, feat_dir: str, feats: np.ndarray | None = None) -> None:
+    """A fit that is no clustering is refused, not saved: distances that overflowed (features too
+    large for float32) or fewer distinct centres than K (fewer distinct frames than K: counted when
+    the sample is in memory)."""
+    centers = np.asarray(km.cluster_centers_)
+    if not np.isfinite(km.inertia_) or not np.isfinite(centers).all():
+        raise located(feat_dir, f"k-means overflowed (inertia {km.inertia_}): feature values too large for "
+                                "float32 distances; scale the features")
+    distinct = len(np.unique(centers, axis=0))
+    if distinct < k:
+        frames = len(np.unique(feats, axis=0)) if feats is not None else None
+        raise located(feat_dir, f"only {distinct} distinct centres for k={k}" + (
+            f": the sample has {frames} distinct frames, so k <= {frames}" if frames is not None else
+            ": the sample has fewer distinct frames than k") + " (a smaller --k, or more audio)")
+
+
 def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, percent: float = -1,
                  seed: int = 0, max_iter: int = 100, streamed: bool = False,
                  chunk_frames: int = 200_000, min_gain: float = MIN_GAIN, device: str | None = None) -> KMeans:
@@ -72,6 +88,7 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
         n_frames = len(feats)
     logger.info("k-means: inertia %.6g (%.6g per frame), %d iterations", km.inertia_,
                 km.inertia_ / n_frames, km.n_iter_)
+    check_fit(km, k, feat_dir, None if streamed else feats)
     with atomic_path(out) as tmp:
         joblib.dump(km, tmp)
     return km

@@ -115,6 +115,11 @@ def label_audio(tsv_dir: str, split: str, km_path: str, out_dir: str, name: str 
     return out
 
 
+def _dict_size(path: str) -> int | None:
+    """How many ids ``label`` wrote into a label dictionary (None when there is none)."""
+    return len([line for line in read_lines(path) if line.strip()]) if os.path.isfile(path) else None
+
+
 def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_dir: str | None = None) -> str:
     """Join the shard label files of ``label_audio`` into ``{split}.{name}`` (what fairseq reads);
     with ``tsv_dir``, the lines must match the manifest one to one."""
@@ -123,9 +128,16 @@ def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_
     for p in parts:
         if not os.path.isfile(p):
             raise located(p, "shard labels not found (run `ae-hubert label --tsv-dir ... --rank` for every shard)")
+    k = _dict_size(os.path.join(label_dir, f"dict.{name}.txt"))
     lines = []
     for p in parts:
-        lines.extend(read_lines(p))
+        for i, line in enumerate(read_lines(p), start=1):
+            bad = next((t for t in line.split() if not t.isdigit() or (k is not None and int(t) >= k)), None)
+            if not line.split() or bad is not None:
+                raise located(p, "an empty line (every utterance has at least one frame)" if not line.split() else
+                              f"label {bad!r} is not a cluster id" + (f" in 0..{k - 1} (dict.{name}.txt)" if k
+                                                                       else ""), i)
+            lines.append(line)
     if tsv_dir is not None:
         manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
         if len(manifest) != len(lines):
