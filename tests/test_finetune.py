@@ -268,3 +268,23 @@ def test_layer_probes_during_fine_tuning(corpus, stock_checkpoint, tmp_path):
     out = fine_tune(str(tmp_path), corpus, stock_checkpoint, "model.reset_top_layers=2", "+task.probe_utterances=6")
     valid = [line for line in out.splitlines() if "valid on 'valid' subset" in line]
     assert valid and "probe_input_r2_L6" in valid[-1] and "probe_phone_acc_L3" in valid[-1]
+
+
+def test_a_letter_missing_from_the_dictionary_is_refused_before_fine_tuning(corpus, stock_checkpoint, tmp_path,
+                                                                             capsys):
+    """Stock fairseq would fine-tune CTC on <unk> for a letter dict.ltr.txt lacks: the sweep refuses,
+    naming the file and line, before any run."""
+    import shutil
+
+    from ae_hubert.cli import main
+
+    data = tmp_path / "d"
+    shutil.copytree(corpus, data, ignore=shutil.ignore_patterns("wav"))
+    ltr = (data / "train.ltr").read_text().splitlines()
+    ltr[2] = ltr[2] + " Q Ø |"
+    (data / "train.ltr").write_text("\n".join(ltr) + "\n")
+    assert main(["reset-sweep", "--ckpt", stock_checkpoint, "--data", str(data), "--ks", "0", "--work-dir",
+                 str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{data / 'train.ltr'}:3: label 'Ø' is not in the dictionary" in err[0], err
+    assert not (tmp_path / "s").exists()

@@ -20,7 +20,7 @@ from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds
 from ..runner.trainer import (check_hydra_path, final_stats, resolve_train_config,
                               run_training, train_args)
-from ..common.text import read_lines
+from ..common.labels import dictionary_symbols, validate_label_file
 
 
 def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides: list[str]) -> list[str]:
@@ -68,15 +68,13 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
         path = os.path.join(data, f"dict.{name}.txt")
         if not os.path.isfile(path):
             raise located(path, "dictionary of the fine-tuning labels not found")
-    for split in dict.fromkeys(("train", "valid", *splits)):
+    symbols = {name: dictionary_symbols(os.path.join(data, f"dict.{name}.txt")) for name in labels}
+    trained = (str(cfg.dataset.train_subset), str(cfg.dataset.valid_subset))
+    for split in dict.fromkeys(("train", "valid", *trained, *splits)):
         n = len(read_manifest(os.path.join(data, f"{split}.tsv")))
-        for name in labels:
-            path = os.path.join(data, f"{split}.{name}")
-            if not os.path.isfile(path):
-                raise located(path, "label file not found")
-            lines = len(read_lines(path))
-            if lines != n:
-                raise located(path, f"{lines} lines but {split}.tsv has {n} utterances")
+        for name in labels:  # what trains and validates must be in the dictionary (else CTC learns <unk>)
+            validate_label_file(os.path.join(data, f"{split}.{name}"), n,
+                                symbols[name] if split in trained else None)
     return int(cfg.optimization.max_update)
 
 

@@ -16,7 +16,6 @@ and logs the per-layer metrics with the validation stats (fairseq's log and tens
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Set
 
 import numpy as np
 from fairseq import metrics
@@ -24,7 +23,7 @@ from omegaconf import II
 from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 
-from ..common.errors import located
+from ..common.labels import validate_label_file
 from ..common.manifest import read_manifest
 
 
@@ -39,22 +38,6 @@ class HubertPretrainingCheckedConfig(HubertPretrainingConfig):
     probe_phone_labels: str = field(
         default="phn", metadata={"help": "extension of 50 Hz frame phone labels beside the probe manifest"})
     seed: int = II("common.seed")
-
-
-def validate_label_file(path: str, n_lines: int, symbols: Optional[Set[str]]) -> None:
-    """One line per manifest line; with ``symbols``, every token must be in the dictionary."""
-    if not os.path.isfile(path):
-        raise located(path, "label file not found")
-    count = 0
-    with open(path, encoding="utf-8") as f:
-        for count, line in enumerate(f, start=1):
-            if symbols is not None:
-                for tok in line.split():
-                    if tok not in symbols:
-                        raise located(path, f"label {tok!r} is not in the dictionary (it would silently "
-                                            "become <unk>)", count)
-    if count != n_lines:
-        raise located(path, f"{count} lines but the manifest has {n_lines} utterances")
 
 
 @register_task("hubert_pretraining_checked", dataclass=HubertPretrainingCheckedConfig)

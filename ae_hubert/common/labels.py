@@ -1,0 +1,31 @@
+"""Label files against their manifest and dictionary: one line per utterance, every token a symbol
+of ``dict.NAME.txt``. Stock fairseq maps a token missing from the dictionary to ``<unk>`` without a
+word (an empty ``dict.km.txt`` gives a loss near zero; a letter missing from ``dict.ltr.txt`` trains
+CTC on ``<unk>``): the pretraining task and the fine-tuning sweep check here first."""
+from __future__ import annotations
+
+import os
+
+from .errors import located
+from .text import read_lines
+
+
+def dictionary_symbols(path: str) -> set[str]:
+    """The symbols of a fairseq dictionary file (``SYMBOL COUNT`` lines)."""
+    if not os.path.isfile(path):
+        raise located(path, "dictionary not found")
+    return {line.split()[0] for line in read_lines(path) if line.strip()}
+
+
+def validate_label_file(path: str, n_lines: int, symbols: set[str] | None) -> None:
+    """One line per manifest line; with ``symbols``, every token must be in the dictionary."""
+    if not os.path.isfile(path):
+        raise located(path, "label file not found")
+    lines = read_lines(path)
+    if symbols is not None:
+        for i, line in enumerate(lines, start=1):
+            for tok in line.split():
+                if tok not in symbols:
+                    raise located(path, f"label {tok!r} is not in the dictionary (it would silently become <unk>)", i)
+    if len(lines) != n_lines:
+        raise located(path, f"{len(lines)} lines but the manifest has {n_lines} utterances")
