@@ -118,6 +118,18 @@ def _files(c):
     rows[2] = rows[2].split()[0] + " -1"
     (negdict / "dict.km.txt").write_text("\n".join(rows) + "\n")
     bad["neg_dict"] = str(negdict)
+    junk = t / "junkwork"
+    junk.mkdir()
+    (junk / "records.json").write_text('[1, "x", null]\n')
+    bad["junk_records"] = str(junk)
+    shortspk = t / "shortspk"
+    shortspk.mkdir()
+    for f in os.listdir(c["corpus"]):
+        if os.path.isfile(os.path.join(c["corpus"], f)):
+            shutil.copy(os.path.join(c["corpus"], f), shortspk / f)
+    spk = (shortspk / "valid.spk").read_text().splitlines()
+    (shortspk / "valid.spk").write_text("\n".join(spk[:3]) + "\n")
+    bad["short_spk"] = str(shortspk)
     # a LibriSpeech root with a dev-clean chapter, and an empty Libri-light directory
     import soundfile as sf
 
@@ -311,6 +323,19 @@ CASES = [
     ("librispeech-root", lambda c, b: ["librispeech", "--root", f"{c['tmp']}/nope", "--out", f"{c['tmp']}/ls"],
      "LibriSpeech root not found", ["ls"]),
     ("unknown-command", lambda c, b: ["frobnicate"], "invalid choice", []),
+    ("probe-short-spk", lambda c, b: ["probe", "--ckpt", c["ckpt"], "--data", b["short_spk"], "--out",
+                                      f"{c['tmp']}/p", "--max-utterances", "8"],
+     "valid.spk: 3 lines but the probe reads", []),
+    ("report-junk-records", lambda c, b: ["report", b["junk_records"]], "not iteration records as iterate writes them",
+     ["junkwork/report.html"]),
+    ("iterate-non-ascii-work-dir", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                                 f"{c['tmp']}/wörk", "--data", c["corpus"]],
+     "hydra overrides cannot carry this path (it contains ö)", ["wörk"]),
+    ("launch-comma-work-dir", lambda c, b: ["launch", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                            f"{c['tmp']}/a,b", "--data", c["corpus"], "--slurm", f"{c['tmp']}/sl"],
+     "--work-dir", ["a,b", "sl"]),
+    ("sweep-non-ascii-work-dir", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                               "--work-dir", f"{c['tmp']}/swëep"], "it contains ë", ["swëep"]),
     # found by a hostile review
     ("dump-split-path", lambda c, b: ["dump", "mfcc", "--tsv-dir", c["corpus"], "--split", "../x/valid", "--out-dir",
                                       f"{c['tmp']}/o"], "--split", ["o"]),

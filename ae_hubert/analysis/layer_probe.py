@@ -29,6 +29,8 @@ from ..features.mfcc import at_layer_frames, mfcc
 from .ctc_probe import ctc_letter_probe
 from .linear_probes import mean_cca, ridge_classifier_accuracy, ridge_r2
 from .word_probe import parse_spans, pool_spans, word_probes
+from ..common.errors import located
+from ..common.manifest import read_manifest
 from ..common.text import read_lines
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,13 @@ METRICS = ("pnmi", "phone_purity", "cluster_purity", "phone_acc", "input_r2", "i
 
 
 def _lines(path: str, n: int) -> list[str] | None:
+    """The first ``n`` lines of a side file of the manifest (None when there is none); fewer is refused."""
     if not os.path.isfile(path):
         return None
-    return read_lines(path, n)
+    lines = read_lines(path, n)
+    if len(lines) < n:
+        raise located(path, f"{len(lines)} lines but the probe reads {n} utterances of the manifest (one line each)")
+    return lines
 
 
 @dataclass
@@ -63,6 +69,9 @@ def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: i
     inputs = []
     cache = {} if mfcc_cache is None else mfcc_cache
     cache = cache.setdefault(split, [])
+    total = len(read_manifest(os.path.join(data, f"{split}.tsv")))
+    for ext in ("phn", "ltr", "wrdspan", "spk"):  # side files' lengths checked before the encoder pass
+        _lines(os.path.join(data, f"{split}.{ext}"), min(max_utts, total) if max_utts else total)
     for i, (w, out) in enumerate(split_hidden_states(extractor, data, split, layers, max_utts)):
         if i == len(cache):
             cache.append(mfcc(w))

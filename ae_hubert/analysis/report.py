@@ -45,21 +45,24 @@ def _records_section(path: str, root: str) -> dict:
     if not isinstance(records, list):
         raise located(path, "expected a list of iteration records")
     rows, quality = [], []
-    for r in records:
-        t = r["targets"][0]
-        q = t["quality"].get("valid") or t["quality"].get("train") or {}
-        src = "MFCC" if t["source"] == "mfcc" else f"layer {t['layer']}"
-        rows.append([r["iteration"], f"{src} K={t['k']}" + (" +" if len(r["targets"]) > 1 else ""),
-                     r["init"] + (f"-{r['reset_top_layers']}" if r.get("reset_top_layers") else ""),
-                     _fmt(q.get("pnmi")), _fmt(q.get("phone_purity")), r["updates"],
-                     _fmt(r.get("valid", {}).get("loss")), _fmt(r.get("valid", {}).get("correct_m_0")),
-                     _fmt(r.get("sidecar_seconds"), 1), _fmt(r.get("train_seconds"), 1)])
-        for t in r["targets"]:
-            for split, q in t["quality"].items():
-                src = "MFCC" if t["source"] == "mfcc" else f"layer {t['layer']}"
-                quality.append([f"{r['iteration']}: {src} clusters ({t['name']})", t["k"], f"{t['rate']:g} Hz", split,
-                                _fmt(q["pnmi"]), _fmt(q["phone_purity"]), _fmt(q["cluster_purity"])])
-    name = records[0]["schedule"] if records else os.path.basename(os.path.dirname(path))
+    try:  # a records.json that is not iterate's (a list of junk) is named, not a traceback
+        for r in records:
+            t = r["targets"][0]
+            q = t["quality"].get("valid") or t["quality"].get("train") or {}
+            src = "MFCC" if t["source"] == "mfcc" else f"layer {t['layer']}"
+            rows.append([r["iteration"], f"{src} K={t['k']}" + (" +" if len(r["targets"]) > 1 else ""),
+                         r["init"] + (f"-{r['reset_top_layers']}" if r.get("reset_top_layers") else ""),
+                         _fmt(q.get("pnmi")), _fmt(q.get("phone_purity")), r["updates"],
+                         _fmt(r.get("valid", {}).get("loss")), _fmt(r.get("valid", {}).get("correct_m_0")),
+                         _fmt(r.get("sidecar_seconds"), 1), _fmt(r.get("train_seconds"), 1)])
+            for t in r["targets"]:
+                for split, q in t["quality"].items():
+                    src = "MFCC" if t["source"] == "mfcc" else f"layer {t['layer']}"
+                    quality.append([f"{r['iteration']}: {src} clusters ({t['name']})", t["k"], f"{t['rate']:g} Hz", split,
+                                    _fmt(q["pnmi"]), _fmt(q["phone_purity"]), _fmt(q["cluster_purity"])])
+        name = records[0]["schedule"] if records else os.path.basename(os.path.dirname(path))
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+        raise located(path, f"not iteration records as iterate writes them ({type(e).__name__}: {e})") from None
     tables = [{"caption": "Iterations", "head": ["iteration", "targets", "init", "PNMI", "phone pur.", "updates",
                                                  "valid loss", "valid acc", "sidecar s", "train s"], "rows": rows}]
     if quality:

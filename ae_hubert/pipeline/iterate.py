@@ -19,7 +19,7 @@ from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds
-from ..runner.trainer import check_hydra_path, final_stats, run_training
+from ..runner.trainer import final_stats, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -86,8 +86,6 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
     first N (a caller measuring each iteration as soon as it is trained); a later call goes on."""
     s = load_schedule(schedule, data, overrides, start_from)  # everything is validated before any work
     work_dir = os.path.abspath(work_dir)
-    check_hydra_path(work_dir, "--work-dir")
-    check_hydra_path(os.path.abspath(s.data), "--data")
     steps = plan(s, work_dir)
     if dry_run:
         for st in steps:

@@ -133,13 +133,18 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
 
 
 def plan(s: Schedule, work_dir: str) -> list[Step]:
-    """Every step of the schedule, in order. ``work_dir`` and the data are made absolute."""
-    from ..runner.trainer import train_args
+    """Every step of the schedule, in order. ``work_dir`` and the data are made absolute, and every
+    path that travels as a hydra override checked (for ``iterate`` and ``launch`` alike)."""
+    from ..runner.trainer import check_hydra_path, train_args
     from ..models.continue_init import model_override_strings
 
     work_dir = os.path.abspath(work_dir)
     data = os.path.abspath(s.data)
     prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
+    check_hydra_path(work_dir, "--work-dir")
+    check_hydra_path(data, "--data")
+    if prev_ckpt:
+        check_hydra_path(prev_ckpt, "--start-from")
     steps: list[Step] = []
     for it in s.iterations:
         d = iteration_dir(work_dir, it)

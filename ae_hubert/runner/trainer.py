@@ -50,11 +50,19 @@ def resolve_train_config(spec: str, where: str) -> tuple[str, str]:
 
 
 def check_hydra_path(path: str, what: str) -> None:
-    """Paths travel as hydra overrides (``task.data=PATH``); hydra's grammar cannot carry some characters."""
-    bad = sorted(set(re.findall(r"[,'\"=\[\]{}()\\$]", path)))
-    if bad:
-        raise AeHubertError(f"{what} {path}: contains {' '.join(bad)}, which hydra overrides cannot carry; "
-                            "use another directory name")
+    """Paths travel as hydra overrides (``task.data=PATH``): one that hydra's own override parser does
+    not read back as the same text (a comma, quotes, brackets, ``~ # & ! ;``, a non-ASCII letter
+    such as ``wörk``) is refused here, not by the trainer after the sidecars."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        same = OverridesParser.create().parse_overrides([f"key={path}"])[0].value() == path
+    except Exception:  # hydra's grammar errors (OverrideParseException and what it wraps)
+        same = False
+    if not same:
+        bad = sorted({c for c in path if not (c.isascii() and (c.isalnum() or c in "/._-+:@%?*| "))})
+        raise AeHubertError(f"{what} {path}: hydra overrides cannot carry this path"
+                            + (f" (it contains {' '.join(bad)})" if bad else "") + "; use another directory name")
 
 
 def _die_with_parent(parent: int):
