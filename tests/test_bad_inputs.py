@@ -122,6 +122,10 @@ def _files(c):
     junk.mkdir()
     (junk / "records.json").write_text('[1, "x", null]\n')
     bad["junk_records"] = str(junk)
+    onedict = t / "onedict"
+    onedict.mkdir()
+    (onedict / "dict.km.txt").write_text("0 1\n")
+    bad["one_dict"] = str(onedict)
     shortspk = t / "shortspk"
     shortspk.mkdir()
     for f in os.listdir(c["corpus"]):
@@ -323,6 +327,9 @@ CASES = [
     ("librispeech-root", lambda c, b: ["librispeech", "--root", f"{c['tmp']}/nope", "--out", f"{c['tmp']}/ls"],
      "LibriSpeech root not found", ["ls"]),
     ("unknown-command", lambda c, b: ["frobnicate"], "invalid choice", []),
+    ("init-continue-one-label", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", b["one_dict"],
+                                              "--out", f"{c['tmp']}/init.pt"], "1 label(s): a target needs K >= 2",
+     ["init.pt"]),
     ("probe-short-spk", lambda c, b: ["probe", "--ckpt", c["ckpt"], "--data", b["short_spk"], "--out",
                                       f"{c['tmp']}/p", "--max-utterances", "8"],
      "valid.spk: 3 lines but the probe reads", []),
@@ -382,6 +389,8 @@ CASES = [
         ("duplicate-key", "seed: 1\nseed: 2\n" + GOOD_ITERS, ":2: not a readable YAML schedule (found duplicate "
          "key seed)"),
         ("group-no-equals", "overrides: [task]\n" + GOOD_ITERS, "'task': expected KEY=VALUE"),
+        ("mask-prob", "overrides: [model.mask_prob=1.5]\n" + GOOD_ITERS, "model.mask_prob: 1.5 is not a probability"),
+        ("dropout", "overrides: [model.dropout=-0.1]\n" + GOOD_ITERS, "model.dropout: -0.1 is not a probability"),
         ("iteration-seed", GOOD_ITERS + "    overrides: [common.seed=7]\n", "iterations[0].overrides[0]: the seed is"),
         ("max-update-huge", GOOD_ITERS.replace("max_update: 5", "max_update: 1180591620717411303424"),
          "iterations[0].max_update: must be <= 1000000000"),

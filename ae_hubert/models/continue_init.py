@@ -111,8 +111,8 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
             d = Dictionary.load(path)
         except Exception as e:  # fairseq raises bare Exception/ValueError/RuntimeError for bad dictionaries
             raise located(path, f"not a fairseq dictionary ({(str(e).strip().splitlines() or [''])[0][:200]})") from None
-        if len(d) <= d.nspecial:
-            raise located(path, "empty dictionary: no label would be predicted")
+        if len(d) - d.nspecial < 2:
+            raise located(path, f"{len(d) - d.nspecial} label(s): a target needs K >= 2 clusters to predict")
         negative = next((i for i in range(d.nspecial, len(d)) if d.count[i] < 0), None)
         if negative is not None:
             raise located(path, f"count {d.count[negative]} of {d[negative]!r} is negative", negative - d.nspecial + 1)

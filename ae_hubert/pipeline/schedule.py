@@ -209,6 +209,10 @@ def check_model_builds(cfg, ks: list[int], where: str) -> None:
     from fairseq import models, tasks
     from fairseq.data import Dictionary
 
+    for name, value in cfg.model.items():  # the model would train with them: probabilities are in [0, 1]
+        if (name.endswith("_prob") or "dropout" in name or name.endswith("layerdrop")) and \
+                isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            raise ScheduleError(f"{where}: model.{name}: {value} is not a probability in [0, 1]")
     key = (OmegaConf.to_yaml(cfg.task), OmegaConf.to_yaml(cfg.model), tuple(ks))
     if key in _BUILT:
         return
