@@ -122,6 +122,7 @@ def _files(c):
     junk.mkdir()
     (junk / "records.json").write_text('[1, "x", null]\n')
     bad["junk_records"] = str(junk)
+    (junk / ".stages").mkdir()
     onedict = t / "onedict"
     onedict.mkdir()
     (onedict / "dict.km.txt").write_text("0 1\n")
@@ -327,6 +328,8 @@ CASES = [
     ("librispeech-root", lambda c, b: ["librispeech", "--root", f"{c['tmp']}/nope", "--out", f"{c['tmp']}/ls"],
      "LibriSpeech root not found", ["ls"]),
     ("unknown-command", lambda c, b: ["frobnicate"], "invalid choice", []),
+    ("study-pack-an-iterate-work-dir", lambda c, b: ["study-pack", b["junk_records"], f"{c['tmp']}/pk"],
+     "not a study's work dir", ["pk"]),
     ("init-continue-one-label", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", b["one_dict"],
                                               "--out", f"{c['tmp']}/init.pt"], "1 label(s): a target needs K >= 2",
      ["init.pt"]),

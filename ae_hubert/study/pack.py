@@ -156,11 +156,14 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, result
     import torch
 
     from ..corpus.corpus_files import fingerprint
-    from .records import EXPECTED_CORPUS
+    from .records import EXPECTED_CORPUS, PROBED_RUNS
 
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
     if not os.path.isdir(os.path.join(w, ".stages")):
         raise located(w, "not a work dir (no .stages/): nothing to pack")
+    if not any(os.path.exists(os.path.join(w, f)) for f in ("runs", "study.json", PROBED_RUNS)):
+        raise located(w, "not a study's work dir (no runs/, study.json or probed_runs.json; an iterate or "
+                         "reset-sweep work dir is not packed by study-pack)")
     _apart(w, "the work dir", out)
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out) and _pack_info(out) is None):
         raise located(out, "exists and is not a pack (no readable pack.json): not replaced")
