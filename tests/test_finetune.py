@@ -157,6 +157,13 @@ def test_stock_trainer_fine_tunes_and_the_checkpoint_decodes_on_its_own(corpus, 
 
     loaded = load_hubert(ckpt)
     assert loaded.fine_tuned and loaded.num_layers == 4
+    # ...but it is no model to continue pretraining from: refused before any work, not by the trainer
+    from ae_hubert.pipeline.schedule import ScheduleError, load_schedule
+
+    sched = tmp_path / "s.yaml"
+    sched.write_text("iterations:\n  - targets: [{source: layer, layer: 2, k: 10}]\n    max_update: 5\n")
+    with pytest.raises(ScheduleError, match=r"^--start-from: .* is a fine-tuned checkpoint; start from a pretraining"):
+        load_schedule(str(sched), corpus, start_from=ckpt)
 
 
 def _text_copy(corpus, dst):

@@ -299,7 +299,11 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         if not os.path.isfile(sched.start_from):
             raise ScheduleError(f"{'--start-from' if start_from_arg is not None else where + ': start_from'}: "
                                 f"checkpoint {sched.start_from} not found")
-        sched.start_depth = load_hubert(sched.start_from).num_layers
+        loaded = load_hubert(sched.start_from)
+        if loaded.fine_tuned:  # its weights are a CTC model's: init-continue and layer targets need pretraining's
+            raise ScheduleError(f"{'--start-from' if start_from_arg is not None else where + ': start_from'}: "
+                                f"{sched.start_from} is a fine-tuned checkpoint; start from a pretraining one")
+        sched.start_depth = loaded.num_layers
     elif start_depth is not None:
         sched.start_depth = start_depth
     prev_depth = sched.start_depth
