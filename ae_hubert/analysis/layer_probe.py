@@ -70,27 +70,24 @@ def _split_data(extractor, data: str, split: str, layers: list[int], max_utts: i
     cache = {} if mfcc_cache is None else mfcc_cache
     cache = cache.setdefault(split, [])
     total = len(read_manifest(os.path.join(data, f"{split}.tsv")))
-    for ext in ("phn", "ltr", "wrdspan", "spk"):  # side files' lengths checked before the encoder pass
-        _lines(os.path.join(data, f"{split}.{ext}"), min(max_utts, total) if max_utts else total)
+    n = min(max_utts, total) if max_utts else total
+    # the side files read (and their lengths checked) before the encoder pass, not after it
+    side = {ext: _lines(os.path.join(data, f"{split}.{ext}"), n) for ext in ("phn", "ltr", "wrdspan", "spk")}
     for i, (w, out) in enumerate(split_hidden_states(extractor, data, split, layers, max_utts)):
         if i == len(cache):
             cache.append(mfcc(w))
         inputs.append(at_layer_frames(cache[i], len(out[layers[0]])))
         for layer in layers:
             feats[layer].append(out[layer])
-    n = len(inputs)
     d = SplitData(feats, inputs)
-    phn = _lines(os.path.join(data, f"{split}.phn"), n)
-    if phn is not None:
-        d.phones = [p.split() for p in phn]
-    ltr = _lines(os.path.join(data, f"{split}.ltr"), n)
-    if ltr is not None:
-        d.letters = [t.split() for t in ltr]
-    spans_path = os.path.join(data, f"{split}.wrdspan")
-    spans = _lines(spans_path, n)
-    if spans is not None:
-        d.spans = [parse_spans(s, spans_path, i + 1) for i, s in enumerate(spans)]
-    d.voices = _lines(os.path.join(data, f"{split}.spk"), n)
+    if side["phn"] is not None:
+        d.phones = [p.split() for p in side["phn"]]
+    if side["ltr"] is not None:
+        d.letters = [t.split() for t in side["ltr"]]
+    if side["wrdspan"] is not None:
+        spans_path = os.path.join(data, f"{split}.wrdspan")
+        d.spans = [parse_spans(s, spans_path, i + 1) for i, s in enumerate(side["wrdspan"])]
+    d.voices = side["spk"]
     return d
 
 

@@ -72,10 +72,6 @@ def _quality_files(a) -> Files:
                  {os.path.dirname(os.path.abspath(a.phn)): "--phn"})
 
 
-def _layer_choice_files(a) -> Files:
-    return Files({a.json: "--json"} if a.json else {}, {a.ckpt: "--ckpt"}, {a.data: "--data"})
-
-
 def _label(a):
     from ..features.commands import model_kind
     from .label import dump_labels, label_audio
@@ -215,7 +211,7 @@ COMMANDS = [
     Command("quality", "PNMI and purities of frame labels against frame phone labels", _quality, _quality_args,
             files=_quality_files),
     Command("choose-layer", "the layer to cluster next: every layer's clusters fit and chosen on train, reported "
-            "on valid", _choose_layer, _choose_layer_args, files=_layer_choice_files),
+            "on valid", _choose_layer, _choose_layer_args),
     Command("cluster-quality", "PNMI of MFCC clusters and of every layer's clusters by the same protocol "
-            "(choose-layer's)", _cluster_quality, _cluster_quality_args, files=_layer_choice_files),
+            "(choose-layer's)", _cluster_quality, _cluster_quality_args),
 ]

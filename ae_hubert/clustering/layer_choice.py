@@ -28,6 +28,7 @@ from ..common.audio import check_headers, entry_blocks
 from ..common.errors import located
 from ..common.manifest import read_manifest
 from ..common.outputs import Files, check_files
+from ..common.text import read_lines
 from .apply import NearestCentroid
 from .kmeans import fit_kmeans
 from .quality import check_lengths, joint_counts, scores
@@ -79,15 +80,11 @@ def mfcc_features(tsv_dir: str, split: str, n: int) -> list[np.ndarray]:
 def phone_lines(tsv_dir: str, split: str, n: int, required: bool = True) -> list[list[str]] | None:
     """The first ``n`` lines of ``{split}.phn``; None when the file is absent and not ``required``."""
     path = os.path.join(tsv_dir, f"{split}.phn")
-    try:
-        with open(path) as f:
-            lines = [line.split() for _, line in zip(range(n), f)]
-    except FileNotFoundError:
+    if not os.path.isfile(path):
         if not required:
             return None
-        raise located(path, "frame phone labels not found (PNMI needs them)") from None
-    except UnicodeDecodeError as e:
-        raise located(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise located(path, "frame phone labels not found (PNMI needs them)")
+    lines = [line.split() for line in read_lines(path, n)]
     if len(lines) < n:
         raise located(path, f"{len(lines)} lines but {n} {split} utterances are scored")
     return lines
@@ -129,8 +126,8 @@ def score_clusters(train: list[np.ndarray], valid: list[np.ndarray], phones: dic
 
 
 def _check_json_out(json_out: str | None, ckpt: str | None, tsv_dir: str) -> None:
-    """``--json`` must be a file that can be written (that it is no input: ``common/outputs.py``,
-    for these functions' callers too)."""
+    """``--json`` must be a file that can be written and none of the inputs (``common/outputs.py``;
+    checked here, not in the command table, so library callers get it too)."""
     if json_out:
         if os.path.isdir(json_out):
             raise located(json_out, "--json is a directory")

@@ -16,16 +16,13 @@ import numpy as np
 
 from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.errors import AeHubertError, located
+from ..common.text import read_lines
 
 
 def read_label_lines(path: str) -> list[list[str]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.split() for line in f]
-    except FileNotFoundError:
-        raise located(path, "label file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise located(path, f"not a readable label file ({e})") from None
+    if not os.path.isfile(path):
+        raise located(path, "label file not found")
+    return [line.split() for line in read_lines(path)]
 
 
 def resample(labels: list[str], rate: float, target_rate: float, n: int | None = None) -> list[str]:
