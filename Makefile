@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WORK ?= $(or $(TMPDIR),/tmp)/ae_hubert_demo
 STUDY_DIR ?= $(CURDIR)/study_work
 
-.PHONY: setup demo demo-full study test test-fast bench bench-scaling clean-venv
+.PHONY: setup demo demo-full study test test-fast bench bench-scaling bench-gpu gpu-bundle clean-venv
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -31,6 +31,13 @@ bench: setup
 
 bench-scaling: setup  # long (about an hour on 2 cores): dump, k-means, label at three data sizes, ours vs stock
 	$(PY) benchmarks/scaling.py
+
+bench-gpu: setup  # on a machine with a GPU and this .venv: every GPU figure of docs/gpu.md, then its table
+	$(PY) benchmarks/gpu_check.py --out benchmarks/results/gpu.json
+	$(PY) benchmarks/gpu_check.py --table benchmarks/results/gpu.json --into docs/gpu.md
+
+gpu-bundle: setup  # .gpu/bundle.tar.gz: what a bare, offline GPU machine needs (docs/gpu.md)
+	$(PY) scripts/gpu_bundle.py
 
 clean-venv:
 	rm -rf $(VENV)
