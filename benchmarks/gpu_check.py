@@ -78,13 +78,14 @@ class Profile:
     driver_finetune_updates: int
     total_seconds: int
     boxes: dict  # part name prefix -> seconds
+    train_overrides: tuple[str, ...] = ()  # for every training run (pretrain, finetune, the driver's)
 
 
 PROFILES = {
     "gpu": Profile(arch="base", pretrain_config="base_librispeech", finetune_config="base_10h",
                    driver_config="study_gpu", utterances=400, dump_utterances=300, layer=6, k=500,
                    kmeans_frames=1_500_000, sklearn_frames=40_000, warmup=5, steps=20, precisions=("fp16", "bf16"),
-                   probe_utterances=100, probe_ctc_steps=150, driver_updates=150, driver_finetune_updates=80, total_seconds=540,
+                   probe_utterances=100, probe_ctc_steps=150, driver_updates=150, driver_finetune_updates=80, total_seconds=510,
                    boxes={"env": 60, "prepare": 120, "dump": 75, "kmeans": 75, "labels": 30, "pretrain": 40,
                           "finetune": 45, "probe": 75, "driver": 170}),
     "tiny": Profile(arch="toy", pretrain_config="toy_cpu", finetune_config="toy_cpu", driver_config="toy_cpu",
@@ -414,7 +415,8 @@ def part_pretrain(ctx: Context, variant: str, precision: str) -> dict:
     overrides = [f"task.data={ctx.corpus}", f"task.label_dir={ctx.path('labels')}", "task.label_rate=100",
                  "task.min_sample_size=8000", "distributed_training.distributed_world_size=1",
                  "distributed_training.nprocs_per_node=1", "dataset.num_workers=0", "common.log_interval=1000",
-                 f"checkpoint.save_dir={ctx.path('pretrain_ckpt')}", *PRETRAIN_VARIANTS[variant], *PRECISION[precision]]
+                 f"checkpoint.save_dir={ctx.path('pretrain_ckpt')}", *PRETRAIN_VARIANTS[variant], *PRECISION[precision],
+                 *p.train_overrides]
     if variant != "stock":
         overrides.append(f"+task.probe_utterances={p.probe_utterances}")
     if variant == "plugin + extra head":
@@ -433,7 +435,7 @@ def part_finetune(ctx: Context, k: int, precision: str) -> dict:
     overrides = [f"task.data={ctx.corpus}", f"model.w2v_path={ctx.ckpt}", f"model.reset_top_layers={k}",
                  "model.freeze_finetune_updates=0", "distributed_training.distributed_world_size=1",
                  "distributed_training.nprocs_per_node=1", "dataset.num_workers=0",
-                 f"checkpoint.save_dir={ctx.path(f'finetune_k{k}')}", *PRECISION[precision]]
+                 f"checkpoint.save_dir={ctx.path(f'finetune_k{k}')}", *PRECISION[precision], *p.train_overrides]
     _, _, trainer = _trainer(os.path.join(CONFIG, "finetune"), p.finetune_config, overrides)
     out = _train(trainer, p.warmup, p.steps)
     ckpt = ctx.path(f"finetune_k{k}", "checkpoint_last.pt")
@@ -486,7 +488,7 @@ def part_driver(ctx: Context) -> dict:
                 f"    max_update: {p.driver_updates}\n")
     warm = max(1, p.driver_updates // 4)
     seconds = {"iterate": _cli(log, "iterate", "--schedule", schedule, "--work-dir", os.path.join(w, "run"),
-                               "--data", ctx.corpus, f"lr_scheduler.warmup_updates={warm}")}
+                               "--data", ctx.corpus, f"lr_scheduler.warmup_updates={warm}", *p.train_overrides)}
     with open(os.path.join(w, "run", "records.json")) as f:
         record = json.load(f)[-1]
     ckpt = record["checkpoint"]
@@ -494,7 +496,7 @@ def part_driver(ctx: Context) -> dict:
                             "--max-utterances", str(p.probe_utterances), "--ctc-steps", str(p.probe_ctc_steps))
     ft = ["optimization.max_update=%d" % p.driver_finetune_updates, "model.freeze_finetune_updates=0",
           "distributed_training.distributed_world_size=1",
-          "distributed_training.nprocs_per_node=1"]
+          "distributed_training.nprocs_per_node=1", *p.train_overrides]
     if p.finetune_config != "toy_cpu":
         ft += ["lr_scheduler.warmup_steps=10", "lr_scheduler.decay_steps=50", "dataset.validate_after_updates=0"]
     seconds["reset_sweep_k0_with_decode"] = _cli(log, "reset-sweep", "--ckpt", ckpt, "--data", ctx.corpus, "--ks", "0",
