@@ -152,6 +152,12 @@ def add_sys(root: str) -> dict[str, int]:
     return {os.path.basename(lib): os.path.getsize(lib) for lib in closure}
 
 
+def commit() -> str | None:
+    """The commit the bundle was built at (the device gets a copy of the tree without .git)."""
+    r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
 def build(out: str, python: str, cache: str) -> dict:
     versions = installed_versions()
     os.makedirs(out, exist_ok=True)
@@ -162,7 +168,7 @@ def build(out: str, python: str, cache: str) -> dict:
         info = {"python": python, "packages": pins, "libraries": sorted(libs),
                 "pyx": sorted(os.path.relpath(p, site) for p in glob.glob(os.path.join(site, "fairseq", "**", "*.pyx"),
                                                                           recursive=True)),
-                "built_with": {"python": sys.version.split()[0], "repo": REPO}}
+                "built_with": {"python": sys.version.split()[0], "repo": REPO}, "commit": commit()}
         with open(os.path.join(tmp, "bundle.json"), "w") as f:
             json.dump(info, f, indent=1)
         part = os.path.join(out, "bundle.tar.gz.part")

@@ -56,20 +56,40 @@ class SetupError(Exception):
     pass
 
 
-def unpack(bundle: str, dest: str) -> dict:
+def read_info(bundle: str) -> dict:
+    """The bundle's own record, read from the archive before anything is unpacked or removed."""
     if not os.path.isfile(bundle):
         raise SetupError(f"{bundle}: no such bundle (build it here with scripts/gpu_bundle.py)")
-    if os.path.isdir(dest):
-        shutil.rmtree(dest)
-    os.makedirs(dest)
-    with tarfile.open(bundle) as tar:
-        tar.extractall(dest, filter="data")
-    with open(os.path.join(dest, "bundle.json")) as f:
-        info = json.load(f)
+    try:
+        with tarfile.open(bundle) as tar:
+            member = tar.extractfile("bundle.json")
+            info = json.load(member)
+    except (tarfile.TarError, OSError, EOFError, KeyError, ValueError) as e:
+        raise SetupError(f"{bundle}: not a readable bundle ({type(e).__name__}: {' '.join(str(e).split())}); "
+                         "rebuild it") from None
+    if not isinstance(info, dict) or not {"python", "packages", "pyx"} <= set(info):
+        raise SetupError(f"{bundle}: its bundle.json lacks python/packages/pyx; rebuild it")
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     if info["python"] != here:
         raise SetupError(f"{bundle} was built for Python {info['python']}, this machine runs {here}: "
                          f"rebuild with scripts/gpu_bundle.py --python {here}")
+    return info
+
+
+def unpack(bundle: str, dest: str) -> dict:
+    info = read_info(bundle)
+    if os.path.lexists(dest):  # only a directory this script made before (or an empty one) is replaced
+        if not os.path.isdir(dest) or os.path.islink(dest) or (
+                os.listdir(dest) and not os.path.isfile(os.path.join(dest, "bundle.json"))):
+            raise SetupError(f"{dest}: exists and is not an earlier set-up; give another --dest")
+        shutil.rmtree(dest)
+    os.makedirs(dest)
+    try:
+        with tarfile.open(bundle) as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise SetupError(f"{bundle}: unpacking failed ({type(e).__name__}: {' '.join(str(e).split())}); "
+                         "rebuild it") from None
     return info
 
 
@@ -87,7 +107,10 @@ def compile_helpers(site: str, pyx: list[str]) -> None:
 
 
 def link_missing_libraries(dest: str) -> list[str]:
-    have = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    try:
+        have = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    except OSError:  # no ldconfig: link every carried library (they are what flite/espeak-ng were built with)
+        have = ""
     present = {line.split()[0] for line in have.splitlines()[1:] if line.strip()}
     libdir = os.path.join(dest, "lib")
     os.makedirs(libdir, exist_ok=True)
@@ -147,9 +170,11 @@ def main() -> int:
     except SetupError as e:
         print(f"gpu_setup: {e}", file=sys.stderr)
         return 2
-    report.update(bundle=info["packages"], libraries_linked=linked, seconds=seconds, env=env_file)
+    report.update(bundle=info["packages"], commit=info.get("commit"), libraries_linked=linked, seconds=seconds,
+                  env=env_file)
     text = json.dumps(report, indent=1)
-    for path in [os.path.join(a.dest, "setup.json")] + ([a.json] if a.json else []):
+    # setup.json is written last: its presence says the set-up is complete (scripts/gpu_run.sh)
+    for path in ([a.json] if a.json else []) + [os.path.join(a.dest, "setup.json")]:
         with open(path, "w") as f:
             f.write(text + "\n")
     print(text)

@@ -294,3 +294,60 @@ def test_dry_run_as_a_shell_script_reproduces_the_run(clean_run, corpus, tmp_pat
         assert np.array_equal(a, b)
         assert_same_weights(os.path.join(work, it, "checkpoints", "checkpoint_last.pt"),
                             os.path.join(clean_run[0], it, "checkpoints", "checkpoint_last.pt"))
+
+
+def test_a_rerun_under_other_settings_is_refused_until_restarted(clean_run, corpus, tmp_path):
+    """A half-done training step rerun with another learning rate: refused (not continued from the old
+    checkpoint), naming the difference; ``--restart`` redoes it from scratch under the new settings."""
+    import shutil
+
+    work = str(tmp_path / "work")
+    shutil.copytree(clean_run[0], work)
+    sched = os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml")
+    os.remove(os.path.join(work, ".stages", "iter2.train.json"))  # as if killed while training iteration 2
+    ckpt = os.path.join(work, "iter2", "checkpoints", "checkpoint_last.pt")
+    before = open(ckpt, "rb").read()
+    r = driver(sched, work, corpus, args=("optimization.lr=[0.0007]",))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # overrides are for training: iteration 1's training, done, is the first step they change
+    assert "iter1.train.json: this step was done with other settings" in r.stderr
+    assert "now also 'optimization.lr=[0.0007]'" in r.stderr and "--restart iter1.train" in r.stderr
+    assert open(ckpt, "rb").read() == before
+    # the same change for iteration 2 only, through a schedule entry: its first step was done, so refused
+    # there; restarting iteration 2 trains it afresh under the new settings
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(open(sched).read().replace("    max_update: 6", "    max_update: 6\n    overrides: ['optimization.lr=[0.0007]']"))
+    r = driver(str(changed), work, corpus)
+    assert r.returncode == 2 and "iter2.train" in r.stderr and "started with other settings" in r.stderr, r.stderr
+    assert "now also 'optimization.lr=[0.0007]'" in r.stderr and open(ckpt, "rb").read() == before
+    r = driver(str(changed), work, corpus, args=("--restart", "iter2.train"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[redo] iter2.train" in r.stdout and "[run ] iter2.train" in r.stdout and "[skip] iter1.train" in r.stdout
+    log = open(os.path.join(work, "iter2", "train.log")).read().split("ae_hubert: fairseq-hydra-train")[-1]
+    assert "Loaded checkpoint" not in log or "checkpoint_last.pt" not in log  # a fresh run, not a resume
+    recs = json.load(open(os.path.join(work, "records.json")))
+    assert recs[1]["updates"] == 6 and "optimization.lr=[0.0007]" in recs[1]["overrides"]
+    # a narrower schedule (iteration 1 only) keeps iteration 2's record
+    one = tmp_path / "one.yaml"
+    one.write_text(open(str(changed)).read().split("  - targets: [{source: layer")[0])
+    r = driver(str(one), work, corpus)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [x["iteration"] for x in json.load(open(os.path.join(work, "records.json")))] == ["iter1", "iter2"]
+    # --restart of a step the schedule does not have: one line
+    r = driver(str(one), work, corpus, args=("--restart", "iter9"))
+    assert r.returncode == 2 and "--restart iter9: no such step" in r.stderr
+
+
+def test_changed_data_is_refused(clean_run, corpus, tmp_path):
+    import shutil
+
+    work = str(tmp_path / "work")
+    shutil.copytree(clean_run[0], work)
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in os.listdir(corpus):
+        (os.symlink if f == "wav" else shutil.copy)(os.path.join(corpus, f), str(data / f))
+    lines = (data / "valid.tsv").read_text().splitlines()
+    (data / "valid.tsv").write_text("\n".join(lines[:-1]) + "\n")  # one utterance fewer
+    r = driver(os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml"), work, str(data))
+    assert r.returncode == 2 and f"{data}/valid.tsv: changed since this work dir was started" in r.stderr, r.stderr

@@ -8,7 +8,8 @@ from ..common.command import Command, echo
 def _iterate(a):
     from .iterate import iterate, summary_table
 
-    records = iterate(a.schedule, a.work_dir, a.data, a.overrides, a.dry_run, start_from=a.start_from)
+    records = iterate(a.schedule, a.work_dir, a.data, a.overrides, a.dry_run, start_from=a.start_from,
+                      restart=a.restart)
     if records:
         from ..analysis.report import build_report
 
@@ -24,6 +25,8 @@ def _iterate_args(s):
     s.add_argument("--start-from", default=None, help="checkpoint that plays the previous iteration for iteration 1 "
                    "(overrides the schedule's start_from:; e.g. hubert_base_ls960.pt)")
     s.add_argument("--dry-run", action="store_true", help="print the steps as shell lines, run nothing")
+    s.add_argument("--restart", metavar="STEP", help="redo this step (e.g. iter2.train, or iter2: all of it) and "
+                                                     "every later one under the settings given now")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run (e.g. "
                    "optimization.lr=[0.0002])")
 

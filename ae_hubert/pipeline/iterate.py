@@ -6,9 +6,15 @@ features -> k-means -> labels -> label quality -> [continue-init] -> pretraining
 step's marker is written only after its outputs are complete; a rerun skips finished steps. One
 driver per work dir (a lock); a rerun first removes what killed writers left behind.
 ``--dry-run`` prints the steps as shell lines and runs nothing.
+
+A rerun resumes the same run or is refused: every step records its command when it starts and when
+it ends (``runner/stages.py``), the work dir records its data manifests (``.stages/inputs.json``),
+and ``--restart STEP`` redoes a step and everything after it (its checkpoints removed) under the
+settings given now. ``records.json`` keeps the records of iterations beyond a narrower rerun.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +22,7 @@ import time
 from typing import Callable
 
 from ..common.atomic import remove_stale_partials, write_text_atomic
+from ..common.errors import AeHubertError, located
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds
@@ -79,11 +86,99 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
     }
 
 
+INPUTS = ("train.tsv", "valid.tsv")
+
+
+def _inputs(data: str, start_from: str | None) -> dict:
+    """What the run reads from outside its work dir, by content: the manifests (and the size of the
+    starting checkpoint)."""
+    out = {}
+    for name in INPUTS:
+        with open(os.path.join(data, name), "rb") as f:
+            out[name] = hashlib.sha1(f.read()).hexdigest()
+    if start_from:
+        out["start_from bytes"] = os.path.getsize(start_from)
+    return out
+
+
+def _check_inputs(stages: Stages, data: str, start_from: str | None, restarting: bool) -> None:
+    path = os.path.join(stages.marker_dir, "inputs.json")
+    now = _inputs(data, start_from)
+    if os.path.isfile(path) and not restarting:
+        try:
+            with open(path) as f:
+                before = json.load(f)
+        except (OSError, ValueError) as e:
+            raise located(path, f"unreadable ({e}); delete it to accept the data as it is now") from None
+        changed = [k for k in now if k in before and before[k] != now[k]]
+        if changed:
+            what = os.path.join(data, changed[0]) if changed[0] in INPUTS else "--start-from"
+            raise located(what, f"changed since this work dir was started ({path}); use a new work dir, or "
+                                "--restart FIRST_STEP to redo everything from the data as it is now")
+    write_text_atomic(path, json.dumps(now, indent=1) + "\n")
+
+
+def _config_digest(st: Step) -> str:
+    """A training step's config file by content (an edited YAML is other settings under the same
+    command), as a shell comment after its command; empty for other steps. Markers written before
+    this was recorded are accepted as they are (``done_as``)."""
+    if st.tool != "fairseq-hydra-train":
+        return ""
+    args = list(st.args)
+    try:
+        path = os.path.join(args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1] + ".yaml")
+        with open(path, "rb") as f:
+            return f"  # config-sha1={hashlib.sha1(f.read()).hexdigest()[:12]}"
+    except (ValueError, IndexError, OSError):
+        return ""
+
+
+def _first_of(steps: list[Step], restart: str) -> int | None:
+    return next((i for i, st in enumerate(steps) if st.name == restart or st.name.startswith(restart + ".")), None)
+
+
+def _restart(stages: Stages, steps: list[Step], restart: str, echo) -> None:
+    """Forget ``restart`` (a step name, or an iteration name: its first step) and every later step;
+    remove the checkpoints of the training steps among them, which fairseq would otherwise resume."""
+    names = [st.name for st in steps]
+    first = _first_of(steps, restart)
+    if first is None:
+        raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
+                            f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
+    for st in steps[first:]:
+        if stages.forget(st.name):
+            echo(f"[redo] {st.name}")
+        if st.save_dir and os.path.isdir(st.save_dir):
+            shutil.rmtree(st.save_dir)
+
+
+def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
+    """This run's records, then an earlier run's records of later iterations whose steps are still done
+    (a narrower schedule, or ``iterations=N``, never drops what a wider run finished)."""
+    try:
+        with open(path) as f:
+            earlier = json.load(f)
+    except (OSError, ValueError):
+        return records
+    if not isinstance(earlier, list):
+        return records
+    mine = {r["iteration"] for r in records}
+    keep = []
+    for r in earlier:
+        if not isinstance(r, dict) or r.get("iteration") in mine:
+            continue
+        train = stages.done(f"{r.get('iteration')}.train")
+        if train is not None:
+            keep.append(r)
+    return records + keep
+
+
 def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: list[str] | None = None,
             dry_run: bool = False, echo: Callable[[str], None] = print, start_from: str | None = None,
-            iterations: int | None = None) -> list[dict]:
+            iterations: int | None = None, restart: str | None = None) -> list[dict]:
     """Run (or resume) a schedule in ``work_dir``; its iteration records. ``iterations``: only the
-    first N (a caller measuring each iteration as soon as it is trained); a later call goes on."""
+    first N (a caller measuring each iteration as soon as it is trained); a later call goes on.
+    ``restart``: redo that step (or iteration) and everything after it."""
     s = load_schedule(schedule, data, overrides, start_from)  # everything is validated before any work
     work_dir = os.path.abspath(work_dir)
     steps = plan(s, work_dir)
@@ -94,8 +189,12 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
     with WorkDirLock(work_dir):
         for path in remove_stale_partials(work_dir, recursive=True):
             echo(f"[clean] {path} (left by a killed run)")
-        stages = Stages(work_dir, echo)
+        stages = Stages(work_dir, echo, way_out="use a new work dir, or --restart {name} to redo it and what follows "
+                                                "under the settings given now")
+        if restart:
+            _restart(stages, steps, restart, echo)
         data = os.path.abspath(s.data)
+        _check_inputs(stages, data, s.start_from, restart is not None and _first_of(steps, restart) == 0)
         records = []
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
         for it in s.iterations[:iterations]:
@@ -103,14 +202,17 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
                 # recorded relative to the work dir, so a moved or copied work dir still resumes
-                stages.run(st.name, lambda st=st: execute(st), command=st.shell().replace(work_dir, "$W"),
-                           done_as=tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as))
+                plain = st.shell().replace(work_dir, "$W")
+                earlier = tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as)
+                stages.run(st.name, lambda st=st: execute(st), command=plain + _config_digest(st),
+                           done_as=(plain, *earlier) if _config_digest(st) else earlier)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")
             records.append(record)
             prev_ckpt = record["checkpoint"]
-        write_text_atomic(os.path.join(work_dir, "records.json"), json.dumps(records, indent=1) + "\n")
+        path = os.path.join(work_dir, "records.json")
+        write_text_atomic(path, json.dumps(_merge_records(path, records, stages, steps), indent=1) + "\n")
     return records
 
 

@@ -1,13 +1,17 @@
 """Resumable stages: a stage's marker is written only after all its outputs are complete.
 
 A rerun after a kill skips every stage whose marker exists and redoes the interrupted one; the
-tools write atomically, so redoing it gives the same bytes.
+tools write atomically, so redoing it gives the same bytes. A stage records what it runs (its
+command and settings) when it starts as well as when it ends, so that a rerun under other settings
+is refused for a half-done stage too (training would otherwise continue from the old checkpoint
+under the new settings), naming the first difference and the way out.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shlex
 import time
 from typing import Any, Callable
 
@@ -17,14 +21,53 @@ from ..common.errors import AeHubertError, located
 logger = logging.getLogger(__name__)
 
 
+def first_difference(before: str, now: str) -> str:
+    """The first setting that differs between two commands, in words: ``now X, was Y``."""
+    def words(command):
+        try:
+            return shlex.split(command)
+        except ValueError:
+            return command.split()
+
+    old, new = words(before), words(now)
+    gone = [w for w in old if w not in new]
+    added = [w for w in new if w not in old]
+    if added and gone:
+        return f"now {added[0]!r}, was {gone[0]!r}"
+    if added:
+        return f"now also {added[0]!r}"
+    if gone:
+        return f"{gone[0]!r} no longer given"
+    return "the same words in another order"
+
+
 class Stages:
-    def __init__(self, work_dir: str, echo: Callable[[str], None] = print):
+    def __init__(self, work_dir: str, echo: Callable[[str], None] = print,
+                 way_out: str = "use a new work dir, or delete this marker and what follows it to redo it"):
         self.work_dir = os.path.abspath(work_dir)
         self.marker_dir = ensure_writable_dir(os.path.join(self.work_dir, ".stages"))
         self.echo = echo
+        self.way_out = way_out  # what a refused rerun says to do (``{name}``: the stage)
 
     def marker(self, name: str) -> str:
         return os.path.join(self.marker_dir, f"{name}.json")
+
+    def started_marker(self, name: str) -> str:
+        return os.path.join(self.marker_dir, "started", f"{name}.json")
+
+    def forget(self, name: str) -> bool:
+        """Remove ``name``'s markers (done and started), so that a rerun redoes it; whether any existed."""
+        found = False
+        for path in (self.marker(name), self.started_marker(name)):
+            if os.path.isfile(path):
+                os.remove(path)
+                found = True
+        return found
+
+    def _refuse(self, name: str, path: str, what: str, before: str, now: str) -> AeHubertError:
+        return AeHubertError(f"{path}: this step was {what} with other settings ({first_difference(before, now)}); "
+                             f"rerun with the same settings to {'resume' if what == 'started' else 'reuse'} it, or "
+                             + self.way_out.format(name=name))
 
     def done(self, name: str) -> dict | None:
         path = self.marker(name)
@@ -45,13 +88,24 @@ class Stages:
         (what the step runs) is recorded; a done step whose command differs is refused, not reused,
         unless it is one of ``done_as``: the same step as an earlier version of the tool wrote it."""
         prev = self.done(name)
+        accepted = (command, *done_as)
         if prev is not None:
-            if command is not None and prev.get("command", command) not in (command, *done_as):
-                raise AeHubertError(f"{self.marker(name)}: this step was done with other settings "
-                                    f"({prev['command'][:200]} ...); use a new work dir, or delete this "
-                                    "marker and what follows it to redo it")
+            if command is not None and prev.get("command", command) not in accepted:
+                raise self._refuse(name, self.marker(name), "done", prev["command"], command)
             self.echo(f"[skip] {name} (done)")
             return prev["result"]
+        if command is not None:
+            started = self.started_marker(name)
+            if os.path.isfile(started):
+                try:
+                    with open(started) as f:
+                        before = json.load(f)["command"]
+                except (OSError, ValueError, KeyError, TypeError) as e:
+                    raise located(started, f"unreadable stage record ({e}); delete it to redo the stage") from None
+                if before not in accepted:
+                    raise self._refuse(name, started, "started", before, command)
+            os.makedirs(os.path.dirname(started), exist_ok=True)
+            write_text_atomic(started, json.dumps({"command": command}, indent=1) + "\n")
         self.echo(f"[run ] {name}")
         t0 = time.time()
         result = fn()

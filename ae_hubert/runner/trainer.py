@@ -65,7 +65,7 @@ def check_hydra_path(path: str, what: str) -> None:
                             + (f" (it contains {' '.join(bad)})" if bad else "") + "; use another directory name")
 
 
-def _die_with_parent(parent: int):
+def die_with_parent(parent: int):
     def preexec() -> None:  # runs in the child between fork and exec
         try:
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -132,7 +132,7 @@ def run_owned(cmd: list[str], cwd: str, log) -> int:
     """Run ``cmd`` (stdout/stderr to the open file ``log``) as a child that cannot outlive us.
     A forwarded signal is re-raised here after the child has exited."""
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+                            start_new_session=True, preexec_fn=die_with_parent(os.getpid()))
     received: list[int] = []
 
     def forward(signum, _frame):
