@@ -167,6 +167,9 @@ CASES = [
      ["sc"]),
     ("study-corpus-vocabulary", lambda c, b: ["study-corpus", f"{c['tmp']}/sc", "--vocabulary", "5"], ">= 50",
      ["sc"]),
+    ("study-corpus-vocabulary-huge", lambda c, b: ["study-corpus", f"{c['tmp']}/sc", "--vocabulary", "1000000",
+                                                   "--utterances", "30"], "English words have a CMU pronunciation",
+     ["sc"]),
     ("study-only-seeds", lambda c, b: ["study", "--work-dir", f"{c['tmp']}/sw", "--only-seeds", "2,0"], ">= 1",
      ["sw"]),
     ("study-only-seeds-beyond", lambda c, b: ["study", "--work-dir", f"{c['tmp']}/sw", "--only-seeds", "2,9"],
@@ -318,6 +321,12 @@ CASES = [
     ("sweep-override", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                      "--work-dir", f"{c['tmp']}/s", "optimization.max_updat=3"],
      "did you mean optimization.max_update?", ["s"]),
+    ("sweep-max-tokens", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                       "--work-dir", f"{c['tmp']}/s", "dataset.max_tokens=1000"],
+     "reset-sweep: dataset.max_tokens=1000 is smaller than a training utterance", ["s"]),
+    ("sweep-one-update", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                       "--work-dir", f"{c['tmp']}/s", "optimization.max_update=1"],
+     "optimization.max_update=1 is too few for lr_scheduler tri_stage", ["s"]),
     ("launch-nodes", lambda c, b: ["launch", "--schedule", "standard_toy", "--work-dir", f"{c['tmp']}/w",
                                    "--data", c["corpus"], "--nodes", "0"], "--nodes", ["w"]),
     ("launch-port", lambda c, b: ["launch", "--schedule", "standard_toy", "--work-dir", f"{c['tmp']}/w",
@@ -393,6 +402,8 @@ CASES = [
          "key seed)"),
         ("group-no-equals", "overrides: [task]\n" + GOOD_ITERS, "'task': expected KEY=VALUE"),
         ("mask-prob", "overrides: [model.mask_prob=1.5]\n" + GOOD_ITERS, "model.mask_prob: 1.5 is not a probability"),
+        ("max-tokens", "overrides: [dataset.max_tokens=1000]\n" + GOOD_ITERS,
+         "dataset.max_tokens=1000 is smaller than a training utterance"),
         ("dropout", "overrides: [model.dropout=-0.1]\n" + GOOD_ITERS, "model.dropout: -0.1 is not a probability"),
         ("iteration-seed", GOOD_ITERS + "    overrides: [common.seed=7]\n", "iterations[0].overrides[0]: the seed is"),
         ("max-update-huge", GOOD_ITERS.replace("max_update: 5", "max_update: 1180591620717411303424"),
@@ -634,17 +645,24 @@ def test_merge_labels_refuses_what_is_not_a_label_line(tmp_path, capsys, shard, 
     assert not (tmp_path / "valid.km").exists()
 
 
+@pytest.mark.parametrize("streamed", [False, True])
 @pytest.mark.parametrize("fill, message", [(0.25, "2 distinct frames, so k <= 2"),
-                                           (3e19, "k-means overflowed")])
-def test_kmeans_refuses_a_fit_that_is_no_clustering(tmp_path, capsys, fill, message):
-    """Frames that cannot give K clusters (two distinct ones for k=5), or values whose squared
-    distances overflow: refused naming the features, no k-means file written."""
-    x = np.full((60, 4), fill, dtype=np.float32)
+                                           (3e19, "k-means overflowed"),
+                                           (float("nan"), "valid_0_1.npy: utterance 2: features contain NaN")])
+def test_kmeans_refuses_a_fit_that_is_no_clustering(tmp_path, capsys, fill, message, streamed):
+    """Frames that cannot give K clusters (two distinct ones for k=5), values whose squared
+    distances overflow, NaN in the second utterance: refused naming the features, in memory and
+    streamed alike, no k-means file written."""
+    x = np.full((60, 4), 0.25 if fill != fill else fill, dtype=np.float32)
     x[::2] *= 2
+    if fill != fill:
+        x[31:] = np.random.default_rng(0).standard_normal((29, 4))
+        x[40, 1] = np.nan
     np.save(tmp_path / "valid_0_1.npy", x)
     (tmp_path / "valid_0_1.len").write_text("30\n30\n")
     out = tmp_path / "km.bin"
-    assert main(["kmeans", "--feat-dir", str(tmp_path), "--split", "valid", "--k", "5", "--out", str(out)]) == 2
+    assert main(["kmeans", "--feat-dir", str(tmp_path), "--split", "valid", "--k", "5", "--out", str(out),
+                 *(["--streamed"] if streamed else [])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and str(tmp_path) in err[0], err
     assert not out.exists()

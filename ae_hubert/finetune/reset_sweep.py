@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located
-from ..runner.configs import compose_train_config, override_key
+from ..runner.configs import check_batch_fits, check_lr_schedule, compose_train_config, override_key
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds
@@ -70,6 +71,9 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
             raise located(path, "dictionary of the fine-tuning labels not found")
     symbols = {name: dictionary_symbols(os.path.join(data, f"dict.{name}.txt")) for name in labels}
     trained = (str(cfg.dataset.train_subset), str(cfg.dataset.valid_subset))
+    train = read_manifest(os.path.join(data, f"{cfg.dataset.train_subset}.tsv"))
+    check_batch_fits(cfg, [e.nsamples for e in train.entries], "reset-sweep")
+    check_lr_schedule(cfg, "reset-sweep")
     for split in dict.fromkeys(("train", "valid", *trained, *splits)):
         n = len(read_manifest(os.path.join(data, f"{split}.tsv")))
         for name in labels:  # what trains and validates must be in the dictionary (else CTC learns <unk>)
@@ -80,7 +84,9 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
 
 def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = "reinit",
                 config: str = "finetune/toy_cpu", overrides: list[str] | None = None,
-                splits: tuple[str, ...] = ("valid",)) -> list[dict]:
+                splits: tuple[str, ...] = ("valid",), restart: int | None = None) -> list[dict]:
+    """One fine-tuning per k (resumable; a rerun under other settings is refused); ``restart``: redo
+    that k's run from scratch under the settings given now."""
     from .decode import decode
 
     cfg_dir, cfg_name = resolve_train_config(config, "reset-sweep --config")
@@ -88,6 +94,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         raise located(ckpt, "checkpoint not found")
     overrides = list(overrides or [])
     max_update = check_sweep(ckpt, data, ks, mode, cfg_dir, cfg_name, overrides, splits)
+    if restart is not None and restart not in ks:
+        raise AeHubertError(f"--restart {restart}: not one of --ks {','.join(map(str, ks))}")
     w = os.path.abspath(work_dir)
     check_hydra_path(w, "--work-dir")
     check_hydra_path(os.path.abspath(data), "--data")
@@ -95,10 +103,15 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
     rows = []
     with WorkDirLock(w):
         remove_stale_partials(w, recursive=True)
-        stages = Stages(w)
+        stages = Stages(w, way_out="use a new work dir, or --restart K to redo that k's run under the settings "
+                                   "given now ({name})")
         for k in ks:
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
+            if k == restart:
+                for name in (f"k{k}.train", *(f"k{k}.decode.{split}" for split in splits)):
+                    stages.forget(name)
+                shutil.rmtree(save, ignore_errors=True)
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)

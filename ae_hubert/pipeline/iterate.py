@@ -137,7 +137,7 @@ def _first_of(steps: list[Step], restart: str) -> int | None:
     return next((i for i, st in enumerate(steps) if st.name == restart or st.name.startswith(restart + ".")), None)
 
 
-def _restart(stages: Stages, steps: list[Step], restart: str, echo) -> None:
+def _restart(stages: Stages, steps: list[Step], restart: str, echo, start_from: str | None = None) -> None:
     """Forget ``restart`` (a step name, or an iteration name: its first step) and every later step;
     remove the checkpoints of the training steps among them, which fairseq would otherwise resume."""
     names = [st.name for st in steps]
@@ -145,6 +145,10 @@ def _restart(stages: Stages, steps: list[Step], restart: str, echo) -> None:
     if first is None:
         raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
                             f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
+    for st in steps[first:]:  # the starting checkpoint must survive the removal
+        if start_from and st.save_dir and os.path.realpath(start_from).startswith(os.path.realpath(st.save_dir) + os.sep):
+            raise AeHubertError(f"--restart {restart} would remove {st.save_dir}, which holds --start-from "
+                                f"{start_from}; copy it elsewhere first")
     for st in steps[first:]:
         if stages.forget(st.name):
             echo(f"[redo] {st.name}")
@@ -192,7 +196,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         stages = Stages(work_dir, echo, way_out="use a new work dir, or --restart {name} to redo it and what follows "
                                                 "under the settings given now")
         if restart:
-            _restart(stages, steps, restart, echo)
+            _restart(stages, steps, restart, echo, s.start_from)
         data = os.path.abspath(s.data)
         _check_inputs(stages, data, s.start_from, restart is not None and _first_of(steps, restart) == 0)
         records = []

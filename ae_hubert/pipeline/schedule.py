@@ -30,7 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
-from ..runner.configs import override_key
+from ..runner.configs import check_batch_fits, check_lr_schedule, override_key
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0}
@@ -335,6 +335,8 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         if depth < 1:
             raise ScheduleError(f"{w}: model.encoder_layers: {depth}; a HuBERT model needs at least one layer")
         check_model_builds(cfg, [t.k for t in targets], w)
+        check_batch_fits(cfg, sizes, w)
+        check_lr_schedule(cfg, w)
         init, reset = iteration.init, iteration.reset_top_layers
         if init == "continue" and prev_depth is None:
             raise ScheduleError(f"{w}.init: 'continue' needs a previous checkpoint (none before the first "

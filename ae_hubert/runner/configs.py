@@ -74,3 +74,39 @@ def _compose_or_explain(config_dir: str, config_name: str, overrides: list[str],
             msg = f"{full} is not an option of {m.group(3)}"
         raise AeHubertError(f"{where}: training config {config_name} with these overrides does not compose: "
                             f"{msg}{hint}") from None
+
+
+def check_batch_fits(cfg, sizes: list[int], where: str) -> None:
+    """Refuse a ``dataset.max_tokens`` that an utterance the trainer keeps does not fit: fairseq
+    batches by size and stops at the first epoch on such an utterance. Its size is what HuBERT's
+    dataset batches by: the whole utterance when ``pad_audio``, else at most ``max_sample_size``;
+    utterances shorter than ``min_sample_size`` (or longer than ``max_keep_size``) are dropped."""
+    max_tokens = cfg.dataset.get("max_tokens")
+    if not max_tokens:
+        return
+    task = cfg.task
+    low, keep = task.get("min_sample_size") or 0, task.get("max_keep_size")
+    crop = None if task.get("pad_audio") else task.get("max_sample_size")
+    kept = [n for n in sizes if n >= low and (keep is None or n <= keep)]
+    largest = max((n if crop is None else min(n, crop) for n in kept), default=0)
+    if largest > max_tokens:
+        raise AeHubertError(f"{where}: dataset.max_tokens={max_tokens} is smaller than a training utterance "
+                            f"({largest} samples, {largest / 16000:.1f} s){' after cropping' if crop else ''}; "
+                            f"raise it to at least {largest}")
+
+
+def check_lr_schedule(cfg, where: str) -> None:
+    """Refuse a learning-rate schedule fairseq would refuse at its first update: tri_stage's phases
+    given as ratios of ``max_update`` that all round down to 0 updates (a one-update run), or ratios
+    that do not add up to 1."""
+    sched = cfg.get("lr_scheduler") or {}
+    if sched.get("_name") != "tri_stage" or sched.get("phase_ratio") is None:
+        return
+    ratios = [float(r) for r in sched.phase_ratio]
+    max_update = int(cfg.optimization.max_update)
+    if abs(sum(ratios) - 1) > 1e-9:
+        raise AeHubertError(f"{where}: lr_scheduler.phase_ratio {ratios} must add up to 1")
+    if sum(int(max_update * r) for r in ratios) == 0:
+        least = next(m for m in range(1, 10 ** 6) if sum(int(m * r) for r in ratios) > 0)
+        raise AeHubertError(f"{where}: optimization.max_update={max_update} is too few for lr_scheduler tri_stage "
+                            f"with phase_ratio {ratios}: every phase rounds to 0 updates (use max_update >= {least})")
