@@ -570,6 +570,7 @@ OUTPUT_IS_INPUT = [
     ("export-stock-out-is-ckpt", lambda o: ["export-stock", "--ckpt", o["ckpt"], "--out", o["ckpt"]], "--ckpt"),
     ("report-out-is-records", lambda o: ["report", o["work"], "--out", os.path.join(o["work"], "records.json")],
      "WORK_DIR"),
+    ("phone-labels-into-the-data", lambda o: ["phone-labels", "--data", o["data"], "--out-dir", o["data"]], "--data"),
 ]
 
 

@@ -351,3 +351,31 @@ def test_changed_data_is_refused(clean_run, corpus, tmp_path):
     (data / "valid.tsv").write_text("\n".join(lines[:-1]) + "\n")  # one utterance fewer
     r = driver(os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml"), work, str(data))
     assert r.returncode == 2 and f"{data}/valid.tsv: changed since this work dir was started" in r.stderr, r.stderr
+
+
+def test_phone_targets_are_a_label_set_like_any_other(corpus, tmp_path):
+    """The oracle control: the corpus's frame phones as an iteration's targets (K = dict.phn.txt's
+    size, no features or k-means), through the driver and stock fairseq-hydra-train."""
+    sched = tmp_path / "phones.yaml"
+    sched.write_text("name: phones\ntrain_config: pretrain/toy_cpu\n"
+                     "overrides: [dataset.validate_interval_updates=2, common.log_interval=1]\n"
+                     "iterations:\n  - targets: [{source: phones}]\n    max_update: 2\n")
+    work = str(tmp_path / "work")
+    r = driver(str(sched), work, corpus)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.load(open(os.path.join(work, "records.json")))[0]
+    phones = [ln.split()[0] for ln in open(os.path.join(corpus, "dict.phn.txt")) if ln.strip()]
+    t = rec["targets"][0]
+    assert t["source"] == "phones" and t["k"] == len(phones) and t["kmeans"] is None and rec["label_rate"] == 50
+    assert t["quality"]["valid"]["pnmi"] == pytest.approx(1.0) and rec["updates"] == 2
+    first = open(os.path.join(corpus, "valid.phn")).readline().split()
+    assert open(os.path.join(work, "iter1", "labels", "valid.km")).readline().split() == [str(phones.index(p))
+                                                                                          for p in first]
+    assert not os.path.exists(os.path.join(work, "iter1", "feat_km"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(sched.read_text().replace("{source: phones}", "{source: phones, k: 7}"))
+    r = driver(str(bad), str(tmp_path / "w2"), corpus)
+    assert r.returncode == 2 and "k: 7, but dict.phn.txt has" in r.stderr
+    bad.write_text(sched.read_text().replace("{source: phones}", "{source: mfcc}"))
+    r = driver(str(bad), str(tmp_path / "w2"), corpus)
+    assert r.returncode == 2 and "targets[0].k: required for source 'mfcc'" in r.stderr

@@ -113,3 +113,37 @@ def test_per_layer_targets_train_under_stock_fairseq_and_export(corpus, mfcc_lab
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([stock], strict=True)
     assert type(models[0]).__name__ == "HubertModel" and cfg.model._name == "hubert"
     assert cfg.task._name == "hubert_pretraining" and "layer_targets" not in cfg.model
+
+
+def test_reconstruction_head_regresses_the_input_frames(corpus, mfcc_labels):
+    """The autoencoder control: the cluster targets at layer 3, the top layer regressing the input's
+    MFCC frames at the masked positions; its loss is added and logged, its target is the probes'."""
+    import numpy as np
+
+    from ae_hubert.common.errors import AeHubertError
+    from ae_hubert.features.mfcc import at_layer_frames, mfcc
+
+    task, model, sample, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets="3:0:1",
+                                    reconstruct_layer=6, reconstruct_weight=2.0)
+    loss, n, log = _loss(task, model, sample, "hubert_layer_targets")
+    expected = log["loss_m_L3s0"] + 0.5 * log["loss_u_L3s0"] + log["loss_features_pen"] + 2.0 * log["loss_recon"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5) and log["loss_recon"] > 0
+    assert "loss_m_L6s0" not in log  # the top layer is not asked for the clusters
+    loss.backward()
+    assert model.reconstruct_head.weight.grad.abs().sum() > 0
+    assert model.encoder.layers[5].fc2.weight.grad.abs().sum() > 0
+    src, pad = sample["net_input"]["source"], sample["net_input"]["padding_mask"]
+    _, frame_pad = model.extract_features(src, pad, mask=False)
+    frame_pad = frame_pad if frame_pad is not None else torch.zeros(src.shape[0], _.shape[1], dtype=torch.bool)
+    target = model._input_frames(src, pad, frame_pad)
+    wav = src[1].numpy()[: src.shape[1] - int(pad[1].sum()) if pad is not None else None]
+    frames = int((~frame_pad[1]).sum())
+    ref = at_layer_frames(mfcc(wav), frames)
+    ref = (ref - ref.mean(0)) / (ref.std(0) + 1e-5)
+    assert np.allclose(target[1, :len(ref)].numpy(), ref, atol=1e-4)
+    with pytest.raises(AeHubertError, match="reconstruct_layer: 7 not in 0..6"):
+        _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", reconstruct_layer=7)
+    # with only the reconstruction asked for, the top layer keeps stock's cluster head too
+    _, both, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", reconstruct_layer=6)
+    _, _, log = _loss(task, both, sample, "hubert_layer_targets")
+    assert "loss_m_L6s0" in log and "loss_recon" in log

@@ -64,9 +64,9 @@ def test_errors_name_the_field(corpus, tmp_path, layer, k, init, field):
 def test_unknown_source_and_missing_previous_checkpoint(corpus, tmp_path):
     bad = "iterations:\n  - targets: [{source: wav2vec, k: 10}]\n    max_update: 5\n"
     with pytest.raises(ScheduleError, match=r"iterations\[0\].targets\[0\].source: 'wav2vec' is not one of mfcc, "
-                       r"layer$"):
+                       r"layer, phones$"):
         load_schedule(write(tmp_path, bad), data=corpus)
-    with pytest.raises(ScheduleError, match=r"source: 'mfc' is not one of mfcc, layer \(did you mean mfcc\?\)$"):
+    with pytest.raises(ScheduleError, match=r"source: 'mfc' is not one of mfcc, layer, phones \(did you mean mfcc\?\)$"):
         load_schedule(write(tmp_path, bad.replace("wav2vec", "mfc")), data=corpus)
     first_layer = "iterations:\n  - targets: [{source: layer, layer: 3, k: 10}]\n    max_update: 5\n"
     with pytest.raises(ScheduleError, match=r"iterations\[0\].targets\[0\].source: 'layer' needs a previous"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..common.arguments import (SEED, device_option, frame_rate, gain_fraction, int_list, integer, model_options,
-                                output_file, path, plain_name, sample_fraction)
+                                name_list, output_file, path, plain_name, sample_fraction)
 from ..common.command import Command, UsageError, echo
 from ..common.outputs import Files
 
@@ -199,6 +199,28 @@ def _cluster_quality_args(s):
     s.add_argument("--json", type=output_file, default=None, help="also write every score here")
 
 
+def _phone_labels(a):
+    from .label import phone_labels
+
+    for split in a.splits:
+        path, k = phone_labels(a.data, split, a.out_dir, a.name)
+        echo(f"{path}: {k} phones")
+
+
+def _phone_labels_args(s):
+    s.add_argument("--data", required=True, help="corpus directory: {split}.tsv, {split}.phn, dict.phn.txt")
+    s.add_argument("--splits", type=name_list, default=["train", "valid"], help="comma-separated splits")
+    s.add_argument("--out-dir", type=path, required=True, help="label directory")
+    s.add_argument("--name", type=plain_name, default="phn", help="label name: writes {split}.NAME and dict.NAME.txt")
+
+
+def _phone_labels_files(a) -> Files:
+    outs = {os.path.join(a.out_dir, f"{split}.{a.name}"): "--out-dir/--name" for split in a.splits}
+    outs[os.path.join(a.out_dir, f"dict.{a.name}.txt")] = "--out-dir/--name"
+    ins = {os.path.join(a.data, f"{split}.{ext}"): "--data" for split in a.splits for ext in ("phn", "tsv")}
+    return Files(outs, {**ins, os.path.join(a.data, "dict.phn.txt"): "--data"}, {a.data: "--data"})
+
+
 COMMANDS = [
     Command("kmeans", "fit k-means on dumped features -> joblib sklearn KMeans", _kmeans, _kmeans_args,
             files=_kmeans_files),
@@ -208,6 +230,8 @@ COMMANDS = [
                         "MFCC, or a layer of --ckpt).", files=_label_files),
     Command("merge-labels", "join sharded `label --tsv-dir` outputs into {split}.NAME", _merge_labels,
             _merge_labels_args, files=_merge_labels_files),
+    Command("phone-labels", "the corpus's frame phones as a label set (indices of dict.phn.txt) -> {split}.NAME, "
+            "dict.NAME.txt", _phone_labels, _phone_labels_args, files=_phone_labels_files),
     Command("quality", "PNMI and purities of frame labels against frame phone labels", _quality, _quality_args,
             files=_quality_files),
     Command("choose-layer", "the layer to cluster next: every layer's clusters fit and chosen on train, reported "

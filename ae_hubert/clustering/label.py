@@ -146,3 +146,39 @@ def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_
     out = os.path.join(label_dir, f"{split}.{name}")
     write_lines_atomic(out, lines)
     return out
+
+
+def phone_labels(data: str, split: str, out_dir: str, name: str = "phn") -> tuple[str, int]:
+    """The corpus's own frame phones (``{data}/{split}.phn``, 50 Hz, symbols of ``dict.phn.txt``) as a
+    label set like k-means's: each phone's index in the dictionary, ``{split}.NAME`` and ``dict.NAME.txt``.
+    Oracle linguistic targets (the positive control whose top layer must look least input-like).
+    Returns (the label file, K)."""
+    check_label_name(name)
+    dict_path = os.path.join(data, "dict.phn.txt")
+    if not os.path.isfile(dict_path):
+        raise located(dict_path, "phone dictionary not found (phone targets need the corpus's dict.phn.txt)")
+    symbols = [line.split()[0] for line in read_lines(dict_path) if line.strip()]
+    if len(set(symbols)) < len(symbols):
+        dup = next(s for s in symbols if symbols.count(s) > 1)
+        raise located(dict_path, f"phone {dup!r} listed twice")
+    index = {s: i for i, s in enumerate(symbols)}
+    phn = os.path.join(data, f"{split}.phn")
+    n = len(read_manifest(os.path.join(data, f"{split}.tsv")))
+    lines = read_lines(phn) if os.path.isfile(phn) else None
+    if lines is None:
+        raise located(phn, "frame phone labels not found")
+    if len(lines) != n:
+        raise located(phn, f"{len(lines)} lines but the manifest has {n} utterances")
+    out = []
+    for i, line in enumerate(lines, start=1):
+        try:
+            out.append(" ".join(str(index[p]) for p in line.split()))
+        except KeyError as e:
+            raise located(phn, f"phone {e.args[0]!r} is not in {dict_path}", i) from None
+        if not line.split():
+            raise located(phn, "an utterance without phones", i)
+    ensure_writable_dir(out_dir)
+    path = os.path.join(out_dir, f"{split}.{name}")
+    write_lines_atomic(path, out)
+    write_dict(out_dir, len(symbols), name)
+    return path, len(symbols)

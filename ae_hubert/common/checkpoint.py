@@ -25,7 +25,8 @@ INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_U
 
 CTC_PREFIX = "w2v_encoder.w2v_model."
 # heads that only pretraining uses; fine-tuned checkpoints may or may not still carry them
-PRETRAINING_ONLY = ("label_embs_concat", "final_proj.", "target_glu.", "layer_heads.")
+PLUGIN_HEADS = ("layer_heads.", "reconstruct_head.")  # hubert_layer_targets' extra heads: not in stock hubert
+PRETRAINING_ONLY = ("label_embs_concat", "final_proj.", "target_glu.", *PLUGIN_HEADS)
 
 
 @dataclass

@@ -4,7 +4,9 @@ For a model without extra heads (stock ``hubert``, or ``hubert_layer_targets`` w
 it is exactly the stock ``hubert`` criterion. With heads (``model.layer_targets``) the stock code
 computes the per-head losses, each head's loss is scaled by its weight, and the logged keys are
 renamed from list positions (``loss_m_0``) to heads (``loss_m_L6s0``, ``correct_m_L6s0``, ...), so
-fairseq's log and tensorboard show every layer's prediction loss and accuracy.
+fairseq's log and tensorboard show every layer's prediction loss and accuracy. The reconstruction
+head's loss (``model.reconstruct_layer``) is added at its weight and logged as ``loss_recon`` (reduced
+like fairseq's other ``loss_*`` keys: per scored frame, in its units divided by ln 2).
 """
 
 import torch.nn.functional as F
@@ -49,6 +51,10 @@ class HubertLayerTargetsCriterion(HubertCriterion):
             for prefix in PER_LIST_KEYS:
                 if f"{prefix}{i}" in log:
                     log[f"{prefix}{name}"] = log.pop(f"{prefix}{i}")
+        if "reconstruct_loss" in net_output:  # the autoencoder head (model.reconstruct_layer)
+            recon = net_output["reconstruct_loss"]
+            loss = loss + net_output["reconstruct_weight"] * recon
+            log["loss_recon"] = recon.item()  # reduced like the other losses: per scored frame
         log["loss"] = loss.item() if reduce else loss
         return loss, sample_size, log
 

@@ -11,7 +11,7 @@ import os
 
 import dataclasses
 
-from ..common.checkpoint import load_state
+from ..common.checkpoint import PLUGIN_HEADS, load_state
 from ..common.errors import located
 
 
@@ -42,8 +42,8 @@ def export_stock(ckpt: str, out: str) -> dict:
     cfg["task"] = {**_stock_keys(cfg["task"], HubertPretrainingConfig), "_name": "hubert_pretraining"}
     if cfg.get("criterion"):
         cfg["criterion"] = {**_stock_keys(cfg["criterion"], HubertCriterionConfig), "_name": "hubert"}
-    dropped = sorted(k for k in state["model"] if k.startswith("layer_heads."))
-    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("layer_heads.")}
+    dropped = sorted(k for k in state["model"] if k.startswith(PLUGIN_HEADS))
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith(PLUGIN_HEADS)}
     state["cfg"] = cfg
     state["last_optimizer_state"] = None
     with atomic_path(out) as tmp:

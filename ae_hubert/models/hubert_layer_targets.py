@@ -10,6 +10,14 @@ label embeddings. Empty ``layer_targets`` (the default) is exactly stock ``huber
 
 Per-head losses are logged by the ``hubert_layer_targets`` criterion as ``loss_m_L{layer}s{set}``. A
 dropped layer (LayerDrop) hands on its input unchanged, so a head on it reads that state.
+
+``reconstruct_layer`` (1-based; 0 = off) adds a regression head on that layer that predicts, at
+the masked frames, the input itself: the utterance's 39-d MFCC frames at the layer's rate
+(``features/mfcc.py``, the probes' input target), normalised per utterance. A model whose top layer
+does this, with the cluster targets moved to a middle layer (``layer_targets``), is input-like at
+the top by construction: the positive control that the probes must see as an autoencoder turn. Its
+loss (mean squared error per frame, averaged over the 39 dimensions, summed over masked frames like
+the prediction losses) is logged as ``loss_recon``.
 Checkpoints export to stock names with ``ae-hubert export-stock`` (extra heads dropped).
 """
 
@@ -21,6 +29,7 @@ from fairseq.models import register_model
 from fairseq.models.hubert import HubertConfig, HubertModel
 
 from ..common.errors import AeHubertError
+from ..features.mfcc import DIM as MFCC_DIM, at_layer_frames, mfcc
 
 
 @dataclass
@@ -28,6 +37,10 @@ class HubertLayerTargetsConfig(HubertConfig):
     layer_targets: str = field(
         default="", metadata={"help": "prediction heads LAYER:SET:WEIGHT,...; empty = stock HuBERT (top layer "
                                       "predicts every label set)"})
+    reconstruct_layer: int = field(
+        default=0, metadata={"help": "1-based layer that also regresses the input's MFCC frames at the masked "
+                                     "positions (an autoencoder by construction); 0 = off"})
+    reconstruct_weight: float = field(default=1.0, metadata={"help": "weight of the reconstruction loss"})
 
 
 def parse_layer_targets(spec: str, n_layers: int, n_sets: int) -> List[Tuple[int, int, float]]:
@@ -61,6 +74,14 @@ class HubertLayerTargetsModel(HubertModel):
         super().__init__(cfg, task_cfg, dictionaries)
         self.heads = parse_layer_targets(cfg.layer_targets, cfg.encoder_layers, len(dictionaries))
         self.top = cfg.encoder_layers
+        self.reconstruct_layer = int(cfg.reconstruct_layer)
+        self.reconstruct_weight = float(cfg.reconstruct_weight)
+        if not 0 <= self.reconstruct_layer <= self.top:
+            raise AeHubertError(f"model.reconstruct_layer: {self.reconstruct_layer} not in 0..{self.top} (0 = off)")
+        if self.reconstruct_layer and not self.heads:  # the stock heads, made explicit for the custom path
+            self.heads = [(self.top, s, 1.0) for s in range(len(dictionaries))]
+        self.reconstruct_head = (torch.nn.Linear(cfg.encoder_embed_dim, MFCC_DIM) if self.reconstruct_layer
+                                 else None)
         final_dim = cfg.final_dim if cfg.final_dim > 0 else cfg.encoder_embed_dim
         self.layer_heads = torch.nn.ModuleDict({
             head_name(layer, s): torch.nn.Linear(cfg.encoder_embed_dim, final_dim)
@@ -115,7 +136,8 @@ class HubertLayerTargetsModel(HubertModel):
         if not self.heads or features_only or target_list is None:
             return super().forward(source, target_list, padding_mask, mask, features_only, output_layer)
         lower = {layer for layer, _, _ in self.heads if layer != self.top}
-        states, hooks = self._states_after(lower) if lower else ({}, [])
+        wanted = lower | ({self.reconstruct_layer} if self.reconstruct_layer else set())
+        states, hooks = self._states_after(wanted) if wanted else ({}, [])
         try:
             result = super().forward(source, target_list, padding_mask, mask, features_only, output_layer)
         finally:
@@ -139,12 +161,35 @@ class HubertLayerTargetsModel(HubertModel):
         result.update(logit_m_list=logit_m, logit_u_list=logit_u,
                       head_names=[head_name(layer, s) for layer, s, _ in self.heads],
                       head_weights=[w for _, _, w in self.heads])
+        if self.reconstruct_layer:
+            x = states[self.reconstruct_layer].transpose(0, 1)[:, : pad.shape[1]]
+            target = self._input_frames(source, padding_mask, pad).to(x.dtype)
+            err = (self.reconstruct_head(x[masked]).float() - target[masked].float()) ** 2
+            result.update(reconstruct_loss=err.mean(1).sum(), reconstruct_frames=int(masked.sum()),
+                          reconstruct_weight=self.reconstruct_weight)
         self._mask_indices = self._targets = None
         return result
+
+    @staticmethod
+    def _input_frames(source, sample_pad, frame_pad) -> torch.Tensor:
+        """B x T x 39: each utterance's MFCC frames at the layer's rate (its real samples only),
+        normalised per utterance and dimension; zeros at padded frames (never scored)."""
+        out = torch.zeros(*frame_pad.shape, MFCC_DIM, device=source.device)
+        wavs = source.detach().float().cpu().numpy()
+        for b in range(len(wavs)):
+            n = wavs.shape[1] - (int(sample_pad[b].sum()) if sample_pad is not None else 0)
+            frames = int((~frame_pad[b]).sum())
+            feats = at_layer_frames(mfcc(wavs[b, :n]), frames)
+            if len(feats) < frames:  # the last layer frame can lack its MFCC frame: repeat the last one
+                feats = feats[list(range(len(feats))) + [len(feats) - 1] * (frames - len(feats))]
+            feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-5)
+            out[b, :frames] = torch.from_numpy(feats).to(source.device)
+        return out
 
     def remove_pretraining_modules(self):
         super().remove_pretraining_modules()
         self.layer_heads = None
+        self.reconstruct_head = None
 
 
 @register_model("ae_hubert", dataclass=HubertLayerTargetsConfig)

@@ -60,8 +60,9 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
     targets = []
     for t in it.targets:
         f = target_files(work_dir, it, t)
+        km = stages.done(f"{it.name}.{t.name}.kmeans")  # none for phone targets
         info = {"name": t.name, "source": t.source, "k": t.k, "rate": t.rate, "layer": t.layer,
-                "kmeans": f.kmeans, "inertia": stages.done(f"{it.name}.{t.name}.kmeans")["result"]["inertia"],
+                "kmeans": f.kmeans if km else None, "inertia": km["result"]["inertia"] if km else None,
                 "seconds": seconds(f"{it.name}.{t.name}.")}
         if t.layer == "auto":
             info["layer_choice"] = _read_json(f.layer_json)

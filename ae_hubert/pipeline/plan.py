@@ -79,6 +79,10 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
     pre = f"{it.name}.{t.name}"
     steps = []
     n = str(s.nshard)
+    if t.source == "phones":  # the corpus's own frame phones: no features, no k-means
+        steps.append(Step(f"{pre}.labels", f"{pre}.labels", "ae-hubert", (
+            "phone-labels", "--data", data, "--splits", ",".join(SPLITS), "--out-dir", f.labels, "--name", t.name)))
+        return steps + _quality_steps(t, f, pre, data)
     if t.source == "mfcc":
         kind = ["mfcc"]
     elif t.layer == "auto":
@@ -123,6 +127,11 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
             "--tsv-dir", data)))
     if not s.keep_features:
         steps.append(Step(f"{pre}.drop_features", f"{pre}.labels", "rm", ("-rf", f.feat)))
+    return steps + _quality_steps(t, f, pre, data)
+
+
+def _quality_steps(t: Target, f: TargetFiles, pre: str, data: str) -> list[Step]:
+    steps = []
     for split in SPLITS:
         phn = os.path.join(data, f"{split}.phn")
         if os.path.isfile(phn):

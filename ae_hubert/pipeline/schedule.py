@@ -33,7 +33,7 @@ from ..common.schema import file_name, load_yaml, read, spec
 from ..runner.configs import check_batch_fits, check_lr_schedule, override_key
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
-SOURCES = {"mfcc": 100.0, "layer": 50.0}
+SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source
 INITS = ("scratch", "continue")
 
 
@@ -67,8 +67,8 @@ def owned_override(override: str) -> str | None:
 # The schema of a schedule YAML (read by common/schema.py: one-line errors naming the field).
 @dataclass
 class Target:
-    source: str = spec(choices=tuple(SOURCES))  # mfcc | layer
-    k: int = spec(minimum=2)
+    source: str = spec(choices=tuple(SOURCES))  # mfcc | layer | phones (the corpus's .phn: oracle targets)
+    k: int | None = spec(None, minimum=2)  # clusters; for phones, the size of dict.phn.txt
     layer: int | str | None = spec(None, expected="an integer or 'auto'")  # 1-based, or "auto"
     percent: float | None = spec(None, check=_fraction)  # k-means sample fraction (<= 0: all); default kmeans'
     name: str | None = spec(None, check=file_name)  # default km, km2, ...
@@ -319,6 +319,9 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
             _check_target(t, tw, prev_depth)
             t.percent = f.kmeans.percent if t.percent is None else t.percent
             t.name = t.name or ("km" if j == 0 else f"km{j + 1}")
+            if t.source == "phones":
+                t.k = _phone_count(sched.data, t, tw)
+                continue
             frames = sampled_frames(sizes, t.rate, t.percent)
             if t.k > frames:
                 raise ScheduleError(f"{tw}.k: {t.k} clusters but k-means will see only about {frames} frames")
@@ -356,8 +359,28 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
     return sched
 
 
+def _phone_count(data: str, t: Target, tw: str) -> int:
+    """Phone targets: the corpus's frame phones for both splits and their dictionary, whose size is K."""
+    from ..common.labels import dictionary_symbols
+
+    for split in ("train", "valid"):
+        if not os.path.isfile(os.path.join(data, f"{split}.phn")):
+            raise ScheduleError(f"{tw}.source: 'phones' needs {os.path.join(data, split + '.phn')}")
+    try:
+        k = len(dictionary_symbols(os.path.join(data, "dict.phn.txt")))
+    except AeHubertError as e:
+        raise ScheduleError(f"{tw}.source: 'phones': {e}") from None
+    if t.k is not None and t.k != k:
+        raise ScheduleError(f"{tw}.k: {t.k}, but dict.phn.txt has {k} phones (leave k out for phone targets)")
+    return k
+
+
 def _check_target(t: Target, tw: str, prev_depth: int | None) -> None:
     """What a target's fields must say together, given the depth of the model before it."""
+    if t.source != "phones" and t.k is None:
+        raise ScheduleError(f"{tw}.k: required for source {t.source!r} (the number of clusters)")
+    if t.source == "phones" and (t.percent is not None or t.candidates is not None):
+        raise ScheduleError(f"{tw}: phone targets take no k-means settings (percent, candidates)")
     if t.source == "layer":
         if prev_depth is None:
             raise ScheduleError(f"{tw}.source: 'layer' needs a previous checkpoint (none before the first "

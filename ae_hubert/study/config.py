@@ -187,7 +187,8 @@ class Plan:
             raise StudyError(f"{os.path.basename(self.study.path)}: {what}: {e}") from None
 
     def same_k(self, s: Schedule, what: str) -> None:
-        bad = [f"{it.name}: {t.k}" for it in s.iterations for t in it.targets if t.k != self.study.k]
+        bad = [f"{it.name}: {t.k}" for it in s.iterations for t in it.targets
+               if t.k != self.study.k and t.source != "phones"]
         if bad:
             raise StudyError(f"{s.path}: {what}: targets with K other than the study's k={self.study.k} "
                              f"({', '.join(bad)})")
