@@ -5,7 +5,7 @@ from conftest import silent_manifests
 from ae_hubert.pipeline.schedule import ScheduleError, load_schedule
 
 SHIPPED = ["standard", "progressive", "top", "standard_toy", "progressive_toy", "top_toy", "adaptive_toy", "demo_toy",
-           "study_h1"]
+           "study_h1", "study_h0_autoencoder", "study_h0_phones"]
 
 
 def write(tmp_path, text, name="s.yaml"):
@@ -21,14 +21,14 @@ def big_manifests(tmp_path_factory):
 
 
 def data_for(name, corpus, big):
-    return corpus if name.endswith("_toy") else big
+    return corpus if name.endswith("_toy") or "phones" in name else big  # phone targets need the corpus's .phn
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_schedules_validate(corpus, big_manifests, name):
     s = load_schedule(name, data=data_for(name, corpus, big_manifests))
     assert s.iterations and all(it.max_update > 0 for it in s.iterations)
-    assert s.iterations[0].label_rate == 100
+    assert s.iterations[0].label_rate == (50 if s.iterations[0].targets[0].source == "phones" else 100)
     assert all(it.label_rate == 50 for it in s.iterations[1:])
 
 
