@@ -404,6 +404,11 @@ CASES = [
         ("mask-prob", "overrides: [model.mask_prob=1.5]\n" + GOOD_ITERS, "model.mask_prob: 1.5 is not a probability"),
         ("max-tokens", "overrides: [dataset.max_tokens=1000]\n" + GOOD_ITERS,
          "dataset.max_tokens=1000 is smaller than a training utterance"),
+        ("none-kept", "overrides: [task.min_sample_size=10000000]\n" + GOOD_ITERS, "no training utterance is kept"),
+        ("update-freq-0", "overrides: ['optimization.update_freq=[0]']\n" + GOOD_ITERS,
+         "optimization.update_freq[0]=0: must be >= 1"),
+        ("no-save", "overrides: [checkpoint.no_save=true]\n" + GOOD_ITERS, "checkpoint.no_save is set by the schedule"),
+        ("max-epoch", "overrides: [optimization.max_epoch=1]\n" + GOOD_ITERS, "optimization.max_epoch is set by the"),
         ("dropout", "overrides: [model.dropout=-0.1]\n" + GOOD_ITERS, "model.dropout: -0.1 is not a probability"),
         ("iteration-seed", GOOD_ITERS + "    overrides: [common.seed=7]\n", "iterations[0].overrides[0]: the seed is"),
         ("max-update-huge", GOOD_ITERS.replace("max_update: 5", "max_update: 1180591620717411303424"),
@@ -539,8 +544,11 @@ def _own_inputs(c, d):
     (d / "work").mkdir()
     (d / "work" / "records.json").write_text("[]\n")
     os.symlink(feat / "valid_0_1.npy", d / "link.npy")
+    wav = d / "audio.wav"
+    shutil.copy(next(os.path.join(c["corpus"], "wav", f) for f in sorted(os.listdir(os.path.join(c["corpus"], "wav")))),
+                wav)
     return {"data": str(data), "feat": str(feat), "lab": str(lab), "km": str(d / "km.bin"), "ckpt": str(d / "ckpt.pt"),
-            "work": str(d / "work"), "link": str(d / "link.npy")}
+            "work": str(d / "work"), "link": str(d / "link.npy"), "wav": str(wav)}
 
 
 OUTPUT_IS_INPUT = [
@@ -570,7 +578,14 @@ OUTPUT_IS_INPUT = [
     ("export-stock-out-is-ckpt", lambda o: ["export-stock", "--ckpt", o["ckpt"], "--out", o["ckpt"]], "--ckpt"),
     ("report-out-is-records", lambda o: ["report", o["work"], "--out", os.path.join(o["work"], "records.json")],
      "WORK_DIR"),
-    ("phone-labels-into-the-data", lambda o: ["phone-labels", "--data", o["data"], "--out-dir", o["data"]], "--data"),
+    ("phone-labels-into-the-data", lambda o: ["phone-labels", "--data", o["data"], "--out-dir", o["data"],
+                                              "--name", "phn"], "--data"),
+    ("report-out-is-a-dict", lambda o: ["report", o["work"], "--out", os.path.join(o["data"], "dict.ltr.txt")],
+     "data directory"),
+    ("label-name-wrdspan", lambda o: ["label", "--tsv-dir", o["data"], "--split", "valid", "--km", o["km"],
+                                      "--out-dir", o["data"], "--name", "wrdspan"], "data directory"),
+    ("quality-json-is-audio", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
+                                         os.path.join(o["data"], "valid.phn"), "--json", o["wav"]], "data directory"),
 ]
 
 

@@ -222,9 +222,12 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
 
     os.remove(os.path.join(work, ".stages", "k2.train.json"))
     ckpt = os.path.join(work, "k2", "checkpoints", "checkpoint_last.pt")
-    with pytest.raises(AeHubertError, match=r"k2.train.json: this step was started with other settings "
+    with pytest.raises(AeHubertError, match=r"k0.train.json: this step was done with other settings "
                                             r"\(now also 'optimization.lr=\[1e-05\]'\).*--restart K"):
         reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides + ["optimization.lr=[1e-05]"])
+    with pytest.raises(AeHubertError, match=r"k2.train.json: this step was started with other settings "
+                                            r"\(now also 'optimization.lr=\[1e-05\]'\).*--restart K"):
+        reset_sweep(stock_checkpoint, corpus, [2], work, overrides=overrides + ["optimization.lr=[1e-05]"])
     assert os.path.getmtime(ckpt) == before
     with pytest.raises(AeHubertError, match="--restart 5: not one of --ks 0,2"):
         reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides, restart=5)
@@ -232,7 +235,31 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
                          restart=2)
     assert [r["k"] for r in redone] == [2] and os.path.getmtime(ckpt) != before
     assert "optimization.lr=[1e-05]" in open(os.path.join(work, ".stages", "k2.train.json")).read()
-    assert [r["k"] for r in json.load(open(os.path.join(work, "sweep.json")))] == [0, 2]
+    assert [r["k"] for r in json.load(open(os.path.join(work, "sweep.json")))] == [2]  # k=0: other lr, left out
+    # an edited fine-tuning YAML is other settings, refused for every k before any k trains
+    import shutil
+
+    cfg = tmp_path / "ft.yaml"
+    shutil.copy(os.path.join(os.path.dirname(os.path.dirname(__file__)), "ae_hubert", "config", "finetune",
+                             "toy_cpu.yaml"), cfg)
+    w2 = str(tmp_path / "sweep2")
+    reset_sweep(stock_checkpoint, corpus, [0], w2, config=str(cfg), overrides=overrides)
+    cfg.write_text(cfg.read_text().replace("seed:", "seed: 7 #", 1))
+    with pytest.raises(AeHubertError, match="k0.train.json: this step was done with other settings.*config-sha1"):
+        reset_sweep(stock_checkpoint, corpus, [2, 0], w2, config=str(cfg), overrides=overrides)
+    assert not os.path.exists(os.path.join(w2, "k2"))  # refused before k=2 trained
+    # another pretrained checkpoint at the same path: refused
+    other = tmp_path / "other.pt"
+    shutil.copy(stock_checkpoint, other)
+    w3 = str(tmp_path / "sweep3")
+    reset_sweep(str(other), corpus, [0], w3, overrides=overrides)
+    import torch
+
+    state = torch.load(str(other), map_location="cpu", weights_only=False)
+    state["extra_state"] = {**(state.get("extra_state") or {}), "touched": 1}
+    torch.save(state, str(other))
+    with pytest.raises(AeHubertError, match="other.pt: changed since this work dir was started"):
+        reset_sweep(str(other), corpus, [0], w3, overrides=overrides)
 
 
 def test_stock_base_checkpoint_loads_for_reset_fine_tuning(corpus, stock_base_checkpoint):

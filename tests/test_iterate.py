@@ -347,8 +347,10 @@ def test_changed_data_is_refused(clean_run, corpus, tmp_path):
     data.mkdir()
     for f in os.listdir(corpus):
         (os.symlink if f == "wav" else shutil.copy)(os.path.join(corpus, f), str(data / f))
-    lines = (data / "valid.tsv").read_text().splitlines()
-    (data / "valid.tsv").write_text("\n".join(lines[:-1]) + "\n")  # one utterance fewer
+    for ext in ("tsv", "phn", "wrd", "ltr", "spk", "wrdspan"):  # one utterance fewer, consistently
+        if (data / f"valid.{ext}").exists():
+            lines = (data / f"valid.{ext}").read_text().splitlines()
+            (data / f"valid.{ext}").write_text("\n".join(lines[:-1]) + "\n")
     r = driver(os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml"), work, str(data))
     assert r.returncode == 2 and f"{data}/valid.tsv: changed since this work dir was started" in r.stderr, r.stderr
 
@@ -379,3 +381,30 @@ def test_phone_targets_are_a_label_set_like_any_other(corpus, tmp_path):
     bad.write_text(sched.read_text().replace("{source: phones}", "{source: mfcc}"))
     r = driver(str(bad), str(tmp_path / "w2"), corpus)
     assert r.returncode == 2 and "targets[0].k: required for source 'mfcc'" in r.stderr
+
+
+def test_a_refused_restart_removes_nothing_and_a_moved_dir_resumes(clean_run, corpus, tmp_path):
+    """--restart under settings an earlier step refuses: nothing forgotten or deleted; a work dir
+    copied to a path that needs shell quotes resumes (the same words, quoted); a --start-from inside
+    the run's own checkpoint dirs is refused before any work."""
+    import shutil
+
+    sched = os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml")
+    work = str(tmp_path / "a b")
+    shutil.copytree(clean_run[0], work)
+    r = driver(sched, work, corpus)
+    assert r.returncode == 0 and "[run ]" not in r.stdout, r.stderr[-2000:]
+    before = sorted(os.listdir(os.path.join(work, ".stages"))), sorted(os.listdir(os.path.join(work, "iter2",
+                                                                                                   "checkpoints")))
+    r = driver(sched, work, corpus, args=("--restart", "iter2", "optimization.lr=[0.0005]"))
+    assert r.returncode == 2 and "iter1.train.json: this step was done with other settings" in r.stderr
+    after = sorted(os.listdir(os.path.join(work, ".stages"))), sorted(os.listdir(os.path.join(work, "iter2",
+                                                                                                  "checkpoints")))
+    assert after == before and "[redo]" not in r.stdout
+    r = driver(sched, work, corpus, args=("--restart", ""))
+    assert r.returncode == 2 and "--restart : no such step" in r.stderr
+    inside = os.path.join(work, "iter1", "checkpoints", "checkpoint_last.pt")
+    r = driver(sched, str(tmp_path / "w2"), corpus, args=("--start-from", inside))
+    assert r.returncode == 0 or "lies in" not in r.stderr  # another work dir: its own checkpoints are elsewhere
+    r = driver(sched, work, corpus, args=("--start-from", inside))
+    assert r.returncode == 2 and "--start-from lies in" in r.stderr and "iter1/checkpoints" in r.stderr

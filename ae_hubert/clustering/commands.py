@@ -211,7 +211,8 @@ def _phone_labels_args(s):
     s.add_argument("--data", required=True, help="corpus directory: {split}.tsv, {split}.phn, dict.phn.txt")
     s.add_argument("--splits", type=name_list, default=["train", "valid"], help="comma-separated splits")
     s.add_argument("--out-dir", type=path, required=True, help="label directory")
-    s.add_argument("--name", type=plain_name, default="phn", help="label name: writes {split}.NAME and dict.NAME.txt")
+    s.add_argument("--name", type=plain_name, default="phones",
+                   help="label name: writes {split}.NAME and dict.NAME.txt")
 
 
 def _phone_labels_files(a) -> Files:

@@ -148,7 +148,7 @@ def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_
     return out
 
 
-def phone_labels(data: str, split: str, out_dir: str, name: str = "phn") -> tuple[str, int]:
+def phone_labels(data: str, split: str, out_dir: str, name: str = "phones") -> tuple[str, int]:
     """The corpus's own frame phones (``{data}/{split}.phn``, 50 Hz, symbols of ``dict.phn.txt``) as a
     label set like k-means's: each phone's index in the dictionary, ``{split}.NAME`` and ``dict.NAME.txt``.
     Oracle linguistic targets (the positive control whose top layer must look least input-like).

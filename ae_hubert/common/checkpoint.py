@@ -265,3 +265,15 @@ def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
         if updates is not None:
             out.setdefault(updates, f)
     return dict(sorted(out.items()))
+
+
+def file_digest(path: str) -> str:
+    """A file's identity by content (sha1, read in blocks): a starting or pretrained checkpoint
+    replaced at the same path is another input."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -77,3 +77,13 @@ def write_manifest(tsv: str | os.PathLike, root: str, rows: list[tuple[str, int]
     from .atomic import write_lines_atomic
 
     write_lines_atomic(tsv, [root] + [f"{rel}\t{n}" for rel, n in rows])
+
+
+def entries_digest(tsv: str | os.PathLike) -> str:
+    """A manifest's identity by its entries (paths and sample counts), not its first line: the
+    audio root moves with a copied corpus, the data does not."""
+    import hashlib
+
+    with open(tsv, "rb") as f:
+        f.readline()
+        return hashlib.sha1(f.read()).hexdigest()

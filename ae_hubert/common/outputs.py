@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from .errors import located
 
-CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk")  # a data dir's own files (and dict.ltr.txt)
+CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan")  # a data dir's own files, their dicts
+AUDIO_SUFFIXES = (".wav", ".flac")  # no command that checks its outputs writes audio
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Files:
 
 
 def corpus_file(name: str) -> bool:
-    return name.endswith(CORPUS_SUFFIXES) or name == "dict.ltr.txt"
+    return name.endswith(CORPUS_SUFFIXES + AUDIO_SUFFIXES) or any(name == f"dict{sfx}.txt" for sfx in CORPUS_SUFFIXES)
 
 
 def check_files(files: Files) -> None:

@@ -12,13 +12,15 @@ import csv
 import json
 import os
 import shutil
+from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located
-from ..runner.configs import check_batch_fits, check_lr_schedule, compose_train_config, override_key
+from ..runner.configs import check_batch_fits, check_lr_schedule, compose_train_config, config_digest, override_key
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..common.checkpoint import checkpoint_training_seconds
+from ..common.checkpoint import checkpoint_training_seconds, file_digest
+from ..common.manifest import entries_digest
 from ..runner.trainer import (check_hydra_path, final_stats, resolve_train_config,
                               run_training, train_args)
 from ..common.labels import dictionary_symbols, validate_label_file
@@ -97,6 +99,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
     if restart is not None and restart not in ks:
         raise AeHubertError(f"--restart {restart}: not one of --ks {','.join(map(str, ks))}")
     w = os.path.abspath(work_dir)
+    if os.path.realpath(ckpt).startswith(os.path.realpath(w) + os.sep):
+        raise located(ckpt, f"--ckpt lies in the sweep's --work-dir {w}, where its runs write and restart; copy it "
+                            "elsewhere first")
     check_hydra_path(w, "--work-dir")
     check_hydra_path(os.path.abspath(data), "--data")
     check_hydra_path(os.path.abspath(ckpt), "--ckpt")
@@ -105,33 +110,61 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         remove_stale_partials(w, recursive=True)
         stages = Stages(w, way_out="use a new work dir, or --restart K to redo that k's run under the settings "
                                    "given now ({name})")
+        runs = {}
         for k in ks:
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
+            args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
+            runs[k] = (run, save, args, _command(args, w, cfg_dir, cfg_name))
+        # everything that would refuse the sweep is checked before anything is removed or trained
+        inputs = {"train.tsv": (os.path.join(data, "train.tsv"), entries_digest(os.path.join(data, "train.tsv"))),
+                  "valid.tsv": (os.path.join(data, "valid.tsv"), entries_digest(os.path.join(data, "valid.tsv"))),
+                  "ckpt": (ckpt, file_digest(ckpt))}
+        stages.check_inputs(inputs, write=False)
+        for k in ks:
+            if k != restart:
+                stages.check(f"k{k}.train", *runs[k][3])
+        stages.check_inputs(inputs)
+        for k in ks:
+            run, save, args, command = runs[k]
             if k == restart:
                 for name in (f"k{k}.train", *(f"k{k}.decode.{split}" for split in splits)):
                     stages.forget(name)
                 shutil.rmtree(save, ignore_errors=True)
-            args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
+
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
-            stats = stages.run(f"k{k}.train", _train, command=" ".join(args).replace(w, "$W"))
+            stats = stages.run(f"k{k}.train", _train, *command)
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
-                def _decode(split=split):
+                def _decode(split=split, save=save, run=run):
                     r = decode(os.path.join(save, "checkpoint_last.pt"), data, split, os.path.join(run, "decode"))
                     return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
                 row[split] = stages.run(f"k{k}.decode.{split}", _decode)
             rows.append(row)
-        earlier = _earlier_rows(stages, w, ks, mode, splits)
+        def expected(k):
+            save = os.path.join(w, f"k{k}", "checkpoints")
+            return _command(train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides)), w,
+                            cfg_dir, cfg_name)
+        earlier = _earlier_rows(stages, w, ks, mode, splits, expected)
         write_sweep(sorted(rows + earlier, key=lambda r: r["k"]), splits, w)
     return rows
 
 
-def _earlier_rows(stages: Stages, w: str, ks: list[int], mode: str, splits: tuple[str, ...]) -> list[dict]:
-    """Rows of ks an earlier call finished in this work dir (same mode, every split decoded), so a
-    narrower rerun (``--ks 0`` after ``--ks 0,1,2,3``) does not drop them from sweep.json."""
+def _command(args: list[str], w: str, cfg_dir: str, cfg_name: str) -> tuple[str, tuple[str, ...]]:
+    """(what a k's training records: its arguments relative to the work dir and its config file's
+    digest, the form recorded before the digest was)."""
+    plain = " ".join(args).replace(w, "$W")
+    digest = config_digest(cfg_dir, cfg_name)
+    return (f"{plain}  # config-sha1={digest}", (plain,)) if digest else (plain, ())
+
+
+def _earlier_rows(stages: Stages, w: str, ks: list[int], mode: str, splits: tuple[str, ...],
+                  expected: Callable[[int], tuple[str, tuple[str, ...]]]) -> list[dict]:
+    """Rows of ks an earlier call finished in this work dir under the settings of this one (the same
+    command for that k, every split decoded), so a narrower rerun (``--ks 0`` after ``--ks 0,1,2,3``)
+    does not drop them from sweep.json, and a sweep.json never mixes settings."""
     out = []
     for name in os.listdir(w):
         if not (name[:1] == "k" and name[1:].isdigit()) or int(name[1:]) in ks:
@@ -139,8 +172,12 @@ def _earlier_rows(stages: Stages, w: str, ks: list[int], mode: str, splits: tupl
         k = int(name[1:])
         train = stages.done(f"k{k}.train")
         decoded = [stages.done(f"k{k}.decode.{split}") for split in splits]
-        if train is None or None in decoded or f"model.reset_mode={mode} " not in train.get("command", "") + " ":
+        if train is None or None in decoded:
             continue
+        try:
+            stages.check(f"k{k}.train", *expected(k))
+        except AeHubertError:
+            continue  # trained under other settings: not this sweep's row
         out.append({"k": k, "mode": mode, "train": train["result"],
                     **{split: d["result"] for split, d in zip(splits, decoded)}})
     return out

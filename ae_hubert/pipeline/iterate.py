@@ -14,7 +14,6 @@ settings given now. ``records.json`` keeps the records of iterations beyond a na
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,10 +21,12 @@ import time
 from typing import Callable
 
 from ..common.atomic import remove_stale_partials, write_text_atomic
+from ..common.checkpoint import checkpoint_training_seconds, file_digest
+from ..common.manifest import entries_digest
 from ..common.errors import AeHubertError, located
+from ..runner.configs import config_digest
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..common.checkpoint import checkpoint_training_seconds
 from ..runner.trainer import final_stats, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
@@ -87,74 +88,64 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
     }
 
 
-INPUTS = ("train.tsv", "valid.tsv")
-
-
-def _inputs(data: str, start_from: str | None) -> dict:
-    """What the run reads from outside its work dir, by content: the manifests (and the size of the
-    starting checkpoint)."""
-    out = {}
-    for name in INPUTS:
-        with open(os.path.join(data, name), "rb") as f:
-            out[name] = hashlib.sha1(f.read()).hexdigest()
+def _inputs(data: str, start_from: str | None) -> dict[str, tuple[str, str]]:
+    """What the run reads from outside its work dir, by content: the manifests' entries and the
+    starting checkpoint."""
+    out = {name: (os.path.join(data, name), entries_digest(os.path.join(data, name)))
+           for name in ("train.tsv", "valid.tsv")}
     if start_from:
-        out["start_from bytes"] = os.path.getsize(start_from)
+        out["start_from"] = (start_from, file_digest(start_from))
     return out
 
 
-def _check_inputs(stages: Stages, data: str, start_from: str | None, restarting: bool) -> None:
-    path = os.path.join(stages.marker_dir, "inputs.json")
-    now = _inputs(data, start_from)
-    if os.path.isfile(path) and not restarting:
-        try:
-            with open(path) as f:
-                before = json.load(f)
-        except (OSError, ValueError) as e:
-            raise located(path, f"unreadable ({e}); delete it to accept the data as it is now") from None
-        changed = [k for k in now if k in before and before[k] != now[k]]
-        if changed:
-            what = os.path.join(data, changed[0]) if changed[0] in INPUTS else "--start-from"
-            raise located(what, f"changed since this work dir was started ({path}); use a new work dir, or "
-                                "--restart FIRST_STEP to redo everything from the data as it is now")
-    write_text_atomic(path, json.dumps(now, indent=1) + "\n")
-
-
 def _config_digest(st: Step) -> str:
-    """A training step's config file by content (an edited YAML is other settings under the same
-    command), as a shell comment after its command; empty for other steps. Markers written before
-    this was recorded are accepted as they are (``done_as``)."""
+    """A training step's config file digest, as a shell comment after its command; empty for other
+    steps. Markers written before this was recorded are accepted as they are (``done_as``)."""
     if st.tool != "fairseq-hydra-train":
         return ""
     args = list(st.args)
     try:
-        path = os.path.join(args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1] + ".yaml")
-        with open(path, "rb") as f:
-            return f"  # config-sha1={hashlib.sha1(f.read()).hexdigest()[:12]}"
-    except (ValueError, IndexError, OSError):
+        digest = config_digest(args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1])
+    except (ValueError, IndexError):
         return ""
+    return f"  # config-sha1={digest}" if digest else ""
 
 
 def _first_of(steps: list[Step], restart: str) -> int | None:
     return next((i for i, st in enumerate(steps) if st.name == restart or st.name.startswith(restart + ".")), None)
 
 
-def _restart(stages: Stages, steps: list[Step], restart: str, echo, start_from: str | None = None) -> None:
-    """Forget ``restart`` (a step name, or an iteration name: its first step) and every later step;
-    remove the checkpoints of the training steps among them, which fairseq would otherwise resume."""
-    names = [st.name for st in steps]
-    first = _first_of(steps, restart)
-    if first is None:
-        raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
-                            f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
-    for st in steps[first:]:  # the starting checkpoint must survive the removal
-        if start_from and st.save_dir and os.path.realpath(start_from).startswith(os.path.realpath(st.save_dir) + os.sep):
-            raise AeHubertError(f"--restart {restart} would remove {st.save_dir}, which holds --start-from "
+def _commands(st: Step, work_dir: str) -> tuple[str, tuple[str, ...]]:
+    """(the command a step records, the forms of it earlier versions recorded): relative to the work
+    dir, so a moved or copied work dir still resumes; a training step's with its config's digest."""
+    plain = st.shell().replace(work_dir, "$W")
+    earlier = tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as)
+    digest = _config_digest(st)
+    return plain + digest, (plain, *earlier) if digest else earlier
+
+
+def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo, start_from: str | None) -> None:
+    """Forget step ``first`` and every later one, and any step the work dir holds beyond this
+    schedule's (a wider schedule's later iterations, trained on what is now redone); remove the
+    checkpoints of the training steps among them, which fairseq would otherwise resume."""
+    keep = {st.name for st in steps[:first]}
+    save_dirs = {st.name: st.save_dir for st in steps if st.save_dir}
+    done = {f[:-len(".json")] for d in (stages.marker_dir, os.path.dirname(stages.started_marker("x")))
+            if os.path.isdir(d) for f in os.listdir(d) if f.endswith(".json") and f != "inputs.json"}
+    gone = [n for n in [st.name for st in steps[first:]] + sorted(done - {st.name for st in steps}) if n not in keep]
+    for name in gone:  # a training step's checkpoints: its own save_dir, or W/ITERATION/checkpoints
+        save = save_dirs.get(name) or (os.path.join(work_dir, name[:-len(".train")], "checkpoints")
+                                       if name.endswith(".train") else None)
+        if start_from and save and os.path.realpath(start_from).startswith(os.path.realpath(save) + os.sep):
+            raise AeHubertError(f"--restart {steps[first].name} would remove {save}, which holds --start-from "
                                 f"{start_from}; copy it elsewhere first")
-    for st in steps[first:]:
-        if stages.forget(st.name):
-            echo(f"[redo] {st.name}")
-        if st.save_dir and os.path.isdir(st.save_dir):
-            shutil.rmtree(st.save_dir)
+    for name in gone:
+        if stages.forget(name):
+            echo(f"[redo] {name}")
+        save = save_dirs.get(name) or (os.path.join(work_dir, name[:-len(".train")], "checkpoints")
+                                       if name.endswith(".train") else None)
+        if save and os.path.isdir(save):
+            shutil.rmtree(save)
 
 
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
@@ -196,21 +187,34 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             echo(f"[clean] {path} (left by a killed run)")
         stages = Stages(work_dir, echo, way_out="use a new work dir, or --restart {name} to redo it and what follows "
                                                 "under the settings given now")
-        if restart:
-            _restart(stages, steps, restart, echo, s.start_from)
+        commands = {st.name: _commands(st, work_dir) for st in steps}
+        first = _first_of(steps, restart) if restart is not None else len(steps)
+        if first is None:
+            names = [st.name for st in steps]
+            raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
+                                f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
         data = os.path.abspath(s.data)
-        _check_inputs(stages, data, s.start_from, restart is not None and _first_of(steps, restart) == 0)
+        inside = next((st.save_dir for st in steps if st.save_dir and s.start_from and os.path.realpath(
+            s.start_from).startswith(os.path.realpath(st.save_dir) + os.sep)), None)
+        if inside:  # fairseq would resume from it, or write over it
+            raise located(s.start_from, f"--start-from lies in {inside}, where this run writes its checkpoints; "
+                                        "copy it elsewhere first")
+        # everything that would refuse the run is checked before anything is removed or run
+        inputs = _inputs(data, s.start_from)
+        restart_all = "--restart FIRST_STEP to redo everything from the inputs as they are now"
+        stages.check_inputs(inputs, first == 0, write=False, way_out=f"use a new work dir, or {restart_all}")
+        for st in steps[:first]:
+            stages.check(st.name, *commands[st.name])
+        if restart is not None:
+            _restart(stages, steps, first, work_dir, echo, s.start_from)
+        stages.check_inputs(inputs, first == 0)
         records = []
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
         for it in s.iterations[:iterations]:
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                # recorded relative to the work dir, so a moved or copied work dir still resumes
-                plain = st.shell().replace(work_dir, "$W")
-                earlier = tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as)
-                stages.run(st.name, lambda st=st: execute(st), command=plain + _config_digest(st),
-                           done_as=(plain, *earlier) if _config_digest(st) else earlier)
+                stages.run(st.name, lambda st=st: execute(st), *commands[st.name])
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")

@@ -160,7 +160,9 @@ class Schedule:
 # overrides the schedule itself sets for every run (Schedule.train_overrides): the field to use instead
 OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
          "model.label_rate": "targets[].source (it follows task.label_rate)", "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
-         "checkpoint.finetune_from_model": "init: continue"}
+         "checkpoint.finetune_from_model": "init: continue",
+         "checkpoint.no_save": "(the driver reads every iteration's checkpoint)",
+         "optimization.max_epoch": "max_update (the iteration's budget)"}
 # optimization.max_update and common.seed overrides stand for the schedule's fields: the last one wins
 def _alias(overrides: list[str], key: str, value: int, where: str) -> int:
     for o in overrides:
@@ -184,6 +186,7 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
     """Checks both splits (their audio headers too); returns the train utterances' sample counts."""
     from ..common.audio import check_headers
     from ..common.manifest import read_manifest
+    from ..common.text import read_lines
 
     sizes: list[int] = []
     for split in ("train", "valid"):
@@ -195,6 +198,11 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
             raise ScheduleError(f"{short.where}: {short.relpath} has {short.nsamples} samples, fewer than the "
                                 f"{MIN_SAMPLES} needed for one feature frame (remove it from the manifest)")
         check_headers(m.entries)
+        phn = os.path.join(data, f"{split}.phn")
+        if os.path.isfile(phn):  # the label-quality steps read it after the sidecars: checked now
+            n = len(read_lines(phn))
+            if n != len(m):
+                raise ScheduleError(f"{phn}: {n} lines but {m.tsv} has {len(m)} utterances")
         if split == "train":
             sizes = [e.nsamples for e in m.entries]
     return sizes

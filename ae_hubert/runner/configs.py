@@ -87,7 +87,14 @@ def check_batch_fits(cfg, sizes: list[int], where: str) -> None:
     task = cfg.task
     low, keep = task.get("min_sample_size") or 0, task.get("max_keep_size")
     crop = None if task.get("pad_audio") else task.get("max_sample_size")
+    for i, freq in enumerate(cfg.optimization.get("update_freq") or [1]):
+        if int(freq) < 1:
+            raise AeHubertError(f"{where}: optimization.update_freq[{i}]={freq}: must be >= 1")
     kept = [n for n in sizes if n >= low and (keep is None or n <= keep)]
+    if sizes and not kept:
+        raise AeHubertError(f"{where}: no training utterance is kept: task.min_sample_size={low}"
+                            f"{f', task.max_keep_size={keep}' if keep is not None else ''} and the utterances have "
+                            f"{min(sizes)}-{max(sizes)} samples")
     largest = max((n if crop is None else min(n, crop) for n in kept), default=0)
     if largest > max_tokens:
         raise AeHubertError(f"{where}: dataset.max_tokens={max_tokens} is smaller than a training utterance "
@@ -110,3 +117,16 @@ def check_lr_schedule(cfg, where: str) -> None:
         least = next(m for m in range(1, 10 ** 6) if sum(int(m * r) for r in ratios) > 0)
         raise AeHubertError(f"{where}: optimization.max_update={max_update} is too few for lr_scheduler tri_stage "
                             f"with phase_ratio {ratios}: every phase rounds to 0 updates (use max_update >= {least})")
+
+
+def config_digest(config_dir: str, config_name: str) -> str:
+    """A training config file by content (an edited YAML is other settings under the same command);
+    empty when it cannot be read (composition, run first, says why)."""
+    import hashlib
+    import os
+
+    try:
+        with open(os.path.join(config_dir, config_name + ".yaml"), "rb") as f:
+            return hashlib.sha1(f.read()).hexdigest()[:12]
+    except OSError:
+        return ""

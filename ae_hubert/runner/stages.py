@@ -21,23 +21,34 @@ from ..common.errors import AeHubertError, located
 logger = logging.getLogger(__name__)
 
 
+def _words(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
+def _same(recorded: str, accepted: tuple) -> bool:
+    """A recorded command is one of ``accepted`` word for word (quoting aside: a work dir moved to a
+    path that needs quotes records the same words)."""
+    return recorded in accepted or any(a is not None and _words(recorded) == _words(a) for a in accepted)
+
+
 def first_difference(before: str, now: str) -> str:
     """The first setting that differs between two commands, in words: ``now X, was Y``."""
-    def words(command):
-        try:
-            return shlex.split(command)
-        except ValueError:
-            return command.split()
+    old, new = _words(before), _words(now)
 
-    old, new = words(before), words(now)
-    gone = [w for w in old if w not in new]
-    added = [w for w in new if w not in old]
+    def named(ws, i):  # a value after its option (``--seed 2``) is shown with it
+        return f"{ws[i - 1]} {ws[i]}" if i > 0 and ws[i - 1].startswith("--") and not ws[i].startswith("--") else ws[i]
+
+    gone = [i for i, w in enumerate(old) if w not in new]
+    added = [i for i, w in enumerate(new) if w not in old]
     if added and gone:
-        return f"now {added[0]!r}, was {gone[0]!r}"
+        return f"now {named(new, added[0])!r}, was {named(old, gone[0])!r}"
     if added:
-        return f"now also {added[0]!r}"
+        return f"now also {named(new, added[0])!r}"
     if gone:
-        return f"{gone[0]!r} no longer given"
+        return f"{named(old, gone[0])!r} no longer given"
     return "the same words in another order"
 
 
@@ -82,28 +93,56 @@ class Stages:
             raise located(path, "not a stage marker (no 'result'); delete it to redo the stage")
         return rec
 
+    def check(self, name: str, command: str | None, done_as: tuple[str, ...] = ()) -> dict | None:
+        """``name``'s marker if it is done under ``command`` (or one of ``done_as``), else None;
+        refused when it was done or started under other settings. Changes nothing: callers check a
+        whole plan this way before they remove or run anything."""
+        prev = self.done(name)
+        accepted = (command, *done_as)
+        if prev is not None:
+            if command is not None and not _same(prev.get("command", command), accepted):
+                raise self._refuse(name, self.marker(name), "done", prev["command"], command)
+            return prev
+        started = self.started_marker(name)
+        if command is not None and os.path.isfile(started):
+            try:
+                with open(started) as f:
+                    before = json.load(f)["command"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise located(started, f"unreadable stage record ({e}); delete it to redo the stage") from None
+            if not _same(before, accepted):
+                raise self._refuse(name, started, "started", before, command)
+        return None
+
+    def check_inputs(self, now: dict[str, tuple[str, str]], restarting: bool = False, write: bool = True,
+                     way_out: str = "use a new work dir") -> None:
+        """Refuse inputs from outside the work dir (``{role: (path, digest)}``) other than it was
+        started on, naming the first that changed, unless ``restarting`` (everything is redone);
+        with ``write``, record them as they are now (``.stages/inputs.json``)."""
+        path = os.path.join(self.marker_dir, "inputs.json")
+        if os.path.isfile(path) and not restarting:
+            try:
+                with open(path) as f:
+                    before = json.load(f)
+            except (OSError, ValueError) as e:
+                raise located(path, f"unreadable ({e}); delete it to accept the inputs as they are now") from None
+            changed = [role for role, (_, digest) in now.items() if role in before and before[role] != digest]
+            if changed:
+                raise located(now[changed[0]][0], f"changed since this work dir was started ({path}); {way_out}")
+        if write:
+            write_text_atomic(path, json.dumps({role: digest for role, (_, digest) in now.items()}, indent=1) + "\n")
+
     def run(self, name: str, fn: Callable[[], Any], command: str | None = None,
             done_as: tuple[str, ...] = ()) -> Any:
         """Run ``fn`` unless ``name`` is done; return its (JSON-able) result either way. ``command``
         (what the step runs) is recorded; a done step whose command differs is refused, not reused,
         unless it is one of ``done_as``: the same step as an earlier version of the tool wrote it."""
-        prev = self.done(name)
-        accepted = (command, *done_as)
+        prev = self.check(name, command, done_as)
         if prev is not None:
-            if command is not None and prev.get("command", command) not in accepted:
-                raise self._refuse(name, self.marker(name), "done", prev["command"], command)
             self.echo(f"[skip] {name} (done)")
             return prev["result"]
         if command is not None:
             started = self.started_marker(name)
-            if os.path.isfile(started):
-                try:
-                    with open(started) as f:
-                        before = json.load(f)["command"]
-                except (OSError, ValueError, KeyError, TypeError) as e:
-                    raise located(started, f"unreadable stage record ({e}); delete it to redo the stage") from None
-                if before not in accepted:
-                    raise self._refuse(name, started, "started", before, command)
             os.makedirs(os.path.dirname(started), exist_ok=True)
             write_text_atomic(started, json.dumps({"command": command}, indent=1) + "\n")
         self.echo(f"[run ] {name}")

@@ -184,6 +184,12 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
             lines = [ln.strip() for ln in f.read()[-20000:].splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
         raise AeHubertError(f"{log}: {HYDRA_TRAIN} failed (exit {rc}): {last[:300]} (the whole log is in that file)")
+    if max_update is not None:  # a run that stopped short (max_epoch, no checkpoint saved) is not done
+        updates = checkpoint_updates(os.path.join(save_dir, LAST))
+        if updates is None or updates < max_update:
+            raise AeHubertError(f"{log}: {HYDRA_TRAIN} stopped at "
+                                f"{'no saved checkpoint' if updates is None else f'{updates} updates'}, short of "
+                                f"max_update {max_update} (a max_epoch, no_save or other stopping setting?)")
     return log
 
 
