@@ -682,3 +682,17 @@ def test_kmeans_refuses_a_fit_that_is_no_clustering(tmp_path, capsys, fill, mess
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and str(tmp_path) in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_fp16_training_without_a_gpu_is_refused_before_any_work(ctx, tmp_path, capsys):
+    """fairseq's fp16 optimizer needs CUDA: on a machine without one, iterate refuses before the
+    sidecars (--dry-run and launch still write the commands, for a GPU machine to run)."""
+    c, _ = ctx
+    sched = tmp_path / "fp16.yaml"
+    sched.write_text("overrides: [common.fp16=true]\n" + GOOD_ITERS)
+    w = tmp_path / "w"
+    assert main(["iterate", "--schedule", str(sched), "--work-dir", str(w), "--data", c["corpus"]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "iter1: common.fp16=true trains only on a GPU" in err[0] and not w.exists()
+    assert main(["iterate", "--schedule", str(sched), "--work-dir", str(w), "--data", c["corpus"], "--dry-run"]) == 0

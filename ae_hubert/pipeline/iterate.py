@@ -182,6 +182,13 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         for st in steps:
             echo(f"# {st.name}\n{st.shell()}")
         return []
+    gpu = next((it for it in s.iterations[:iterations] if it.needs_gpu), None)
+    if gpu is not None:  # (launch and --dry-run only write commands: a login node needs no GPU)
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AeHubertError(f"{schedule}: {gpu.name}: common.fp16=true trains only on a GPU (fairseq's fp16 "
+                                "optimizer needs CUDA) and this machine has none; set common.fp16=false")
     with WorkDirLock(work_dir):
         for path in remove_stale_partials(work_dir, recursive=True):
             echo(f"[clean] {path} (left by a killed run)")

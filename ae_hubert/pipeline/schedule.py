@@ -90,6 +90,7 @@ class Iteration:
         "the seed is the schedule's (seed:), the same for every iteration" if override_key(o) == "common.seed"
         else None))
     depth: int = spec(0, derived=True)  # transformer layers of the model this iteration trains
+    needs_gpu: bool = spec(False, derived=True)  # its config trains in fp16 (fairseq's fp16 optimizer is CUDA's)
 
     @property
     def label_rate(self) -> float:
@@ -343,6 +344,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
             iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"), os.path.join("/", "SAVE_DIR"),
             None), w)
         depth = iteration.depth = int(cfg.model.encoder_layers)
+        iteration.needs_gpu = bool(cfg.common.get("fp16"))  # (common.cpu does not help: its optimizer needs CUDA)
         if depth < 1:
             raise ScheduleError(f"{w}: model.encoder_layers: {depth}; a HuBERT model needs at least one layer")
         check_model_builds(cfg, [t.k for t in targets], w)
