@@ -16,7 +16,8 @@ from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located
-from ..runner.configs import check_batch_fits, check_lr_schedule, compose_train_config, config_digest, override_key
+from ..runner.configs import (check_batch_fits, check_lr_schedule, compose_train_config, override_key,
+                              with_config_digest)
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -110,12 +111,12 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         remove_stale_partials(w, recursive=True)
         stages = Stages(w, way_out="use a new work dir, or --restart K to redo that k's run under the settings "
                                    "given now ({name})")
-        runs = {}
-        for k in ks:
+        def planned(k):  # a k's run dir, checkpoints, training arguments and recorded command
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
-            runs[k] = (run, save, args, _command(args, w, cfg_dir, cfg_name))
+            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name)
+        runs = {k: planned(k) for k in ks}
         # everything that would refuse the sweep is checked before anything is removed or trained
         inputs = {"train.tsv": (os.path.join(data, "train.tsv"), entries_digest(os.path.join(data, "train.tsv"))),
                   "valid.tsv": (os.path.join(data, "valid.tsv"), entries_digest(os.path.join(data, "valid.tsv"))),
@@ -143,21 +144,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                     return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
                 row[split] = stages.run(f"k{k}.decode.{split}", _decode)
             rows.append(row)
-        def expected(k):
-            save = os.path.join(w, f"k{k}", "checkpoints")
-            return _command(train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides)), w,
-                            cfg_dir, cfg_name)
-        earlier = _earlier_rows(stages, w, ks, mode, splits, expected)
+        earlier = _earlier_rows(stages, w, ks, mode, splits, lambda k: planned(k)[3])
         write_sweep(sorted(rows + earlier, key=lambda r: r["k"]), splits, w)
     return rows
-
-
-def _command(args: list[str], w: str, cfg_dir: str, cfg_name: str) -> tuple[str, tuple[str, ...]]:
-    """(what a k's training records: its arguments relative to the work dir and its config file's
-    digest, the form recorded before the digest was)."""
-    plain = " ".join(args).replace(w, "$W")
-    digest = config_digest(cfg_dir, cfg_name)
-    return (f"{plain}  # config-sha1={digest}", (plain,)) if digest else (plain, ())
 
 
 def _earlier_rows(stages: Stages, w: str, ks: list[int], mode: str, splits: tuple[str, ...],

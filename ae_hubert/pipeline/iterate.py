@@ -24,7 +24,7 @@ from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import entries_digest
 from ..common.errors import AeHubertError, located
-from ..runner.configs import config_digest
+from ..runner.configs import with_config_digest
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..runner.trainer import final_stats, run_training
@@ -98,19 +98,6 @@ def _inputs(data: str, start_from: str | None) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _config_digest(st: Step) -> str:
-    """A training step's config file digest, as a shell comment after its command; empty for other
-    steps. Markers written before this was recorded are accepted as they are (``done_as``)."""
-    if st.tool != "fairseq-hydra-train":
-        return ""
-    args = list(st.args)
-    try:
-        digest = config_digest(args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1])
-    except (ValueError, IndexError):
-        return ""
-    return f"  # config-sha1={digest}" if digest else ""
-
-
 def _first_of(steps: list[Step], restart: str) -> int | None:
     return next((i for i, st in enumerate(steps) if st.name == restart or st.name.startswith(restart + ".")), None)
 
@@ -120,8 +107,11 @@ def _commands(st: Step, work_dir: str) -> tuple[str, tuple[str, ...]]:
     dir, so a moved or copied work dir still resumes; a training step's with its config's digest."""
     plain = st.shell().replace(work_dir, "$W")
     earlier = tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as)
-    digest = _config_digest(st)
-    return plain + digest, (plain, *earlier) if digest else earlier
+    if st.tool != "fairseq-hydra-train":
+        return plain, earlier
+    args = list(st.args)
+    return with_config_digest(plain, args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1],
+                              earlier)
 
 
 def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo, start_from: str | None) -> None:
@@ -130,22 +120,20 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
     checkpoints of the training steps among them, which fairseq would otherwise resume."""
     keep = {st.name for st in steps[:first]}
     save_dirs = {st.name: st.save_dir for st in steps if st.save_dir}
-    done = {f[:-len(".json")] for d in (stages.marker_dir, os.path.dirname(stages.started_marker("x")))
-            if os.path.isdir(d) for f in os.listdir(d) if f.endswith(".json") and f != "inputs.json"}
-    gone = [n for n in [st.name for st in steps[first:]] + sorted(done - {st.name for st in steps}) if n not in keep]
-    for name in gone:  # a training step's checkpoints: its own save_dir, or W/ITERATION/checkpoints
-        save = save_dirs.get(name) or (os.path.join(work_dir, name[:-len(".train")], "checkpoints")
-                                       if name.endswith(".train") else None)
-        if start_from and save and os.path.realpath(start_from).startswith(os.path.realpath(save) + os.sep):
+    gone = [n for n in [st.name for st in steps[first:]] + sorted(stages.names() - {st.name for st in steps})
+            if n not in keep]
+    # a training step's checkpoints: its own save_dir, or (a wider schedule's) W/ITERATION/checkpoints
+    saves = {n: save_dirs.get(n) or (os.path.join(work_dir, n[:-len(".train")], "checkpoints")
+                                     if n.endswith(".train") else None) for n in gone}
+    for save in filter(None, saves.values()):
+        if start_from and os.path.realpath(start_from).startswith(os.path.realpath(save) + os.sep):
             raise AeHubertError(f"--restart {steps[first].name} would remove {save}, which holds --start-from "
                                 f"{start_from}; copy it elsewhere first")
     for name in gone:
         if stages.forget(name):
             echo(f"[redo] {name}")
-        save = save_dirs.get(name) or (os.path.join(work_dir, name[:-len(".train")], "checkpoints")
-                                       if name.endswith(".train") else None)
-        if save and os.path.isdir(save):
-            shutil.rmtree(save)
+        if saves[name] and os.path.isdir(saves[name]):
+            shutil.rmtree(saves[name])
 
 
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:

@@ -130,3 +130,11 @@ def config_digest(config_dir: str, config_name: str) -> str:
             return hashlib.sha1(f.read()).hexdigest()[:12]
     except OSError:
         return ""
+
+
+def with_config_digest(plain: str, config_dir: str, config_name: str,
+                       earlier: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]]:
+    """(a training command as a stage records it: with its config file's digest, the forms recorded
+    before the digest was: ``earlier`` and the plain command)."""
+    digest = config_digest(config_dir, config_name)
+    return (f"{plain}  # config-sha1={digest}", (plain, *earlier)) if digest else (plain, earlier)

@@ -66,6 +66,12 @@ class Stages:
     def started_marker(self, name: str) -> str:
         return os.path.join(self.marker_dir, "started", f"{name}.json")
 
+    def names(self) -> set[str]:
+        """Every stage this work dir holds a marker of, done or started."""
+        dirs = (self.marker_dir, os.path.dirname(self.started_marker("x")))
+        return {f[:-len(".json")] for d in dirs if os.path.isdir(d) for f in os.listdir(d)
+                if f.endswith(".json") and f != "inputs.json"}
+
     def forget(self, name: str) -> bool:
         """Remove ``name``'s markers (done and started), so that a rerun redoes it; whether any existed."""
         found = False
