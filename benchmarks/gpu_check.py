@@ -847,7 +847,8 @@ def write_table_into(record: dict, doc: str) -> None:
         raise CheckError(f"{doc}: not one pair of generated-table markers ({TABLE_BEGIN} ... {TABLE_END})")
     head, rest = text.split(TABLE_BEGIN, 1)
     _, tail = rest.split(TABLE_END, 1)
-    write_text_atomic(doc, f"{head}{TABLE_BEGIN}\n{table(record)}{TABLE_END}{tail}")
+    # the document itself, not a link to it, is edited (a linked doc stays linked)
+    write_text_atomic(os.path.realpath(doc), f"{head}{TABLE_BEGIN}\n{table(record)}{TABLE_END}{tail}")
 
 
 def read_record(path: str) -> dict:

@@ -324,6 +324,9 @@ CASES = [
     ("sweep-max-tokens", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                        "--work-dir", f"{c['tmp']}/s", "dataset.max_tokens=1000"],
      "reset-sweep: dataset.max_tokens=1000 is smaller than a training utterance", ["s"]),
+    ("sweep-mask-length", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                        "--work-dir", f"{c['tmp']}/s", "model.mask_length=400"],
+     "reset-sweep: model.mask_length=400 frames is too long for the shortest", ["s"]),
     ("sweep-one-update", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                        "--work-dir", f"{c['tmp']}/s", "optimization.max_update=1"],
      "optimization.max_update=1 is too few for lr_scheduler tri_stage", ["s"]),
@@ -402,6 +405,8 @@ CASES = [
          "key seed)"),
         ("group-no-equals", "overrides: [task]\n" + GOOD_ITERS, "'task': expected KEY=VALUE"),
         ("mask-prob", "overrides: [model.mask_prob=1.5]\n" + GOOD_ITERS, "model.mask_prob: 1.5 is not a probability"),
+        ("mask-length", "overrides: [model.mask_length=400]\n" + GOOD_ITERS,
+         "model.mask_length=400 frames is too long for the shortest train utterance"),
         ("max-tokens", "overrides: [dataset.max_tokens=1000]\n" + GOOD_ITERS,
          "dataset.max_tokens=1000 is smaller than a training utterance"),
         ("none-kept", "overrides: [task.min_sample_size=10000000]\n" + GOOD_ITERS, "no training utterance is kept"),
@@ -506,6 +511,15 @@ def test_quality_infers_the_label_rate(mfcc_labels, corpus, capsys):
     assert inferred["pnmi"] == pytest.approx(label_quality(km, phn, km_rate=100)["pnmi"])
 
 
+def test_a_wrong_phone_rate_is_named_as_such(mfcc_labels, corpus, capsys):
+    """50 Hz phones declared at 100 Hz: the phone lines are checked against the manifest beside them,
+    and the error names --phn-rate (not the labels' rate it would otherwise fail to infer)."""
+    km, phn = os.path.join(mfcc_labels["lab"], "valid.km"), os.path.join(corpus, "valid.phn")
+    assert main(["quality", "--km", km, "--phn", phn, "--phn-rate", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{phn}:1:" in err[0] and "wrong --phn-rate? (50 Hz fits)" in err[0], err
+
+
 @pytest.mark.parametrize("cmd", ["toy-corpus", "dump mfcc", "dump hubert", "kmeans", "label", "quality", "iterate",
                                  "choose-layer", "init-continue", "probe", "decode", "spm", "reset-sweep", "merge-labels",
                                  "export-stock", "launch", "demo", "librispeech", "study-corpus", "cluster-quality",
@@ -584,6 +598,9 @@ OUTPUT_IS_INPUT = [
      "data directory"),
     ("label-name-wrdspan", lambda o: ["label", "--tsv-dir", o["data"], "--split", "valid", "--km", o["km"],
                                       "--out-dir", o["data"], "--name", "wrdspan"], "data directory"),
+    ("quality-json-is-the-labels-dict", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
+                                                   os.path.join(o["data"], "valid.phn"), "--json",
+                                                   os.path.join(o["lab"], "dict.km.txt")], "--km's dictionary"),
     ("quality-json-is-audio", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
                                          os.path.join(o["data"], "valid.phn"), "--json", o["wav"]], "data directory"),
 ]
@@ -662,7 +679,7 @@ def test_merge_labels_refuses_what_is_not_a_label_line(tmp_path, capsys, shard, 
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-@pytest.mark.parametrize("fill, message", [(0.25, "2 distinct frames, so k <= 2"),
+@pytest.mark.parametrize("fill, message", [(0.25, "the k-means sample has 2 distinct frames, fewer than k=5: k <= 2"),
                                            (3e19, "k-means overflowed"),
                                            (float("nan"), "valid_0_1.npy: utterance 2: features contain NaN")])
 def test_kmeans_refuses_a_fit_that_is_no_clustering(tmp_path, capsys, fill, message, streamed):
@@ -671,6 +688,8 @@ def test_kmeans_refuses_a_fit_that_is_no_clustering(tmp_path, capsys, fill, mess
     streamed alike, no k-means file written."""
     x = np.full((60, 4), 0.25 if fill != fill else fill, dtype=np.float32)
     x[::2] *= 2
+    if fill == 3e19:  # every frame distinct, every squared distance beyond float32
+        x *= 1 + np.random.default_rng(0).random((60, 4), dtype=np.float32)
     if fill != fill:
         x[31:] = np.random.default_rng(0).standard_normal((29, 4))
         x[40, 1] = np.nan

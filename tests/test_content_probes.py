@@ -5,7 +5,8 @@ import pytest
 from ae_hubert.analysis.ctc_probe import error_rates, greedy_decode
 from ae_hubert.common.letters import letters_to_words
 from ae_hubert.analysis.linear_probes import mean_cca
-from ae_hubert.analysis.word_probe import parse_spans, pool_spans, word_pair_auc, word_probes
+from ae_hubert.analysis.word_probe import pool_spans, word_pair_auc, word_probes
+from ae_hubert.corpus.corpus_files import parse_spans
 from ae_hubert.common.errors import AeHubertError
 
 WORDS = ["CAT", "DOG", "TREE", "BIRD", "RED", "SEES"]

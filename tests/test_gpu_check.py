@@ -80,6 +80,12 @@ def test_bad_records_and_docs_are_refused_in_one_line(tmp_path):
     r = _check("--table", str(good), "--into", str(doc))
     assert r.returncode == 2 and "markers" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert doc.read_text() == f"{gpu_check.TABLE_END}\n{gpu_check.TABLE_BEGIN}\n"
+    doc.write_text(f"head\n{gpu_check.TABLE_BEGIN}\nold\n{gpu_check.TABLE_END}\ntail\n")
+    link = tmp_path / "link.md"
+    link.symlink_to(doc)
+    r = _check("--table", str(good), "--into", str(link))  # a linked doc is edited through its link
+    assert r.returncode == 0 and link.is_symlink() and "old" not in doc.read_text()
+    assert doc.read_text().startswith("head\n") and doc.read_text().endswith("tail\n")
 
 
 def test_the_gpu_profile_refuses_a_machine_without_one(tmp_path):

@@ -50,3 +50,33 @@ def test_rerun_gives_same_bytes(corpus, tmp_path):
     first = (tmp_path / "a" / "valid_0_1.npy").read_bytes()
     dump_mfcc(corpus, "valid", str(tmp_path / "a"))
     assert (tmp_path / "a" / "valid_0_1.npy").read_bytes() == first
+
+
+def test_mfcc_at_50_hz_is_every_other_frame_in_dump_and_label(corpus, tmp_path, capsys):
+    """``--mfcc-rate 50`` keeps frames 0, 2, 4, ... (those a 50 Hz layer's frames line up with), in a
+    dump and in labels computed from the audio alike; a checkpoint's layer takes no MFCC rate."""
+    import joblib
+    from sklearn.cluster import KMeans
+
+    from ae_hubert.cli import main
+
+    assert main(["dump", "mfcc", "--tsv-dir", corpus, "--split", "valid", "--out-dir", str(tmp_path / "f100")]) == 0
+    assert main(["dump", "mfcc", "--tsv-dir", corpus, "--split", "valid", "--out-dir", str(tmp_path / "f50"),
+                 "--mfcc-rate", "50"]) == 0
+    one, two = read_shard(str(tmp_path / "f100"), "valid", 0, 1), read_shard(str(tmp_path / "f50"), "valid", 0, 1)
+    full, lens, half = one.feats, list(one.lengths), two.feats
+    starts = np.cumsum([0, *lens[:-1]])
+    assert list(two.lengths) == [(n + 1) // 2 for n in lens]
+    assert np.array_equal(half, np.concatenate([full[s:s + n:2] for s, n in zip(starts, lens)]))
+    km = KMeans(4, n_init=1, random_state=0).fit(half)
+    joblib.dump(km, tmp_path / "km.bin")
+    common = ["--split", "valid", "--km", str(tmp_path / "km.bin"), "--name", "km"]
+    assert main(["label", "--feat-dir", str(tmp_path / "f50"), *common, "--out-dir", str(tmp_path / "a")]) == 0
+    assert main(["label", "--tsv-dir", corpus, *common, "--out-dir", str(tmp_path / "b"), "--mfcc-rate", "50"]) == 0
+    assert (tmp_path / "a" / "valid.km").read_text() == (tmp_path / "b" / "valid.km").read_text()
+    capsys.readouterr()
+    assert main(["label", "--tsv-dir", corpus, *common, "--out-dir", str(tmp_path / "c"), "--mfcc-rate", "50",
+                 "--ckpt", "x.pt", "--layer", "1"]) == 2
+    assert "--mfcc-rate: only for MFCC labels" in capsys.readouterr().err
+    assert main(["label", "--feat-dir", str(tmp_path / "f50"), *common, "--out-dir", str(tmp_path / "c"),
+                 "--mfcc-rate", "50"]) == 2

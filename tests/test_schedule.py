@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from conftest import silent_manifests
@@ -102,8 +104,18 @@ def test_depth_follows_overrides_and_start_from(corpus, tmp_path, stock_checkpoi
 def test_mixed_rates_rejected(corpus, tmp_path, stock_checkpoint):
     mixed = f"start_from: {stock_checkpoint}\niterations:\n  - targets: [{{source: mfcc, k: 10}}, " \
             "{source: layer, layer: 2, k: 10}]\n    max_update: 5\n"
-    with pytest.raises(ScheduleError, match="one label_rate"):
+    with pytest.raises(ScheduleError, match=r"targets at 100 and 50 Hz .* one label_rate \(MFCC targets can be at "
+                                            r"rate: 50\)"):
         load_schedule(write(tmp_path, mixed), data=corpus)
+    # MFCC clusters at 50 Hz share the iteration (a head each: model.layer_targets), labelled at 50 Hz
+    s = load_schedule(write(tmp_path, mixed.replace("k: 10}, ", "k: 10, rate: 50}, ")), data=corpus)
+    assert [t.rate for t in s.iterations[0].targets] == [50.0, 50.0] and s.iterations[0].label_rate == 50
+    for text, message in ((mixed.replace("k: 10}, ", "k: 10, rate: 25}, "),
+                           "targets[0].rate: 25 Hz; mfcc targets are at 100 or 50 Hz"),
+                          (mixed.replace("layer: 2, k: 10}", "layer: 2, k: 10, rate: 100}"),
+                           "targets[1].rate: 100 Hz; layer targets are at 50 Hz")):  # a layer's own rate only
+        with pytest.raises(ScheduleError, match=re.escape(message)):
+            load_schedule(write(tmp_path, text), data=corpus)
 
 
 def test_missing_data(tmp_path):
@@ -111,3 +123,29 @@ def test_missing_data(tmp_path):
         load_schedule(write(tmp_path, BASE % ("3", "10", "scratch")))
     with pytest.raises(ScheduleError, match="has no train.tsv"):
         load_schedule(write(tmp_path, BASE % ("3", "10", "scratch")), data=str(tmp_path))
+
+
+def test_mask_spans_must_fit_the_shortest_kept_utterance():
+    """fairseq's masking raises "the entire sequence is masked" once a span reaches the shortest
+    sequence's length less 2 frames: refused before any work, at the length the batch really has
+    (utterances below min_sample_size dropped, the rest cropped to max_sample_size)."""
+    from omegaconf import OmegaConf
+
+    from ae_hubert.common.errors import AeHubertError
+    from ae_hubert.runner.configs import check_mask_fits, conv_frames
+
+    assert conv_frames(16000, None) == 49 and conv_frames(400, None) == 1
+    assert conv_frames(64000, "[(64,10,5)] + [(64,3,2)] * 4 + [(64,2,2)] * 2") == 199
+
+    def cfg(length, **task):
+        return OmegaConf.create({"model": {"mask_prob": 0.65, "mask_length": length},
+                                 "task": {"min_sample_size": 8000, "max_sample_size": 64000, **task}})
+
+    check_mask_fits(cfg(46), {"train": [16000, 32000]}, "w")  # 49 frames: spans up to 46
+    with pytest.raises(AeHubertError, match=r"w: model.mask_length=47 frames is too long for the shortest valid "
+                                            r"utterance the trainer keeps \(16000 samples, 49 frames\)"):
+        check_mask_fits(cfg(47), {"train": [32000], "valid": [16000, 4000]}, "w")  # 4000 < min_sample_size: dropped
+    check_mask_fits(cfg(196), {"train": [10 ** 6]}, "w")  # cropped to 64000 samples: 199 frames
+    with pytest.raises(AeHubertError, match="199 frames"):
+        check_mask_fits(cfg(197), {"train": [10 ** 6]}, "w")
+    check_mask_fits(OmegaConf.create({"model": {"mask_prob": 0.0, "mask_length": 500}, "task": {}}), {"train": [400]}, "w")

@@ -53,22 +53,63 @@ iterations:
     max_update: 4
 """
 
+H0_AUTOENCODER = """
+name: mini_h0_autoencoder
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=2, checkpoint.save_interval_updates=2, common.log_interval=1,
+            model._name=hubert_layer_targets, criterion._name=hubert_layer_targets, "+model.layer_targets='3:0:1'",
+            +model.reconstruct_layer=6]
+kmeans: {percent: -1, max_iter: 20}
+iterations:
+  - name: iter1
+    targets: [{source: mfcc, k: 8}]
+    max_update: 4
+"""
+
+H0_PHONES = """
+name: mini_h0_phones
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=2, checkpoint.save_interval_updates=2, common.log_interval=1]
+iterations:
+  - name: iter1
+    targets: [{source: phones}]
+    max_update: 4
+"""
+
+H6_MIDDLE = """
+name: mini_h6_mfcc_middle
+train_config: pretrain/toy_cpu
+overrides: [dataset.validate_interval_updates=2, checkpoint.save_interval_updates=2, common.log_interval=1,
+            model._name=hubert_layer_targets, criterion._name=hubert_layer_targets, "+model.layer_targets='6:0:1,3:1:1'"]
+kmeans: {percent: -1, max_iter: 20}
+iterations:
+  - name: iter2
+    targets: [{source: layer, layer: auto, k: 8}, {source: mfcc, k: 8, rate: 50}]
+    max_update: 4
+"""
+
+SCHEDULES = {"mini_h1": SCHEDULE, "mini_h4_top": H4_TOP, "mini_h5_half": H5_HALF,
+             "mini_h0_autoencoder": H0_AUTOENCODER, "mini_h0_phones": H0_PHONES, "mini_h6_mfcc_middle": H6_MIDDLE}
+
 STUDY = """
 name: mini
 corpus: {utterances: 36, seed: 1, vocabulary: 120}
 seeds: 2
 k: 8
-measure: {train_utterances: 10, valid_utterances: 6, probe_utterances: 8, ctc_steps: 5}
+measure: {train_utterances: 10, valid_utterances: 6, probe_utterances: 8, ctc_steps: 5, phone_train_utterances: 8,
+          phone_utterances: 6, phone_steps: 5}
 finetune: {config: finetune/toy_cpu, ks: [0, 1], judge: cer, overrides: [optimization.max_update=2,
            dataset.validate_interval_updates=2]}
-schedules: {H1: mini_h1.yaml, H4: {top: mini_h4_top.yaml}, H5: {half: mini_h5_half.yaml}}
+schedules: {H1: mini_h1.yaml, H4: {top: mini_h4_top.yaml}, H5: {half: mini_h5_half.yaml},
+            H0: {autoencoder: mini_h0_autoencoder.yaml, phones: mini_h0_phones.yaml},
+            H6: {mfcc_middle: mini_h6_mfcc_middle.yaml}}
 """
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
-    for name, text in (("mini_h1", SCHEDULE), ("mini_h4_top", H4_TOP), ("mini_h5_half", H5_HALF)):
+    for name, text in SCHEDULES.items():
         (d / f"{name}.yaml").write_text(text)
     cfg = d / "mini.yaml"
     cfg.write_text(STUDY)
@@ -342,7 +383,7 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H5: {no: mini_h5_half.yaml}"), "arm name False is not text"),
     (STUDY.replace("H5: {half: mini_h5_half.yaml}", "H2: mini_h5_half.yaml"), "schedules.H2: unknown key"),
     (STUDY + "data: ''\n", "data: empty"),
-    (STUDY + "seeds: 3\n", "bad.yaml:10: not a readable YAML study (found duplicate key seeds)"),
+    (STUDY + "seeds: 3\n", f"bad.yaml:{STUDY.count(chr(10)) + 1}: not a readable YAML study (found duplicate key seeds)"),
     (STUDY.replace("overrides: [optimization", "overrides: ['task.labels=[x]', optimization"),
      "finetune.overrides[0]: task.labels is set by the schedule"),
     (STUDY + "overrides: ['optimization={max_update: 9}']\n", "overrides[0]: optimization: a whole group sets"),
@@ -410,10 +451,11 @@ def test_h3_h4_h5_on_the_same_runs(armed):
         assert not os.path.exists(os.path.join(work, f))
 
 
-def _refused(armed, tmp_path, only=None, study=STUDY, h4=H4_TOP, h5=H5_HALF) -> str:
-    """Run a changed copy of the mini study on the armed corpus; its one-line refusal, with no work dir."""
+def _refused(armed, tmp_path, only=None, study=STUDY, **changed) -> str:
+    """Run a changed copy of the mini study (``mini_h4_top=TEXT``: a schedule changed) on the armed
+    corpus; its one-line refusal, with no work dir."""
     _, work, _ = armed
-    for name, text in (("mini", study), ("mini_h1", SCHEDULE), ("mini_h4_top", h4), ("mini_h5_half", h5)):
+    for name, text in {"mini": study, **SCHEDULES, **changed}.items():
         (tmp_path / f"{name}.yaml").write_text(text)
     with pytest.raises(StudyError) as e:
         run_study(str(tmp_path / "mini.yaml"), str(tmp_path / "w"), data=os.path.join(work, "corpus"), only=only)
@@ -429,11 +471,11 @@ def _refused(armed, tmp_path, only=None, study=STUDY, h4=H4_TOP, h5=H5_HALF) -> 
     ("common.log_interval=1]", "common.log_interval=1, model.dropout=0.0]", "overrides"),
 ])
 def test_unfair_or_broken_h4_arms_are_refused_before_any_work(armed, tmp_path, old, new, message):
-    assert message in _refused(armed, tmp_path, ["H4"], h4=H4_TOP.replace(old, new))
+    assert message in _refused(armed, tmp_path, ["H4"], mini_h4_top=H4_TOP.replace(old, new))
 
 
 def test_h5_arms_must_have_the_standard_budget_or_half(armed, tmp_path):
-    message = _refused(armed, tmp_path, ["H5"], h5=H5_HALF.replace("max_update: 4\n", "max_update: 3\n"))
+    message = _refused(armed, tmp_path, ["H5"], mini_h5_half=H5_HALF.replace("max_update: 4\n", "max_update: 3\n"))
     assert "3 updates in all; H5 compares at H1's total (8) or half of it" in message
 
 
@@ -454,7 +496,8 @@ def test_the_pack_carries_interval_checkpoints_of_the_h1_run_only(armed):
     without it) carries them all, as before."""
     _, work, _ = armed
     record = os.path.join(work, "probed_runs.json")
-    assert json.load(open(record)) == {"runs": [os.path.join("runs", "mini_h1")]}
+    assert os.path.join("runs", "mini_h1") in json.load(open(record))["runs"]
+    assert os.path.join("runs", "mini_h4_top") not in json.load(open(record))["runs"]
     ckpts = os.path.join(work, "runs", "mini_h4_top", "s1", "iter2", "checkpoints")
     intervals = [f for f in os.listdir(ckpts) if f.startswith("checkpoint_1_")]
     assert intervals  # on disk, never probed
@@ -595,8 +638,10 @@ def test_fine_tuning_time_counts_each_fine_tuning_once(monkeypatch, tmp_path):
 def test_the_shipped_study_parses():
     s = load_study("study_cpu")
     assert s.seeds == 3 and s.k == 100 and s.schedules == {
-        "H1": "study_h1", "H4": {"middle": "study_h4_middle", "top": "study_h4_top"},
-        "H5": {"progressive": "study_h5_progressive", "progressive_half": "study_h5_progressive_half"}}
+        "H0": {"autoencoder": "study_h0_autoencoder", "phones": "study_h0_phones"}, "H1": "study_h1",
+        "H4": {"middle": "study_h4_middle", "top": "study_h4_top"},
+        "H5": {"progressive": "study_h5_progressive", "progressive_half": "study_h5_progressive_half"},
+        "H6": {"mfcc_middle": "study_h6_mfcc_middle", "mfcc_top": "study_h6_mfcc_top"}}
     assert s.finetune.ks == [0, 1, 2, 3] and s.finetune.split == "test" and s.finetune.judge == "cer"
     assert "optimization.max_update=1500" in s.finetune.overrides
 
@@ -608,8 +653,9 @@ def test_the_shipped_schedules_are_fair_arms(armed):
     s = load_study("study_cpu")
     s.data = os.path.join(work, "corpus")
     assert check_schedules(s, list(names())) == {
-        "updates": {"H1": 4000, "H4.middle": 2000, "H4.top": 2000, "H5.progressive": 4000, "H5.progressive_half": 2000},
-        "references": {"H4": "auto", "H5": "standard"}}
+        "updates": {"H1": 4000, "H0.autoencoder": 2000, "H0.phones": 2000, "H4.middle": 2000, "H4.top": 2000,
+                    "H5.progressive": 4000, "H5.progressive_half": 2000, "H6.mfcc_middle": 2000, "H6.mfcc_top": 2000},
+        "references": {"H0": "mfcc", "H4": "auto", "H5": "standard", "H6": "standard"}}
 
 
 def test_the_gpu_study_scales_h1_and_h5_only(armed):
@@ -623,9 +669,9 @@ def test_the_gpu_study_scales_h1_and_h5_only(armed):
     assert s.corpus.utterances == 10 * load_study("study_cpu").corpus.utterances
     assert set(s.schedules) == {"H1", "H5"} and s.finetune.config == "finetune/base_10h"
     s.data = os.path.join(work, "corpus")
-    checked = check_schedules(s, [h for h in names() if h != "H4"])
+    checked = check_schedules(s, [h for h in names() if h not in ("H0", "H4", "H6")])
     assert checked["updates"] == {"H1": 40000, "H5.progressive": 40000, "H5.progressive_half": 20000}
-    assert checked["references"] == {"H5": "standard"}  # no H4 here, so no reference arm for it
+    assert checked["references"] == {"H5": "standard"}  # no H0 or H4 here, so no reference arm for them
     assert load_schedule("study_gpu_h1", s.data, []).train_config_name == "study_gpu"
 
 
@@ -692,3 +738,157 @@ def test_every_hypothesis_is_one_module_and_a_new_one_needs_nothing_else(tmp_pat
     write_study(summary, str(tmp_path))
     assert "## H9: a ninth question\n\nnine: [1, 2]" in (tmp_path / "study.md").read_text()
     assert verdict_lines(summary)[0] == "H9 values [1, 2]"
+
+
+@pytest.fixture(scope="module")
+def controls(armed):
+    """H0 and H6 on seed 1 of the armed work dir: the two controls trained (H1's iteration 1 the
+    reference), an H6 arm started from H1's iteration-1 model (H1's iteration 2 the reference)."""
+    cfg, work, _ = armed
+    assert main(["study", "--work-dir", work, "--config", cfg, "--only", "H0,H6", "--seeds", "1"]) == 0
+    return cfg, work, json.load(open(os.path.join(work, "partial", "H0+H6.s1", "study.json")))
+
+
+def test_h0_controls_are_probed_over_updates_and_fine_tuned(controls):
+    cfg, work, s = controls
+    h0, seed = s["H0"], s["per_seed"][0]["H0"]
+    assert list(h0["arms"]) == ["mfcc", "autoencoder", "phones"] and h0["reference"] == "mfcc"
+    for arm in ("mfcc", "autoencoder", "phones"):
+        assert sorted(seed[arm]["probes"], key=int) == ["2", "4"], arm  # every checkpoint (saved every 2)
+    assert seed["mfcc"]["run"] == "mini_h1" and h0["arms"]["autoencoder"]["run"] == "mini_h0_autoencoder"
+    # the reference's fine-tunings are H3's (the same reset-sweep work dir), not new ones
+    sweep = json.load(open(os.path.join(work, "finetune", "mini_h1", "s1", "iter1", "sweep.json")))
+    assert seed["mfcc"]["finetune"]["1"]["cer"] == sweep[1]["test"]["cer"]
+    assert sorted(seed["autoencoder"]["finetune"]) == ["0", "1"] and sorted(seed["phones"]["finetune"]) == ["0"]
+    # the downstream measures: phone CTC fine-tunings (PER = their WER over phone tokens), the frozen recogniser
+    for arm in ("mfcc", "autoencoder", "phones"):
+        tuned = json.load(open(os.path.join(work, "finetune_phones", seed[arm]["run"], "s1", "iter1", "sweep.json")))
+        phones = sum(len(line.split()) for line in open(os.path.join(work, "corpus", "test.phnseq")))
+        assert seed[arm]["phone_ctc"]["wer"] == tuned[0]["test"]["wer"] and tuned[0]["test"]["words"] == phones
+        pr = seed[arm]["phone_recognition"]
+        assert 0 <= pr["per"] and len(pr["layer_weights"]) == 7 and sum(pr["layer_weights"]) == pytest.approx(1)
+        tests = sum(1 for _ in open(os.path.join(work, "corpus", "test.tsv"))) - 1
+        assert pr["train_utterances"] == 8 and pr["utterances"] == min(6, tests) and pr["split"] == "test"
+    assert set(h0["downstream"]["measures"]) == {"letter_ctc", "phone_ctc", "phone_recognition"}
+    phnseq = open(os.path.join(work, "corpus", "test.phnseq")).read().split("\n")[0].split()
+    assert phnseq and "sil" not in phnseq
+    ae = h0["arms"]["autoencoder"]
+    assert ae["best_reset_k"] == 1 and ae["reset_minus_k0"]["values"] == [
+        pytest.approx(seed["autoencoder"]["finetune"]["1"]["cer"] - seed["autoencoder"]["finetune"]["0"]["cer"])]
+    last = seed["autoencoder"]["probes"]["4"]["layers"]
+    assert ae["top_layer"] == 6 and ae["top_input_r2"]["values"] == [last["6"]["input_r2"]]
+    assert set(h0["checks"]) == {"input_r2_autoencoder_mfcc_phones", "phone_acc_phones_mfcc_autoencoder",
+                                 "shape_fires_on_autoencoder", "shape_silent_on_phones", "reset_helps_autoencoder"}
+    assert h0["passes"] == all(h0["checks"].values())
+    # the controls' interval checkpoints travel in a pack (their probes over updates)
+    runs = json.load(open(os.path.join(work, "probed_runs.json")))["runs"]
+    assert {os.path.join("runs", r) for r in ("mini_h1", "mini_h0_autoencoder", "mini_h0_phones")} <= set(runs)
+    out = os.path.join(work, "partial", "H0+H6.s1")
+    md = open(os.path.join(out, "study.md")).read()
+    assert "## H0: positive controls" in md and "| autoencoder |" in md and "The instrument" in md
+    assert open(os.path.join(out, "h0_controls.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_h6_arm_has_two_heads_and_is_measured_like_the_standard_iteration(controls):
+    """The arm predicts the layer's clusters at the top and MFCC clusters (at 50 Hz) at layer 3, from
+    H1's iteration-1 model; every figure is paired with H1's iteration 2 of the same seed."""
+    cfg, work, s = controls
+    h6, seed = s["H6"], s["per_seed"][0]["H6"]
+    assert list(h6["arms"]) == ["standard", "mfcc_middle"] and seed["standard"]["run"] == "mini_h1"
+    record = json.load(open(os.path.join(work, "runs", "mini_h6_mfcc_middle", "s1", "records.json")))[0]
+    assert [(t["source"], t["rate"]) for t in record["targets"]] == [("layer", 50.0), ("mfcc", 50.0)]
+    assert record["previous_checkpoint"] == os.path.join(work, "runs", "mini_h1", "s1", "iter1", "checkpoints",
+                                                         "checkpoint_last.pt")
+    mid = h6["arms"]["mfcc_middle"]
+    top = max(seed["mfcc_middle"]["probe"]["layers"], key=int)
+    assert mid["top_input_r2"]["values"] == [seed["mfcc_middle"]["probe"]["layers"][top]["input_r2"]]
+    assert mid["minus_reference"]["best_layer_pnmi"]["values"] == [pytest.approx(
+        mid["best_layer_pnmi"]["values"][0] - h6["arms"]["standard"]["best_layer_pnmi"]["values"][0])]
+    # the standard arm's letter fine-tuning is H3's k = 0 (the same reset-sweep work dir)
+    sweep = json.load(open(os.path.join(work, "finetune", "mini_h1", "s1", "iter2", "sweep.json")))
+    assert h6["downstream"]["letter_ctc"]["arms"]["standard"]["values"] == [sweep[0]["test"]["cer"]]
+    assert set(h6["downstream"]) == {"letter_ctc", "phone_ctc", "phone_recognition"}
+    md = open(os.path.join(work, "partial", "H0+H6.s1", "study.md")).read()
+    assert "## H6: modified losses on the top layers" in md and "| top_input_r2 |" in md
+
+
+@pytest.mark.parametrize("schedule, old, new, message", [
+    ("mini_h0_autoencoder", "+model.reconstruct_layer=6", "+model.reconstruct_layer=5",
+     "the autoencoder control's top layer (6) reconstructs the input"),
+    ("mini_h0_autoencoder", "max_update: 4", "max_update: 3", "the controls compare at H1's iteration-1 budget (4)"),
+    ("mini_h0_phones", "{source: phones}", "{source: mfcc, k: 8}", "the phones control trains on the corpus's phones"),
+    ("mini_h0_phones", "common.log_interval=1]", "common.log_interval=1, model.dropout=0.0]", "overrides"),
+    ("mini_h0_phones", "    max_update: 4\n", "    max_update: 4\n  - targets: [{source: phones}]\n    max_update: 4\n",
+     "a control is one iteration"),
+])
+def test_unfair_controls_are_refused_before_any_work(armed, tmp_path, schedule, old, new, message):
+    text = SCHEDULES[schedule]
+    assert old in text
+    assert message in _refused(armed, tmp_path, ["H0"], **{schedule: text.replace(old, new)})
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("max_update: 4", "max_update: 3", "H6 compares at H1's iteration-2 budget (4)"),
+    ("{source: mfcc, k: 8, rate: 50}", "{source: phones}", "an H6 arm predicts the layer's clusters and MFCC clusters"),
+    ("{source: layer, layer: auto, k: 8}", "{source: layer, layer: 2, k: 8}", "layer_target"),
+])
+def test_unfair_h6_arms_are_refused_before_any_work(armed, tmp_path, old, new, message):
+    assert old in H6_MIDDLE
+    assert message in _refused(armed, tmp_path, ["H6"], mini_h6_mfcc_middle=H6_MIDDLE.replace(old, new))
+
+
+def test_the_controls_are_named_by_their_roles(armed, tmp_path):
+    message = _refused(armed, tmp_path, ["H0"], study=STUDY.replace("phones: mini_h0_phones", "oracle: mini_h0_phones"))
+    assert "schedules.H0: the controls are exactly autoencoder" in message
+
+
+def test_h0_verdicts():
+    """The controls pass when the rankings hold in every seed, the shape fires on the autoencoder
+    alone and a reset helps it; one seed out of order fails the ranking."""
+    from types import SimpleNamespace
+
+    from ae_hubert.study import h0 as hyp0
+
+    def probe(r2, acc):  # layers 1..3 at the one checkpoint; the top is the last
+        return {"autoencoder_index": 0.0, "layers": {str(i + 1): {"input_r2": r, "phone_acc": a}
+                                                      for i, (r, a) in enumerate(zip(r2, acc))}}
+
+    def seed(ae_top=0.9, ref_top=0.5, ph_top=0.3, reset=-0.02, ref_per=0.5):
+        def arm(r2, acc, ft, per):
+            return {"run": "r", "updates": 4, "probes": {"4": probe(r2, acc)}, "finetune": ft,
+                    "phone_ctc": {"wer": per, "cer": 0.0}, "phone_recognition": {"per": per + 0.1}}
+        return {"H0": {"mfcc": arm((0.5, 0.5, ref_top), (0.3, 0.3, 0.3), {"0": {"wer": 1, "cer": 0.5}}, ref_per),
+                       "autoencoder": arm((0.5, 0.3, ae_top), (0.3, 0.3, 0.2),
+                                          {"0": {"wer": 1, "cer": 0.5}, "1": {"wer": 1, "cer": 0.5 + reset}}, 0.6),
+                       "phones": arm((0.5, 0.4, ph_top), (0.4, 0.4, 0.5), {"0": {"wer": 1, "cer": 0.4}}, 0.4)}}
+
+    study = SimpleNamespace(finetune=SimpleNamespace(judge="cer", split="test"))
+    h = hyp0.summarise([seed(), seed(ae_top=0.85, reset=-0.03)], study)
+    assert h["passes"] and h["arms"]["autoencoder"]["turn_back_over_depth"]["fires"]
+    assert not h["arms"]["phones"]["turns_back"]  # its input R^2 falls with depth, no climb back
+    assert h["arms"]["autoencoder"]["reset_minus_k0"]["values"] == pytest.approx([-0.02, -0.03])
+    h = hyp0.summarise([seed(), seed(ref_top=0.2)], study)  # seed 2: the reference below the phones model
+    assert not h["checks"]["input_r2_autoencoder_mfcc_phones"] and not h["passes"]
+    h = hyp0.summarise([seed(), seed(reset=0.01)], study)  # the reset hurts in seed 2
+    assert not h["checks"]["reset_helps_autoencoder"] and h["checks"]["shape_fires_on_autoencoder"]
+    # downstream power: the reference's PER spread 0.02 (0.5, 0.52), the autoencoder's paired effect
+    # +0.09 = 4.5 spreads; letter CTC has no spread (0.5 in both seeds): no ratio, not chosen
+    d = hyp0.summarise([seed(), seed(ref_per=0.52)], study)["downstream"]
+    ctc = d["measures"]["phone_ctc"]
+    assert ctc["spread"] == pytest.approx(0.0141421, rel=1e-4) and ctc["effects"]["autoencoder"]["mean"] == pytest.approx(0.09)
+    assert ctc["effects"]["autoencoder"]["in_spreads"] == pytest.approx(0.09 / 0.0141421, rel=1e-4)
+    assert d["measures"]["letter_ctc"]["effects"]["autoencoder"]["in_spreads"] is None
+    assert d["chosen"] in ("phone_ctc", "phone_recognition") and d["meets_goal"]
+
+
+def test_the_turn_back_margin_is_the_seeds_spread():
+    """A dip and a climb count when each exceeds the seeds' spread (median over the curve's points of
+    their std over seeds), or the floor when the seeds agree more closely than that."""
+    from ae_hubert.study.summary import DRIFT_FLOOR, turn_back
+
+    agree = turn_back([[0.5, 0.4, 0.45]] * 3)
+    assert agree["fires"] and agree["spread"] == 0.0 and agree["margin"] == DRIFT_FLOOR
+    noisy = turn_back([[0.5, 0.4, 0.45], [0.6, 0.45, 0.5], [0.4, 0.35, 0.42]])  # stds 0.1, 0.05, 0.04
+    assert noisy["margin"] == pytest.approx(0.05) and not noisy["fires"]  # climbs of 0.05, 0.05, 0.07
+    assert noisy["lowest_at"] == [1, 1, 1] and noisy["rise"]["values"] == pytest.approx([0.05, 0.05, 0.07])
+    assert not turn_back([[0.3, 0.4, 0.5]])["fires"]  # lowest first: only rises

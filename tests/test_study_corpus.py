@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ae_hubert.common.errors import AeHubertError
 from ae_hubert.common.manifest import read_manifest
 from ae_hubert.corpus import acoustics
 from ae_hubert.corpus.study_corpus import VOICES, build
@@ -129,3 +130,26 @@ def test_a_rebuild_leaves_no_stale_summary_or_audio(study, tmp_path, monkeypatch
     assert len(os.listdir(out / "wav")) == 30  # the first build's 10 extra files are gone
     assert len(read_manifest(str(out / "train.tsv"))) + len(read_manifest(str(out / "valid.tsv"))) + \
         len(read_manifest(str(out / "test.tsv"))) == 30
+
+
+def test_phone_sequences_merge_repeats_within_words_only(tmp_path, capsys):
+    """Frame phones -> the phones said: repeats merged inside a word, not across words, silence
+    dropped; a frame belongs to the word whose span holds its centre (320 i + 200 samples)."""
+    from ae_hubert.corpus.phone_sequences import utterance_phones, write_phone_sequences
+
+    frames = "sil sil s s ih ih s s s t t sil".split()  # 12 frames, centres 0.0125 + 0.02 i
+    # "this" over frames 2-8 (ending on an s), "stop" over 8-10: the two s's stay two
+    assert utterance_phones(frames, [(0.04, 0.165), (0.165, 0.23)]) == ["s", "ih", "s", "s", "t"]
+    assert utterance_phones(frames, [(0.04, 0.23)]) == ["s", "ih", "s", "t"]  # one word: merged
+    for split in ("train", "valid"):
+        (tmp_path / f"{split}.phn").write_text(" ".join(frames) + "\n")
+        (tmp_path / f"{split}.wrdspan").write_text("THIS:0.040:0.165 STOP:0.165:0.230\n")
+    assert write_phone_sequences(str(tmp_path), ("train", "valid")) == {"train": 5, "valid": 5}
+    assert (tmp_path / "train.phnseq").read_text() == "s ih s s t\n"
+    assert (tmp_path / "dict.phnseq.txt").read_text() == "s 3\nih 1\nt 1\n"
+    (tmp_path / "valid.wrdspan").write_text("THIS:0.040\n")
+    with pytest.raises(AeHubertError, match=r"valid.wrdspan:1: bad word span 'THIS:0.040'"):
+        write_phone_sequences(str(tmp_path), ("train", "valid"))
+    (tmp_path / "valid.wrdspan").write_text("A:0.0:0.02\n")  # only silence inside
+    with pytest.raises(AeHubertError, match=r"valid.phn:1: no phone inside the utterance's word spans"):
+        write_phone_sequences(str(tmp_path), ("train", "valid"))

@@ -28,7 +28,8 @@ from ..common.atomic import atomic_path, write_text_atomic
 from ..features.mfcc import at_layer_frames, mfcc
 from .ctc_probe import ctc_letter_probe
 from .linear_probes import mean_cca, ridge_classifier_accuracy, ridge_r2
-from .word_probe import parse_spans, pool_spans, word_probes
+from ..corpus.corpus_files import parse_spans
+from .word_probe import pool_spans, word_probes
 from ..common.errors import located
 from ..common.manifest import read_manifest
 from ..common.text import read_lines

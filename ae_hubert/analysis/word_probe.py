@@ -12,23 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common.errors import located
+from ..common.audio import FRAME_CENTRE_S, FRAME_HOP_S
 from .linear_probes import ridge_classifier_accuracy
-
-FRAME_HOP_S = 320 / 16000
-FRAME_CENTRE_S = 200 / 16000
-
-
-def parse_spans(line: str, path: str, lineno: int) -> list[tuple[str, float, float]]:
-    spans = []
-    for item in line.split():
-        try:
-            word, start, end = item.rsplit(":", 2)
-            spans.append((word, float(start), float(end)))
-        except ValueError:
-            raise located(path, f"bad word span {item!r} (want WORD:start:end in seconds)", lineno) from None
-    return spans
-
 
 def pool_spans(feats: np.ndarray, spans: list[tuple[str, float, float]]) -> tuple[list[str], list[np.ndarray]]:
     """Mean of the frames whose centres fall in each span; spans with no frame are skipped."""

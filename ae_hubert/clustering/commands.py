@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ..common.arguments import (SEED, device_option, frame_rate, gain_fraction, int_list, integer, model_options,
-                                name_list, output_file, path, plain_name, sample_fraction)
+from ..common.arguments import (SEED, device_option, frame_rate, gain_fraction, int_list, integer, mfcc_rate_option,
+                                model_options, name_list, output_file, path, plain_name, sample_fraction)
 from ..common.command import Command, UsageError, echo
 from ..common.outputs import Files
 
@@ -78,7 +78,8 @@ def _label(a):
 
     if a.feat_dir is not None:
         given = [o for o, v in (("--ckpt", a.ckpt), ("--layer", a.layer), ("--layer-from", a.layer_from),
-                                ("--rank", a.rank)) if v is not None]
+                                ("--rank", a.rank), ("--mfcc-rate", None if a.mfcc_rate == 100 else a.mfcc_rate))
+                 if v is not None]
         if given:
             raise UsageError(f"{' and '.join(given)}: only with --tsv-dir (--feat-dir labels dumped features)")
         out = dump_labels(a.feat_dir, a.split, a.nshard, a.km, a.out_dir, a.name, a.device)
@@ -87,6 +88,8 @@ def _label(a):
             raise UsageError("--layer/--layer-from: give the checkpoint too (--ckpt); without it labels are of MFCC")
         if a.ckpt is not None and a.layer is None and a.layer_from is None:
             raise UsageError("--ckpt: give the layer too (--layer or --layer-from)")
+        if a.ckpt is not None and a.mfcc_rate != 100:
+            raise UsageError("--mfcc-rate: only for MFCC labels (without --ckpt)")
         rank = a.rank or 0
         if not rank < a.nshard:
             raise UsageError(f"--rank {rank} / --nshard {a.nshard}: need 0 <= rank < nshard")
@@ -108,6 +111,7 @@ def _label_args(s):
     s.add_argument("--out-dir", type=path, required=True, help="label directory")
     s.add_argument("--name", type=plain_name, default="km", help="label name: writes {split}.NAME and dict.NAME.txt")
     model_options(s, required=False)
+    mfcc_rate_option(s)
 
 
 def _merge_labels(a):

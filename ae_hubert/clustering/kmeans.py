@@ -65,23 +65,26 @@ def distinct_frames(parts: list[np.ndarray], stop: int) -> int:
     return len(seen)
 
 
-def check_fit(km: KMeans, k: int, feat_dir: str, parts: list[np.ndarray] | None = None) -> None:
+def check_distinct(parts: list[np.ndarray], k: int, feat_dir: str) -> None:
+    """K clusters need K distinct frames: refused before the fit, naming the largest K the sample allows."""
+    frames = distinct_frames(parts, k)
+    if frames < k:
+        raise located(feat_dir, f"the k-means sample has {frames} distinct frames, fewer than k={k}: k <= {frames} "
+                                "(a smaller --k, or more audio)")
+
+
+def check_fit(km: KMeans, k: int, feat_dir: str) -> None:
     """A fit that is no clustering is refused, not saved: distances that overflowed (features too
-    large for float32) or fewer distinct centres than K, with the sample's count of distinct frames."""
+    large for float32) or fewer distinct centres than K (the sample has K distinct frames,
+    :func:`check_distinct`, but too few of them apart)."""
     centers = np.asarray(km.cluster_centers_)
     if not np.isfinite(km.inertia_) or not np.isfinite(centers).all():
         raise located(feat_dir, f"k-means overflowed (inertia {km.inertia_}): feature values too large for "
                                 "float32 distances; scale the features")
     distinct = len(np.unique(centers, axis=0))
     if distinct < k:
-        frames = distinct_frames(parts, k) if parts is not None else None
-        if frames is not None and frames < k:
-            why = f": the sample has {frames} distinct frames, so k <= {frames}"
-        elif frames is not None:
-            why = f": the sample has at least {k} distinct frames, but too few apart for k clusters"
-        else:
-            why = ""
-        raise located(feat_dir, f"only {distinct} distinct centres for k={k}{why} (a smaller --k, or more audio)")
+        raise located(feat_dir, f"only {distinct} distinct centres for k={k}: the sample has at least {k} distinct "
+                                "frames, but too few apart for k clusters (a smaller --k, or more audio)")
 
 
 def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, percent: float = -1,
@@ -95,17 +98,19 @@ def learn_kmeans(feat_dir: str, split: str, nshard: int, k: int, out: str, perce
     if streamed:
         names: list[str] = []
         parts = sampled_utterances(feat_dir, split, nshard, percent, seed, names)
+        check_distinct(parts, k, feat_dir)
         km = fit_lloyd(parts, k, seed, max_iter, chunk_frames=chunk_frames, device=device, in_memory=False,
                        min_gain=min_gain, names=names)
         n_frames = sum(len(p) for p in parts)
     else:
         feats = sample_features(feat_dir, split, nshard, percent, seed)
         logger.info("k-means: %d frames x %d dims, k=%d", *feats.shape, k)
+        check_distinct([feats], k, feat_dir)
         km = fit_kmeans(feats, k, seed, max_iter, min_gain=min_gain, device=device)
         n_frames = len(feats)
     logger.info("k-means: inertia %.6g (%.6g per frame), %d iterations", km.inertia_,
                 km.inertia_ / n_frames, km.n_iter_)
-    check_fit(km, k, feat_dir, parts if streamed else [feats])
+    check_fit(km, k, feat_dir)
     with atomic_path(out) as tmp:
         joblib.dump(km, tmp)
     return km

@@ -15,7 +15,9 @@ from collections import Counter
 import numpy as np
 
 from ..common.atomic import check_writable_dir, write_text_atomic
+from ..common.audio import SAMPLE_RATE
 from ..common.errors import AeHubertError, located
+from ..common.manifest import read_manifest
 from ..common.text import read_lines
 
 
@@ -107,6 +109,24 @@ def check_lengths(hyps: list[list[str]], refs: list[list[str]], hyp_rate: float,
                                     f"{hint}", hyp_first_line + i)
 
 
+def check_phone_rate(refs: list[list[str]], phn_rate: float, phn_path: str) -> None:
+    """Phone lines beside their manifest (``valid.phn`` next to ``valid.tsv``, a corpus's data dir)
+    must last as long as its audio at ``phn_rate``: a wrong --phn-rate is named as such, not blamed
+    on the labels' rate."""
+    tsv = os.path.splitext(phn_path)[0] + ".tsv"
+    if not os.path.isfile(tsv):
+        return
+    entries = read_manifest(tsv).entries
+    if len(entries) != len(refs):
+        return  # not this manifest's phones line for line; the label files are checked against each other
+    for i, (r, e) in enumerate(zip(refs, entries)):
+        seconds = e.nsamples / SAMPLE_RATE
+        if abs(len(r) - seconds * phn_rate) > 2 + 0.02 * seconds * phn_rate:
+            raise located(phn_path, f"{len(r)} phones at --phn-rate {phn_rate:g} Hz ({len(r) / phn_rate:.2f} s) but "
+                                    f"line {e.line} of {tsv} is {seconds:.2f} s of audio: wrong --phn-rate? "
+                                    f"({len(r) / max(seconds, 1e-3):.0f} Hz fits)", i + 1)
+
+
 def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn_rate: float = 50,
                   json_out: str | None = None) -> dict:
     """``km_rate`` None: inferred from the line lengths (50 or 100 Hz labels against the phones)."""
@@ -121,6 +141,7 @@ def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn
     refs = read_label_lines(phn_path)
     if len(hyps) != len(refs):
         raise located(km_path, f"{len(hyps)} lines but {phn_path} has {len(refs)}")
+    check_phone_rate(refs, phn_rate, phn_path)
     if km_rate is None:
         km_rate = infer_rate(hyps, refs, phn_rate, km_path)
     check_lengths(hyps, refs, km_rate, phn_rate, km_path, phn_path)

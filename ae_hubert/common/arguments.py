@@ -141,6 +141,15 @@ def shard_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--rank", type=integer(0), default=0, help="which shard (0-based, < --nshard)")
 
 
+MFCC_RATES = (100, 50)  # Hz: stock's 10 ms frames, or every other one (the 50 Hz of HuBERT's layers)
+
+
+def mfcc_rate_option(k: argparse.ArgumentParser) -> None:
+    k.add_argument("--mfcc-rate", type=int, choices=MFCC_RATES, default=100,
+                   help="MFCC frames per second: 100 as stock, or 50 (every other frame, the frames HuBERT's 50 Hz "
+                        "layers line up with: labels for a head on a layer)")
+
+
 def model_options(k: argparse.ArgumentParser, required: bool) -> None:
     """The options that pick and run a model layer (``dump hubert``; ``label --tsv-dir`` with a model)."""
     k.add_argument("--ckpt", required=required, default=None,

@@ -12,6 +12,8 @@ from .errors import AeHubertError
 
 logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
+# HuBERT's 50 Hz frames: frame i of a layer (and of a corpus's .phn) is centred on sample 320 i + 200
+FRAME_HOP_S, FRAME_CENTRE_S = 320 / SAMPLE_RATE, 200 / SAMPLE_RATE
 _warned_stereo = False
 
 

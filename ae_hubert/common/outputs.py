@@ -33,6 +33,11 @@ def corpus_file(name: str) -> bool:
 
 def check_files(files: Files) -> None:
     real_inputs = {os.path.realpath(p): (p, option) for p, option in files.inputs.items() if p}
+    for p, option in files.inputs.items():  # label files (valid.km) come with their dictionary (dict.km.txt)
+        ext = os.path.splitext(p or "")[1]
+        labels_dict = os.path.join(os.path.dirname(p or ""), f"dict{ext}.txt")
+        if ext and os.path.isfile(labels_dict):
+            real_inputs.setdefault(os.path.realpath(labels_dict), (labels_dict, f"{option}'s dictionary"))
     real_dirs = {os.path.realpath(d): (d, option) for d, option in files.data_dirs.items() if d}
     for out, out_option in files.outputs.items():
         if not out:

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic, write_text_atomic
+from ..common.errors import located
 from ..common.letters import words_to_letters
 from ..common.manifest import read_manifest, write_manifest
 from . import phones
@@ -112,6 +113,18 @@ def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summa
             os.remove(os.path.join(out_dir, "wav", name))
     write_text_atomic(os.path.join(out_dir, "corpus.json"), json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def parse_spans(line: str, path: str, lineno: int) -> list[tuple[str, float, float]]:
+    """One line of ``{split}.wrdspan``: ``(word, start, end)`` per word, in seconds."""
+    spans = []
+    for item in line.split():
+        try:
+            word, start, end = item.rsplit(":", 2)
+            spans.append((word, float(start), float(end)))
+        except ValueError:
+            raise located(path, f"bad word span {item!r} (want WORD:start:end in seconds)", lineno) from None
+    return spans
 
 
 def fingerprint(out_dir: str) -> dict:

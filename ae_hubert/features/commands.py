@@ -1,7 +1,7 @@
 """``ae-hubert dump mfcc|hubert``: features of a manifest shard, as fairseq's stock dump scripts write them."""
 from __future__ import annotations
 
-from ..common.arguments import SEED, model_options, path, plain_name, sample_fraction, shard_options
+from ..common.arguments import SEED, mfcc_rate_option, model_options, path, plain_name, sample_fraction, shard_options
 from ..common.command import Command, echo
 
 
@@ -9,7 +9,7 @@ def model_kind(a) -> dict:
     """``shard_features``'s arguments for what ``model_options`` name: MFCC (no ``--ckpt``), or a
     layer of a checkpoint."""
     if getattr(a, "ckpt", None) is None:
-        return {}
+        return {"mfcc_rate": a.mfcc_rate} if getattr(a, "mfcc_rate", 100) != 100 else {}
     from .dump import layer_from
 
     layer = a.layer if a.layer is not None else layer_from(a.layer_from)
@@ -21,7 +21,7 @@ def _dump(a):
     from .dump import dump_features
 
     kind = model_kind(a)
-    if kind:
+    if "ckpt" in kind:
         kind["device"] = a.device
     paths = dump_features(a.tsv_dir, a.split, a.out_dir, a.nshard, a.rank, sample=a.sample, seed=a.seed, **kind)
     echo(" ".join(paths))
@@ -40,12 +40,15 @@ def _dump_args(with_model: bool):
         k.add_argument("--seed", type=SEED, default=0, help="(with --sample) the sampling seed, as kmeans --seed")
         if with_model:
             model_options(k, required=True)
+        else:
+            mfcc_rate_option(k)
     return arguments
 
 
 COMMANDS = [
     Command("dump", "dump MFCC or HuBERT-layer features of a manifest shard", kinds=(
-        Command("mfcc", "39-d MFCC + deltas at 100 Hz (stock dump_mfcc_feature.py)", _dump, _dump_args(False)),
+        Command("mfcc", "39-d MFCC + deltas at 100 Hz (stock dump_mfcc_feature.py), or 50 Hz", _dump,
+                _dump_args(False)),
         Command("hubert", "one transformer layer of a HuBERT checkpoint at 50 Hz (stock dump_hubert_feature.py)",
                 _dump, _dump_args(True)),
     )),

@@ -140,18 +140,25 @@ def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk
 def shard_features(tsv_dir: str, split: str, nshard: int = 1, rank: int = 0, ckpt: str | None = None,
                    layer: int | None = None, sample: float | None = None, seed: int = 0,
                    max_samples: int | None = None, max_chunk: int = 1_600_000, device: str | None = None,
-                   user_dir: str | None = None, dtype: str = "float32"
+                   user_dir: str | None = None, dtype: str = "float32", mfcc_rate: int = 100
                    ) -> tuple[list[ManifestEntry], Iterable[tuple[ManifestEntry, np.ndarray]], str]:
     """One manifest shard's features, computed as they are consumed: 39-d MFCC when ``ckpt`` is
     None, else 1-based ``layer`` of ``ckpt`` (stock ``dump_hubert_feature.py`` semantics; ``dtype``
     float16/bfloat16 runs the model in that precision, for GPUs). Returns (entries, a lazy
-    ``(entry, features)`` iterator in manifest order, a short description). Every check (manifest,
-    audio headers, checkpoint, layer) runs before this returns."""
+    ``(entry, features)`` iterator in manifest order, a short description). ``mfcc_rate`` 50 keeps
+    every other MFCC frame: frame i then lines up with a 50 Hz layer's frame i (``at_layer_frames``).
+    Every check (manifest, audio headers, checkpoint, layer) runs before this returns."""
+    if mfcc_rate not in (100, 50):
+        raise AeHubertError(f"--mfcc-rate must be 100 or 50, got {mfcc_rate}")
     if ckpt is None:
         from .mfcc import mfcc_stream
 
+        step = 100 // mfcc_rate
         entries = shard_entries(tsv_dir, split, nshard, rank, sample=sample, seed=seed)
-        return entries, ((e, mfcc_stream(entry_blocks(e))) for e in entries), "mfcc"
+        return entries, ((e, mfcc_stream(entry_blocks(e))[::step]) for e in entries), \
+            "mfcc" if step == 1 else f"mfcc{mfcc_rate}"
+    if mfcc_rate != 100:
+        raise AeHubertError("--mfcc-rate is for MFCC features (without --ckpt)")
     import torch
 
     from ..common.checkpoint import load_hubert

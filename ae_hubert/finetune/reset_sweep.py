@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located
-from ..runner.configs import (check_batch_fits, check_lr_schedule, compose_train_config, override_key,
+from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, compose_train_config, override_key,
                               with_config_digest)
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
@@ -76,6 +76,9 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
     trained = (str(cfg.dataset.train_subset), str(cfg.dataset.valid_subset))
     train = read_manifest(os.path.join(data, f"{cfg.dataset.train_subset}.tsv"))
     check_batch_fits(cfg, [e.nsamples for e in train.entries], "reset-sweep")
+    check_mask_fits(cfg, {split: [e.nsamples for e in read_manifest(os.path.join(data, f"{split}.tsv")).entries]
+                          for split in (str(cfg.dataset.train_subset), *str(cfg.dataset.valid_subset).split(","))},
+                    "reset-sweep")
     check_lr_schedule(cfg, "reset-sweep")
     for split in dict.fromkeys(("train", "valid", *trained, *splits)):
         n = len(read_manifest(os.path.join(data, f"{split}.tsv")))

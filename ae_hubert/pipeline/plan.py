@@ -84,7 +84,7 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
             "phone-labels", "--data", data, "--splits", ",".join(SPLITS), "--out-dir", f.labels, "--name", t.name)))
         return steps + _quality_steps(t, f, pre, data)
     if t.source == "mfcc":
-        kind = ["mfcc"]
+        kind = ["mfcc"] + (["--mfcc-rate", f"{t.rate:g}"] if t.rate != 100 else [])
     elif t.layer == "auto":
         choose = ("choose-layer", "--ckpt", prev_ckpt, "--data", data, "--k", str(t.k),
                   "--candidates", ",".join(map(str, t.candidates)), "--seed", str(s.seed), "--json", f.layer_json)

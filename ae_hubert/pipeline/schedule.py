@@ -30,10 +30,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
-from ..runner.configs import check_batch_fits, check_lr_schedule, override_key
+from ..common.arguments import MFCC_RATES
+from ..runner.configs import check_batch_fits, check_lr_schedule, check_mask_fits, override_key
 from ..runner.trainer import CONFIG_DIR, resolve_train_config
 
-SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source
+SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source (its default)
 INITS = ("scratch", "continue")
 
 
@@ -73,10 +74,9 @@ class Target:
     percent: float | None = spec(None, check=_fraction)  # k-means sample fraction (<= 0: all); default kmeans'
     name: str | None = spec(None, check=file_name)  # default km, km2, ...
     candidates: list[int] | None = spec(None, minimum=1)  # for layer: auto
-
-    @property
-    def rate(self) -> float:
-        return SOURCES[self.source]
+    # labels per second; default the source's (SOURCES); mfcc also 50 (every other frame), so that MFCC
+    # clusters can share an iteration with layer or phone targets (fairseq's task has one label_rate)
+    rate: float | None = spec(None, expected="a frame rate in Hz")
 
 
 @dataclass
@@ -183,13 +183,13 @@ def check_overrides(overrides: list[str], where: str) -> None:
             raise ScheduleError(f"{where}[{i}]: {complaint}")
 
 
-def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
-    """Checks both splits (their audio headers too); returns the train utterances' sample counts."""
+def _manifest_sizes(data: str, where: str, nshard: int) -> dict[str, list[int]]:
+    """Checks both splits (their audio headers too); returns their utterances' sample counts."""
     from ..common.audio import check_headers
     from ..common.manifest import read_manifest
     from ..common.text import read_lines
 
-    sizes: list[int] = []
+    sizes: dict[str, list[int]] = {}
     for split in ("train", "valid"):
         m = read_manifest(os.path.join(data, f"{split}.tsv"))
         if nshard > len(m):
@@ -204,8 +204,7 @@ def _manifest_sizes(data: str, where: str, nshard: int) -> list[int]:
             n = len(read_lines(phn))
             if n != len(m):
                 raise ScheduleError(f"{phn}: {n} lines but {m.tsv} has {len(m)} utterances")
-        if split == "train":
-            sizes = [e.nsamples for e in m.entries]
+        sizes[split] = [e.nsamples for e in m.entries]
     return sizes
 
 
@@ -298,7 +297,8 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         raise ScheduleError(f"{where}: data: no manifest directory (set `data:` or pass --data)")
     if not os.path.isfile(os.path.join(sched.data, "train.tsv")):
         raise ScheduleError(f"{where}: data: {sched.data} has no train.tsv")
-    sizes = _manifest_sizes(sched.data, where, sched.nshard)
+    split_sizes = _manifest_sizes(sched.data, where, sched.nshard)
+    sizes = split_sizes["train"]
     check_overrides(cli_overrides, f"{where}: command-line overrides")
     sched.seed = _alias(sched.overrides + cli_overrides, "common.seed", sched.seed, where)
     if not 0 <= sched.seed < 2 ** 32:
@@ -336,8 +336,9 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
                 raise ScheduleError(f"{tw}.k: {t.k} clusters but k-means will see only about {frames} frames")
         targets = iteration.targets
         if len({t.rate for t in targets}) > 1:
-            raise ScheduleError(f"{w}.targets: MFCC (100 Hz) and layer (50 Hz) targets cannot share an "
-                                "iteration: fairseq's task has one label_rate")
+            raise ScheduleError(f"{w}.targets: targets at " + " and ".join(f"{t.rate:g}" for t in targets) +
+                                " Hz cannot share an iteration: fairseq's task has one label_rate (MFCC targets "
+                                "can be at rate: 50)")
         if len({t.name for t in targets}) < len(targets):
             raise ScheduleError(f"{w}.targets: label names must differ")
         cfg = compose_train_config(cfg_dir, cfg_name, sched.train_overrides(
@@ -349,6 +350,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
             raise ScheduleError(f"{w}: model.encoder_layers: {depth}; a HuBERT model needs at least one layer")
         check_model_builds(cfg, [t.k for t in targets], w)
         check_batch_fits(cfg, sizes, w)
+        check_mask_fits(cfg, split_sizes, w)
         check_lr_schedule(cfg, w)
         init, reset = iteration.init, iteration.reset_top_layers
         if init == "continue" and prev_depth is None:
@@ -414,6 +416,11 @@ def _check_target(t: Target, tw: str, prev_depth: int | None) -> None:
         raise ScheduleError(f"{tw}.layer: only for source 'layer'")
     if t.candidates is not None and t.layer != "auto":
         raise ScheduleError(f"{tw}.candidates: only for layer: auto")
+    rates = MFCC_RATES if t.source == "mfcc" else (SOURCES[t.source],)
+    if t.rate is not None and t.rate not in rates:
+        raise ScheduleError(f"{tw}.rate: {t.rate:g} Hz; {t.source} targets are at "
+                            + " or ".join(f"{r:g}" for r in rates) + " Hz")
+    t.rate = float(SOURCES[t.source] if t.rate is None else t.rate)
 
 
 def shipped_config(spec: str, group: str, error: type[AeHubertError]) -> str:

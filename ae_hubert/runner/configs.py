@@ -102,6 +102,52 @@ def check_batch_fits(cfg, sizes: list[int], where: str) -> None:
                             f"raise it to at least {largest}")
 
 
+HUBERT_CONV = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"  # fairseq's default feature extractor
+
+
+def conv_frames(samples: int, conv_feature_layers: str | None) -> int:
+    """Frames the convolutional feature extractor makes of ``samples``. ``conv_feature_layers`` is
+    fairseq's spec (``[(dim, kernel, stride)] * n + ...``; fairseq evaluates it), read here as
+    literals: terms ``[...]`` or ``[...] * n`` joined by ``+``."""
+    import ast
+
+    layers = []
+    for term in (conv_feature_layers or HUBERT_CONV).split("+"):
+        listed, _, times = term.partition("*")
+        layers += list(ast.literal_eval(listed.strip())) * (int(times) if times.strip() else 1)
+    n = samples
+    for _, kernel, stride in layers:
+        n = (n - kernel) // stride + 1
+    return n
+
+
+def check_mask_fits(cfg, sizes: dict[str, list[int]], where: str) -> None:
+    """Refuse a ``model.mask_length`` that the shortest utterance the trainer keeps (``sizes``: sample
+    counts per split) cannot take: fairseq's ``compute_mask_indices`` raises "the entire sequence
+    is masked" at the first batch with such an utterance once a span reaches its length less 2
+    frames (a batch is cropped to its shortest utterance, or to ``max_sample_size``)."""
+    m, task = cfg.model, cfg.task
+    if m.get("apply_mask") is False or not float(m.get("mask_prob") or 0) > 0:
+        return
+    length = int(m.get("mask_length") or 10)
+    low, keep = task.get("min_sample_size") or 0, task.get("max_keep_size")
+    crop = None if task.get("pad_audio") else task.get("max_sample_size")
+    for split, ns in sizes.items():
+        kept = [n for n in ns if n >= low and (keep is None or n <= keep)]
+        if not kept:
+            continue
+        n = min(kept) if crop is None else min(min(kept), crop)
+        try:
+            frames = conv_frames(n, m.get("conv_feature_layers"))
+        except (ValueError, SyntaxError, TypeError):
+            return  # a spec the model build reads otherwise: its own check says what is wrong
+        if length > frames - 3:
+            raise AeHubertError(f"{where}: model.mask_length={length} frames is too long for the shortest {split} "
+                                f"utterance the trainer keeps ({n} samples, {frames} frames): fairseq masks spans of "
+                                f"at most its length less 3 ({max(frames - 3, 0)}); shorten the spans or drop short "
+                                "utterances (task.min_sample_size)")
+
+
 def check_lr_schedule(cfg, where: str) -> None:
     """Refuse a learning-rate schedule fairseq would refuse at its first update: tri_stage's phases
     given as ratios of ``max_update`` that all round down to 0 updates (a one-update run), or ratios

@@ -31,6 +31,21 @@ def check_arms(plan: Plan, h: str, reference: str, check_arm: Callable[[Plan, st
         plan.updates[f"{h}.{arm}"] = check_arm(plan, spec, what).total_updates
 
 
+# What an arm may change in H1's model besides its targets: the heads and their losses (the
+# ``hubert_layer_targets`` model and criterion, docs/layer_targets.md); all else must be H1's.
+MODEL_HEAD_KEYS = ("model._name", "criterion._name", "model.layer_targets", "model.reconstruct_layer",
+                   "model.reconstruct_weight")
+
+
+def training_overrides(s: Schedule, it, besides: tuple[str, ...] = ()) -> list[str]:
+    """An iteration's overrides as a comparison of training sees them: without its updates and the
+    keys ``besides`` (e.g. ``MODEL_HEAD_KEYS``), sorted."""
+    from ..runner.configs import override_key
+
+    return sorted(o for o in [*s.overrides, *it.overrides]
+                  if override_key(o) not in ("optimization.max_update", *besides))
+
+
 def same_as_h1(s: Schedule, what: str, mine: dict, h1s: dict) -> None:
     """An arm compares targets or structure: everything else must be H1's."""
     for key, value in mine.items():

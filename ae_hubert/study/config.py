@@ -6,7 +6,8 @@
     seeds: 3
     overrides: []               # hydra overrides for every pretraining run
     k: 100                      # every target's K, and the K of every clustering measured
-    measure: {train_utterances: 300, valid_utterances: 300, probe_utterances: 200, ctc_steps: 150}
+    measure: {train_utterances: 300, valid_utterances: 300, probe_utterances: 200, ctc_steps: 150,
+              phone_train_utterances: 1000, phone_utterances: 300, phone_steps: 1000}
     finetune: {config: finetune/toy_cpu, overrides: [], ks: [0, 1, 2, 3], split: test, judge: wer}
     schedules:
       H1: study_h1              # the runs every hypothesis measures (MFCC targets, then a layer's)
@@ -62,6 +63,11 @@ class Measure:
     valid_utterances: int = spec(300, minimum=1)  # ... report on valid
     probe_utterances: int = spec(200, minimum=1)
     ctc_steps: int = spec(150, minimum=1)
+    # the weighted-sum phone recogniser (analysis/phone_recognition.py): trained on this many train
+    # utterances for this many steps, scored on the fine-tuning's split
+    phone_train_utterances: int = spec(1000, minimum=1)
+    phone_utterances: int = spec(300, minimum=1)
+    phone_steps: int = spec(1000, minimum=1)
 
 
 @dataclass

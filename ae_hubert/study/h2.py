@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from ..analysis.plots import panels, plt, save_figure
 from .plots import bars
-from .summary import fmt, stat
+from .summary import DRIFT_FLOOR, fmt, stat, turn_back
 
 TITLE = "does the top layer drift back toward the input?"
 ARMS = False
 METRICS = ("phone_acc", "input_r2", "letter_cer", "word_acc", "voice_acc", "pnmi")
-# Input-R^2 changes smaller than this count as probe noise in the "turns back toward the input"
-# verdicts. Chosen before measuring; study_cpu's three seeds then put the seed-to-seed std of a
-# layer's input R^2 (200-utterance probe) at 0.014-0.031 at 500 updates, 0.008-0.017 at 1000, 0.000-0.012 later.
-DRIFT_MARGIN = 0.01
-
-
-def dip_then_rise(values: list[float]) -> tuple[float, float, int]:
-    """(first - lowest, last - lowest, where the lowest is) of a curve: a turn back toward the input
-    needs both above DRIFT_MARGIN, so a curve that only rises (lowest first) or only falls does not."""
-    i = int(np.argmin(values))
-    return values[0] - values[i], values[-1] - values[i], i
 
 
 def check(plan) -> None:
@@ -55,26 +42,22 @@ def summarise(per_seed: list[dict], study=None) -> dict:
                            "layers": {lay: {m: stat(s["probes"][it][str(u)]["layers"][lay][m] for s in per_seed)
                                             for m in metrics} for lay in layers}}
                   for u in common}
-        dips, rises, at, depth = [], [], [], []
         middle = [lay for lay in layers if 0 < int(lay) < int(top)]  # transformer layers below the top
-        for s in per_seed:
-            # over updates: the top layer's input R^2 falls after the first checkpoint, then climbs back
-            dip, rise, i = dip_then_rise([s["probes"][it][str(u)]["layers"][top]["input_r2"] for u in common])
-            dips.append(dip)
-            rises.append(rise)
-            at.append(common[i])
-            # over depth, at the end: input R^2 falls through the middle layers and rises again at the top
-            end = s["probes"][it][str(common[-1])]["layers"]
-            if middle:
-                depth.append(dip_then_rise([end[lay]["input_r2"] for lay in [*middle, top]]))
+        # over updates: the top layer's input R^2 falls after the first checkpoint, then climbs back
+        updates = turn_back([[s["probes"][it][str(u)]["layers"][top]["input_r2"] for u in common] for s in per_seed])
+        # over depth, at the end: input R^2 falls through the middle layers and rises again at the top
+        depth = turn_back([[s["probes"][it][str(common[-1])]["layers"][lay]["input_r2"] for lay in [*middle, top]]
+                           for s in per_seed]) if middle else None
         out["iterations"][it] = {
             "updates": common, "top_layer": int(top), "metrics": metrics, "curves": curves,
-            "top_input_r2_dip": stat(dips), "top_input_r2_rise": stat(rises), "top_input_r2_min_at": at,
-            "drifts": all(d > DRIFT_MARGIN and r > DRIFT_MARGIN for d, r in zip(dips, rises)),
-            "depth_input_r2_dip": stat(d[0] for d in depth) if depth else None,
-            "depth_input_r2_rise": stat(d[1] for d in depth) if depth else None,
-            "depth_input_r2_min_layer": [int(middle[d[2]]) if d[2] < len(middle) else int(top) for d in depth],
-            "top_turns_back": bool(depth) and all(d > DRIFT_MARGIN and r > DRIFT_MARGIN for d, r, _ in depth)}
+            "top_input_r2_dip": updates["dip"], "top_input_r2_rise": updates["rise"],
+            "top_input_r2_min_at": [common[i] for i in updates["lowest_at"]], "drift_margin": updates["margin"],
+            "drifts": updates["fires"],
+            "depth_input_r2_dip": depth["dip"] if depth else None,
+            "depth_input_r2_rise": depth["rise"] if depth else None,
+            "depth_input_r2_min_layer": [int([*middle, top][i]) for i in depth["lowest_at"]] if depth else [],
+            "depth_margin": depth["margin"] if depth else None,
+            "top_turns_back": bool(depth) and depth["fires"]}
         offset += common[-1]
     return out
 
@@ -91,15 +74,16 @@ def markdown(h: dict, seeds: int) -> list[str]:
             extra = [fmt(t[m], 3) for m in others]
             lines.append(f"| {u} | {fmt(c['autoencoder_index'], 3)} | {fmt(t['phone_acc'], 3) if 'phone_acc' in t else '-'} | "
                          f"{fmt(t['input_r2'], 3)} | " + " | ".join(extra) + (" |" if extra else ""))
-        turn = (f"falls then climbs back (each > {DRIFT_MARGIN}) in every seed" if r["drifts"]
-                else f"no: not a fall then a climb (each > {DRIFT_MARGIN}) in every seed")
+        margin = f"{r.get('drift_margin', DRIFT_FLOOR):.4f}"
+        turn = (f"falls then climbs back (each > {margin}) in every seed" if r["drifts"]
+                else f"no: not a fall then a climb (each > {margin}) in every seed")
         lines += ["", f"- over updates, top layer (L{top}) input R²: first checkpoint minus lowest "
                       f"{fmt(r['top_input_r2_dip'])}, end minus lowest {fmt(r['top_input_r2_rise'])} (lowest at "
                       f"updates {r['top_input_r2_min_at']}): **{turn}**"]
         if r["depth_input_r2_dip"] is not None:
             turn = ("the top turns back toward the input in every seed" if r["top_turns_back"]
-                    else f"no: not a dip through the middle then a climb at the top (each > {DRIFT_MARGIN}) in "
-                         "every seed")
+                    else f"no: not a dip through the middle then a climb at the top (each > "
+                         f"{r.get('depth_margin') or DRIFT_FLOOR:.4f}) in every seed")
             lines += [f"- over depth at {r['updates'][-1]} updates, transformer layer 1 minus the lowest one "
                       f"{fmt(r['depth_input_r2_dip'])}, top minus the lowest {fmt(r['depth_input_r2_rise'])} "
                       f"(lowest, per seed: layers {r['depth_input_r2_min_layer']}): **{turn}**"]
@@ -137,5 +121,5 @@ def verdict(h: dict) -> list[str]:
         turn = "n/a (no middle layer)" if r["depth_input_r2_dip"] is None else "yes" if r["top_turns_back"] else "no"
         lines.append(f"H2 {it}: top layer input R2 over updates falls {r['top_input_r2_dip']['mean']:.4f} "
                      f"then climbs back {r['top_input_r2_rise']['mean']:.4f} ({'both' if r['drifts'] else 'not both'}"
-                     f" > {DRIFT_MARGIN} in every seed); turns back toward the input at the top of the stack: {turn}")
+                     f" > {r.get('drift_margin', DRIFT_FLOOR):.4f} in every seed); turns back toward the input at the top of the stack: {turn}")
     return lines

@@ -5,7 +5,6 @@ PNMI, the new model's best-layer phone accuracy and its error rate after fine-tu
 from __future__ import annotations
 
 from . import arms
-from ..runner.configs import override_key
 from .records import StudyError
 from .summary import best_phone_acc
 
@@ -23,9 +22,8 @@ def reference(h1) -> str:
 
 def _training(s, it) -> dict:
     """What an iteration's training is besides its targets and updates (H4 compares only targets)."""
-    overrides = sorted(o for o in [*s.overrides, *it.overrides] if override_key(o) != "optimization.max_update")
-    return {"train_config": (s.train_config_dir, s.train_config_name), "overrides": overrides, "init": it.init,
-            "reset_top_layers": it.reset_top_layers, "kmeans_max_iter": s.kmeans_max_iter,
+    return {"train_config": (s.train_config_dir, s.train_config_name), "overrides": arms.training_overrides(s, it),
+            "init": it.init, "reset_top_layers": it.reset_top_layers, "kmeans_max_iter": s.kmeans_max_iter,
             "kmeans_percent": [t.percent for t in it.targets], "depth": it.depth}
 
 

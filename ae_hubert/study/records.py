@@ -33,7 +33,7 @@ def done_probes(stages: Stages) -> dict[str, dict[int, str]]:
     return out
 
 
-PROBED_RUNS = "probed_runs.json"  # the runs whose interval checkpoints H2 probes (the H1 schedule's)
+PROBED_RUNS = "probed_runs.json"  # the runs whose interval checkpoints are probed (H1's for H2, the H0 controls)
 
 
 def record_probed_runs(w: str, run: str) -> None:

@@ -16,6 +16,7 @@ from ..runner.stages import Stages
 from .config import Plan, schedule_name
 from .hypotheses import hypotheses
 from .records import done_probes
+from ..corpus.phone_sequences import LABEL as PHONE_LABEL
 
 
 def _json_round_trip(value):
@@ -54,7 +55,7 @@ class SeedRuns:
         self.h1_name = schedule_name(study.schedules["H1"])
         self.other_runs: dict[str, list[dict]] = {}
         self.h1_probes: dict[str, dict[str, dict]] = {}  # iteration: {updates: probe} of H1's runs
-        self.finetuned: dict[tuple, float | None] = {}  # (run, iteration, k): training seconds
+        self.finetuned: dict[tuple, float | None] = {}  # (home, run, iteration, k): training seconds
         self._h1_first: dict | None = None
         self._h1: list[dict] | None = None
 
@@ -129,30 +130,69 @@ class SeedRuns:
                            seed=self.seed, ctc_steps=self.m.ctc_steps), "iteration": it}),
             command=self.settings(ckpt, "probe_utterances", "ctc_steps"))
 
+    def probe_every_checkpoint(self, run: str, record: dict) -> dict:
+        """Probes of every checkpoint an iteration of ``run`` saved (``{updates: probe}``)."""
+        it = record["iteration"]
+        # a carried work dir keeps the results of probed interval checkpoints, not the files
+        ckpts = {**saved_checkpoints(os.path.dirname(record["checkpoint"])),
+                 **done_probes(self.stages).get(f"s{self.seed}.{run}.{it}", {}),
+                 record["updates"]: record["checkpoint"]}
+        return {str(u): self.probe(run, it, u, path) for u, path in sorted(ckpts.items())}
+
     def probe_h1(self, record: dict, every_checkpoint: bool = False) -> dict:
         """Probes of an iteration of H1's runs: its last checkpoint, or every one it saved."""
         run, it = self.h1_name, record["iteration"]
-        ckpts = {record["updates"]: record["checkpoint"]}
-        if every_checkpoint:  # a carried work dir keeps the results of probed interval checkpoints, not the files
-            ckpts = {**saved_checkpoints(os.path.dirname(record["checkpoint"])),
-                     **done_probes(self.stages).get(f"s{self.seed}.{run}.{it}", {}), **ckpts}
-        probes = {str(u): self.probe(run, it, u, path) for u, path in sorted(ckpts.items())}
+        probes = self.probe_every_checkpoint(run, record) if every_checkpoint else \
+            {str(record["updates"]): self.probe(run, it, record["updates"], record["checkpoint"])}
         self.h1_probes.setdefault(it, {}).update(probes)
         return probes
 
-    def finetune(self, run: str, it: str, ckpt: str, ks: list[int]) -> dict:
+    def finetune(self, run: str, it: str, ckpt: str, ks: list[int], phones: bool = False) -> dict:
         """``{k: {wer, cer, ...}}`` on the study's split: a ``reset-sweep`` work dir per model; every
-        fine-tuning has the same config, budget and seed (the study's)."""
+        fine-tuning has the same config, budget and seed (the study's). ``phones``: CTC on the
+        corpus's phone sequences instead of letters (its ``wer`` is the phone error rate), under
+        ``W/finetune_phones/``."""
         from ..finetune.reset_sweep import reset_sweep
 
         ft = self.study.finetune
-        rows = reset_sweep(ckpt, self.corpus, ks, os.path.join(self.w, "finetune", run, f"s{self.seed}", it),
-                           config=ft.config, overrides=[*ft.overrides, f"common.seed={self.seed}"],
-                           splits=(ft.split,))
+        overrides = [*ft.overrides, f"common.seed={self.seed}"]
+        if phones:
+            self.phone_sequences()
+            overrides += [f"task.labels=[{PHONE_LABEL}]", "criterion.post_process=none"]
+        home = "finetune_phones" if phones else "finetune"
+        rows = reset_sweep(ckpt, self.corpus, ks, os.path.join(self.w, home, run, f"s{self.seed}", it),
+                           config=ft.config, overrides=overrides, splits=(ft.split,))
         out = {str(r["k"]): {**r[ft.split], "train_seconds": finetune_seconds(r["train"])} for r in rows}
         for k, r in out.items():
-            self.finetuned[(run, it, k)] = r["train_seconds"]
+            self.finetuned[(home, run, it, k)] = r["train_seconds"]
         return out
+
+    def downstream(self, run: str, it: str, ckpt: str, ks: list[int]) -> dict:
+        """A model measured downstream (``downstream.py``): ``finetune`` (letters, each k of ``ks``),
+        ``phone_ctc`` (phones, k = 0) and ``phone_recognition`` (frozen)."""
+        return {"phone_recognition": self.phone_recognition(run, it, ckpt),
+                "finetune": self.finetune(run, it, ckpt, ks),
+                "phone_ctc": self.finetune(run, it, ckpt, [0], phones=True)["0"]}
+
+    def phone_sequences(self) -> dict:
+        """The corpus's phone sequences (``{split}.phnseq`` beside its manifests), written once."""
+        from ..corpus.phone_sequences import write_phone_sequences
+
+        return self.stages.run("phone_sequences", lambda: write_phone_sequences(self.corpus),
+                               command=json.dumps({"corpus": self.corpus}).replace(self.w, "$W"))
+
+    def phone_recognition(self, run: str, it: str, ckpt: str) -> dict:
+        """The frozen model's weighted-sum phone recogniser (``analysis/phone_recognition.py``), PER
+        on the fine-tuning's split."""
+        from ..analysis.phone_recognition import phone_recognition
+
+        self.phone_sequences()
+        m, split = self.m, self.study.finetune.split
+        return self.stages.run(f"s{self.seed}.{run}.{it}.phone_recognition", lambda: _json_round_trip(
+            phone_recognition(ckpt, self.corpus, train_utterances=m.phone_train_utterances, split=split,
+                              utterances=m.phone_utterances, steps=m.phone_steps, seed=self.seed)),
+            command=json.dumps({"settings": self.settings(ckpt, "phone_train_utterances", "phone_utterances",
+                                                          "phone_steps"), "split": split}))
 
     def arm(self, run: str, record: dict, records: list[dict] | None = None) -> dict:
         """What every arm of an armed hypothesis reports: its run, updates (of ``records``, else of
