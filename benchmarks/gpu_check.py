@@ -841,8 +841,11 @@ def table(record: dict) -> str:
 def write_table_into(record: dict, doc: str) -> None:
     from ae_hubert.common.atomic import write_text_atomic
 
-    with open(doc) as f:
-        text = f.read()
+    try:
+        with open(doc, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckError(f"{doc}: not a readable UTF-8 document ({e})") from None
     if text.count(TABLE_BEGIN) != 1 or text.count(TABLE_END) != 1 or text.index(TABLE_BEGIN) > text.index(TABLE_END):
         raise CheckError(f"{doc}: not one pair of generated-table markers ({TABLE_BEGIN} ... {TABLE_END})")
     head, rest = text.split(TABLE_BEGIN, 1)

@@ -324,6 +324,9 @@ CASES = [
     ("sweep-max-tokens", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                        "--work-dir", f"{c['tmp']}/s", "dataset.max_tokens=1000"],
      "reset-sweep: dataset.max_tokens=1000 is smaller than a training utterance", ["s"]),
+    ("sweep-group-override", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                           "--work-dir", f"{c['tmp']}/s", "model={reset_top_layers:2}"],
+     "a whole group sets model.reset_mode, model.reset_top_layers, model.w2v_path", ["s"]),
     ("sweep-mask-length", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                         "--work-dir", f"{c['tmp']}/s", "model.mask_length=400"],
      "reset-sweep: model.mask_length=400 frames is too long for the shortest", ["s"]),
@@ -405,6 +408,10 @@ CASES = [
          "key seed)"),
         ("group-no-equals", "overrides: [task]\n" + GOOD_ITERS, "'task': expected KEY=VALUE"),
         ("mask-prob", "overrides: [model.mask_prob=1.5]\n" + GOOD_ITERS, "model.mask_prob: 1.5 is not a probability"),
+        ("mask-length-0", "overrides: [model.mask_length=0]\n" + GOOD_ITERS, "model.mask_length=0: masked spans"),
+        ("max-tokens-0", "overrides: [dataset.max_tokens=0]\n" + GOOD_ITERS, "dataset.max_tokens=0: must be >= 1"),
+        ("crop-too-short", "overrides: [task.max_sample_size=100]\n" + GOOD_ITERS,
+         "after cropping to task.max_sample_size=100"),
         ("mask-length", "overrides: [model.mask_length=400]\n" + GOOD_ITERS,
          "model.mask_length=400 frames is too long for the shortest train utterance"),
         ("max-tokens", "overrides: [dataset.max_tokens=1000]\n" + GOOD_ITERS,
@@ -427,6 +434,9 @@ CASES = [
                                               "--out", f"{c['tmp']}/init.pt"], "not a fairseq dictionary", ["init.pt"]),
     ("init-continue-ckpt-shape", lambda c, b: ["init-continue", "--prev", b["shape_pt"], "--label-dir", c["lab"],
                                                "--out", f"{c['tmp']}/init.pt"], "do not fit", ["init.pt"]),
+    ("init-continue-new-size", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
+                                             "--out", f"{c['tmp']}/init.pt", "model.encoder_embed_dim=64"],
+     "a continued iteration keeps the architecture", ["init.pt"]),
     ("init-continue-bad-value", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir", c["lab"],
                                               "--out", f"{c['tmp']}/init.pt", "model.encoder_layers=abc"],
      "does not build", ["init.pt"]),
@@ -600,10 +610,36 @@ OUTPUT_IS_INPUT = [
                                       "--out-dir", o["data"], "--name", "wrdspan"], "data directory"),
     ("quality-json-is-the-labels-dict", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
                                                    os.path.join(o["data"], "valid.phn"), "--json",
-                                                   os.path.join(o["lab"], "dict.km.txt")], "--km's dictionary"),
+                                                   os.path.join(o["lab"], "dict.km.txt")], "label set .km that --km"),
+    ("quality-json-is-the-other-split", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
+                                                   os.path.join(o["data"], "valid.phn"), "--json",
+                                                   os.path.join(o["lab"], "train.km")], "label set .km that --km"),
+    ("init-continue-out-is-labels", lambda o: ["init-continue", "--prev", o["ckpt"], "--label-dir", o["lab"], "--out",
+                                               os.path.join(o["lab"], "train.km")], "--label-dir"),
+    ("quality-json-is-corpus-json", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
+                                               os.path.join(o["data"], "valid.phn"), "--json",
+                                               os.path.join(o["data"], "corpus.json")], "data directory"),
+    ("choose-layer-json-is-corpus-json", lambda o: ["choose-layer", "--ckpt", o["ckpt"], "--data", o["data"], "--k", "4",
+                                                    "--json", os.path.join(o["data"], "corpus.json")], "--data"),
     ("quality-json-is-audio", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
                                          os.path.join(o["data"], "valid.phn"), "--json", o["wav"]], "data directory"),
 ]
+
+
+def test_label_commands_rewrite_their_own_label_set(ctx, tmp_path):
+    """The label-set rule (quality --json cannot land on another split's labels) leaves the commands
+    that make labels free to rerun over their own set: merge-labels, label."""
+    c, _ = ctx
+    o = _own_inputs(c, tmp_path)
+    km = os.path.join(o["lab"], "valid.km")
+    for r, part in enumerate((open(km).readlines()[:2], open(km).readlines()[2:])):
+        with open(os.path.join(o["lab"], f"valid_{r}_2.km"), "w") as f:
+            f.writelines(part)
+    before = open(km).read()
+    for _ in range(2):
+        assert main(["merge-labels", "--label-dir", o["lab"], "--split", "valid", "--nshard", "2"]) == 0
+        assert open(km).read() == before
+    assert main(["label", "--feat-dir", o["feat"], "--split", "valid", "--km", o["km"], "--out-dir", o["lab"]]) == 0
 
 
 @pytest.mark.parametrize("argv,names", [pytest.param(a, n, id=i) for i, a, n in OUTPUT_IS_INPUT])
@@ -622,7 +658,8 @@ def test_no_output_is_an_input(ctx, tmp_path, capsys, argv, names):
     before = tree()
     assert main(argv(o)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and ("would overwrite an input" in err[0] or "would replace a file of the data" in err[0])
+    assert len(err) == 1 and ("would overwrite an input" in err[0] or "would replace a file of the data" in err[0]
+                              or "would overwrite a file of the label set" in err[0])
     assert names in err[0], err[0]
     assert tree() == before
 

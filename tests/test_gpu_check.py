@@ -81,6 +81,11 @@ def test_bad_records_and_docs_are_refused_in_one_line(tmp_path):
     assert r.returncode == 2 and "markers" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert doc.read_text() == f"{gpu_check.TABLE_END}\n{gpu_check.TABLE_BEGIN}\n"
     doc.write_text(f"head\n{gpu_check.TABLE_BEGIN}\nold\n{gpu_check.TABLE_END}\ntail\n")
+    utf16 = tmp_path / "utf16.md"
+    utf16.write_bytes(f"{gpu_check.TABLE_BEGIN}\n{gpu_check.TABLE_END}\n".encode("utf-16"))
+    r = _check("--table", str(good), "--into", str(utf16))
+    assert r.returncode == 2 and f"{utf16}: not a readable UTF-8 document" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     link = tmp_path / "link.md"
     link.symlink_to(doc)
     r = _check("--table", str(good), "--into", str(link))  # a linked doc is edited through its link

@@ -407,4 +407,8 @@ def test_a_refused_restart_removes_nothing_and_a_moved_dir_resumes(clean_run, co
     r = driver(sched, str(tmp_path / "w2"), corpus, args=("--start-from", inside))
     assert r.returncode == 0 or "lies in" not in r.stderr  # another work dir: its own checkpoints are elsewhere
     r = driver(sched, work, corpus, args=("--start-from", inside))
-    assert r.returncode == 2 and "--start-from lies in" in r.stderr and "iter1/checkpoints" in r.stderr
+    assert r.returncode == 2 and "--start-from lies in the work dir" in r.stderr and "iter1/checkpoints" in r.stderr
+    elsewhere_inside = os.path.join(work, "iter1", "copied.pt")  # anywhere in the work dir: the run writes there
+    shutil.copy(inside, elsewhere_inside)
+    r = driver(sched, work, corpus, args=("--start-from", elsewhere_inside))
+    assert r.returncode == 2 and "--start-from lies in the work dir" in r.stderr

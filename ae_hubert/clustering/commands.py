@@ -57,14 +57,14 @@ def _label_files(a) -> Files:
                  {os.path.join(a.tsv_dir, f"{a.split}.tsv"): "--tsv-dir"})}
     return Files({os.path.join(a.out_dir, labels): "--out-dir/--name",
                   os.path.join(a.out_dir, f"dict.{a.name}.txt"): "--out-dir/--name"}, inputs,
-                 {source: "--feat-dir" if a.feat_dir else "--tsv-dir"})
+                 {source: "--feat-dir" if a.feat_dir else "--tsv-dir"}, writes_labels=True)
 
 
 def _merge_labels_files(a) -> Files:
     shards = {os.path.join(a.label_dir, f"{a.split}_{r}_{a.nshard}.{a.name}"): "--label-dir" for r in range(a.nshard)}
     return Files({os.path.join(a.label_dir, f"{a.split}.{a.name}"): "--label-dir/--name"},
                  {**shards, **({os.path.join(a.tsv_dir, f"{a.split}.tsv"): "--tsv-dir"} if a.tsv_dir else {})},
-                 {a.label_dir: "--label-dir", **({a.tsv_dir: "--tsv-dir"} if a.tsv_dir else {})})
+                 {a.label_dir: "--label-dir", **({a.tsv_dir: "--tsv-dir"} if a.tsv_dir else {})}, writes_labels=True)
 
 
 def _quality_files(a) -> Files:
@@ -223,7 +223,7 @@ def _phone_labels_files(a) -> Files:
     outs = {os.path.join(a.out_dir, f"{split}.{a.name}"): "--out-dir/--name" for split in a.splits}
     outs[os.path.join(a.out_dir, f"dict.{a.name}.txt")] = "--out-dir/--name"
     ins = {os.path.join(a.data, f"{split}.{ext}"): "--data" for split in a.splits for ext in ("phn", "tsv")}
-    return Files(outs, {**ins, os.path.join(a.data, "dict.phn.txt"): "--data"}, {a.data: "--data"})
+    return Files(outs, {**ins, os.path.join(a.data, "dict.phn.txt"): "--data"}, {a.data: "--data"}, writes_labels=True)
 
 
 COMMANDS = [

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from .errors import located
 
-CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan")  # a data dir's own files, their dicts
+CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
+CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
 AUDIO_SUFFIXES = (".wav", ".flac")  # no command that checks its outputs writes audio
 
 
@@ -25,19 +26,34 @@ class Files:
     outputs: dict[str, str]
     inputs: dict[str, str] = field(default_factory=dict)
     data_dirs: dict[str, str] = field(default_factory=dict)
+    writes_labels: bool = False  # a command that makes label sets (label, merge-labels) may rewrite their files
 
 
 def corpus_file(name: str) -> bool:
-    return name.endswith(CORPUS_SUFFIXES + AUDIO_SUFFIXES) or any(name == f"dict{sfx}.txt" for sfx in CORPUS_SUFFIXES)
+    return name.endswith(CORPUS_SUFFIXES + AUDIO_SUFFIXES) or name in CORPUS_FILES or \
+        any(name == f"dict{sfx}.txt" for sfx in CORPUS_SUFFIXES)
+
+
+def label_sets(inputs: dict[str, str]) -> dict[tuple[str, str], str]:
+    """``{(real directory, ".km"): option}`` for each label set an input belongs to: a label file
+    (``valid.km`` beside ``dict.km.txt``) or a label dictionary (``dict.km.txt``). Every split's
+    file of such a set, and its dictionary, is then an input too."""
+    sets = {}
+    for p, option in inputs.items():
+        if not p:
+            continue
+        d, name = os.path.dirname(os.path.realpath(p)), os.path.basename(p)
+        ext = os.path.splitext(name)[1]
+        if name.startswith("dict.") and name.endswith(".txt") and name.count(".") >= 2:
+            sets.setdefault((d, "." + name[len("dict."):-len(".txt")]), option)
+        elif ext and os.path.isfile(os.path.join(d, f"dict{ext}.txt")):
+            sets.setdefault((d, ext), option)
+    return sets
 
 
 def check_files(files: Files) -> None:
     real_inputs = {os.path.realpath(p): (p, option) for p, option in files.inputs.items() if p}
-    for p, option in files.inputs.items():  # label files (valid.km) come with their dictionary (dict.km.txt)
-        ext = os.path.splitext(p or "")[1]
-        labels_dict = os.path.join(os.path.dirname(p or ""), f"dict{ext}.txt")
-        if ext and os.path.isfile(labels_dict):
-            real_inputs.setdefault(os.path.realpath(labels_dict), (labels_dict, f"{option}'s dictionary"))
+    sets = {} if files.writes_labels else label_sets(files.inputs)
     real_dirs = {os.path.realpath(d): (d, option) for d, option in files.data_dirs.items() if d}
     for out, out_option in files.outputs.items():
         if not out:
@@ -51,3 +67,8 @@ def check_files(files: Files) -> None:
             path, option = real_dirs.get(os.path.dirname(real), (os.path.dirname(out) or ".", "a data directory"))
             raise located(out, f"{out_option} would replace a file of the data directory {path} ({option}): "
                                "write it elsewhere")
+        name = os.path.basename(real)
+        for (d, ext), option in sets.items():  # another split's labels, or the dictionary, of an input's label set
+            if os.path.dirname(real) == d and os.path.exists(real) and (name.endswith(ext) or name == f"dict{ext}.txt"):
+                raise located(out, f"{out_option} would overwrite a file of the label set {ext} that {option} reads "
+                                   f"({d}): write it elsewhere")

@@ -61,6 +61,10 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
         key = override_key(o)
         if key in SWEEP_OWNED:
             raise AeHubertError(f"override {o!r}: the sweep sets {key} for every run ({SWEEP_OWNED[key]})")
+        inside = sorted(k for k in SWEEP_OWNED if k.startswith(key + "."))
+        if inside:
+            raise AeHubertError(f"override {o!r}: a whole group sets {', '.join(inside)}, which the sweep sets for "
+                                "every run; override its keys one by one")
     too_deep = [k for k in ks if k > depth or (mode == "drop" and k == depth)]
     if any(k < 0 for k in ks) or too_deep:
         raise AeHubertError(f"--ks {','.join(map(str, ks))}: the model has {depth} transformer layers; "

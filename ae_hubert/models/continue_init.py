@@ -135,6 +135,14 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
         if misfit or missing:
             raise located(prev_ckpt, "weights do not fit the model its config describes: "
                                      + ", ".join((misfit + missing)[:5]))
+    else:  # extra heads may start fresh; every previous weight must still fit (a continuation, not a new model)
+        changed = sorted(k for k, v in state["model"].items() if not k.startswith(PRETRAINING_ONLY)
+                         and (k not in new_shapes or tuple(v.shape) != tuple(new_shapes[k])))
+        if changed:
+            given = ", ".join(f"model.{k}={v}" for k, v in model.items())
+            raise located(prev_ckpt, f"the model overrides ({given}) change or drop {len(changed)} of its "
+                                     f"weights ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}): a "
+                                     "continued iteration keeps the architecture (train it from scratch instead)")
     for key, value in net.state_dict().items():
         old = state["model"].get(key)
         if key.startswith(PRETRAINING_ONLY) or old is None or old.shape != value.shape:

@@ -189,14 +189,13 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
                                 f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
         data = os.path.abspath(s.data)
-        inside = next((st.save_dir for st in steps if st.save_dir and s.start_from and os.path.realpath(
-            s.start_from).startswith(os.path.realpath(st.save_dir) + os.sep)), None)
-        if inside:  # fairseq would resume from it, or write over it
-            raise located(s.start_from, f"--start-from lies in {inside}, where this run writes its checkpoints; "
-                                        "copy it elsewhere first")
+        if s.start_from and os.path.realpath(s.start_from).startswith(os.path.realpath(work_dir) + os.sep):
+            # the run writes there (checkpoints, k-means files, init.pt): it would resume from it, or write over it
+            raise located(s.start_from, f"--start-from lies in the work dir {work_dir}, where this run writes its "
+                                        "files; copy it elsewhere first")
         # everything that would refuse the run is checked before anything is removed or run
         inputs = _inputs(data, s.start_from)
-        restart_all = "--restart FIRST_STEP to redo everything from the inputs as they are now"
+        restart_all = f"--restart {steps[0].name} to redo everything from the inputs as they are now"
         stages.check_inputs(inputs, first == 0, write=False, way_out=f"use a new work dir, or {restart_all}")
         for st in steps[:first]:
             stages.check(st.name, *commands[st.name])

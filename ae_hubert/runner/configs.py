@@ -82,6 +82,9 @@ def check_batch_fits(cfg, sizes: list[int], where: str) -> None:
     dataset batches by: the whole utterance when ``pad_audio``, else at most ``max_sample_size``;
     utterances shorter than ``min_sample_size`` (or longer than ``max_keep_size``) are dropped."""
     max_tokens = cfg.dataset.get("max_tokens")
+    if max_tokens is not None and int(max_tokens) < 1:  # fairseq reads 0 as "no limit": the whole split in a batch
+        raise AeHubertError(f"{where}: dataset.max_tokens={max_tokens}: must be >= 1 (or null, with "
+                            "dataset.batch_size)")
     if not max_tokens:
         return
     task = cfg.task
@@ -129,7 +132,9 @@ def check_mask_fits(cfg, sizes: dict[str, list[int]], where: str) -> None:
     m, task = cfg.model, cfg.task
     if m.get("apply_mask") is False or not float(m.get("mask_prob") or 0) > 0:
         return
-    length = int(m.get("mask_length") or 10)
+    length = int(m.get("mask_length") if m.get("mask_length") is not None else 10)
+    if length < 1:
+        raise AeHubertError(f"{where}: model.mask_length={length}: masked spans are at least 1 frame long")
     low, keep = task.get("min_sample_size") or 0, task.get("max_keep_size")
     crop = None if task.get("pad_audio") else task.get("max_sample_size")
     for split, ns in sizes.items():
@@ -142,10 +147,13 @@ def check_mask_fits(cfg, sizes: dict[str, list[int]], where: str) -> None:
         except (ValueError, SyntaxError, TypeError):
             return  # a spec the model build reads otherwise: its own check says what is wrong
         if length > frames - 3:
+            cropped = crop is not None and n == crop and crop < min(kept)
             raise AeHubertError(f"{where}: model.mask_length={length} frames is too long for the shortest {split} "
-                                f"utterance the trainer keeps ({n} samples, {frames} frames): fairseq masks spans of "
-                                f"at most its length less 3 ({max(frames - 3, 0)}); shorten the spans or drop short "
-                                "utterances (task.min_sample_size)")
+                                f"utterance the trainer keeps ({n} samples"
+                                f"{f' after cropping to task.max_sample_size={crop}' if cropped else ''}, {frames} "
+                                f"frames): fairseq masks spans of at most its length less 3 ({max(frames - 3, 0)}); "
+                                "shorten the spans" + (", or raise task.max_sample_size" if cropped else
+                                                       " or drop short utterances (task.min_sample_size)"))
 
 
 def check_lr_schedule(cfg, where: str) -> None:
