@@ -67,6 +67,7 @@ def distinct_frames(parts: list[np.ndarray], stop: int) -> int:
 
 def check_distinct(parts: list[np.ndarray], k: int, feat_dir: str) -> None:
     """K clusters need K distinct frames: refused before the fit, naming the largest K the sample allows."""
+    check_k(k, sum(len(p) for p in parts))  # fewer frames than K at all: said as such
     frames = distinct_frames(parts, k)
     if frames < k:
         raise located(feat_dir, f"the k-means sample has {frames} distinct frames, fewer than k={k}: k <= {frames} "
