@@ -49,9 +49,12 @@ def weighted_sum_ctc(train: list[np.ndarray], train_phones: list[list[str]], hel
     """Train the weighted sum and the linear CTC head; ``{"per", "layer_weights", "hyps"}``."""
     units = [BLANK] + sorted({p for s in train_phones + held_out_phones for p in s})
     index = {u: i for i, u in enumerate(units)}
-    cat = np.concatenate([x.astype(np.float64) for x in train], axis=1)  # layers x all frames x dim
-    mu, sd = cat.mean(1, keepdims=True).astype(np.float32), (cat.std(1, keepdims=True) + 1e-5).astype(np.float32)
-    del cat
+    # per-layer mean and std over every train frame, accumulated (no float64 copy of all the features)
+    n = sum(x.shape[1] for x in train)
+    total = sum(x.sum(1, keepdims=True, dtype=np.float64) for x in train)
+    squares = sum(np.square(x, dtype=np.float64).sum(1, keepdims=True) for x in train)
+    mu = total / n
+    mu, sd = mu.astype(np.float32), (np.sqrt(np.maximum(squares / n - mu ** 2, 0)) + 1e-5).astype(np.float32)
     norm = [torch.from_numpy((x - mu) / sd) for x in train]
     lengths = torch.tensor([x.shape[1] for x in train])
     targets = [torch.tensor([index[p] for p in s]) for s in train_phones]

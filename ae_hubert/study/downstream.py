@@ -8,7 +8,7 @@ better; a new measure is one more entry here and one more stage in ``SeedRuns.do
 """
 from __future__ import annotations
 
-from .summary import paired, stat
+from .summary import paired, pct, stat
 
 MEASURES = {
     "letter_ctc": ("fine-tuned letter CTC, k = 0 ({judge})", lambda x, judge: x["finetune"]["0"][judge]),
@@ -39,8 +39,6 @@ def compare(arms: dict[str, list[dict]], reference: str, judge: str) -> dict:
 
 def table(measures: dict, arms: list[str], reference: str) -> list[str]:
     """Markdown rows: each measure's arms (mean ± std, %), the spread, each arm minus the reference."""
-    from .summary import pct
-
     lines = ["| measure | " + " | ".join(arms) + " | spread | " +
              " | ".join(f"{a} - {reference} (spreads)" for a in arms if a != reference) + " |",
              "|---|" + "---:|" * (2 * len(arms))]

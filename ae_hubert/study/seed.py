@@ -174,12 +174,15 @@ class SeedRuns:
                 "finetune": self.finetune(run, it, ckpt, ks),
                 "phone_ctc": self.finetune(run, it, ckpt, [0], phones=True)["0"]}
 
-    def phone_sequences(self) -> dict:
-        """The corpus's phone sequences (``{split}.phnseq`` beside its manifests), written once."""
+    def phone_sequences(self) -> None:
+        """The corpus's phone sequences (``{split}.phnseq`` beside its manifests), written when
+        missing: derived from the corpus's own labels in seconds, so a corpus rebuilt on another
+        machine (study-pack leaves it out) gets them again, which a stage marker would not."""
         from ..corpus.phone_sequences import write_phone_sequences
 
-        return self.stages.run("phone_sequences", lambda: write_phone_sequences(self.corpus),
-                               command=json.dumps({"corpus": self.corpus}).replace(self.w, "$W"))
+        if not all(os.path.isfile(os.path.join(self.corpus, f)) for f in
+                   (f"dict.{PHONE_LABEL}.txt", *(f"{s}.{PHONE_LABEL}" for s in ("train", "valid", "test")))):
+            write_phone_sequences(self.corpus)
 
     def phone_recognition(self, run: str, it: str, ckpt: str) -> dict:
         """The frozen model's weighted-sum phone recogniser (``analysis/phone_recognition.py``), PER
