@@ -786,55 +786,58 @@ def table(record: dict) -> str:
         lines.append(f"| {part} | {what} | {value} | {note} |")
 
     for name, r in parts.items():
-        if name == "env":
-            continue
-        if r["status"] != "ok":
-            row(name, r["status"], "-", r.get("error", "")[:160].replace("|", "/").replace("\n", " "))
-            continue
-        x = r["result"]
-        if name == "prepare":
-            row(name, "corpus train audio (h)", _f(x["train_audio_hours"], "{:.2f}"),
-                f"dump split {x['dump_audio_minutes']:.1f} min")
-        elif name == "dump":
-            row(name, f"layer {x['layer']}, {x['audio_minutes']:.1f} min of audio: model load s", _f(x["model_load_seconds"]),
-                "x real time below: whole command / without the load")
-            for v, d in x["variants"].items():
-                agree = (f"max abs diff {d['max_abs_diff']:.2g}, mean cos {d['mean_cosine']:.5f}"
-                         if "max_abs_diff" in d else d.get("agreement", "reference"))
-                row(name, f"{v}, x real time", f"{_f(d['x_real_time'])} / {_f(d['x_real_time_without_load'])}", agree)
-        elif name == "kmeans":
-            o, same = x["ours"], x["same_subset"]
-            row(name, f"same {same['frames']:,} frames, K={x['k']}: ours ({o['device']}) / sklearn CPU s",
-                f"{same['ours_seconds']:.1f} / {same['sklearn_cpu_seconds']:.1f}",
-                f"{same['ours_iterations']} / {same['sklearn_iterations']} iterations, "
-                f"inertia ours/sklearn {same['inertia_ratio_ours_to_sklearn']:.4f}")
-            row(name, f"ours on {x['frames']:,} x {x['dims']} s", _f(o["seconds"]),
-                f"{o['iterations']} iterations, peak {_f(o['peak_gpu_gib'])} GiB")
-            row(name, "sklearn CPU on all frames, extrapolated s", _f(x["sklearn_cpu_extrapolated_seconds"]),
-                x["extrapolation"])
-            fa = x.get("faiss")
-            row(name, "faiss s", _f(fa["seconds"]) if isinstance(fa, dict) else "-",
-                f"inertia faiss/ours {fa['inertia_ratio_faiss_to_ours']:.4f}" if isinstance(fa, dict) else str(fa))
-        elif name == "labels":
-            row(name, "from a dump, frames/s", _f(x["from_dump"]["frames_per_second"], "{:,.0f}"))
-            row(name, "from audio (fused), frames/s", _f(x["from_audio_fused"]["frames_per_second"], "{:,.0f}"),
-                f"equal to the dump's labels: {x['fused_equals_dump_labels']}")
-        elif name.startswith(("pretrain", "finetune")):
-            row(name, "updates/s", _f(x["updates_per_second"], "{:.2f}"),
-                f"{x['audio_seconds_per_update']:.0f} s audio/update, peak {_f(x['peak_gpu_gib'])} GiB"
-                + (f", validation {x['validation_seconds']:.1f} s" if "validation_seconds" in x else "")
-                + (f" (probe {x['probe_seconds']:.1f} s)" if x.get("probe_seconds") is not None else ""))
-            if "decode" in x:
-                row(name, "greedy decode, x real time", _f(x["decode"]["x_real_time"]))
-        elif name == "probe":
-            row(name, "s per checkpoint", _f(x["seconds_per_checkpoint"]),
-                f"at most {x['max_utterances_per_split']} utterances per split, {x['layers']} layers")
-        elif name == "driver":
-            row(name, f"iterate, {x['updates']} updates: training / sidecars s",
-                f"{x['train_seconds']:.1f} / {x['sidecar_seconds']:.1f}", f"wall {x['wall_seconds']['iterate']:.1f} s")
-            row(name, "probe / reset-sweep k=0 + decode, s",
-                f"{x['wall_seconds']['probe']:.1f} / {x['wall_seconds']['reset_sweep_k0_with_decode']:.1f}",
-                f"{x['finetune_updates']} fine-tuning updates")
+        try:
+            if name == "env":
+                continue
+            if r["status"] != "ok":
+                row(name, r["status"], "-", r.get("error", "")[:160].replace("|", "/").replace("\n", " "))
+                continue
+            x = r["result"]
+            if name == "prepare":
+                row(name, "corpus train audio (h)", _f(x["train_audio_hours"], "{:.2f}"),
+                    f"dump split {x['dump_audio_minutes']:.1f} min")
+            elif name == "dump":
+                row(name, f"layer {x['layer']}, {x['audio_minutes']:.1f} min of audio: model load s", _f(x["model_load_seconds"]),
+                    "x real time below: whole command / without the load")
+                for v, d in x["variants"].items():
+                    agree = (f"max abs diff {d['max_abs_diff']:.2g}, mean cos {d['mean_cosine']:.5f}"
+                             if "max_abs_diff" in d else d.get("agreement", "reference"))
+                    row(name, f"{v}, x real time", f"{_f(d['x_real_time'])} / {_f(d['x_real_time_without_load'])}", agree)
+            elif name == "kmeans":
+                o, same = x["ours"], x["same_subset"]
+                row(name, f"same {same['frames']:,} frames, K={x['k']}: ours ({o['device']}) / sklearn CPU s",
+                    f"{same['ours_seconds']:.1f} / {same['sklearn_cpu_seconds']:.1f}",
+                    f"{same['ours_iterations']} / {same['sklearn_iterations']} iterations, "
+                    f"inertia ours/sklearn {same['inertia_ratio_ours_to_sklearn']:.4f}")
+                row(name, f"ours on {x['frames']:,} x {x['dims']} s", _f(o["seconds"]),
+                    f"{o['iterations']} iterations, peak {_f(o['peak_gpu_gib'])} GiB")
+                row(name, "sklearn CPU on all frames, extrapolated s", _f(x["sklearn_cpu_extrapolated_seconds"]),
+                    x["extrapolation"])
+                fa = x.get("faiss")
+                row(name, "faiss s", _f(fa["seconds"]) if isinstance(fa, dict) else "-",
+                    f"inertia faiss/ours {fa['inertia_ratio_faiss_to_ours']:.4f}" if isinstance(fa, dict) else str(fa))
+            elif name == "labels":
+                row(name, "from a dump, frames/s", _f(x["from_dump"]["frames_per_second"], "{:,.0f}"))
+                row(name, "from audio (fused), frames/s", _f(x["from_audio_fused"]["frames_per_second"], "{:,.0f}"),
+                    f"equal to the dump's labels: {x['fused_equals_dump_labels']}")
+            elif name.startswith(("pretrain", "finetune")):
+                row(name, "updates/s", _f(x["updates_per_second"], "{:.2f}"),
+                    f"{x['audio_seconds_per_update']:.0f} s audio/update, peak {_f(x['peak_gpu_gib'])} GiB"
+                    + (f", validation {x['validation_seconds']:.1f} s" if "validation_seconds" in x else "")
+                    + (f" (probe {x['probe_seconds']:.1f} s)" if x.get("probe_seconds") is not None else ""))
+                if "decode" in x:
+                    row(name, "greedy decode, x real time", _f(x["decode"]["x_real_time"]))
+            elif name == "probe":
+                row(name, "s per checkpoint", _f(x["seconds_per_checkpoint"]),
+                    f"at most {x['max_utterances_per_split']} utterances per split, {x['layers']} layers")
+            elif name == "driver":
+                row(name, f"iterate, {x['updates']} updates: training / sidecars s",
+                    f"{x['train_seconds']:.1f} / {x['sidecar_seconds']:.1f}", f"wall {x['wall_seconds']['iterate']:.1f} s")
+                row(name, "probe / reset-sweep k=0 + decode, s",
+                    f"{x['wall_seconds']['probe']:.1f} / {x['wall_seconds']['reset_sweep_k0_with_decode']:.1f}",
+                    f"{x['finetune_updates']} fine-tuning updates")
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # a record edited or cut short
+            raise CheckError(f"part {name}: its result lacks a usable {e}") from None
     return "\n".join(lines) + "\n"
 
 
@@ -894,10 +897,14 @@ def main() -> int:
     try:
         if a.table:
             record = read_record(a.table)
+            try:
+                text = table(record)
+            except CheckError as e:
+                raise CheckError(f"{a.table}: {e}") from None
             if a.into:
                 write_table_into(record, a.into)
             else:
-                print(table(record), end="")
+                print(text, end="")
             return 0
         import torch
 

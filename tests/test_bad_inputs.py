@@ -144,6 +144,10 @@ def _files(c):
     (chapter / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
     (t / "empty_ll").mkdir()
     bad["ls_root"], bad["empty_ll"] = str(t / "ls_root"), str(t / "empty_ll")
+    # the corpus and the checkpoint reached through names with a comma (hydra reads a comma as a list)
+    os.symlink(c["corpus"], t / "da,ta")
+    os.symlink(c["ckpt"], t / "ck,pt.pt")
+    bad["comma_data"], bad["comma_ckpt"] = str(t / "da,ta"), str(t / "ck,pt.pt")
     return bad
 
 
@@ -359,6 +363,14 @@ CASES = [
     ("launch-comma-work-dir", lambda c, b: ["launch", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
                                             f"{c['tmp']}/a,b", "--data", c["corpus"], "--slurm", f"{c['tmp']}/sl"],
      "--work-dir", ["a,b", "sl"]),
+    ("iterate-comma-data", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                         f"{c['tmp']}/wc", "--data", b["comma_data"]],
+     "da,ta: hydra overrides cannot carry this path (it contains ,)", ["wc"]),
+    ("sweep-comma-data", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", b["comma_data"], "--ks", "0",
+                                       "--work-dir", f"{c['tmp']}/swc"],
+     "da,ta: hydra overrides cannot carry this path (it contains ,)", ["swc"]),
+    ("sweep-comma-ckpt", lambda c, b: ["reset-sweep", "--ckpt", b["comma_ckpt"], "--data", c["corpus"], "--ks", "0",
+                                       "--work-dir", f"{c['tmp']}/swc"], "hydra overrides cannot carry this path", ["swc"]),
     ("sweep-non-ascii-work-dir", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                                "--work-dir", f"{c['tmp']}/swëep"], "it contains ë", ["swëep"]),
     # found by a hostile review
@@ -453,6 +465,10 @@ CASES = [
      ["w", "sl"]),
     ("corpus-voices-empty", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", ""], "--voices", ["tc"]),
     ("corpus-out-empty", lambda c, b: ["toy-corpus", "", "--utterances", "10"], "must not be empty", []),
+    ("corpus-over-other-settings", lambda c, b: ["toy-corpus", c["corpus"], "--utterances", "10"],
+     "corpus.json: this corpus was built with seed 3, now 0", []),
+    ("corpus-over-foreign-data", lambda c, b: ["toy-corpus", b["few_wrd"], "--utterances", "10"],
+     "holds train.tsv but no corpus.json: not a corpus this tool built", []),
     # audio headers are checked before any work: a truncated file late in the split fails first
     ("dump-truncated-late", lambda c, b: ["dump", "mfcc", "--tsv-dir", b["truncated"], "--split", "valid",
                                           "--out-dir", f"{c['tmp']}/o"], "last.wav: has", ["o"]),

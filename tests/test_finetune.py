@@ -215,6 +215,11 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     assert again == rows
     assert os.path.getmtime(os.path.join(work, "k2", "checkpoints", "checkpoint_last.pt")) == before
     assert "k reset" in sweep_table(rows, ("valid",))
+    rows = reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides, splits=("valid", "test"))
+    assert all(r["test"]["words"] > 0 for r in rows)
+    reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides)  # no --splits test: its columns stay
+    assert "test_wer" in open(os.path.join(work, "sweep.csv")).readline()
+    assert json.load(open(os.path.join(work, "sweep.json"))) == rows
     assert reset_sweep(stock_checkpoint, corpus, [0], work, overrides=overrides) == rows[:1]  # a narrower rerun...
     assert json.load(open(os.path.join(work, "sweep.json"))) == rows  # ...keeps the finished k=2 in sweep.json
     # k=2 as if killed while training, rerun with another learning rate: refused, not continued
@@ -236,6 +241,7 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     assert [r["k"] for r in redone] == [2] and os.path.getmtime(ckpt) != before
     assert "optimization.lr=[1e-05]" in open(os.path.join(work, ".stages", "k2.train.json")).read()
     assert [r["k"] for r in json.load(open(os.path.join(work, "sweep.json")))] == [2]  # k=0: other lr, left out
+    assert "test" not in json.load(open(os.path.join(work, "sweep.json")))[0]  # its old test decode went with it
     # an edited fine-tuning YAML is other settings, refused for every k before any k trains
     import shutil
 

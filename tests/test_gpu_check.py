@@ -73,6 +73,12 @@ def test_bad_records_and_docs_are_refused_in_one_line(tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and str(junk) in r.stderr, r.stderr
     r = _check("--table", str(tmp_path / "missing.json"))
     assert r.returncode == 2 and "missing.json" in r.stderr
+    cut = tmp_path / "cut.json"  # a part's result without one of its figures
+    cut.write_text(json.dumps({"profile": "gpu", "date": "d", "parts": {"prepare": {"status": "ok", "result": {
+        "dump_audio_minutes": 1.0}}}}))
+    r = _check("--table", str(cut))
+    assert r.returncode == 2 and f"{cut}: part prepare: its result lacks a usable 'train_audio_hours'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"profile": "gpu", "date": "d", "parts": {}}))
     doc = tmp_path / "doc.md"

@@ -112,24 +112,32 @@ def _fails(jobs):  # module level: the worker pool pickles it by name
     raise RuntimeError("killed half way")
 
 
-def test_a_rebuild_leaves_no_stale_summary_or_audio(study, tmp_path, monkeypatch):
+def test_a_rebuild_is_the_same_build_or_refused(study, tmp_path, monkeypatch):
+    """Over an earlier build only the same settings go on (and a stopped rebuild stays known as one);
+    other settings are refused with the corpus intact; stale audio goes, no summary while rebuilding."""
     import shutil
 
     from ae_hubert.corpus import study_corpus
 
     out = tmp_path / "c"
     shutil.copytree(study, out)
-    (out / "corpus.json").write_text(open(os.path.join(study, "corpus.json")).read())
-
+    (out / "wav" / "utt09999.wav").write_bytes(b"stale")
+    summary = (out / "corpus.json").read_bytes()
+    with pytest.raises(AeHubertError, match="corpus.json: this corpus was built with utterances 40, now 30"):
+        build(str(out), utterances=30, seed=1, vocabulary=150, workers=1)
+    assert (out / "corpus.json").read_bytes() == summary
     monkeypatch.setattr(study_corpus, "_synth_chunk", _fails)
     with pytest.raises(RuntimeError):
-        build(str(out), utterances=30, seed=1, vocabulary=150, workers=1)
-    assert not (out / "corpus.json").exists()  # a stopped rebuild does not look complete
+        build(str(out), utterances=40, seed=1, vocabulary=150, workers=1)
+    assert not (out / "corpus.json").exists()  # a stopped rebuild does not look complete...
+    with pytest.raises(AeHubertError, match=r"\.corpus-building\.json: this corpus was built with seed 1, now 2"):
+        build(str(out), utterances=40, seed=2, vocabulary=150, workers=1)  # ...but is still known as this build
     monkeypatch.undo()
-    build(str(out), utterances=30, seed=1, vocabulary=150, workers=1)
-    assert len(os.listdir(out / "wav")) == 30  # the first build's 10 extra files are gone
-    assert len(read_manifest(str(out / "train.tsv"))) + len(read_manifest(str(out / "valid.tsv"))) + \
-        len(read_manifest(str(out / "test.tsv"))) == 30
+    build(str(out), utterances=40, seed=1, vocabulary=150, workers=1)
+    assert sorted(os.listdir(out / "wav")) == sorted(os.listdir(os.path.join(study, "wav")))  # the stale file is gone
+    assert (out / "corpus.json").exists() and not (out / ".corpus-building.json").exists()
+    for f in ("train.wrd", "valid.phn", "test.wrdspan"):
+        assert (out / f).read_text() == open(os.path.join(study, f)).read()
 
 
 def test_phone_sequences_merge_repeats_within_words_only(tmp_path, capsys):

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic, write_text_atomic
+from ..common.atomic import atomic_path, check_writable_dir, ensure_writable_dir, write_lines_atomic, write_text_atomic
 from ..common.errors import located
 from ..common.letters import words_to_letters
 from ..common.manifest import read_manifest, write_manifest
@@ -31,11 +31,58 @@ SHARES = (0.8, 0.1, 0.1)  # of the utterances, per split
 CHUNK = 16  # utterances synthesised per fresh worker process
 
 
-def start_corpus(out_dir: str) -> str:
-    """Make ``OUT/wav`` and drop an earlier ``corpus.json`` first: a rebuild stopped half way must
-    not look complete. Called only once every input check has passed."""
+BUILDING = ".corpus-building.json"  # the settings of a build under way; corpus.json replaces it at the end
+
+
+def _built_with(out_dir: str) -> tuple[str, dict] | None:
+    """The settings an earlier build into ``out_dir`` recorded (finished or stopped half way), with
+    the file that says so; None where no build of ours wrote there."""
+    for name in ("corpus.json", BUILDING):
+        path = os.path.join(out_dir, name)
+        if os.path.isfile(path):
+            try:
+                recorded = json.load(open(path, encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raise located(path, "not a corpus summary (JSON); remove the directory or use another") from None
+            if not isinstance(recorded, dict):
+                raise located(path, "not a corpus summary (a JSON object); remove the directory or use another")
+            if "build" in recorded:
+                return path, recorded["build"]
+            return path, {k: recorded[k] for k in ("seed", "utterances") if k in recorded}  # an older summary
+    return None
+
+
+def check_corpus_dir(out_dir: str, settings: dict) -> None:
+    """Refuse, before any work, a build that would overwrite what it did not make: a corpus built with
+    other settings (its labels, k-means and runs describe other audio) or a data dir of manifests and
+    labels no build of ours wrote. The same build again (or one stopped half way) may go on."""
+    check_writable_dir(out_dir)
+    out_dir = os.path.abspath(out_dir)
+    if not os.path.isdir(out_dir):
+        return
+    earlier = _built_with(out_dir)
+    if earlier is None:
+        ours = [f"{s}.{x}" for s in SPLITS for x in ("tsv", *LABELS)] + ["dict.ltr.txt", "dict.phn.txt", "wav"]
+        found = [n for n in ours if os.path.exists(os.path.join(out_dir, n))]
+        if found:
+            raise located(out_dir, f"holds {found[0]} but no corpus.json: not a corpus this tool built, and a build "
+                                   "would overwrite it; use a new or empty directory")
+        return
+    path, recorded = earlier
+    for key, value in settings.items():
+        if key in recorded and recorded[key] != value:
+            raise located(path, f"this corpus was built with {key} {recorded[key]!r}, now {value!r}: a build would "
+                                "replace it under files made from it (labels, k-means, runs); use a new directory, "
+                                "or remove this one first")
+
+
+def start_corpus(out_dir: str, settings: dict) -> str:
+    """Make ``OUT/wav`` and replace an earlier ``corpus.json`` with the build's settings under
+    ``.corpus-building.json``: a rebuild stopped half way must not look complete, and its rerun must
+    still be known as this build. Called only once every input check has passed."""
     out_dir = os.path.abspath(out_dir)
     ensure_writable_dir(os.path.join(out_dir, "wav"))
+    write_text_atomic(os.path.join(out_dir, BUILDING), json.dumps(settings, indent=1) + "\n")
     try:
         os.remove(os.path.join(out_dir, "corpus.json"))
     except FileNotFoundError:
@@ -79,10 +126,11 @@ class Utterance:
     word_spans: list[tuple[str, float, float]]
 
 
-def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summary: dict) -> dict:
+def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summary: dict, settings: dict) -> dict:
     """``utts[i]`` (audio already at ``wav/{uid}.wav``) goes to split ``split_of[i]``; returns
-    ``summary`` completed with each split's size. Audio files of an earlier, larger build are removed."""
-    summary = dict(summary, sample_rate=SAMPLE_RATE, splits={}, phones=phones.PHONE_SET)
+    ``summary`` completed with each split's size and the build's ``settings``. Audio files of an
+    earlier, larger build are removed."""
+    summary = dict(summary, sample_rate=SAMPLE_RATE, splits={}, phones=phones.PHONE_SET, build=settings)
     letter_counts: Counter = Counter()
     for split in SPLITS:
         us = [u for u, s in zip(utts, split_of) if s == split]
@@ -112,6 +160,7 @@ def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summa
         if name.endswith(".wav") and name not in keep:
             os.remove(os.path.join(out_dir, "wav", name))
     write_text_atomic(os.path.join(out_dir, "corpus.json"), json.dumps(summary, indent=1) + "\n")
+    os.remove(os.path.join(out_dir, BUILDING))
     return summary
 
 

@@ -17,10 +17,9 @@ import os
 
 import numpy as np
 
-from ..common.atomic import check_writable_dir
 from ..common.errors import AeHubertError
 from . import acoustics, flite, lexicon, phones, speech
-from .corpus_files import Utterance, assign_splits, start_corpus, synthesise, write_corpus, write_wav
+from .corpus_files import Utterance, assign_splits, check_corpus_dir, start_corpus, synthesise, write_corpus, write_wav
 
 ACCENTS = ["en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc"]
@@ -103,7 +102,8 @@ def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int =
         raise AeHubertError("--utterances must be at least 30 (voice-disjoint train/valid/test splits)")
     if vocabulary < 50:
         raise AeHubertError("--vocabulary must be at least 50 words")
-    check_writable_dir(out_dir)
+    settings = {"corpus": "study", "seed": seed, "utterances": utterances, "vocabulary": vocabulary}
+    check_corpus_dir(out_dir, settings)
     try:  # every check before anything is written: a missing part is one line, not a traceback
         words, weights = lexicon.study_vocabulary(vocabulary, ACCENTS)
         flite_voices = sorted({v for _, f in VOICES.values() for v in f})
@@ -115,7 +115,7 @@ def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int =
         raise AeHubertError(str(e)) from None
     if len(words) < vocabulary:
         raise AeHubertError(f"--vocabulary {vocabulary}: only {len(words)} words pass the pronunciation checks")
-    out_dir = start_corpus(out_dir)
+    out_dir = start_corpus(out_dir, settings)
     _SHARED.update(words=words, weights=weights, rooms=rooms, prons=prons)
     split_of = assign_splits(utterances, np.random.default_rng([seed, 3]))
     jobs = [(i, split_of[i], seed, os.path.join(out_dir, "wav", f"utt{i:05d}.wav")) for i in range(utterances)]
@@ -131,4 +131,4 @@ def build(out_dir: str, utterances: int = 3000, seed: int = 0, vocabulary: int =
                "reverberant_share": float(np.mean(["room" in c for c in conds])),
                "noisy_share": len(snrs) / len(conds), "snr_db_median": float(np.median(snrs)) if snrs else None,
                "vocabulary": words}
-    return write_corpus(out_dir, utts, split_of, summary)
+    return write_corpus(out_dir, utts, split_of, summary, settings)

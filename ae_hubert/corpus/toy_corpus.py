@@ -13,10 +13,9 @@ import os
 
 import numpy as np
 
-from ..common.atomic import check_writable_dir
 from ..common.errors import AeHubertError
 from . import flite, phones, speech, vocabulary
-from .corpus_files import Utterance, assign_splits, start_corpus, synthesise, write_corpus, write_wav
+from .corpus_files import Utterance, assign_splits, check_corpus_dir, start_corpus, synthesise, write_corpus, write_wav
 from .speech import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -80,10 +79,11 @@ def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] 
     voices = list(voices or DEFAULT_VOICES)
     if utterances < 10:
         raise AeHubertError("--utterances must be at least 10 (train/valid/test splits)")
-    check_writable_dir(out_dir)
     for v in voices:
         check_voice(v)
-    out_dir = start_corpus(out_dir)
+    settings = {"corpus": "toy", "seed": seed, "utterances": utterances, "voices": voices}
+    check_corpus_dir(out_dir, settings)
+    out_dir = start_corpus(out_dir, settings)
     texts = vocabulary.sentences(utterances, seed)
     vrng = np.random.default_rng([seed, 1])
     voice_of = [voices[i % len(voices)] for i in vrng.permutation(utterances)]
@@ -91,4 +91,4 @@ def build(out_dir: str, utterances: int = 400, seed: int = 0, voices: list[str] 
             for i in range(utterances)]
     utts = synthesise(_synth_chunk, jobs, workers)
     summary = {"seed": seed, "voices": voices, "utterances": utterances, "vocabulary": vocabulary.VOCABULARY}
-    return write_corpus(out_dir, utts, assign_splits(utterances, np.random.default_rng(seed)), summary)
+    return write_corpus(out_dir, utts, assign_splits(utterances, np.random.default_rng(seed)), summary, settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from typing import Callable
 
@@ -103,16 +104,16 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
     if not os.path.isfile(ckpt):
         raise located(ckpt, "checkpoint not found")
     overrides = list(overrides or [])
+    w = os.path.abspath(work_dir)
+    check_hydra_path(w, "--work-dir")  # before composing the config, where hydra would say it unnamed
+    check_hydra_path(os.path.abspath(data), "--data")
+    check_hydra_path(os.path.abspath(ckpt), "--ckpt")
     max_update = check_sweep(ckpt, data, ks, mode, cfg_dir, cfg_name, overrides, splits)
     if restart is not None and restart not in ks:
         raise AeHubertError(f"--restart {restart}: not one of --ks {','.join(map(str, ks))}")
-    w = os.path.abspath(work_dir)
     if os.path.realpath(ckpt).startswith(os.path.realpath(w) + os.sep):
         raise located(ckpt, f"--ckpt lies in the sweep's --work-dir {w}, where its runs write and restart; copy it "
                             "elsewhere first")
-    check_hydra_path(w, "--work-dir")
-    check_hydra_path(os.path.abspath(data), "--data")
-    check_hydra_path(os.path.abspath(ckpt), "--ckpt")
     rows = []
     with WorkDirLock(w):
         remove_stale_partials(w, recursive=True)
@@ -135,8 +136,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         stages.check_inputs(inputs)
         for k in ks:
             run, save, args, command = runs[k]
-            if k == restart:
-                for name in (f"k{k}.train", *(f"k{k}.decode.{split}" for split in splits)):
+            if k == restart:  # every split it decoded before goes with its run, not only those named now
+                for name in [f"k{k}.train", *(n for n in stages.names() if n.startswith(f"k{k}.decode."))]:
                     stages.forget(name)
                 shutil.rmtree(save, ignore_errors=True)
 
@@ -152,8 +153,24 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                 row[split] = stages.run(f"k{k}.decode.{split}", _decode)
             rows.append(row)
         earlier = _earlier_rows(stages, w, ks, mode, splits, lambda k: planned(k)[3])
-        write_sweep(sorted(rows + earlier, key=lambda r: r["k"]), splits, w)
+        table = sorted(rows + earlier, key=lambda r: r["k"])
+        write_sweep(table, splits + _kept_splits(stages, table, splits), w)
     return rows
+
+
+def _kept_splits(stages: Stages, rows: list[dict], splits: tuple[str, ...]) -> tuple[str, ...]:
+    """Splits an earlier call decoded for every row of the sweep but this call did not name (a rerun
+    without ``--splits valid,test``): their columns stay in sweep.csv/json instead of being dropped."""
+    found = {}
+    for name in stages.names():
+        m = re.fullmatch(r"k(\d+)\.decode\.(.+)", name)
+        if m and m[2] not in splits and stages.done(name) is not None:
+            found.setdefault(m[2], set()).add(int(m[1]))
+    kept = tuple(sorted(s for s, ks in found.items() if {r["k"] for r in rows} <= ks))
+    for r in rows:
+        for s in kept:
+            r[s] = stages.done(f"k{r['k']}.decode.{s}")["result"]
+    return kept
 
 
 def _earlier_rows(stages: Stages, w: str, ks: list[int], mode: str, splits: tuple[str, ...],

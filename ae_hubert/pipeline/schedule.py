@@ -32,7 +32,7 @@ from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
 from ..common.arguments import MFCC_RATES
 from ..runner.configs import check_batch_fits, check_lr_schedule, check_mask_fits, override_key
-from ..runner.trainer import CONFIG_DIR, resolve_train_config
+from ..runner.trainer import CONFIG_DIR, check_hydra_path, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source (its default)
 INITS = ("scratch", "continue")
@@ -297,6 +297,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         raise ScheduleError(f"{where}: data: no manifest directory (set `data:` or pass --data)")
     if not os.path.isfile(os.path.join(sched.data, "train.tsv")):
         raise ScheduleError(f"{where}: data: {sched.data} has no train.tsv")
+    check_hydra_path(os.path.abspath(sched.data), f"{where}: data:")  # before hydra composes it, unnamed
     split_sizes = _manifest_sizes(sched.data, where, sched.nshard)
     sizes = split_sizes["train"]
     check_overrides(cli_overrides, f"{where}: command-line overrides")

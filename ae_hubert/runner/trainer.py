@@ -62,7 +62,7 @@ def check_hydra_path(path: str, what: str) -> None:
     if not same:
         bad = sorted({c for c in path if not (c.isascii() and (c.isalnum() or c in "/._-+:@%?*| "))})
         raise AeHubertError(f"{what} {path}: hydra overrides cannot carry this path"
-                            + (f" (it contains {' '.join(bad)})" if bad else "") + "; use another directory name")
+                            + (f" (it contains {' '.join(bad)}); use a name without them" if bad else "; use another name"))
 
 
 def die_with_parent(parent: int):
