@@ -252,10 +252,17 @@ CASES = [
     ("label-dim", lambda c, b: ["label", "--feat-dir", b["dim"], "--split", "valid", "--km", c["km"],
                                 "--out-dir", f"{c['tmp']}/lab"], "features have 13 dims", ["lab"]),
     ("label-nan", lambda c, b: ["label", "--feat-dir", b["nan"], "--split", "valid", "--km", c["km"],
-                                "--out-dir", f"{c['tmp']}/lab"], "utterance 1 (frame 5) is NaN",
-     ["lab/valid.km", "lab/dict.km.txt"]),
+                                "--out-dir", f"{c['tmp']}/lab"],
+     "valid_0_1.npy: utterance 1: features contain NaN or inf (frame 6 of the utterance)", ["lab"]),
     ("label-name-path", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", c["km"],
                                       "--out-dir", f"{c['tmp']}/lab", "--name", "../x"], "--name", ["x", "lab/dict.x.txt"]),
+    ("quality-swapped", lambda c, b: ["quality", "--km", f"{c['corpus']}/valid.phn", "--phn", f"{c['lab']}/valid.km"],
+     "valid.phn:1: ", []),
+    ("label-km-is-dir", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", c["corpus"],
+                                      "--out-dir", f"{c['tmp']}/lab"], "a directory, where a file belongs (k-means file)",
+     ["lab"]),
+    ("cluster-quality-layers-without-ckpt", lambda c, b: ["cluster-quality", "--data", c["corpus"], "--k", "5",
+                                                          "--layers", "1"], "--layers: a checkpoint's layers", []),
     ("quality-rate-0", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn", f"{c['corpus']}/valid.phn",
                                      "--km-rate", "0"], "--km-rate: must be a frame rate", []),
     ("quality-wrong-rate", lambda c, b: ["quality", "--km", f"{c['lab']}/valid.km", "--phn",
@@ -680,7 +687,7 @@ def test_no_output_is_an_input(ctx, tmp_path, capsys, argv, names):
     assert tree() == before
 
 
-@pytest.mark.parametrize("what", ["manifest", "len", "shard-labels", "transcripts"])
+@pytest.mark.parametrize("what", ["manifest", "len", "shard-labels", "transcripts", "bom"])
 def test_a_text_input_that_is_not_utf8_is_named(ctx, tmp_path, capsys, what):
     """UTF-16 or binary where UTF-8 text belongs: the error names the file (and line), not just a byte."""
     c, _ = ctx
@@ -702,6 +709,12 @@ def test_a_text_input_that_is_not_utf8_is_named(ctx, tmp_path, capsys, what):
         (d / "valid_0_2.km").write_text("1 2 3\n")
         (d / "valid_1_2.km").write_bytes(b"4 5\n\x00\xff\x00")
         argv, bad = ["merge-labels", "--label-dir", str(d), "--split", "valid", "--nshard", "2"], d / "valid_1_2.km"
+    elif what == "bom":  # UTF-8 behind a byte-order mark (a Windows editor's save): line 1 named, not line 2
+        d = tmp_path / "b"
+        d.mkdir()
+        (d / "valid.tsv").write_bytes(b"\xef\xbb\xbf" + open(os.path.join(c["corpus"], "valid.tsv"), "rb").read())
+        argv, bad = ["dump", "mfcc", "--tsv-dir", str(d), "--split", "valid", "--out-dir", str(tmp_path / "o")], \
+            d / "valid.tsv"
     else:
         d = tmp_path / "w"
         d.mkdir()
@@ -711,7 +724,8 @@ def test_a_text_input_that_is_not_utf8_is_named(ctx, tmp_path, capsys, what):
         argv, bad = ["spm", "--data", str(d), "--vocab-size", "30", "--name", "sp"], d / "train.wrd"
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{bad}:" in err[0] and "not UTF-8 text" in err[0], err
+    assert len(err) == 1 and f"{bad}:" in err[0], err
+    assert (f"{bad}:1: starts with a UTF-8 byte-order mark" if what == "bom" else "not UTF-8 text") in err[0], err
 
 
 @pytest.mark.parametrize("shard, message", [

@@ -182,6 +182,8 @@ def _choose_layer_args(s):
 def _cluster_quality(a):
     from .layer_choice import cluster_quality
 
+    if a.layers is not None and a.ckpt is None:
+        raise UsageError("--layers: a checkpoint's layers; give --ckpt too (without it, MFCC only)")
     r = cluster_quality(a.data, a.k, a.ckpt, a.layers, a.train_utterances, a.valid_utterances, a.seed,
                         json_out=a.json)
     rows = [("MFCC", r["mfcc"])] + [(f"layer {layer}", q) for layer, q in r.get("layers", {}).items()]

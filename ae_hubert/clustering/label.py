@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..common.arguments import FILE_NAME
-from ..common.atomic import atomic_path, ensure_writable_dir, write_lines_atomic
+from ..common.atomic import atomic_path, output_dir, write_lines_atomic
 from ..common.errors import AeHubertError, located
 from ..common.manifest import read_manifest
 from ..features.shards import feature_paths, read_shards
@@ -45,34 +45,35 @@ def dump_labels(feat_dir: str, split: str, nshard: int, km_path: str, out_dir: s
         raise located(feature_paths(feat_dir, split, 0, nshard)[0],
                       f"features have {dim} dims but the k-means model {km_path} has {centers.shape[1]}")
     assign = NearestCentroid(centers, device)
-    ensure_writable_dir(out_dir)
-    out = os.path.join(out_dir, f"{split}.{name}")
-    with atomic_path(out) as tmp, open(tmp, "w") as f:
-        for r, shard in enumerate(shards):
-            # assign a whole block of frames at once, then cut it back into utterances
-            block = 1 << 18
-            i = 0
-            bar = tqdm(total=len(shard), desc=f"label {split}", unit="utt",
-                       disable=os.environ.get("AE_HUBERT_QUIET") == "1")
-            while i < len(shard):
-                j = i
-                while j < len(shard) and shard.offsets[j] + shard.lengths[j] - shard.offsets[i] <= block:
-                    j += 1
-                j = max(j, i + 1)
-                lo, hi = shard.offsets[i], shard.offsets[j - 1] + shard.lengths[j - 1]
-                try:
-                    labs = assign(shard.feats[lo:hi])
-                except NonFiniteFeatures as e:
-                    u = int(np.searchsorted(shard.offsets, lo + e.frame, side="right")) - 1
-                    raise located(feature_paths(feat_dir, split, r, nshard)[0],
-                                  f"utterance {u + 1} (frame {lo + e.frame}) is NaN or inf: no label") from None
-                for u in range(i, j):
-                    a = shard.offsets[u] - lo
-                    f.write(" ".join(map(str, labs[a:a + shard.lengths[u]].tolist())) + "\n")
-                bar.update(j - i)
-                i = j
-            bar.close()
-    write_dict(out_dir, len(centers), name)
+    with output_dir(out_dir):
+        out = os.path.join(out_dir, f"{split}.{name}")
+        with atomic_path(out) as tmp, open(tmp, "w") as f:
+            for r, shard in enumerate(shards):
+                # assign a whole block of frames at once, then cut it back into utterances
+                block = 1 << 18
+                i = 0
+                bar = tqdm(total=len(shard), desc=f"label {split}", unit="utt",
+                           disable=os.environ.get("AE_HUBERT_QUIET") == "1")
+                while i < len(shard):
+                    j = i
+                    while j < len(shard) and shard.offsets[j] + shard.lengths[j] - shard.offsets[i] <= block:
+                        j += 1
+                    j = max(j, i + 1)
+                    lo, hi = shard.offsets[i], shard.offsets[j - 1] + shard.lengths[j - 1]
+                    try:
+                        labs = assign(shard.feats[lo:hi])
+                    except NonFiniteFeatures as e:
+                        u = int(np.searchsorted(shard.offsets, lo + e.frame, side="right")) - 1
+                        raise located(feature_paths(feat_dir, split, r, nshard)[0], f"utterance {u + 1}: features "
+                                      f"contain NaN or inf (frame {lo + e.frame - shard.offsets[u] + 1} of the "
+                                      "utterance): no label") from None
+                    for u in range(i, j):
+                        a = shard.offsets[u] - lo
+                        f.write(" ".join(map(str, labs[a:a + shard.lengths[u]].tolist())) + "\n")
+                    bar.update(j - i)
+                    i = j
+                bar.close()
+        write_dict(out_dir, len(centers), name)
     return out
 
 
@@ -102,14 +103,14 @@ def label_audio(tsv_dir: str, split: str, km_path: str, out_dir: str, name: str 
                                f"{first[1].shape[1]} (another layer or model?)")
     assign = NearestCentroid(centers, device)
     out = shard_label_path(out_dir, split, name, nshard, rank)
-    with atomic_path(out) as tmp, open(tmp, "w") as f:
+    with output_dir(out_dir), atomic_path(out) as tmp, open(tmp, "w") as f:
         for entry, feat in tqdm(itertools.chain([first], feats), total=len(entries), desc=f"label {split}",
                                 unit="utt", disable=os.environ.get("AE_HUBERT_QUIET") == "1"):
             try:
                 labs = assign(feat)
             except NonFiniteFeatures as e:
-                raise located(entry.tsv, f"{entry.relpath}: frame {e.frame} of its features is NaN or inf: "
-                                         "no label", entry.line) from None
+                raise located(entry.tsv, f"{entry.relpath}: features contain NaN or inf (frame {e.frame + 1} of the "
+                                         "utterance): no label", entry.line) from None
             f.write(" ".join(map(str, labs.tolist())) + "\n")
     write_dict(out_dir, len(centers), name)
     return out

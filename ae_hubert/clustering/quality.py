@@ -138,6 +138,11 @@ def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn
             raise located(json_out, "--json is a directory")
         check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
     hyps = read_label_lines(km_path)
+    for i, line in enumerate(hyps, start=1):  # cluster ids; phone symbols here mean --km and --phn were swapped
+        bad = next((t for t in line if not t.isdigit()), None)
+        if bad is not None:
+            raise located(km_path, f"{bad!r} is not a label id (a non-negative integer, as `label` writes); "
+                                   "--km takes the cluster labels, --phn the frame phones", i)
     refs = read_label_lines(phn_path)
     if len(hyps) != len(refs):
         raise located(km_path, f"{len(hyps)} lines but {phn_path} has {len(refs)}")

@@ -159,7 +159,8 @@ def model_options(k: argparse.ArgumentParser, required: bool) -> None:
     which.add_argument("--layer", type=integer(1), help="1-based transformer layer, as stock")
     which.add_argument("--layer-from", metavar="JSON", help="read the layer from a `choose-layer --json` result ('chosen')")
     k.add_argument("--max-samples", type=integer(0), default=None,
-                   help="padded samples per batch (default 1.6M on CUDA; on CPU one utterance per batch)")
+                   help="padded samples per batch, 0: one utterance per batch (default: 1.6M on CUDA, 0 on CPU); "
+                        "an utterance longer than this is a batch of its own")
     k.add_argument("--max-chunk", type=integer(400), default=1_600_000,
                    help="longer audio is cut into independent chunks of this many samples, as stock")
     device_option(k)

@@ -140,6 +140,22 @@ def atomic_path(final: str | os.PathLike) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def output_dir(path: str | os.PathLike) -> Iterator[str]:
+    """``path`` checked writable up front; if this block made it and stops on an error, the empty
+    directory goes too (a refused command leaves nothing behind, not even its --out-dir)."""
+    path = os.path.abspath(os.fspath(path))
+    existed = os.path.isdir(path)
+    check_writable_dir(path)
+    try:
+        yield path
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):  # not empty (or gone): left as it is
+                os.rmdir(path)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_paths(*finals: str | os.PathLike) -> Iterator[list[str]]:
     """Like :func:`atomic_path` for several files that only make sense together.
 
@@ -186,5 +202,5 @@ def write_lines_atomic(path: str | os.PathLike, lines) -> None:
                 f.write(f"{line}\n")
 
 
-__all__ = ["atomic_path", "atomic_paths", "check_writable_dir", "ensure_writable_dir", "remove_stale_partials", "tmp_name",
-           "write_text_atomic", "write_lines_atomic"]
+__all__ = ["atomic_path", "atomic_paths", "check_writable_dir", "ensure_writable_dir", "output_dir",
+           "remove_stale_partials", "tmp_name", "write_text_atomic", "write_lines_atomic"]

@@ -1,5 +1,5 @@
-"""Text inputs (manifests, ``.len``, labels, transcripts) read as UTF-8; a file that is not (UTF-16, binary)
-is one error naming the file and line, not a bare decoding error."""
+"""Text inputs (manifests, ``.len``, labels, transcripts) read as UTF-8; a file that is not (UTF-16, binary,
+or UTF-8 behind a byte-order mark) is one error naming the file and line, not a bare decoding error."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,9 @@ def read_lines(path: str | os.PathLike, limit: int | None = None) -> list[str]:
     """The lines of ``path`` without their newlines (the first ``limit`` only, when given)."""
     with open(path, "rb") as f:
         data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise located(path, "starts with a UTF-8 byte-order mark, which fairseq reads as part of line 1; save it "
+                            "as UTF-8 without one", 1)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -277,7 +277,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
     from ..runner.configs import compose_train_config
 
     path = shipped_schedule(path)
-    where = os.path.basename(path)
+    where = path  # the whole path: a basename is ambiguous across directories
     f = read(ScheduleFile, load_yaml(path, "schedule", ScheduleError), where, error=ScheduleError)
     try:
         cfg_dir, cfg_name = resolve_train_config(f.train_config, f"{where}: train_config")

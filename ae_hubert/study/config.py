@@ -97,7 +97,7 @@ class Study:
 def load_study(spec_or_path: str) -> Study:
     """Parse and validate a study YAML; every error names the field."""
     path = shipped_config(spec_or_path, "study", StudyError)
-    where = os.path.basename(path)
+    where = path
     study = read(Study, load_yaml(path, "study", StudyError), where, error=StudyError)
     study.path = os.path.abspath(path)
     study.name = study.name or os.path.splitext(where)[0]
@@ -190,7 +190,7 @@ class Plan:
         try:
             return load_schedule(spec, self.study.data, [*self.study.overrides, "common.seed=1"], **kw)
         except AeHubertError as e:
-            raise StudyError(f"{os.path.basename(self.study.path)}: {what}: {e}") from None
+            raise StudyError(f"{self.study.path}: {what}: {e}") from None
 
     def same_k(self, s: Schedule, what: str) -> None:
         bad = [f"{it.name}: {t.k}" for it in s.iterations for t in it.targets
