@@ -771,6 +771,13 @@ def _f(x, fmt="{:.1f}") -> str:
 
 
 def table(record: dict) -> str:
+    try:
+        return _table(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # outside the parts: env, setup
+        raise CheckError(f"the record's head has no usable figure ({type(e).__name__}: {e})") from None
+
+
+def _table(record: dict) -> str:
     parts = record["parts"]
     env = parts.get("env", {}).get("result", {})
     lines = [f"Measured {record['date']} on {env.get('device', '?')} ({env.get('gpu_memory_gib', '-')} GiB), "
@@ -837,7 +844,7 @@ def table(record: dict) -> str:
                     f"{x['wall_seconds']['probe']:.1f} / {x['wall_seconds']['reset_sweep_k0_with_decode']:.1f}",
                     f"{x['finetune_updates']} fine-tuning updates")
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # a record edited or cut short
-            raise CheckError(f"part {name}: its result lacks a usable {e}") from None
+            raise CheckError(f"part {name}: its result has no usable figure ({type(e).__name__}: {e})") from None
     return "\n".join(lines) + "\n"
 
 

@@ -32,7 +32,7 @@ def _files(c):
     bad["len_negative"] = featdir("len_negative", lens="\n".join(["-3"] + lens[1:]) + "\n")
     x = np.load(os.path.join(feat, "valid_0_1.npy"))
     nan = x.copy()
-    nan[5, 3] = np.nan
+    nan[int(lens[0]) + 5, 3] = np.nan  # frame 6 of utterance 2
     d = t / "nan"
     d.mkdir()
     np.save(d / "valid_0_1.npy", nan)
@@ -240,7 +240,7 @@ CASES = [
         ("empty-npy", "empty_npy", "valid_0_1.npy: not a readable .npy"),
         ("len-sum", "len_sum", "valid_0_1.len: frame counts sum"),
         ("len-negative", "len_negative", "valid_0_1.len:1: frame count must be >= 1"),
-        ("nan", "nan", "NaN or inf")]],
+        ("nan", "nan", "utterance 2: features contain NaN or inf (frame 6 of the utterance)")]],
     ("kmeans-out-under-file", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
                                             "--out", f"{b['under_file']}/km.bin"], "cannot create output", []),
     ("kmeans-out-is-dir", lambda c, b: ["kmeans", "--feat-dir", c["feat"], "--split", "valid", "--k", "5",
@@ -253,13 +253,13 @@ CASES = [
                                 "--out-dir", f"{c['tmp']}/lab"], "features have 13 dims", ["lab"]),
     ("label-nan", lambda c, b: ["label", "--feat-dir", b["nan"], "--split", "valid", "--km", c["km"],
                                 "--out-dir", f"{c['tmp']}/lab"],
-     "valid_0_1.npy: utterance 1: features contain NaN or inf (frame 6 of the utterance)", ["lab"]),
+     "valid_0_1.npy: utterance 2: features contain NaN or inf (frame 6 of the utterance)", ["lab"]),
     ("label-name-path", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", c["km"],
                                       "--out-dir", f"{c['tmp']}/lab", "--name", "../x"], "--name", ["x", "lab/dict.x.txt"]),
     ("quality-swapped", lambda c, b: ["quality", "--km", f"{c['corpus']}/valid.phn", "--phn", f"{c['lab']}/valid.km"],
      "valid.phn:1: ", []),
     ("label-km-is-dir", lambda c, b: ["label", "--feat-dir", c["feat"], "--split", "valid", "--km", c["corpus"],
-                                      "--out-dir", f"{c['tmp']}/lab"], "a directory, where a file belongs (k-means file)",
+                                      "--out-dir", f"{c['tmp']}/lab"], "a directory, where the k-means file belongs",
      ["lab"]),
     ("cluster-quality-layers-without-ckpt", lambda c, b: ["cluster-quality", "--data", c["corpus"], "--k", "5",
                                                           "--layers", "1"], "--layers: a checkpoint's layers", []),

@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -80,3 +81,26 @@ def test_frame_labels_take_the_phone_at_the_frame_centre():
     expect = ["sil" if t < 0.1 else "ah" if t < 0.2 else "b" if t < 0.3 else "sil" for t in centres]
     assert labs == expect
     assert np.isclose(phones.n_frames(190800), 596)
+
+
+def test_a_build_over_an_older_or_broken_summary_is_checked(tmp_path):
+    """Summaries written before builds recorded their settings still refuse another build; a summary
+    that is not one is one line, not a traceback."""
+    from ae_hubert.common.errors import AeHubertError
+    from ae_hubert.corpus.corpus_files import check_corpus_dir
+
+    toy = {"corpus": "toy", "seed": 0, "utterances": 400, "voices": ["flite:kal"]}
+    summary = tmp_path / "corpus.json"
+    summary.write_text(json.dumps({"kind": "study", "seed": 0, "utterances": 400, "vocabulary_size": 3000}))
+    with pytest.raises(AeHubertError, match="built with corpus 'study', now 'toy'"):
+        check_corpus_dir(str(tmp_path), toy)
+    with pytest.raises(AeHubertError, match="built with vocabulary 3000, now 50"):
+        check_corpus_dir(str(tmp_path), {"corpus": "study", "seed": 0, "utterances": 400, "vocabulary": 50})
+    summary.write_text(json.dumps({"seed": 0, "utterances": 400, "voices": ["flite:rms"]}))
+    with pytest.raises(AeHubertError, match=r"built with voices \['flite:rms'\]"):
+        check_corpus_dir(str(tmp_path), toy)
+    check_corpus_dir(str(tmp_path), {**toy, "voices": ["flite:rms"]})  # the same build: goes on
+    for text in ('{"build": 5}', "[1]", "not json"):
+        summary.write_text(text)
+        with pytest.raises(AeHubertError, match="corpus.json: not a corpus summary"):
+            check_corpus_dir(str(tmp_path), toy)

@@ -77,7 +77,11 @@ def test_bad_records_and_docs_are_refused_in_one_line(tmp_path):
     cut.write_text(json.dumps({"profile": "gpu", "date": "d", "parts": {"prepare": {"status": "ok", "result": {
         "dump_audio_minutes": 1.0}}}}))
     r = _check("--table", str(cut))
-    assert r.returncode == 2 and f"{cut}: part prepare: its result lacks a usable 'train_audio_hours'" in r.stderr
+    assert r.returncode == 2 and f"{cut}: part prepare: its result has no usable figure (KeyError: 'train_audio_hours')" \
+        in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    cut.write_text(json.dumps({"profile": "gpu", "date": "d", "parts": {"env": {"status": "ok", "result": None}}}))
+    r = _check("--table", str(cut))
+    assert r.returncode == 2 and f"{cut}: the record's head has no usable figure" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"profile": "gpu", "date": "d", "parts": {}}))

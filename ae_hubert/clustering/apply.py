@@ -7,13 +7,13 @@ import joblib
 import numpy as np
 import torch
 
-from ..common.errors import located
+from ..common.errors import located, missing
 
 
 def load_centroids(km_path: str) -> np.ndarray:
     """``cluster_centers_`` of a joblib k-means file (ours, stock learn_kmeans, the released bins)."""
     if not os.path.isfile(km_path):
-        raise located(km_path, "k-means file not found")
+        raise missing(km_path, "k-means file")
     try:
         km = joblib.load(km_path)
     except Exception as e:  # joblib/pickle raise many types for a non-joblib file

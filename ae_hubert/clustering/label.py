@@ -14,8 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..common.arguments import FILE_NAME
-from ..common.atomic import atomic_path, output_dir, write_lines_atomic
-from ..common.errors import AeHubertError, located
+from ..common.atomic import atomic_path, ensure_writable_dir, output_dir, write_lines_atomic
+from ..common.errors import AeHubertError, located, missing
 from ..common.manifest import read_manifest
 from ..features.shards import feature_paths, read_shards
 from .apply import NearestCentroid, NonFiniteFeatures, load_centroids
@@ -103,7 +103,7 @@ def label_audio(tsv_dir: str, split: str, km_path: str, out_dir: str, name: str 
                                f"{first[1].shape[1]} (another layer or model?)")
     assign = NearestCentroid(centers, device)
     out = shard_label_path(out_dir, split, name, nshard, rank)
-    with output_dir(out_dir), atomic_path(out) as tmp, open(tmp, "w") as f:
+    with atomic_path(out) as tmp, open(tmp, "w") as f:  # shards of one split may share a new --out-dir
         for entry, feat in tqdm(itertools.chain([first], feats), total=len(entries), desc=f"label {split}",
                                 unit="utt", disable=os.environ.get("AE_HUBERT_QUIET") == "1"):
             try:
@@ -128,7 +128,7 @@ def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_
     parts = [shard_label_path(label_dir, split, name, nshard, r) for r in range(nshard)]
     for p in parts:
         if not os.path.isfile(p):
-            raise located(p, "shard labels not found (run `ae-hubert label --tsv-dir ... --rank` for every shard)")
+            raise missing(p, "shard labels", " (run `ae-hubert label --tsv-dir ... --rank` for every shard)")
     k = _dict_size(os.path.join(label_dir, f"dict.{name}.txt"))
     lines = []
     for p in parts:
@@ -157,7 +157,7 @@ def phone_labels(data: str, split: str, out_dir: str, name: str = "phones") -> t
     check_label_name(name)
     dict_path = os.path.join(data, "dict.phn.txt")
     if not os.path.isfile(dict_path):
-        raise located(dict_path, "phone dictionary not found (phone targets need the corpus's dict.phn.txt)")
+        raise missing(dict_path, "phone dictionary", " (phone targets need the corpus's dict.phn.txt)")
     symbols = [line.split()[0] for line in read_lines(dict_path) if line.strip()]
     if len(set(symbols)) < len(symbols):
         dup = next(s for s in symbols if symbols.count(s) > 1)
@@ -167,7 +167,7 @@ def phone_labels(data: str, split: str, out_dir: str, name: str = "phones") -> t
     n = len(read_manifest(os.path.join(data, f"{split}.tsv")))
     lines = read_lines(phn) if os.path.isfile(phn) else None
     if lines is None:
-        raise located(phn, "frame phone labels not found")
+        raise missing(phn, "frame phone labels")
     if len(lines) != n:
         raise located(phn, f"{len(lines)} lines but the manifest has {n} utterances")
     out = []

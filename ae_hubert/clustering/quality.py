@@ -16,14 +16,14 @@ import numpy as np
 
 from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.audio import SAMPLE_RATE
-from ..common.errors import AeHubertError, located
+from ..common.errors import AeHubertError, located, missing
 from ..common.manifest import read_manifest
 from ..common.text import read_lines
 
 
 def read_label_lines(path: str) -> list[list[str]]:
     if not os.path.isfile(path):
-        raise located(path, "label file not found")
+        raise missing(path, "label file")
     return [line.split() for line in read_lines(path)]
 
 
@@ -127,6 +127,15 @@ def check_phone_rate(refs: list[list[str]], phn_rate: float, phn_path: str) -> N
                                     f"({len(r) / max(seconds, 1e-3):.0f} Hz fits)", i + 1)
 
 
+def _check_not_swapped(hyps: list[list[str]], refs: list[list[str]], km_path: str, phn_path: str) -> None:
+    """Phone symbols given as --km and label ids as --phn score plausibly but mean nothing: refused.
+    (Any symbols on both sides, as stock allows, e.g. phones against phones, are compared.)"""
+    first = next(((i, t) for i, line in enumerate(hyps, start=1) for t in line if not t.isdigit()), None)
+    if first is not None and all(t.isdigit() for line in refs for t in line):
+        raise located(km_path, f"{first[1]!r} is not a label id while {phn_path} holds only ids: --km and --phn "
+                               "swapped? (--km takes the cluster labels, --phn the frame phones)", first[0])
+
+
 def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn_rate: float = 50,
                   json_out: str | None = None) -> dict:
     """``km_rate`` None: inferred from the line lengths (50 or 100 Hz labels against the phones)."""
@@ -138,12 +147,8 @@ def label_quality(km_path: str, phn_path: str, km_rate: float | None = None, phn
             raise located(json_out, "--json is a directory")
         check_writable_dir(os.path.dirname(os.path.abspath(json_out)))
     hyps = read_label_lines(km_path)
-    for i, line in enumerate(hyps, start=1):  # cluster ids; phone symbols here mean --km and --phn were swapped
-        bad = next((t for t in line if not t.isdigit()), None)
-        if bad is not None:
-            raise located(km_path, f"{bad!r} is not a label id (a non-negative integer, as `label` writes); "
-                                   "--km takes the cluster labels, --phn the frame phones", i)
     refs = read_label_lines(phn_path)
+    _check_not_swapped(hyps, refs, km_path, phn_path)
     if len(hyps) != len(refs):
         raise located(km_path, f"{len(hyps)} lines but {phn_path} has {len(refs)}")
     check_phone_rate(refs, phn_rate, phn_path)

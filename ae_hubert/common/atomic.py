@@ -141,17 +141,24 @@ def atomic_path(final: str | os.PathLike) -> Iterator[str]:
 
 @contextlib.contextmanager
 def output_dir(path: str | os.PathLike) -> Iterator[str]:
-    """``path`` checked writable up front; if this block made it and stops on an error, the empty
-    directory goes too (a refused command leaves nothing behind, not even its --out-dir)."""
+    """``path`` checked writable up front; if this block made it (and parents) and stops on an error,
+    the directories it made go too while empty (a refused command leaves nothing behind, not even its
+    --out-dir). For one writer: a second one writing into the same new directory could lose it."""
     path = os.path.abspath(os.fspath(path))
-    existed = os.path.isdir(path)
     check_writable_dir(path)
+    made = []  # the directories that do not exist yet, deepest first
+    d = path
+    while not os.path.exists(d):
+        made.append(d)
+        d = os.path.dirname(d)
     try:
         yield path
     except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):  # not empty (or gone): left as it is
-                os.rmdir(path)
+        for d in made:
+            try:
+                os.rmdir(d)
+            except OSError:  # not empty (or gone): it and its parents stay
+                break
         raise
 
 

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 
 from .atomic import atomic_path
-from .errors import AeHubertError, located
+from .errors import AeHubertError, located, missing
 
 LAST = "checkpoint_last.pt"  # fairseq's copy of the newest checkpoint of a run
 INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_UPDATES.pt (save_interval_updates)
@@ -62,7 +62,7 @@ def load_state(path: str, arg_overrides: dict | None = None) -> dict:
     from fairseq import checkpoint_utils
 
     if not os.path.isfile(path):
-        raise located(path, "checkpoint not found")
+        raise missing(path, "checkpoint")
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
@@ -238,7 +238,7 @@ def checkpoint_runs(paths: list[str]) -> list[tuple[str, list[str]]]:
                 raise located(p, "no checkpoint*.pt in this directory")
             runs.append((os.path.normpath(p), found))
         elif not os.path.isfile(p):
-            raise located(p, "checkpoint not found")
+            raise missing(p, "checkpoint")
         else:
             run = os.path.dirname(os.path.normpath(p))
             if runs and runs[-1][0] == run:

@@ -9,9 +9,14 @@ class AeHubertError(Exception):
 
 
 def located(path: str | os.PathLike, msg: str, line: int | None = None) -> AeHubertError:
-    """Build an error whose message starts with ``path[:line]``. A file "not found" where a directory
-    stands is said as such (the usual slip: the data dir given where a file inside it belongs)."""
+    """Build an error whose message starts with ``path[:line]``."""
     where = f"{path}:{line}" if line is not None else f"{path}"
-    if line is None and " not found" in msg and os.path.isdir(path):
-        msg = f"a directory, where a file belongs ({msg.replace(' not found', '', 1)})"
     return AeHubertError(f"{where}: {msg}")
+
+
+def missing(path: str | os.PathLike, what: str, hint: str = "") -> AeHubertError:
+    """``what`` (a file) is not at ``path``: "not found" with ``hint`` (how to make it), or, where a
+    directory stands, said as such (the usual slip: the data dir given for a file inside it)."""
+    if os.path.isdir(path):
+        return located(path, f"a directory, where the {what} belongs")
+    return located(path, f"{what} not found{hint}")

@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import os
 
-from .errors import located
+from .errors import located, missing
 from .text import read_lines
 
 
 def dictionary_symbols(path: str) -> set[str]:
     """The symbols of a fairseq dictionary file (``SYMBOL COUNT`` lines)."""
     if not os.path.isfile(path):
-        raise located(path, "dictionary not found")
+        raise missing(path, "dictionary")
     return {line.split()[0] for line in read_lines(path) if line.strip()}
 
 
 def validate_label_file(path: str, n_lines: int, symbols: set[str] | None) -> None:
     """One line per manifest line; with ``symbols``, every token must be in the dictionary."""
     if not os.path.isfile(path):
-        raise located(path, "label file not found")
+        raise missing(path, "label file")
     lines = read_lines(path)
     if symbols is not None:
         for i, line in enumerate(lines, start=1):

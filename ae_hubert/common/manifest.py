@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import AeHubertError, located
+from .errors import AeHubertError, located, missing
 from .text import read_lines
 
 
@@ -48,7 +48,7 @@ def read_manifest(tsv: str | os.PathLike) -> Manifest:
     """Parse and validate a manifest; every problem names the file and line."""
     tsv = os.fspath(tsv)
     if not os.path.isfile(tsv):
-        raise located(tsv, "manifest not found")
+        raise missing(tsv, "manifest")
     lines = read_lines(tsv)
     if not lines or not lines[0].strip():
         raise located(tsv, "empty manifest (expected a root directory on line 1)", 1)

@@ -41,15 +41,27 @@ def _built_with(out_dir: str) -> tuple[str, dict] | None:
         path = os.path.join(out_dir, name)
         if os.path.isfile(path):
             try:
-                recorded = json.load(open(path, encoding="utf-8"))
+                with open(path, encoding="utf-8") as f:
+                    recorded = json.load(f)
             except (ValueError, UnicodeDecodeError):
-                raise located(path, "not a corpus summary (JSON); remove the directory or use another") from None
+                recorded = None
+            if isinstance(recorded, dict) and name == "corpus.json":
+                recorded = recorded["build"] if "build" in recorded else _older_summary(recorded)
             if not isinstance(recorded, dict):
-                raise located(path, "not a corpus summary (a JSON object); remove the directory or use another")
-            if "build" in recorded:
-                return path, recorded["build"]
-            return path, {k: recorded[k] for k in ("seed", "utterances") if k in recorded}  # an older summary
+                raise located(path, "not a corpus summary as a build writes it; remove the directory or use another")
+            return path, recorded
     return None
+
+
+def _older_summary(recorded: dict) -> dict:
+    """The settings a summary written before builds recorded them still shows."""
+    kind = recorded.get("kind", "toy")
+    out = {"corpus": kind, **{k: recorded[k] for k in ("seed", "utterances") if k in recorded}}
+    if kind == "study" and "vocabulary_size" in recorded:
+        out["vocabulary"] = recorded["vocabulary_size"]
+    if kind == "toy" and isinstance(recorded.get("voices"), list):
+        out["voices"] = recorded["voices"]
+    return out
 
 
 def check_corpus_dir(out_dir: str, settings: dict) -> None:
@@ -65,8 +77,9 @@ def check_corpus_dir(out_dir: str, settings: dict) -> None:
         ours = [f"{s}.{x}" for s in SPLITS for x in ("tsv", *LABELS)] + ["dict.ltr.txt", "dict.phn.txt", "wav"]
         found = [n for n in ours if os.path.exists(os.path.join(out_dir, n))]
         if found:
-            raise located(out_dir, f"holds {found[0]} but no corpus.json: not a corpus this tool built, and a build "
-                                   "would overwrite it; use a new or empty directory")
+            raise located(out_dir, f"holds {found[0]} but no corpus.json: not a corpus this tool built (or a build "
+                                   "stopped before it recorded its settings), and a build would overwrite it; use a "
+                                   "new or empty directory")
         return
     path, recorded = earlier
     for key, value in settings.items():
@@ -81,8 +94,8 @@ def start_corpus(out_dir: str, settings: dict) -> str:
     ``.corpus-building.json``: a rebuild stopped half way must not look complete, and its rerun must
     still be known as this build. Called only once every input check has passed."""
     out_dir = os.path.abspath(out_dir)
+    write_text_atomic(os.path.join(out_dir, BUILDING), json.dumps(settings, indent=1) + "\n")  # before anything
     ensure_writable_dir(os.path.join(out_dir, "wav"))
-    write_text_atomic(os.path.join(out_dir, BUILDING), json.dumps(settings, indent=1) + "\n")
     try:
         os.remove(os.path.join(out_dir, "corpus.json"))
     except FileNotFoundError:
@@ -128,8 +141,8 @@ class Utterance:
 
 def write_corpus(out_dir: str, utts: list[Utterance], split_of: list[str], summary: dict, settings: dict) -> dict:
     """``utts[i]`` (audio already at ``wav/{uid}.wav``) goes to split ``split_of[i]``; returns
-    ``summary`` completed with each split's size and the build's ``settings``. Audio files of an
-    earlier, larger build are removed."""
+    ``summary`` completed with each split's size and the build's ``settings``. Audio files no split
+    lists (strays in ``wav/``) are removed."""
     summary = dict(summary, sample_rate=SAMPLE_RATE, splits={}, phones=phones.PHONE_SET, build=settings)
     letter_counts: Counter = Counter()
     for split in SPLITS:

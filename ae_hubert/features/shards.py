@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..common.errors import located
+from ..common.errors import located, missing
 from ..common.text import read_lines
 
 
@@ -32,7 +32,7 @@ def read_shard(feat_dir: str, split: str, rank: int, nshard: int) -> FeatureShar
     npy, len_path = feature_paths(feat_dir, split, rank, nshard)
     for p in (npy, len_path):
         if not os.path.isfile(p):
-            raise located(p, "feature shard not found (run `ae-hubert dump` first)")
+            raise missing(p, "feature shard", " (run `ae-hubert dump` first)")
     lengths = []
     for i, line in enumerate(read_lines(len_path), start=1):
         try:

@@ -16,7 +16,7 @@ import shutil
 from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
-from ..common.errors import AeHubertError, located
+from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, compose_train_config, override_key,
                               with_config_digest)
 from ..runner.lock import WorkDirLock
@@ -76,7 +76,7 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
     for name in labels:
         path = os.path.join(data, f"dict.{name}.txt")
         if not os.path.isfile(path):
-            raise located(path, "dictionary of the fine-tuning labels not found")
+            raise missing(path, "dictionary of the fine-tuning labels")
     symbols = {name: dictionary_symbols(os.path.join(data, f"dict.{name}.txt")) for name in labels}
     trained = (str(cfg.dataset.train_subset), str(cfg.dataset.valid_subset))
     train = read_manifest(os.path.join(data, f"{cfg.dataset.train_subset}.tsv"))
@@ -102,7 +102,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
 
     cfg_dir, cfg_name = resolve_train_config(config, "reset-sweep --config")
     if not os.path.isfile(ckpt):
-        raise located(ckpt, "checkpoint not found")
+        raise missing(ckpt, "checkpoint")
     overrides = list(overrides or [])
     w = os.path.abspath(work_dir)
     check_hydra_path(w, "--work-dir")  # before composing the config, where hydra would say it unnamed

@@ -19,7 +19,7 @@ import torch
 from ..clustering.label import check_label_name
 from ..common.atomic import check_writable_dir
 from ..common.checkpoint import PRETRAINING_ONLY, load_state
-from ..common.errors import AeHubertError, located
+from ..common.errors import AeHubertError, located, missing
 from ..common.fresh_checkpoint import save_checkpoint
 
 
@@ -90,7 +90,7 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
         check_label_name(name)
         path = os.path.join(label_dir, f"dict.{name}.txt")
         if not os.path.isfile(path):
-            raise located(path, "label dictionary not found (run `ae-hubert label` first)")
+            raise missing(path, "label dictionary", " (run `ae-hubert label` first)")
     if reset_top_layers < 0:
         raise AeHubertError(f"--reset-top-layers must be >= 0, got {reset_top_layers}")
     if os.path.isdir(out):
@@ -131,10 +131,10 @@ def prepare_continue_init(prev_ckpt: str, label_dir: str, labels: list[str], res
     if not model:  # the same architecture: every previous weight (heads aside) must fit exactly
         misfit = sorted(k for k, v in state["model"].items() if not k.startswith(PRETRAINING_ONLY)
                         and (k not in new_shapes or tuple(v.shape) != tuple(new_shapes[k])))
-        missing = sorted(k for k in new_shapes if not k.startswith(PRETRAINING_ONLY) and k not in state["model"])
-        if misfit or missing:
+        absent = sorted(k for k in new_shapes if not k.startswith(PRETRAINING_ONLY) and k not in state["model"])
+        if misfit or absent:
             raise located(prev_ckpt, "weights do not fit the model its config describes: "
-                                     + ", ".join((misfit + missing)[:5]))
+                                     + ", ".join((misfit + absent)[:5]))
     else:  # extra heads may start fresh; every previous weight must still fit (a continuation, not a new model)
         changed = sorted(k for k, v in state["model"].items() if not k.startswith(PRETRAINING_ONLY)
                          and (k not in new_shapes or tuple(v.shape) != tuple(new_shapes[k])))

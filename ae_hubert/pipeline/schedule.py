@@ -297,7 +297,7 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         raise ScheduleError(f"{where}: data: no manifest directory (set `data:` or pass --data)")
     if not os.path.isfile(os.path.join(sched.data, "train.tsv")):
         raise ScheduleError(f"{where}: data: {sched.data} has no train.tsv")
-    check_hydra_path(os.path.abspath(sched.data), f"{where}: data:")  # before hydra composes it, unnamed
+    check_hydra_path(os.path.abspath(sched.data), f"{where}: data: (or --data)")  # before hydra composes it
     split_sizes = _manifest_sizes(sched.data, where, sched.nshard)
     sizes = split_sizes["train"]
     check_overrides(cli_overrides, f"{where}: command-line overrides")

@@ -100,7 +100,7 @@ def load_study(spec_or_path: str) -> Study:
     where = path
     study = read(Study, load_yaml(path, "study", StudyError), where, error=StudyError)
     study.path = os.path.abspath(path)
-    study.name = study.name or os.path.splitext(where)[0]
+    study.name = study.name or os.path.splitext(os.path.basename(path))[0]
     if file_name(study.name):
         raise StudyError(f"{where}: name: {file_name(study.name)}")
     study.schedules = _schedules(study.schedules, where)
