@@ -329,6 +329,19 @@ CASES = [
                                         "--work-dir", f"{c['tmp']}/s"], "6 transformer layers", ["s"]),
     ("sweep-no-dict", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", b["no_ltr_dict"], "--ks", "0",
                                     "--work-dir", f"{c['tmp']}/s"], "dict.ltr.txt", ["s"]),
+    *[(f"sweep-{name}", (lambda o: lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
+                                                 "--work-dir", f"{c['tmp']}/s", o])(o), text, ["s"])
+      for name, o, text in [
+        ("mask-prob", "model.mask_prob=1.5", "model.mask_prob: 1.5 is not a probability in [0, 1]"),
+        ("lr-negative", "optimization.lr=[-1]", "optimization.lr: -1.0 is not a positive learning rate"),
+        ("max-update-negative", "optimization.max_update=-3", "optimization.max_update: -3; give at least 1"),
+        ("restore-file", "checkpoint.restore_file=/x.pt", "the sweep sets checkpoint.restore_file")]],
+    *[(f"iterate-{name}", (lambda o: lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                                   f"{c['tmp']}/w", "--data", c["corpus"], "--dry-run", o])(o),
+       text, ["w"])
+      for name, o, text in [
+        ("lr-zero", "optimization.lr=[0]", "optimization.lr: 0.0 is not a positive learning rate"),
+        ("restore-file", "checkpoint.restore_file=/x.pt", "checkpoint.restore_file")]],
     ("sweep-override", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                      "--work-dir", f"{c['tmp']}/s", "optimization.max_updat=3"],
      "did you mean optimization.max_update?", ["s"]),

@@ -17,8 +17,8 @@ from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
-from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, compose_train_config, override_key,
-                              with_config_digest)
+from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
+                              compose_train_config, override_key, with_config_digest)
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -34,7 +34,8 @@ def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides
 
 
 SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --mode", "model.w2v_path": "use --ckpt",
-               "task.data": "use --data", "checkpoint.save_dir": "one per k under --work-dir"}
+               "task.data": "use --data", "checkpoint.save_dir": "one per k under --work-dir",
+               "checkpoint.restore_file": "each k starts from --ckpt and resumes from its own checkpoint_last.pt"}
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
@@ -85,6 +86,7 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
                           for split in (str(cfg.dataset.train_subset), *str(cfg.dataset.valid_subset).split(","))},
                     "reset-sweep")
     check_lr_schedule(cfg, "reset-sweep")
+    check_training_numbers(cfg, "reset-sweep")
     for split in dict.fromkeys(("train", "valid", *trained, *splits)):
         n = len(read_manifest(os.path.join(data, f"{split}.tsv")))
         for name in labels:  # what trains and validates must be in the dictionary (else CTC learns <unk>)

@@ -31,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
 from ..common.arguments import MFCC_RATES
-from ..runner.configs import check_batch_fits, check_lr_schedule, check_mask_fits, override_key
+from ..runner.configs import check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers, override_key
 from ..runner.trainer import CONFIG_DIR, check_hydra_path, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source (its default)
@@ -162,6 +162,7 @@ class Schedule:
 OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "task.labels": "targets[].name",
          "model.label_rate": "targets[].source (it follows task.label_rate)", "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
          "checkpoint.finetune_from_model": "init: continue",
+         "checkpoint.restore_file": "init: continue (a run resumes from its own checkpoint_last.pt)",
          "checkpoint.no_save": "(the driver reads every iteration's checkpoint)",
          "optimization.max_epoch": "max_update (the iteration's budget)"}
 # optimization.max_update and common.seed overrides stand for the schedule's fields: the last one wins
@@ -217,10 +218,10 @@ def check_model_builds(cfg, ks: list[int], where: str) -> None:
     from fairseq import models, tasks
     from fairseq.data import Dictionary
 
-    for name, value in cfg.model.items():  # the model would train with them: probabilities are in [0, 1]
-        if (name.endswith("_prob") or "dropout" in name or name.endswith("layerdrop")) and \
-                isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
-            raise ScheduleError(f"{where}: model.{name}: {value} is not a probability in [0, 1]")
+    try:
+        check_training_numbers(cfg, where)
+    except AeHubertError as e:
+        raise ScheduleError(str(e)) from None
     key = (OmegaConf.to_yaml(cfg.task), OmegaConf.to_yaml(cfg.model), tuple(ks))
     if key in _BUILT:
         return

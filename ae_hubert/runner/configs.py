@@ -156,6 +156,21 @@ def check_mask_fits(cfg, sizes: dict[str, list[int]], where: str) -> None:
                                                        " or drop short utterances (task.min_sample_size)"))
 
 
+def check_training_numbers(cfg, where: str) -> None:
+    """Numbers the trainer would take without complaint and train wrongly with (or fail on after the
+    work before it): model probabilities outside [0, 1], a learning rate <= 0, max_update < 1."""
+    for name, value in cfg.model.items():
+        if (name.endswith("_prob") or "dropout" in name or name.endswith("layerdrop")) and \
+                isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            raise AeHubertError(f"{where}: model.{name}: {value} is not a probability in [0, 1]")
+    lrs = cfg.optimization.get("lr")
+    for lr in [] if lrs is None else [lrs] if isinstance(lrs, (int, float)) else list(lrs):
+        if not float(lr) > 0:
+            raise AeHubertError(f"{where}: optimization.lr: {lr} is not a positive learning rate")
+    if int(cfg.optimization.max_update) < 1:
+        raise AeHubertError(f"{where}: optimization.max_update: {cfg.optimization.max_update}; give at least 1")
+
+
 def check_lr_schedule(cfg, where: str) -> None:
     """Refuse a learning-rate schedule fairseq would refuse at its first update: tri_stage's phases
     given as ratios of ``max_update`` that all round down to 0 updates (a one-update run), or ratios
