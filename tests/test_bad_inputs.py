@@ -144,6 +144,17 @@ def _files(c):
     (chapter / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
     (t / "empty_ll").mkdir()
     bad["ls_root"], bad["empty_ll"] = str(t / "ls_root"), str(t / "empty_ll")
+    short = t / "ls_short" / "dev-clean" / "1" / "2"  # a 300-sample clip: no feature frame in it
+    short.mkdir(parents=True)
+    sf.write(short / "1-2-0000.flac", np.zeros(300, dtype=np.float32), 16000)
+    (short / "1-2.trans.txt").write_text("1-2-0000 HI\n")
+    bad["ls_short"] = str(t / "ls_short")
+    few_spm = t / "few_spm"  # transcripts only (spm reads .wrd/.ltr and the manifests)
+    few_spm.mkdir()
+    for f in os.listdir(c["corpus"]):
+        if f.endswith((".tsv", ".wrd")):
+            shutil.copy(os.path.join(c["corpus"], f), few_spm / f)
+    bad["few_spm"] = str(few_spm)
     # the corpus and the checkpoint reached through names with a comma (hydra reads a comma as a list)
     os.symlink(c["corpus"], t / "da,ta")
     os.symlink(c["ckpt"], t / "ck,pt.pt")
@@ -507,6 +518,10 @@ CASES = [
     ("init-continue-negative-count", lambda c, b: ["init-continue", "--prev", c["ckpt"], "--label-dir",
                                                    b["neg_dict"], "--out", f"{c['tmp']}/init.pt"],
      "dict.km.txt:3: count -1", ["init.pt"]),
+    ("spm-units-too-few", lambda c, b: ["spm", "--data", b["few_spm"], "--vocab-size", "12", "--model-type", "char"],
+     "--vocab-size 12: char units that leave", []),
+    ("librispeech-short-clip", lambda c, b: ["librispeech", "--root", b["ls_short"], "--out", f"{c['tmp']}/ls"],
+     "1-2-0000.flac: 300 samples, fewer than the 400", ["ls"]),
     ("librispeech-empty-libri-light", lambda c, b: ["librispeech", "--root", b["ls_root"], "--libri-light",
                                                     b["empty_ll"], "--out", f"{c['tmp']}/ls"], "(1h, 9h)", ["ls"]),
     ("iterate-owned-model-label-rate", lambda c, b: ["iterate", "--schedule", schedule(
@@ -603,6 +618,10 @@ def _own_inputs(c, d):
     sh.copy(c["ckpt"], d / "ckpt.pt")
     (d / "work").mkdir()
     (d / "work" / "records.json").write_text("[]\n")
+    (d / "work" / ".stages").mkdir()
+    (d / "work" / ".stages" / "iter1.train.json").write_text('{"result": {}}\n')
+    (d / "work" / "iter1" / "checkpoints").mkdir(parents=True)
+    sh.copy(c["ckpt"], d / "work" / "iter1" / "checkpoints" / "checkpoint_best.pt")
     os.symlink(feat / "valid_0_1.npy", d / "link.npy")
     wav = d / "audio.wav"
     shutil.copy(next(os.path.join(c["corpus"], "wav", f) for f in sorted(os.listdir(os.path.join(c["corpus"], "wav")))),
@@ -612,6 +631,16 @@ def _own_inputs(c, d):
 
 
 OUTPUT_IS_INPUT = [
+    # files the loop made, which no command but their maker rewrites (common/outputs.loop_product)
+    ("kmeans-over-a-label-set", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5", "--out",
+                                           os.path.join(o["lab"], "train.km")], "a file of a label set"),
+    ("quality-over-a-stage-marker", lambda o: ["quality", "--km", os.path.join(o["lab"], "valid.km"), "--phn",
+                                               os.path.join(o["data"], "valid.phn"), "--json",
+                                               os.path.join(o["work"], ".stages", "iter1.train.json")],
+     "a work dir's record of its steps"),
+    ("export-over-a-run-checkpoint", lambda o: ["export-stock", "--ckpt", o["ckpt"], "--out",
+                                                os.path.join(o["work"], "iter1", "checkpoints", "checkpoint_best.pt")],
+     "a training run's checkpoint"),
     ("kmeans-out-is-a-shard", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5", "--out",
                                          os.path.join(o["feat"], "valid_0_1.npy")], "--feat-dir"),
     ("kmeans-out-links-to-a-shard", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5",
@@ -695,7 +724,7 @@ def test_no_output_is_an_input(ctx, tmp_path, capsys, argv, names):
     assert main(argv(o)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("would overwrite an input" in err[0] or "would replace a file of the data" in err[0]
-                              or "would overwrite a file of the label set" in err[0])
+                              or "would overwrite a" in err[0])
     assert names in err[0], err[0]
     assert tree() == before
 

@@ -31,6 +31,7 @@ def test_shard_range_matches_stock():
     (["/root", "a.wav 123"], "expected 'relpath<TAB>nsamples'", 2),
     (["/root", "a.wav\t12x"], "not an integer", 2),
     (["/root", "a.wav\t10", "b.wav\t0"], "must be positive", 3),
+    (["a.wav\t10", "b.wav\t20"], "line 1 must be the audio root directory", 1),
 ])
 def test_manifest_errors_name_file_and_line(tmp_path, lines, msg, line):
     tsv = write_tsv(tmp_path / "x.tsv", lines) if lines else str((tmp_path / "x.tsv").write_text("") or tmp_path / "x.tsv")
@@ -53,6 +54,8 @@ def test_audio_errors(tmp_path):
         read_audio(str(sr16), 1700, where="train.tsv:3")
     with pytest.raises(AeHubertError, match="not found"):
         read_audio(str(tmp_path / "missing.wav"))
+    with pytest.raises(AeHubertError, match="a directory, where an audio file belongs"):
+        read_audio(str(tmp_path))
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(AeHubertError, match="empty"):
         read_audio(str(tmp_path / "empty.wav"))
@@ -138,3 +141,48 @@ def test_importing_the_plugin_leaves_an_unconfigured_root_logger_quiet():
             "logging.getLogger('matplotlib').debug('x'); print(logging.getLogger().level)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(logging.WARNING) and "DEBUG" not in out.stderr
+
+
+def test_a_run_knows_its_data_by_content(tmp_path):
+    """``data_inputs``: a copied corpus is the same data (the resume goes on); a recording edited in
+    place with the same length, or a transcript changed, is other data (the resume is refused)."""
+    import shutil
+
+    from ae_hubert.common.manifest import data_inputs
+
+    src = tmp_path / "a"
+    (src / "wav").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        sf.write(src / "wav" / f"u{i}.wav", (rng.standard_normal(8000) * 3000).astype(np.int16), 16000,
+                 subtype="PCM_16")
+    (src / "train.tsv").write_text(f"{src}\n" + "".join(f"wav/u{i}.wav\t8000\n" for i in range(3)))
+    (src / "train.ltr").write_text("A |\nB |\nC |\n")
+    before = {role: digest for role, (_, digest) in data_inputs(str(src), ("train",), ("train.ltr",)).items()}
+    assert set(before) == {"train.tsv", "train audio", "train.ltr"}
+    copy = tmp_path / "b"
+    shutil.copytree(src, copy)
+    (copy / "train.tsv").write_text(f"{copy}\n" + "".join(f"wav/u{i}.wav\t8000\n" for i in range(3)))
+    moved = {role: digest for role, (_, digest) in data_inputs(str(copy), ("train",), ("train.ltr",)).items()}
+    assert moved == before
+    x, _ = sf.read(copy / "wav" / "u1.wav", dtype="int16")
+    sf.write(copy / "wav" / "u1.wav", x[::-1], 16000, subtype="PCM_16")  # reversed: same length, other audio
+    (copy / "train.ltr").write_text("A |\nE |\nC |\n")
+    edited = {role: digest for role, (_, digest) in data_inputs(str(copy), ("train",), ("train.ltr",)).items()}
+    assert edited["train.tsv"] == before["train.tsv"]
+    assert edited["train audio"] != before["train audio"] and edited["train.ltr"] != before["train.ltr"]
+
+
+def test_label_lines_must_last_as_long_as_their_audio(tmp_path):
+    """The plugin's task refuses what fairseq only warns about: labels at another rate than
+    task.label_rate, or a shard's lines out of line with the manifest."""
+    from ae_hubert.common.labels import validate_label_file
+
+    sizes = [32000, 16000]  # 2 s and 1 s
+    good = tmp_path / "good.km"
+    good.write_text(" ".join(["1"] * 99) + "\n" + " ".join(["2"] * 49) + "\n")  # 50 Hz: 1.98 s, 0.98 s
+    validate_label_file(str(good), 2, {"1", "2"}, sizes, 50)
+    with pytest.raises(AeHubertError, match=r"good.km:1: 99 labels last 0.99 s at 100 Hz but the utterance lasts 2.00"):
+        validate_label_file(str(good), 2, {"1", "2"}, sizes, 100)
+    with pytest.raises(AeHubertError, match=r"good.km:1: .*lasts 1.00 s"):
+        validate_label_file(str(good), 2, {"1", "2"}, sizes[::-1], 50)

@@ -236,9 +236,12 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     assert os.path.getmtime(ckpt) == before
     with pytest.raises(AeHubertError, match="--restart 5: not one of --ks 0,2"):
         reset_sweep(stock_checkpoint, corpus, [0, 2], work, overrides=overrides, restart=5)
+    notes = os.path.join(work, "k2", "checkpoints", "notes.txt")  # a user's file beside the checkpoints
+    open(notes, "w").write("mine\n")
     redone = reset_sweep(stock_checkpoint, corpus, [2], work, overrides=overrides + ["optimization.lr=[1e-05]"],
                          restart=2)
     assert [r["k"] for r in redone] == [2] and os.path.getmtime(ckpt) != before
+    assert open(notes).read() == "mine\n"  # the restart removed fairseq's checkpoints only
     assert "optimization.lr=[1e-05]" in open(os.path.join(work, ".stages", "k2.train.json")).read()
     assert [r["k"] for r in json.load(open(os.path.join(work, "sweep.json")))] == [2]  # k=0: other lr, left out
     assert "test" not in json.load(open(os.path.join(work, "sweep.json")))[0]  # its old test decode went with it

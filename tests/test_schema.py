@@ -87,3 +87,12 @@ def test_a_file_that_does_not_parse_names_the_line(tmp_path):
     with pytest.raises(SchemaError, match=r"s\.yaml:2: not a readable YAML schedule \(") as e:
         load_yaml(str(p), "schedule", SchemaError)
     assert "\n" not in str(e.value)
+
+
+def test_a_yaml_behind_a_byte_order_mark_is_named(tmp_path):
+    from ae_hubert.common.schema import load_yaml
+
+    p = tmp_path / "s.yaml"
+    p.write_bytes(b"\xef\xbb\xbfschedules: {H1: study_h1}\n")
+    with pytest.raises(SchemaError, match=r"s.yaml:1: starts with a UTF-8 byte-order mark"):
+        load_yaml(str(p), "study", SchemaError)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ..common.arguments import FILE_NAME
 from ..common.atomic import atomic_path, ensure_writable_dir, output_dir, write_lines_atomic
 from ..common.errors import AeHubertError, located, missing
-from ..common.manifest import read_manifest
+from ..common.manifest import read_manifest, shard_range
 from ..features.shards import feature_paths, read_shards
 from .apply import NearestCentroid, NonFiniteFeatures, load_centroids
 from ..common.text import read_lines
@@ -130,17 +130,23 @@ def merge_labels(label_dir: str, split: str, nshard: int, name: str = "km", tsv_
         if not os.path.isfile(p):
             raise missing(p, "shard labels", " (run `ae-hubert label --tsv-dir ... --rank` for every shard)")
     k = _dict_size(os.path.join(label_dir, f"dict.{name}.txt"))
+    manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv")) if tsv_dir is not None else None
     lines = []
-    for p in parts:
-        for i, line in enumerate(read_lines(p), start=1):
+    for r, p in enumerate(parts):
+        shard = read_lines(p)
+        if manifest is not None:  # each shard against its own utterances: a line moved between shards is no total
+            start, end = shard_range(len(manifest), nshard, r)
+            if len(shard) != end - start:
+                raise located(p, f"{len(shard)} lines but shard {r}/{nshard} of {manifest.tsv} has {end - start} "
+                                 "utterances")
+        for i, line in enumerate(shard, start=1):
             bad = next((t for t in line.split() if not t.isdigit() or (k is not None and int(t) >= k)), None)
             if not line.split() or bad is not None:
                 raise located(p, "an empty line (every utterance has at least one frame)" if not line.split() else
                               f"label {bad!r} is not a cluster id" + (f" in 0..{k - 1} (dict.{name}.txt)" if k
                                                                        else ""), i)
             lines.append(line)
-    if tsv_dir is not None:
-        manifest = read_manifest(os.path.join(tsv_dir, f"{split}.tsv"))
+    if manifest is not None:
         if len(manifest) != len(lines):
             raise located(manifest.tsv, f"{len(manifest)} utterances but the {nshard} shard label files have "
                                         f"{len(lines)} lines together")

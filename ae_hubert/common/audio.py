@@ -17,13 +17,15 @@ FRAME_HOP_S, FRAME_CENTRE_S = 320 / SAMPLE_RATE, 200 / SAMPLE_RATE
 _warned_stereo = False
 
 
+MIN_SAMPLES = 400  # one MFCC window / HuBERT's CNN receptive field: a shorter clip has no frame
 BLOCK = 16000 * 10  # samples read at a time: memory per utterance stays bounded however long it is
 
 
 def _open(path: str, prefix: str, sample_rate: int) -> sf.SoundFile:
     """The file opened for reading (its header parsed), or one error naming it."""
     if not os.path.isfile(path):
-        raise AeHubertError(f"{prefix}: audio file not found")
+        raise AeHubertError(f"{prefix}: " + ("a directory, where an audio file belongs" if os.path.isdir(path)
+                                             else "audio file not found"))
     if os.path.getsize(path) == 0:
         raise AeHubertError(f"{prefix}: audio file is empty")
     try:

@@ -53,6 +53,9 @@ def read_manifest(tsv: str | os.PathLike) -> Manifest:
     if not lines or not lines[0].strip():
         raise located(tsv, "empty manifest (expected a root directory on line 1)", 1)
     root = lines[0].rstrip()
+    if "\t" in root:  # fairseq's manifests start with the audio root directory, then relpath<TAB>nsamples
+        raise located(tsv, f"line 1 must be the audio root directory, got an entry ({root[:60]!r}): the root line "
+                           "is missing", 1)
     entries = []
     for i, raw in enumerate(lines[1:], start=2):
         if not raw.strip():
@@ -77,6 +80,40 @@ def write_manifest(tsv: str | os.PathLike, root: str, rows: list[tuple[str, int]
     from .atomic import write_lines_atomic
 
     write_lines_atomic(tsv, [root] + [f"{rel}\t{n}" for rel, n in rows])
+
+
+def audio_digest(tsv: str | os.PathLike) -> str:
+    """A manifest's audio by content, cheaply: each file's size and 4 KiB from its middle (an edited,
+    replaced or reversed recording changes it; a copied corpus does not). Reading every byte of a
+    960 h corpus on each resume would cost minutes; this costs one small read per file."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for e in read_manifest(tsv).entries:
+        try:
+            with open(e.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(size // 2)
+                h.update(f"{e.relpath}\t{size}\n".encode() + f.read(4096))
+        except OSError as err:
+            raise located(e.tsv, f"{e.relpath}: {err.strerror or err}", e.line) from None
+    return h.hexdigest()
+
+
+def data_inputs(data: str, splits: tuple[str, ...], files: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
+    """What a resumable run reads from a data directory, by content (``{role: (path, digest)}`` for
+    ``Stages.check_inputs``): each split's manifest entries and audio, and ``files`` there (its
+    transcripts, their dictionary) whole. A run resumed on other data is refused, not continued."""
+    from .checkpoint import file_digest
+
+    out = {}
+    for split in splits:
+        tsv = os.path.join(data, f"{split}.tsv")
+        out[f"{split}.tsv"] = (tsv, entries_digest(tsv))
+        out[f"{split} audio"] = (tsv, audio_digest(tsv))
+    for name in files:
+        out[name] = (os.path.join(data, name), file_digest(os.path.join(data, name)))
+    return out
 
 
 def entries_digest(tsv: str | os.PathLike) -> str:

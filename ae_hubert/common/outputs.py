@@ -5,7 +5,8 @@ it will write, the files it reads, and the data directories whose own files (man
 phone labels, voices, the letter dictionary) it reads. ``check_files`` refuses, naming both, an
 output that is an input by its real path (links included) or that would replace a data directory's
 own file (a manifest, transcript, phone labels or voices: never a command's output, whether or
-not it reads that directory), so ``label --out-dir DATA --name tsv`` or ``choose-layer --json CKPT``
+not it reads that directory) or a file the loop made (``loop_product``: stage markers, checkpoints,
+feature shards, label sets; only the label-making commands rewrite label sets), so ``label --out-dir DATA --name tsv`` or ``choose-layer --json CKPT``
 fail in one line instead of destroying their input.
 """
 from __future__ import annotations
@@ -27,6 +28,27 @@ class Files:
     inputs: dict[str, str] = field(default_factory=dict)
     data_dirs: dict[str, str] = field(default_factory=dict)
     writes_labels: bool = False  # a command that makes label sets (label, merge-labels) may rewrite their files
+
+
+def loop_product(path: str) -> str | None:
+    """What an existing file made by the loop is, where no other command may write: a work dir's
+    stage markers and records, a training run's checkpoints, feature shards, a label set's files
+    (a ``{split}.km`` beside its ``dict.km.txt``, or that dictionary). None for anything else."""
+    if not os.path.isfile(path):
+        return None
+    d, name = os.path.split(path)
+    ext = os.path.splitext(name)[1]
+    if ".stages" in path.split(os.sep) or (name == "records.json" and os.path.isdir(os.path.join(d, ".stages"))):
+        return "a work dir's record of its steps"
+    if name.startswith("checkpoint") and name.endswith(".pt"):
+        return "a training run's checkpoint"
+    if ext in (".npy", ".len") and os.path.isfile(os.path.join(d, os.path.splitext(name)[0] + (".len" if ext == ".npy"
+                                                                                                 else ".npy"))):
+        return "a feature shard"
+    if (name.startswith("dict.") and name.endswith(".txt") and name.count(".") >= 2) or \
+            (ext and os.path.isfile(os.path.join(d, f"dict{ext}.txt"))):
+        return "a file of a label set"
+    return None
 
 
 def corpus_file(name: str) -> bool:
@@ -72,3 +94,6 @@ def check_files(files: Files) -> None:
             if os.path.dirname(real) == d and os.path.exists(real) and (name.endswith(ext) or name == f"dict{ext}.txt"):
                 raise located(out, f"{out_option} would overwrite a file of the label set {ext} that {option} reads "
                                    f"({d}): write it elsewhere")
+        made = loop_product(real)
+        if made and not (files.writes_labels and made == "a file of a label set"):
+            raise located(out, f"{out_option} would overwrite {made}: write it elsewhere")

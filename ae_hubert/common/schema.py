@@ -48,7 +48,10 @@ def load_yaml(path: str, kind: str, error: type[AeHubertError]):
     """A YAML file as an OmegaConf node; a file that does not parse is one line naming the file and
     line (``s.yaml:3: not a readable YAML schedule (found duplicate key seed)``)."""
     try:
-        return OmegaConf.load(path)
+        with open(path, "rb") as f:
+            bom = f.read(3) == b"\xef\xbb\xbf"
+        if not bom:
+            return OmegaConf.load(path)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else path
@@ -57,6 +60,8 @@ def load_yaml(path: str, kind: str, error: type[AeHubertError]):
     except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise error(f"{path}: not a readable YAML {kind} ({first})") from None
+    raise error(f"{path}:1: starts with a UTF-8 byte-order mark, which would become part of its first key; save it "
+                "as UTF-8 without one")
 
 
 def keys(cls) -> tuple[str, ...]:

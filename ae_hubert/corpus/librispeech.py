@@ -17,6 +17,7 @@ import glob
 import os
 
 from ..common.atomic import write_lines_atomic
+from ..common.audio import MIN_SAMPLES
 from ..common.errors import located
 from ..common.letters import words_to_letters
 from ..common.manifest import write_manifest
@@ -72,6 +73,9 @@ def scan_split(root: str, items: list[tuple[str, str]]) -> list[tuple[str, int]]
             raise located(path, f"not readable as audio ({e})") from None
         if info.samplerate != 16000:
             raise located(path, f"sample rate {info.samplerate}, want 16000")
+        if info.frames < MIN_SAMPLES:
+            raise located(path, f"{info.frames} samples, fewer than the {MIN_SAMPLES} of one feature frame (the "
+                                "tools refuse it in a manifest)")
         rows.append((os.path.relpath(path, root), info.frames))
     return rows
 

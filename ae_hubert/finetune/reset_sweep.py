@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import re
-import shutil
 from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
@@ -22,8 +21,8 @@ from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fi
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
-from ..common.manifest import entries_digest
-from ..runner.trainer import (check_hydra_path, final_stats, resolve_train_config,
+from ..common.manifest import data_inputs
+from ..runner.trainer import (check_hydra_path, final_stats, remove_checkpoints, resolve_train_config,
                               run_training, train_args)
 from ..common.labels import dictionary_symbols, validate_label_file
 
@@ -39,9 +38,9 @@ SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
-                overrides: list[str], splits: tuple[str, ...]) -> int:
+                overrides: list[str], splits: tuple[str, ...]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
     """Everything a sweep needs, checked before the first run: the pretrained checkpoint and its
-    depth against the whole k list, then :func:`check_sweep_inputs`. Returns the runs' ``max_update``."""
+    depth against the whole k list, then :func:`check_sweep_inputs` (whose result it returns)."""
     from ..common.checkpoint import load_hubert
 
     loaded = load_hubert(ckpt)
@@ -51,10 +50,11 @@ def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cf
 
 
 def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir: str, cfg_name: str,
-                       overrides: list[str], splits: tuple[str, ...], ckpt: str = "/PRETRAINED.pt") -> int:
+                       overrides: list[str], splits: tuple[str, ...], ckpt: str = "/PRETRAINED.pt"
+                       ) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
     """A sweep's inputs other than the checkpoint (the study checks them before the models exist):
     the k list against ``depth``, the overrides, the composed fine-tuning config, the data and label
-    files. Returns the runs' ``max_update``."""
+    files. Returns the runs' ``max_update``, the splits they train and validate on and their label names."""
     from ..common.manifest import read_manifest
 
     if not ks:
@@ -92,7 +92,8 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
         for name in labels:  # what trains and validates must be in the dictionary (else CTC learns <unk>)
             validate_label_file(os.path.join(data, f"{split}.{name}"), n,
                                 symbols[name] if split in trained else None)
-    return int(cfg.optimization.max_update)
+    used = (str(cfg.dataset.train_subset), *str(cfg.dataset.valid_subset).split(","))
+    return int(cfg.optimization.max_update), tuple(dict.fromkeys(used)), tuple(labels)
 
 
 def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = "reinit",
@@ -110,7 +111,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
     check_hydra_path(w, "--work-dir")  # before composing the config, where hydra would say it unnamed
     check_hydra_path(os.path.abspath(data), "--data")
     check_hydra_path(os.path.abspath(ckpt), "--ckpt")
-    max_update = check_sweep(ckpt, data, ks, mode, cfg_dir, cfg_name, overrides, splits)
+    max_update, trained, labels = check_sweep(ckpt, data, ks, mode, cfg_dir, cfg_name, overrides, splits)
     if restart is not None and restart not in ks:
         raise AeHubertError(f"--restart {restart}: not one of --ks {','.join(map(str, ks))}")
     if os.path.realpath(ckpt).startswith(os.path.realpath(w) + os.sep):
@@ -128,8 +129,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name)
         runs = {k: planned(k) for k in ks}
         # everything that would refuse the sweep is checked before anything is removed or trained
-        inputs = {"train.tsv": (os.path.join(data, "train.tsv"), entries_digest(os.path.join(data, "train.tsv"))),
-                  "valid.tsv": (os.path.join(data, "valid.tsv"), entries_digest(os.path.join(data, "valid.tsv"))),
+        inputs = {**data_inputs(data, trained, tuple(f"{split}.{name}" for name in labels for split in trained)
+                                + tuple(f"dict.{name}.txt" for name in labels)),
                   "ckpt": (ckpt, file_digest(ckpt))}
         stages.check_inputs(inputs, write=False)
         for k in ks:
@@ -141,7 +142,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             if k == restart:  # every split it decoded before goes with its run, not only those named now
                 for name in [f"k{k}.train", *(n for n in stages.names() if n.startswith(f"k{k}.decode."))]:
                     stages.forget(name)
-                shutil.rmtree(save, ignore_errors=True)
+                remove_checkpoints(save)
 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)

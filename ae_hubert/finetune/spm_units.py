@@ -63,16 +63,21 @@ def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: s
             msg = str(e).strip().splitlines()[0]
             raise located(os.path.join(data, "train.wrd"), f"sentencepiece cannot train {vocab_size} units on these "
                                                           f"transcripts ({msg.split('] ')[-1][:200]})") from None
+        sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+        encoded = {split: [" ".join(sp.encode(line, out_type=str)) for line in lines]
+                   for split, lines in texts.items() if split in splits and lines is not None}
+        for split, pieces in encoded.items():  # a piece outside the units would train as <unk>: refused
+            lost = sorted({p for line in pieces for p in line.split() if sp.piece_to_id(p) == sp.unk_id()})
+            if lost:
+                chars = len({c for line in train for c in line.replace(" ", "")})
+                raise AeHubertError(f"--vocab-size {vocab_size}: {model_type} units that leave {' '.join(lost[:10])} "
+                                    f"of the {split} transcripts outside them (<unk>); the train transcripts have "
+                                    f"{chars} distinct characters: use a larger --vocab-size")
         with atomic_path(os.path.join(data, f"{name}.model")) as out:
             os.replace(prefix + ".model", out)
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(data, f"{name}.model"))
     written = {}
     counts: collections.Counter = collections.Counter()
-    for split in splits:
-        lines = texts[split]
-        if lines is None:
-            continue
-        pieces = [" ".join(sp.encode(line, out_type=str)) for line in lines]
+    for split, pieces in encoded.items():
         if split == "train":
             counts.update(p for line in pieces for p in line.split())
         path = os.path.join(data, f"{split}.{name}")

@@ -22,12 +22,12 @@ from typing import Callable
 
 from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
-from ..common.manifest import entries_digest
+from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
 from ..runner.configs import with_config_digest
 from ..runner.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import final_stats, run_training
+from ..runner.trainer import final_stats, remove_checkpoints, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -89,10 +89,9 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
 
 
 def _inputs(data: str, start_from: str | None) -> dict[str, tuple[str, str]]:
-    """What the run reads from outside its work dir, by content: the manifests' entries and the
-    starting checkpoint."""
-    out = {name: (os.path.join(data, name), entries_digest(os.path.join(data, name)))
-           for name in ("train.tsv", "valid.tsv")}
+    """What the run reads from outside its work dir, by content: the manifests' entries, their audio
+    and the starting checkpoint."""
+    out = data_inputs(data, ("train", "valid"))
     if start_from:
         out["start_from"] = (start_from, file_digest(start_from))
     return out
@@ -132,8 +131,8 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
     for name in gone:
         if stages.forget(name):
             echo(f"[redo] {name}")
-        if saves[name] and os.path.isdir(saves[name]):
-            shutil.rmtree(saves[name])
+        if saves[name]:
+            remove_checkpoints(saves[name])
 
 
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:

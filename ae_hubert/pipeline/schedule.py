@@ -31,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
 from ..common.arguments import MFCC_RATES
+from ..common.audio import MIN_SAMPLES
 from ..runner.configs import check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers, override_key
 from ..runner.trainer import CONFIG_DIR, check_hydra_path, resolve_train_config
 
@@ -253,7 +254,6 @@ def sampled_frames(sizes: list[int], rate: float, percent: float) -> int:
     total = sum(max(0, (n - 400) // hop + 1) for n in sizes)
     return int(total * (percent if percent > 0 else 1.0))
 
-MIN_SAMPLES = 400  # one MFCC window / HuBERT's CNN receptive field
 
 
 def load_schedule(path: str, data: str | None = None, extra_overrides: list[str] | None = None,

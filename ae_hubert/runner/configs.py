@@ -44,7 +44,7 @@ def _suggest(config_dir: str, config_name: str, overrides: list[str], key: str) 
         close = difflib.get_close_matches(leaf, [str(k) for k in node.keys()], n=1)
     except Exception:  # only a hint: the error itself stands without it
         return ""
-    return f" (did you mean {group + '.' if group else ''}{close[0]}?)" if close else ""
+    return f" (did you mean {group + '.' if group else ''}{close[0]}?)" if close and close[0] != leaf else ""
 
 
 def compose_train_config(config_dir: str, config_name: str, overrides: list[str], where: str):
@@ -69,6 +69,8 @@ def _compose_or_explain(config_dir: str, config_name: str, overrides: list[str],
         hint = ""
         if m and m.group(1):
             hint = _suggest(config_dir, config_name, overrides, m.group(1))
+            if not hint and len(lines) > 1 and lines[1].startswith("To append"):  # a key the config does not show
+                hint = f" ({lines[1][0].lower()}{lines[1][1:]})"
         elif m:
             full = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), m.group(2))
             msg = f"{full} is not an option of {m.group(3)}"

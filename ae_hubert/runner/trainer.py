@@ -49,6 +49,21 @@ def resolve_train_config(spec: str, where: str) -> tuple[str, str]:
     return os.path.dirname(os.path.abspath(path)), os.path.splitext(os.path.basename(path))[0]
 
 
+def remove_checkpoints(save_dir: str) -> None:
+    """What a redone training step must not resume from: the checkpoints fairseq wrote into
+    ``save_dir`` (``checkpoint*.pt``, also half-written ones); any other file there is the user's and
+    stays, and so does the directory while it holds one."""
+    if not os.path.isdir(save_dir):
+        return
+    for name in os.listdir(save_dir):
+        if name.startswith("checkpoint") and ".pt" in name and os.path.isfile(os.path.join(save_dir, name)):
+            os.remove(os.path.join(save_dir, name))
+    try:
+        os.rmdir(save_dir)
+    except OSError:
+        pass
+
+
 def check_hydra_path(path: str, what: str) -> None:
     """Paths travel as hydra overrides (``task.data=PATH``): one that hydra's own override parser does
     not read back as the same text (a comma, quotes, brackets, ``~ # & ! ;``, a non-ASCII letter

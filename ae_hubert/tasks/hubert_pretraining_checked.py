@@ -110,7 +110,9 @@ class HubertPretrainingCheckedTask(HubertPretrainingTask):
             label_dir = self.get_label_dir()
             for label, d in zip(self.cfg.labels, dicts):
                 symbols = None if self.cfg.fine_tuning else set(d.symbols[d.nspecial:])
-                validate_label_file(os.path.join(label_dir, f"{split}.{label}"), len(manifest), symbols)
+                validate_label_file(os.path.join(label_dir, f"{split}.{label}"), len(manifest), symbols,
+                                    [e.nsamples for e in manifest.entries],
+                                    None if self.cfg.fine_tuning else float(self.cfg.label_rate))
         super().load_dataset(split, **kwargs)
         from .crop_seed import reproducible_crops
 
