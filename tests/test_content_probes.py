@@ -29,6 +29,7 @@ def _utterances(n, seed, informative=True):
     return feats, letters
 
 
+@pytest.mark.slow  # trains a CTC head (~10 s): not for the edit loop
 def test_ctc_probe_reads_letters_from_a_layer_that_spells_them():
     from ae_hubert.analysis.ctc_probe import ctc_letter_probe
 
