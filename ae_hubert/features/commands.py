@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..common.arguments import SEED, mfcc_rate_option, model_options, path, plain_name, sample_fraction, shard_options
-from ..common.command import Command, echo
+from ..common.command import Command, UsageError, echo
 
 
 def model_kind(a) -> dict:
@@ -23,7 +23,10 @@ def _dump(a):
     kind = model_kind(a)
     if "ckpt" in kind:
         kind["device"] = a.device
-    paths = dump_features(a.tsv_dir, a.split, a.out_dir, a.nshard, a.rank, sample=a.sample, seed=a.seed, **kind)
+    if a.seed is not None and a.sample is None:  # a seed of nothing: the whole shard is dumped
+        raise UsageError("--seed: only with --sample (the sampling seed); without it every utterance is dumped")
+    paths = dump_features(a.tsv_dir, a.split, a.out_dir, a.nshard, a.rank, sample=a.sample, seed=a.seed or 0,
+                          **kind)
     echo(" ".join(paths))
     return {"files": list(paths)}
 
@@ -37,7 +40,8 @@ def _dump_args(with_model: bool):
         k.add_argument("--sample", type=sample_fraction, default=None,
                        help="dump only the utterances `kmeans --percent` would sample (a fraction of each "
                             "shard), under {split}_sample_{rank}_{nshard}; fit with --percent -1")
-        k.add_argument("--seed", type=SEED, default=0, help="(with --sample) the sampling seed, as kmeans --seed")
+        k.add_argument("--seed", type=SEED, default=None,
+                       help="(with --sample) the sampling seed, as kmeans --seed (default 0)")
         if with_model:
             model_options(k, required=True)
         else:
