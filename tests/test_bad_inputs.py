@@ -626,6 +626,7 @@ def _own_inputs(c, d):
     (d / "work" / "iter1" / "checkpoints").mkdir(parents=True)
     sh.copy(c["ckpt"], d / "work" / "iter1" / "checkpoints" / "checkpoint_best.pt")
     os.symlink(feat / "valid_0_1.npy", d / "link.npy")
+    os.symlink(data / "train.tsv", d / "tsv_link.bin")
     wav = d / "audio.wav"
     shutil.copy(next(os.path.join(c["corpus"], "wav", f) for f in sorted(os.listdir(os.path.join(c["corpus"], "wav")))),
                 wav)
@@ -634,6 +635,9 @@ def _own_inputs(c, d):
 
 
 OUTPUT_IS_INPUT = [
+    ("kmeans-out-links-to-a-manifest", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5",
+                                                  "--out", os.path.join(os.path.dirname(o["data"]), "tsv_link.bin")],
+     "/data (a data directory)"),
     # files the loop made, which no command but their maker rewrites (common/outputs.loop_product)
     ("kmeans-over-a-label-set", lambda o: ["kmeans", "--feat-dir", o["feat"], "--split", "valid", "--k", "5", "--out",
                                            os.path.join(o["lab"], "train.km")], "a file of a label set"),

@@ -86,7 +86,8 @@ def check_files(files: Files) -> None:
             raise located(out, f"{out_option} would overwrite an input of this command ({option} {path}): write it "
                                "elsewhere")
         if corpus_file(os.path.basename(real)) and os.path.exists(real):  # a manifest, transcript, phone labels
-            path, option = real_dirs.get(os.path.dirname(real), (os.path.dirname(out) or ".", "a data directory"))
+            # the directory the file is in, not a link's (kmeans --out LINK -> DATA/train.tsv names DATA)
+            path, option = real_dirs.get(os.path.dirname(real), (os.path.dirname(real), "a data directory"))
             raise located(out, f"{out_option} would replace a file of the data directory {path} ({option}): "
                                "write it elsewhere")
         name = os.path.basename(real)
