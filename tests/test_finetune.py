@@ -347,3 +347,21 @@ def test_a_letter_missing_from_the_dictionary_is_refused_before_fine_tuning(corp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{data / 'train.ltr'}:3: label 'Ø' is not in the dictionary" in err[0], err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_split_decoded_for_some_ks_only_is_said_not_dropped(tmp_path):
+    """A rerun that names fewer splits keeps the columns every k has; one only some ks have is named."""
+    from ae_hubert.finetune.reset_sweep import _kept_splits
+    from ae_hubert.runner.stages import Stages
+
+    said = []
+    stages = Stages(str(tmp_path), echo=said.append)
+    for k in (0, 2):
+        stages.run(f"k{k}.decode.test", lambda k=k: {"wer": 0.5 + k, "cer": 0.1})
+    rows = [{"k": 0, "valid": {}}, {"k": 2, "valid": {}}]
+    said.clear()
+    assert _kept_splits(stages, rows, ("valid",)) == ("test",) and rows[1]["test"]["wer"] == 2.5 and not said
+    rows.append({"k": 3, "valid": {}})  # a k added without --splits test
+    assert _kept_splits(stages, rows, ("valid",)) == ()
+    assert said == ["[note] test: decoded for k 0,2 only, so not in sweep.csv; add it to --splits to decode it "
+                    "for every k"]

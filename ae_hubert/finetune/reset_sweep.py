@@ -169,7 +169,12 @@ def _kept_splits(stages: Stages, rows: list[dict], splits: tuple[str, ...]) -> t
         m = re.fullmatch(r"k(\d+)\.decode\.(.+)", name)
         if m and m[2] not in splits and stages.done(name) is not None:
             found.setdefault(m[2], set()).add(int(m[1]))
-    kept = tuple(sorted(s for s, ks in found.items() if {r["k"] for r in rows} <= ks))
+    ks_now = {r["k"] for r in rows}
+    kept = tuple(sorted(s for s, ks in found.items() if ks_now <= ks))
+    for s, ks in sorted(found.items()):
+        if s not in kept and ks & ks_now:  # said, not dropped in silence
+            stages.echo(f"[note] {s}: decoded for k {','.join(map(str, sorted(ks & ks_now)))} only, so not in "
+                        f"sweep.csv; add it to --splits to decode it for every k")
     for r in rows:
         for s in kept:
             r[s] = stages.done(f"k{r['k']}.decode.{s}")["result"]
