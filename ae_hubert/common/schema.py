@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from .arguments import FILE_NAME
 from .errors import AeHubertError
+from .text import BOM, refuse_bom
 
 
 class SchemaError(AeHubertError):
@@ -49,9 +50,13 @@ def load_yaml(path: str, kind: str, error: type[AeHubertError]):
     line (``s.yaml:3: not a readable YAML schedule (found duplicate key seed)``)."""
     try:
         with open(path, "rb") as f:
-            bom = f.read(3) == b"\xef\xbb\xbf"
-        if not bom:
-            return OmegaConf.load(path)
+            refuse_bom(path, f.read(len(BOM)), "would become part of its first key")
+    except OSError:
+        pass  # OmegaConf.load names what is wrong with the file
+    except AeHubertError as e:
+        raise error(str(e)) from None
+    try:
+        return OmegaConf.load(path)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else path
@@ -60,8 +65,6 @@ def load_yaml(path: str, kind: str, error: type[AeHubertError]):
     except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise error(f"{path}: not a readable YAML {kind} ({first})") from None
-    raise error(f"{path}:1: starts with a UTF-8 byte-order mark, which would become part of its first key; save it "
-                "as UTF-8 without one")
 
 
 def keys(cls) -> tuple[str, ...]:

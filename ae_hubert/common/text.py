@@ -7,13 +7,20 @@ import os
 from .errors import located
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark: fairseq (and YAML keys) would read it as text of line 1
+
+
+def refuse_bom(path: str | os.PathLike, head: bytes, what: str = "fairseq reads it as part of line 1") -> None:
+    """One error naming the file when ``head`` (its first bytes) starts with a byte-order mark."""
+    if head.startswith(BOM):
+        raise located(path, f"starts with a UTF-8 byte-order mark, which {what}; save it as UTF-8 without one", 1)
+
+
 def read_lines(path: str | os.PathLike, limit: int | None = None) -> list[str]:
     """The lines of ``path`` without their newlines (the first ``limit`` only, when given)."""
     with open(path, "rb") as f:
         data = f.read()
-    if data.startswith(b"\xef\xbb\xbf"):
-        raise located(path, "starts with a UTF-8 byte-order mark, which fairseq reads as part of line 1; save it "
-                            "as UTF-8 without one", 1)
+    refuse_bom(path, data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
