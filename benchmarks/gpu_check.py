@@ -700,7 +700,7 @@ def run_check(profile_name: str, work: str, corpus: str | None, out_json: str, o
     import torch
 
     import ae_hubert
-    from ae_hubert.runner.lock import WorkDirLock
+    from ae_hubert.common.lock import WorkDirLock
 
     ae_hubert.register()
     if torch.cuda.is_initialized():  # something initialised CUDA in this process: forked children could not use it

@@ -1,5 +1,6 @@
 """Every command refuses bad input up front: exit status 2, one line naming the file/line/field,
 no traceback, and no output left that looks finished. Table-driven over every subcommand."""
+import json
 import os
 import shutil
 import subprocess
@@ -149,6 +150,21 @@ def _files(c):
     sf.write(short / "1-2-0000.flac", np.zeros(300, dtype=np.float32), 16000)
     (short / "1-2.trans.txt").write_text("1-2-0000 HI\n")
     bad["ls_short"] = str(t / "ls_short")
+    cut = t / "ls_cut" / "dev-clean" / "1" / "2"  # a FLAC cut in half: its header keeps the whole length
+    cut.mkdir(parents=True)
+    sf.write(cut / "1-2-0000.flac", np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32), 16000)
+    whole = (cut / "1-2-0000.flac").read_bytes()
+    (cut / "1-2-0000.flac").write_bytes(whole[:len(whole) // 2])
+    (cut / "1-2.trans.txt").write_text("1-2-0000 HI\n")
+    bad["ls_cut"] = str(t / "ls_cut")
+    twice = t / "ls_twice" / "dev-clean" / "1" / "2"  # one recording with two transcript lines
+    twice.mkdir(parents=True)
+    sf.write(twice / "1-2-0000.flac", np.zeros(8000, dtype=np.float32), 16000)
+    (twice / "1-2.trans.txt").write_text("1-2-0000 HI\n1-2-0000 HI AGAIN\n")
+    bad["ls_twice"] = str(t / "ls_twice")
+    (t / "other_choice.json").write_text(json.dumps({"chosen": 2, "ckpt": "/elsewhere/checkpoint_best.pt",
+                                                     "ckpt_sha1": "0" * 40}))
+    bad["other_choice"] = str(t / "other_choice.json")
     few_spm = t / "few_spm"  # transcripts only (spm reads .wrd/.ltr and the manifests)
     few_spm.mkdir()
     for f in os.listdir(c["corpus"]):
@@ -224,6 +240,10 @@ CASES = [
                                                      f"{c['tmp']}/none.json", "--tsv-dir", c["corpus"], "--split",
                                                      "valid", "--out-dir", f"{c['tmp']}/o"],
      "layer choice not found", ["o"]),
+    ("dump-hubert-layer-from-another-checkpoint", lambda c, b: ["dump", "hubert", "--ckpt", c["ckpt"], "--layer-from",
+                                                                b["other_choice"], "--tsv-dir", c["corpus"], "--split",
+                                                                "valid", "--out-dir", f"{c['tmp']}/o"],
+     "other_choice.json: layer 2 was chosen for another checkpoint (/elsewhere/checkpoint_best.pt)", ["o"]),
     ("dump-hubert-ckpt-list", lambda c, b: ["dump", "hubert", "--ckpt", b["list_pt"], "--layer", "2", "--tsv-dir",
                                             c["corpus"], "--split", "valid", "--out-dir", f"{c['tmp']}/o"],
      "list.pt: not a fairseq checkpoint", ["o"]),
@@ -525,6 +545,11 @@ CASES = [
      "--vocab-size 12: char units that leave", []),
     ("librispeech-short-clip", lambda c, b: ["librispeech", "--root", b["ls_short"], "--out", f"{c['tmp']}/ls"],
      "1-2-0000.flac: 300 samples, fewer than the 400", ["ls"]),
+    ("librispeech-cut-flac", lambda c, b: ["librispeech", "--root", b["ls_cut"], "--out", f"{c['tmp']}/ls"],
+     "1-2-0000.flac: cut short: its header says 48000 samples", ["ls"]),
+    ("librispeech-two-transcript-lines", lambda c, b: ["librispeech", "--root", b["ls_twice"], "--out",
+                                                       f"{c['tmp']}/ls"],
+     "1-2.trans.txt:2: a second transcript line for 1-2-0000", ["ls"]),
     ("librispeech-empty-libri-light", lambda c, b: ["librispeech", "--root", b["ls_root"], "--libri-light",
                                                     b["empty_ll"], "--out", f"{c['tmp']}/ls"], "(1h, 9h)", ["ls"]),
     ("iterate-owned-model-label-rate", lambda c, b: ["iterate", "--schedule", schedule(

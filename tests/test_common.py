@@ -186,3 +186,38 @@ def test_label_lines_must_last_as_long_as_their_audio(tmp_path):
         validate_label_file(str(good), 2, {"1", "2"}, sizes, 100)
     with pytest.raises(AeHubertError, match=r"good.km:1: .*lasts 1.00 s"):
         validate_label_file(str(good), 2, {"1", "2"}, sizes[::-1], 50)
+
+
+def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_path, capsys):
+    """One driver per work dir, and no other command writes inside it while it runs; the driver's
+    own steps (this process) still may, and a dead holder frees it."""
+    import subprocess
+    import sys
+
+    from ae_hubert.cli import main
+    from ae_hubert.common.lock import WorkDirLock
+    from ae_hubert.common.outputs import Files, check_files
+
+    w = tmp_path / "w"
+    w.mkdir()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom ae_hubert.common.lock import WorkDirLock\n"
+                               "WorkDirLock(sys.argv[1]).__enter__()\nprint('held', flush=True)\ntime.sleep(120)",
+                               str(w)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": repo})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(AeHubertError, match="in use by another ae-hubert run"):
+            WorkDirLock(str(w)).__enter__()
+        with pytest.raises(AeHubertError, match=r"probe/iter1: --out writes inside .*/w, a work dir in use by "
+                                                r"another ae-hubert run \(pid \d+"):
+            check_files(Files({str(w / "probe" / "iter1"): "--out"}))
+        assert main(["report", str(w), "--out", str(w / "mine.html")]) == 2
+        assert "a work dir in use by another ae-hubert run" in capsys.readouterr().err
+        assert not (w / "mine.html").exists()
+        check_files(Files({str(tmp_path / "elsewhere"): "--out"}))  # beside it: free
+    finally:
+        holder.kill()
+        holder.wait()
+    check_files(Files({str(w / "probe" / "iter1"): "--out"}))  # its holder gone, the dir is free again
+    with WorkDirLock(str(w)):  # this process's own lock: its steps write inside
+        check_files(Files({str(w / "probe" / "iter1"): "--out"}))

@@ -26,6 +26,7 @@ def test_choose_layer_and_cluster_quality_give_the_same_layer(corpus, stock_chec
     assert main(["choose-layer", "--ckpt", stock_checkpoint, "--data", corpus, "--k", "8", "--candidates", "2,4,6",
                  "--train-utterances", "12", "--valid-utterances", "6", "--seed", "2", "--json", out]) == 0
     chosen = json.load(open(out))
+    assert chosen["ckpt"] == os.path.abspath(stock_checkpoint) and len(chosen["ckpt_sha1"]) == 40
     q = cluster_quality(corpus, 8, stock_checkpoint, [2, 4, 6], **SIZES)
     assert chosen["chosen"] == q["best_layer"]
     for layer, s in q["layers"].items():

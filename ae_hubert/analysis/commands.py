@@ -40,6 +40,10 @@ def _probe_args(s):
     s.add_argument("--ctc-steps", type=integer(1), default=150, help="optimisation steps of the CTC letter probe")
 
 
+def _probe_files(a) -> Files:
+    return Files({a.out: "--out"}, {c: "--ckpt" for c in a.ckpt if not os.path.isdir(c)}, {a.data: "--data"})
+
+
 def _report_files(a) -> Files:
     """Any file of the work dir the page is built from may not be replaced by it (a page it wrote
     before may)."""
@@ -63,7 +67,8 @@ def _report_args(s):
 
 
 COMMANDS = [
-    Command("probe", "per-layer phone/letter/word/voice/input metrics of checkpoints, with plots", _probe, _probe_args),
+    Command("probe", "per-layer phone/letter/word/voice/input metrics of checkpoints, with plots", _probe, _probe_args,
+            files=_probe_files),
     Command("report", "one self-contained HTML page of a work dir (iterate, demo, probe, sweep)", _report, _report_args,
             files=_report_files),
 ]

@@ -6,8 +6,10 @@ phone labels, voices, the letter dictionary) it reads. ``check_files`` refuses, 
 output that is an input by its real path (links included) or that would replace a data directory's
 own file (a manifest, transcript, phone labels or voices: never a command's output, whether or
 not it reads that directory) or a file the loop made (``loop_product``: stage markers, checkpoints,
-feature shards, label sets; only the label-making commands rewrite label sets), so ``label --out-dir DATA --name tsv`` or ``choose-layer --json CKPT``
-fail in one line instead of destroying their input.
+feature shards, label sets; only the label-making commands rewrite label sets) or that lies inside a
+work dir another process is driving (its lock held), so ``label --out-dir DATA --name tsv``,
+``choose-layer --json CKPT`` or ``probe --out W/probe/iter1`` while ``demo`` runs in W fail in one
+line instead of destroying their input or a running loop's results.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import located
+from .lock import held_by
 
 CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
 CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
@@ -98,3 +101,20 @@ def check_files(files: Files) -> None:
         made = loop_product(real)
         if made and not (files.writes_labels and made == "a file of a label set"):
             raise located(out, f"{out_option} would overwrite {made}: write it elsewhere")
+        running = _driven_dir(real)
+        if running:
+            raise located(out, f"{out_option} writes inside {running[0]}, a work dir in use by another ae-hubert run "
+                               f"({running[1]}): wait for it, or write elsewhere")
+
+
+def _driven_dir(path: str) -> tuple[str, str] | None:
+    """The work dir around ``path`` (or ``path`` itself) that another process holds locked, and who."""
+    d = path
+    while True:
+        holder = held_by(d) if os.path.isdir(d) else None
+        if holder:
+            return d, holder
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent

@@ -54,6 +54,8 @@ def read_chapters(dirs: list[str]) -> list[tuple[str, str]]:
                     raise located(trans, f"want 'UTTERANCE-ID WORDS', got {line.strip()!r}", lineno)
                 if parts[0] not in flacs:
                     raise located(trans, f"{parts[0]}.flac not found in {chapter}", lineno)
+                if parts[0] in seen:  # one recording must not become two utterances
+                    raise located(trans, f"a second transcript line for {parts[0]}", lineno)
                 seen.add(parts[0])
                 items.append((os.path.join(chapter, parts[0] + ".flac"), " ".join(parts[1].upper().split())))
             for missing in sorted(flacs - seen):
@@ -62,7 +64,8 @@ def read_chapters(dirs: list[str]) -> list[tuple[str, str]]:
 
 
 def scan_split(root: str, items: list[tuple[str, str]]) -> list[tuple[str, int]]:
-    """The manifest rows of a split, every file's header checked (16 kHz, readable)."""
+    """The manifest rows of a split, every file's header checked (16 kHz, readable) and its last sample read:
+    a FLAC cut short keeps its header's length, so only reading its end finds it before training does."""
     import soundfile as sf
 
     rows = []
@@ -76,6 +79,14 @@ def scan_split(root: str, items: list[tuple[str, str]]) -> list[tuple[str, int]]
         if info.frames < MIN_SAMPLES:
             raise located(path, f"{info.frames} samples, fewer than the {MIN_SAMPLES} of one feature frame (the "
                                 "tools refuse it in a manifest)")
+        try:
+            with sf.SoundFile(path) as f:
+                f.seek(info.frames - 1)
+                complete = len(f.read(1)) == 1
+        except (sf.LibsndfileError, RuntimeError):
+            complete = False
+        if not complete:
+            raise located(path, f"cut short: its header says {info.frames} samples but the last cannot be read")
         rows.append((os.path.relpath(path, root), info.frames))
     return rows
 

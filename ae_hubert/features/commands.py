@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..common.arguments import SEED, mfcc_rate_option, model_options, path, plain_name, sample_fraction, shard_options
 from ..common.command import Command, UsageError, echo
+from ..common.outputs import Files
 
 
 def model_kind(a) -> dict:
@@ -12,7 +13,7 @@ def model_kind(a) -> dict:
         return {"mfcc_rate": a.mfcc_rate} if getattr(a, "mfcc_rate", 100) != 100 else {}
     from .dump import layer_from
 
-    layer = a.layer if a.layer is not None else layer_from(a.layer_from)
+    layer = a.layer if a.layer is not None else layer_from(a.layer_from, a.ckpt)
     return {"ckpt": a.ckpt, "layer": layer, "max_samples": a.max_samples, "max_chunk": a.max_chunk,
             "user_dir": a.user_dir, "dtype": a.dtype}
 
@@ -49,11 +50,17 @@ def _dump_args(with_model: bool):
     return arguments
 
 
+def _dump_files(a) -> Files:
+    """The shards' directory (a rerun rewrites its own shards, so they are not named one by one)."""
+    return Files({a.out_dir: "--out-dir"}, {a.ckpt: "--ckpt"} if getattr(a, "ckpt", None) else {},
+                 {a.tsv_dir: "--tsv-dir"})
+
+
 COMMANDS = [
     Command("dump", "dump MFCC or HuBERT-layer features of a manifest shard", kinds=(
         Command("mfcc", "39-d MFCC + deltas at 100 Hz (stock dump_mfcc_feature.py), or 50 Hz", _dump,
-                _dump_args(False)),
+                _dump_args(False), files=_dump_files),
         Command("hubert", "one transformer layer of a HuBERT checkpoint at 50 Hz (stock dump_hubert_feature.py)",
-                _dump, _dump_args(True)),
+                _dump, _dump_args(True), files=_dump_files),
     )),
 ]

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..common.atomic import atomic_paths, ensure_writable_dir
 from ..common.audio import check_headers, entry_blocks, read_entry
+from ..common.checkpoint import file_digest
 from ..common.errors import AeHubertError, located
 from ..common.manifest import ManifestEntry, read_manifest, shard_range
 from ..common.sampling import sampled_indices
@@ -70,19 +71,25 @@ def sample_split(split: str) -> str:
     return f"{split}_sample"
 
 
-def layer_from(path: str) -> int:
-    """The layer a ``choose-layer --json`` result chose."""
+def layer_from(path: str, ckpt: str | None = None) -> int:
+    """The layer a ``choose-layer --json`` result chose; for ``ckpt`` only if chosen for that very
+    checkpoint (by content: a layer chosen for one model says nothing about another's)."""
     import json
 
     try:
         with open(path) as f:
-            chosen = json.load(f).get("chosen")
+            result = json.load(f)
+        chosen = result.get("chosen")
     except FileNotFoundError:
         raise located(path, "layer choice not found (run `ae-hubert choose-layer --json` first)") from None
     except (OSError, ValueError, AttributeError) as e:
         raise located(path, f"not a choose-layer result ({e})") from None
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
         raise located(path, f"'chosen' must be a layer number >= 1, got {chosen!r}")
+    recorded = result.get("ckpt_sha1")
+    if recorded is not None and ckpt is not None and os.path.isfile(ckpt) and file_digest(ckpt) != recorded:
+        raise located(path, f"layer {chosen} was chosen for another checkpoint ({result.get('ckpt')}), not for "
+                            f"{ckpt}: run choose-layer on this one")
     return chosen
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..common.arguments import device_option, int_list, integer, name_list, path, plain_name
 from ..common.command import Command, echo
+from ..common.outputs import Files
 
 
 def _decode(a):
@@ -67,7 +68,8 @@ def _reset_sweep_args(s):
 
 
 COMMANDS = [
-    Command("decode", "greedy CTC decoding of a fine-tuned checkpoint: WER, CER, transcripts", _decode, _decode_args),
+    Command("decode", "greedy CTC decoding of a fine-tuned checkpoint: WER, CER, transcripts", _decode, _decode_args,
+            files=lambda a: Files({a.out: "--out"} if a.out else {}, {a.ckpt: "--ckpt"}, {a.data: "--data"})),
     Command("spm", "sentencepiece subword units + fairseq dictionary as CTC targets", _spm, _spm_args),
     Command("reset-sweep", "fine-tune once per k with the top k layers reset; WER vs k", _reset_sweep, _reset_sweep_args),
 ]

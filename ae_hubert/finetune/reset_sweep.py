@@ -18,7 +18,7 @@ from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomi
 from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
                               compose_train_config, override_key, with_config_digest)
-from ..runner.lock import WorkDirLock
+from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs

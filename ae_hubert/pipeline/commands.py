@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..common.arguments import SEED, integer, name_list, path, slurm_time
 from ..common.command import Command, echo
+from ..common.outputs import Files
 
 
 def _iterate(a):
@@ -77,6 +78,7 @@ def _demo_args(s):
 
 COMMANDS = [
     Command("iterate", "run a HuBERT iteration schedule (resumable, one run per work dir)", _iterate, _iterate_args),
-    Command("launch", "a schedule's steps for G GPUs x N nodes; --slurm writes sbatch scripts", _launch, _launch_args),
+    Command("launch", "a schedule's steps for G GPUs x N nodes; --slurm writes sbatch scripts", _launch, _launch_args,
+            files=lambda a: Files({a.slurm: "--slurm"} if a.slurm else {})),
     Command("demo", "the HuBERT loop on the synthetic corpus: probes and a reset comparison", _demo, _demo_args),
 ]

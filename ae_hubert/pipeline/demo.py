@@ -16,7 +16,7 @@ import time
 
 from ..common.atomic import write_text_atomic
 from ..corpus.toy_corpus import build
-from ..runner.lock import WorkDirLock
+from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from .iterate import iterate, summary_table
 

@@ -25,7 +25,7 @@ from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
 from ..runner.configs import with_config_digest
-from ..runner.lock import WorkDirLock
+from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..runner.trainer import final_stats, remove_checkpoints, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files

@@ -1,2 +1,2 @@
 """Running stages, below both ``pipeline/`` and ``finetune/``: completion markers, the owned
-``fairseq-hydra-train`` subprocess, the work-dir lock and the training-config resolution."""
+``fairseq-hydra-train`` subprocess and the training-config resolution (the work-dir lock is ``common/lock``)."""

@@ -37,7 +37,7 @@ from .summary import PARTIAL_DIR
 from ..common.checkpoint import INTERVAL, LAST as FINAL_MODEL, checkpoint_updates, load_state_lazily
 from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
-from ..runner.lock import LOCK_NAME, WorkDirLock
+from ..common.lock import LOCK_NAME, WorkDirLock
 
 PACK_FILE = "pack.json"
 SMALL = 256 * 1024  # records, logs and plots are smaller (the summary, kept at any size, may not be)

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Callable
 
-from ..runner.lock import WorkDirLock
+from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from .config import load_study, plan_study, wanted as wanted_hypotheses
 from .records import StudyError, check_rebuilt_corpus, record_probed_runs
