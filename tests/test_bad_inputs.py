@@ -163,8 +163,14 @@ def _files(c):
     (twice / "1-2.trans.txt").write_text("1-2-0000 HI\n1-2-0000 HI AGAIN\n")
     bad["ls_twice"] = str(t / "ls_twice")
     (t / "other_choice.json").write_text(json.dumps({"chosen": 2, "ckpt": "/elsewhere/checkpoint_best.pt",
-                                                     "ckpt_sha1": "0" * 40}))
+                                                     "ckpt_weights": "0" * 40}))
     bad["other_choice"] = str(t / "other_choice.json")
+    odd_phone = t / "odd_phone"  # valid's first line names a phone dict.phn.txt lacks; train is fine
+    odd_phone.mkdir()
+    for f in ("train.tsv", "valid.tsv", "train.phn", "valid.phn", "dict.phn.txt"):
+        shutil.copy(os.path.join(c["corpus"], f), odd_phone / f)
+    (odd_phone / "valid.phn").write_text("QQQ " + (odd_phone / "valid.phn").read_text())
+    bad["odd_phone"] = str(odd_phone)
     few_spm = t / "few_spm"  # transcripts only (spm reads .wrd/.ltr and the manifests)
     few_spm.mkdir()
     for f in os.listdir(c["corpus"]):
@@ -366,13 +372,18 @@ CASES = [
         ("mask-prob", "model.mask_prob=1.5", "model.mask_prob: 1.5 is not a probability in [0, 1]"),
         ("lr-negative", "optimization.lr=[-1]", "optimization.lr: -1.0 is not a positive learning rate"),
         ("max-update-negative", "optimization.max_update=-3", "optimization.max_update: -3; give at least 1"),
-        ("restore-file", "checkpoint.restore_file=/x.pt", "the sweep sets checkpoint.restore_file")]],
+        ("restore-file", "checkpoint.restore_file=/x.pt", "the sweep sets checkpoint.restore_file"),
+        ("run-dir", "hydra.run.dir=/x", "the sweep sets hydra.run.dir for every run")]],
     *[(f"iterate-{name}", (lambda o: lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
                                                    f"{c['tmp']}/w", "--data", c["corpus"], "--dry-run", o])(o),
        text, ["w"])
       for name, o, text in [
         ("lr-zero", "optimization.lr=[0]", "optimization.lr: 0.0 is not a positive learning rate"),
-        ("restore-file", "checkpoint.restore_file=/x.pt", "checkpoint.restore_file")]],
+        ("restore-file", "checkpoint.restore_file=/x.pt", "checkpoint.restore_file is set by the schedule"),
+        ("run-dir", "hydra.run.dir=/x", "hydra.run.dir is set by the schedule")]],
+    ("iterate-interpolated-work-dir", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
+                                                    f"{c['tmp']}/w${{common.seed}}", "--data", c["corpus"]],
+     "hydra overrides cannot carry this path (it contains $ { })", ["w${common.seed}", "w1"]),
     ("sweep-override", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                      "--work-dir", f"{c['tmp']}/s", "optimization.max_updat=3"],
      "did you mean optimization.max_update?", ["s"]),
@@ -545,6 +556,8 @@ CASES = [
      "--vocab-size 12: char units that leave", []),
     ("librispeech-short-clip", lambda c, b: ["librispeech", "--root", b["ls_short"], "--out", f"{c['tmp']}/ls"],
      "1-2-0000.flac: 300 samples, fewer than the 400", ["ls"]),
+    ("phone-labels-odd-phone", lambda c, b: ["phone-labels", "--data", b["odd_phone"], "--out-dir", f"{c['tmp']}/pl"],
+     "valid.phn:1: phone 'QQQ' is not in", ["pl"]),
     ("librispeech-cut-flac", lambda c, b: ["librispeech", "--root", b["ls_cut"], "--out", f"{c['tmp']}/ls"],
      "1-2-0000.flac: cut short: its header says 48000 samples", ["ls"]),
     ("librispeech-two-transcript-lines", lambda c, b: ["librispeech", "--root", b["ls_twice"], "--out",

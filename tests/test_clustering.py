@@ -151,3 +151,26 @@ def test_torch_lloyd_is_sklearn_lloyd_and_stops_when_it_stalls(mfcc_labels):
     assert quick.inertia_ < 1.005 * full.inertia_
     streamed = fit_lloyd([feats], 30, seed=4, max_iter=300, in_memory=False, device="cpu")
     assert streamed.n_iter_ < full.n_iter_ and streamed.inertia_ < 1.005 * full.inertia_
+
+
+class _TouchesAFile:
+    """A pickle that runs code when loaded unchecked: it would create ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_kmeans_file_naming_code_is_refused_unrun(tmp_path):
+    import joblib
+
+    from ae_hubert.clustering.apply import load_centroids
+    from ae_hubert.common.errors import AeHubertError
+
+    joblib.dump(_TouchesAFile(str(tmp_path / "ran")), tmp_path / "km.bin")
+    with pytest.raises(AeHubertError, match=r"km.bin: not a joblib k-means file \(it names (io|builtins)\.open, "
+                                            "outside the allow-list"):
+        load_centroids(str(tmp_path / "km.bin"))
+    assert not (tmp_path / "ran").exists()

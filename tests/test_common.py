@@ -211,9 +211,15 @@ def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_
         with pytest.raises(AeHubertError, match=r"probe/iter1: --out writes inside .*/w, a work dir in use by "
                                                 r"another ae-hubert run \(pid \d+"):
             check_files(Files({str(w / "probe" / "iter1"): "--out"}))
-        assert main(["report", str(w), "--out", str(w / "mine.html")]) == 2
-        assert "a work dir in use by another ae-hubert run" in capsys.readouterr().err
-        assert not (w / "mine.html").exists()
+        os.symlink(w, tmp_path / "link")  # the same dir through a link
+        with pytest.raises(AeHubertError, match="a work dir in use by another ae-hubert run"):
+            check_files(Files({str(tmp_path / "link" / "x.json"): "--json"}))
+        assert main(["spm", "--data", str(w / "data"), "--vocab-size", "8"]) == 2
+        assert "--data writes inside" in capsys.readouterr().err and not (w / "data").exists()
+        with pytest.raises(AeHubertError, match=r"/w/sweep: inside .*/w, a work dir in use by another ae-hubert run"):
+            WorkDirLock(str(w / "sweep")).__enter__()  # a run of its own inside it
+        assert not (w / "sweep").exists()
+        check_files(Files({str(w / "report.html"): "--out"}, into_work_dirs=True))  # report's own page
         check_files(Files({str(tmp_path / "elsewhere"): "--out"}))  # beside it: free
     finally:
         holder.kill()
@@ -221,3 +227,20 @@ def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_
     check_files(Files({str(w / "probe" / "iter1"): "--out"}))  # its holder gone, the dir is free again
     with WorkDirLock(str(w)):  # this process's own lock: its steps write inside
         check_files(Files({str(w / "probe" / "iter1"): "--out"}))
+
+
+def test_a_finished_work_dir_is_written_only_by_its_own_run(tmp_path):
+    """A resume trusts a work dir's features, labels and k-means: no other command replaces them."""
+    from ae_hubert.common.lock import WorkDirLock
+    from ae_hubert.common.outputs import Files, check_files
+
+    w = tmp_path / "w"
+    (w / ".stages").mkdir(parents=True)
+    (w / "iter2" / "labels").mkdir(parents=True)
+    with pytest.raises(AeHubertError, match=r"labels: --out-dir writes inside the work dir .*/w, whose files only its "
+                                            "own run writes"):
+        check_files(Files({str(w / "iter2" / "labels"): "--out-dir"}, writes_labels=True))
+    with WorkDirLock(str(w)):  # the run itself (its in-process steps)
+        check_files(Files({str(w / "iter2" / "labels"): "--out-dir"}, writes_labels=True))
+    check_files(Files({str(w / "report.html"): "--out"}, into_work_dirs=True))
+    check_files(Files({str(tmp_path / "labels"): "--out-dir"}, writes_labels=True))

@@ -198,6 +198,27 @@ def test_sentencepiece_units_round_trip_and_fine_tune(corpus, stock_checkpoint, 
     assert res["post_process"] == "sentencepiece" and res["words"] > 0 and "wer" in res
 
 
+def test_spm_names_what_no_unit_can_spell(tmp_path):
+    """Words or characters of valid/test that train lacks would become <unk>: refused, saying why
+    (a larger vocabulary cannot help there), while train's own coverage asks for a larger one."""
+    from ae_hubert.common.errors import AeHubertError
+    from ae_hubert.finetune.spm_units import build_spm
+
+    words = ["THE CAT SAT", "A DOG RAN", "THE DOG SAT", "A CAT RAN"] * 5
+    for split, lines in (("train", words), ("valid", ["THE CAT RAN", "A TOAD SAT"]), ("test", ["THE DOG RAN"])):
+        (tmp_path / f"{split}.wrd").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AeHubertError, match=r"--model-type word: units that cannot spell \u2581TOAD of the valid"):
+        build_spm(str(tmp_path), 7, model_type="word")
+    (tmp_path / "valid.wrd").write_text("THE CAT RAN\nA COW SAT\n")
+    with pytest.raises(AeHubertError, match=r"valid.wrd: characters the train transcripts lack \(W\)"):
+        build_spm(str(tmp_path), 13, model_type="char")
+    (tmp_path / "valid.wrd").write_text("THE CAT RAN\nA DOG SAT\n")
+    r = build_spm(str(tmp_path), 7, model_type="word")
+    assert open(r["labels"]["valid"]).read().split() == ["\u2581THE", "\u2581CAT", "\u2581RAN", "\u2581A",
+                                                         "\u2581DOG", "\u2581SAT"]
+    assert not list(tmp_path.glob("*.spm13"))
+
+
 def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_path):
     from ae_hubert.finetune.reset_sweep import reset_sweep, sweep_table
 
@@ -267,7 +288,7 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     state = torch.load(str(other), map_location="cpu", weights_only=False)
     state["extra_state"] = {**(state.get("extra_state") or {}), "touched": 1}
     torch.save(state, str(other))
-    with pytest.raises(AeHubertError, match="other.pt: changed since this work dir was started"):
+    with pytest.raises(AeHubertError, match="other.pt: differs from the ckpt this work dir was started on"):
         reset_sweep(str(other), corpus, [0], w3, overrides=overrides)
 
 

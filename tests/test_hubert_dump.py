@@ -107,6 +107,24 @@ def test_bad_layer_and_non_hubert_checkpoint(corpus, stock_checkpoint, tmp_path)
         load_hubert(str(tmp_path / "missing.pt"))
 
 
+class _MakesADirectory:
+    """A pickle that runs code when loaded unsafely: it would create ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_a_checkpoint_naming_code_is_refused_unrun(tmp_path):
+    torch.save({"model": {}, "cfg": _MakesADirectory(str(tmp_path / "ran"))}, tmp_path / "code.pt")
+    with pytest.raises(AeHubertError, match=r"code.pt: not a fairseq checkpoint \(it names (posix|os).mkdir, outside "
+                                            "the allow-list"):
+        load_hubert(str(tmp_path / "code.pt"))
+    assert not (tmp_path / "ran").exists()
+
+
 def test_stock_hubert_dataset_reads_our_manifest_and_labels(corpus, mfcc_labels):
     from fairseq.data import Dictionary
     from fairseq.data.audio.hubert_dataset import HubertDataset

@@ -352,7 +352,7 @@ def test_changed_data_is_refused(clean_run, corpus, tmp_path):
             lines = (data / f"valid.{ext}").read_text().splitlines()
             (data / f"valid.{ext}").write_text("\n".join(lines[:-1]) + "\n")
     r = driver(os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml"), work, str(data))
-    assert r.returncode == 2 and f"{data}/valid.tsv: changed since this work dir was started" in r.stderr, r.stderr
+    assert r.returncode == 2 and f"{data}/valid.tsv: differs from the valid.tsv this work dir was started on" in r.stderr, r.stderr
 
 
 def test_phone_targets_are_a_label_set_like_any_other(corpus, tmp_path):
@@ -412,3 +412,23 @@ def test_a_refused_restart_removes_nothing_and_a_moved_dir_resumes(clean_run, co
     shutil.copy(inside, elsewhere_inside)
     r = driver(sched, work, corpus, args=("--start-from", elsewhere_inside))
     assert r.returncode == 2 and "--start-from lies in the work dir" in r.stderr
+
+
+def test_a_restart_after_dropped_features_begins_at_their_dump(corpus, tmp_path):
+    """keep_features: false removes the features once labelled: a later --restart of the k-means
+    must redo the dump that made them, not find its marker done and the features gone."""
+    from ae_hubert.pipeline.iterate import _with_dropped_features
+    from ae_hubert.pipeline.plan import plan
+    from ae_hubert.pipeline.schedule import load_schedule
+
+    sched = tmp_path / "kf.yaml"
+    sched.write_text("name: kf\ntrain_config: pretrain/toy_cpu\nkeep_features: false\n"
+                     "iterations:\n  - targets: [{source: mfcc, k: 12}]\n    max_update: 2\n")
+    steps = plan(load_schedule(str(sched), corpus), str(tmp_path / "w"))
+    names = [st.name for st in steps]
+    kmeans = next(i for i, n in enumerate(names) if ".kmeans" in n)
+    first_dump = next(i for i, n in enumerate(names) if ".dump" in n)
+    assert _with_dropped_features(steps, kmeans) == first_dump  # the features are not there
+    feat = next(st for st in steps if st.tool == "rm").args[-1]
+    os.makedirs(feat)
+    assert _with_dropped_features(steps, kmeans) == kmeans  # kept: the restart begins where asked

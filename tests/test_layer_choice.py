@@ -5,6 +5,9 @@ import os
 import random
 import shutil
 
+import pytest
+import torch
+
 from ae_hubert.cli import main
 from ae_hubert.clustering.layer_choice import PROTOCOL, choose_layer, cluster_quality
 
@@ -26,7 +29,19 @@ def test_choose_layer_and_cluster_quality_give_the_same_layer(corpus, stock_chec
     assert main(["choose-layer", "--ckpt", stock_checkpoint, "--data", corpus, "--k", "8", "--candidates", "2,4,6",
                  "--train-utterances", "12", "--valid-utterances", "6", "--seed", "2", "--json", out]) == 0
     chosen = json.load(open(out))
-    assert chosen["ckpt"] == os.path.abspath(stock_checkpoint) and len(chosen["ckpt_sha1"]) == 40
+    assert chosen["ckpt"] == os.path.abspath(stock_checkpoint) and len(chosen["ckpt_weights"]) == 40
+    # the choice holds for the same weights saved again without the optimizer state, not for others
+    from ae_hubert.common.errors import AeHubertError
+    from ae_hubert.features.dump import layer_from
+
+    state = torch.load(stock_checkpoint, map_location="cpu", weights_only=True)
+    state["last_optimizer_state"] = None
+    torch.save(state, tmp_path / "slim.pt")
+    assert layer_from(out, str(tmp_path / "slim.pt")) == chosen["chosen"]
+    state["model"] = {k: v + 1e-3 if v.is_floating_point() else v for k, v in state["model"].items()}  # trained on
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(AeHubertError, match=r"c.json: layer \d was chosen for another checkpoint"):
+        layer_from(out, str(tmp_path / "other.pt"))
     q = cluster_quality(corpus, 8, stock_checkpoint, [2, 4, 6], **SIZES)
     assert chosen["chosen"] == q["best_layer"]
     for layer, s in q["layers"].items():

@@ -10,14 +10,47 @@ import torch
 from ..common.errors import located, missing
 
 
+# What a joblib k-means file (ours, stock learn_kmeans.py's, the released bins, older scikit-learn's)
+# names; any other global is refused before it is called: unpickling runs what the file names.
+KMEANS_GLOBALS = {("numpy", "dtype"), ("numpy", "ndarray"), ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+                  ("_codecs", "encode"), ("copyreg", "_reconstructor"), ("builtins", "object"),
+                  *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("scalar", "_reconstruct")),
+                  *(("numpy.random._pickle", n) for n in ("__randomstate_ctor", "__bit_generator_ctor")),
+                  ("numpy.random.mtrand", "RandomState"), ("numpy.random._mt19937", "MT19937")}
+KMEANS_CLASSES = ("KMeans", "MiniBatchKMeans")
+
+
+def _load_kmeans(km_path: str):
+    """``joblib.load`` with the globals the file may name allow-listed (joblib itself allows all)."""
+    import pickle
+
+    import joblib.numpy_pickle as numpy_pickle
+
+    general = numpy_pickle.NumpyUnpickler
+
+    class Checked(general):
+        def find_class(self, module, name):
+            if (module, name) in KMEANS_GLOBALS or (module.startswith("sklearn.cluster") and name in KMEANS_CLASSES):
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"it names {module}.{name}, outside the allow-list of what a k-means file "
+                                         "holds; not loaded, since unpickling it could run code")
+
+    numpy_pickle.NumpyUnpickler = Checked  # joblib's loader builds its unpickler from this module name
+    try:
+        return joblib.load(km_path)
+    finally:
+        numpy_pickle.NumpyUnpickler = general
+
+
 def load_centroids(km_path: str) -> np.ndarray:
     """``cluster_centers_`` of a joblib k-means file (ours, stock learn_kmeans, the released bins)."""
     if not os.path.isfile(km_path):
         raise missing(km_path, "k-means file")
     try:
-        km = joblib.load(km_path)
+        km = _load_kmeans(km_path)
     except Exception as e:  # joblib/pickle raise many types for a non-joblib file
-        raise located(km_path, f"not a joblib k-means file ({type(e).__name__}: {e})") from None
+        why = str(e) if str(e).startswith("it names ") else f"{type(e).__name__}: {e}"
+        raise located(km_path, f"not a joblib k-means file ({why})") from None
     centers = getattr(km, "cluster_centers_", None)
     if centers is None:
         raise located(km_path, f"{type(km).__name__} has no cluster_centers_")

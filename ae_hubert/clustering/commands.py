@@ -206,11 +206,12 @@ def _cluster_quality_args(s):
 
 
 def _phone_labels(a):
-    from .label import phone_labels
+    from .label import check_label_name, phone_label_lines, write_phone_labels
 
-    for split in a.splits:
-        path, k = phone_labels(a.data, split, a.out_dir, a.name)
-        echo(f"{path}: {k} phones")
+    check_label_name(a.name)
+    made = {split: phone_label_lines(a.data, split) for split in a.splits}  # every split checked before any is written
+    for split, (lines, k) in made.items():
+        echo(f"{write_phone_labels(a.out_dir, split, a.name, lines, k)}: {k} phones")
 
 
 def _phone_labels_args(s):

@@ -161,6 +161,20 @@ def phone_labels(data: str, split: str, out_dir: str, name: str = "phones") -> t
     Oracle linguistic targets (the positive control whose top layer must look least input-like).
     Returns (the label file, K)."""
     check_label_name(name)
+    lines, k = phone_label_lines(data, split)
+    return write_phone_labels(out_dir, split, name, lines, k), k
+
+
+def write_phone_labels(out_dir: str, split: str, name: str, lines: list[str], k: int) -> str:
+    ensure_writable_dir(out_dir)
+    path = os.path.join(out_dir, f"{split}.{name}")
+    write_lines_atomic(path, lines)
+    write_dict(out_dir, k, name)
+    return path
+
+
+def phone_label_lines(data: str, split: str) -> tuple[list[str], int]:
+    """A split's frame phones as dictionary indices, every line checked; and K (the phones)."""
     dict_path = os.path.join(data, "dict.phn.txt")
     if not os.path.isfile(dict_path):
         raise missing(dict_path, "phone dictionary", " (phone targets need the corpus's dict.phn.txt)")
@@ -184,8 +198,4 @@ def phone_labels(data: str, split: str, out_dir: str, name: str = "phones") -> t
             raise located(phn, f"phone {e.args[0]!r} is not in {dict_path}", i) from None
         if not line.split():
             raise located(phn, "an utterance without phones", i)
-    ensure_writable_dir(out_dir)
-    path = os.path.join(out_dir, f"{split}.{name}")
-    write_lines_atomic(path, out)
-    write_dict(out_dir, len(symbols), name)
-    return path, len(symbols)
+    return out, len(symbols)

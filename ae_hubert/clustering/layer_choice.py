@@ -25,7 +25,7 @@ import numpy as np
 
 from ..common.atomic import check_writable_dir, write_text_atomic
 from ..common.audio import check_headers, entry_blocks
-from ..common.checkpoint import file_digest
+from ..common.checkpoint import weights_digest
 from ..common.errors import located
 from ..common.manifest import read_manifest
 from ..common.outputs import Files, check_files
@@ -208,7 +208,7 @@ def choose_layer(ckpt: str, tsv_dir: str, candidates: list[int] | None, k: int, 
                         for layer, s in layer_scores.items()} if reported is not None else {},
               "why": why, "k": k, "seed": seed, "train_utterances": n_train,
               "valid_utterances": n_valid if reported is not None else 0,
-              "ckpt": os.path.abspath(ckpt), "ckpt_sha1": file_digest(ckpt)}
+              "ckpt": os.path.abspath(ckpt), "ckpt_weights": weights_digest(ckpt)}
     if json_out:
         write_text_atomic(json_out, json.dumps(result, indent=1) + "\n")
     return result

@@ -25,7 +25,8 @@ def _open(path: str, prefix: str, sample_rate: int) -> sf.SoundFile:
     """The file opened for reading (its header parsed), or one error naming it."""
     if not os.path.isfile(path):
         raise AeHubertError(f"{prefix}: " + ("a directory, where an audio file belongs" if os.path.isdir(path)
-                                             else "audio file not found"))
+                                             else "not a regular file (a pipe or device?), where an audio file "
+                                             "belongs" if os.path.exists(path) else "audio file not found"))
     if os.path.getsize(path) == 0:
         raise AeHubertError(f"{prefix}: audio file is empty")
     try:

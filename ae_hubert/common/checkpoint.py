@@ -22,6 +22,8 @@ from .errors import AeHubertError, located, missing
 
 LAST = "checkpoint_last.pt"  # fairseq's copy of the newest checkpoint of a run
 INTERVAL = re.compile(r"checkpoint_\d+_\d+\.pt")  # fairseq's checkpoint_EPOCH_UPDATES.pt (save_interval_updates)
+# every name fairseq's trainer saves under: last, best (also best_METRIC), per epoch, per interval
+TRAINER_SAVES = re.compile(r"checkpoint(_last|_best|\.best_\S+|\d+|_\d+_\d+)\.pt")
 
 CTC_PREFIX = "w2v_encoder.w2v_model."
 # heads that only pretraining uses; fine-tuned checkpoints may or may not still carry them
@@ -51,6 +53,23 @@ def import_user_dir(user_dir: str | None) -> None:
         utils.import_user_module(argparse.Namespace(user_dir=user_dir))
 
 
+def load_failure(e: BaseException) -> str:
+    """Why a checkpoint did not load, in a phrase: the class a pickle names that is not allow-listed
+    (torch's own message would suggest loading it unsafely), or the unpickler's own complaint."""
+    import re
+
+    text = str(e)
+    unsafe = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return (f"it names {unsafe.group(1)}, outside the allow-list of what a fairseq checkpoint holds; not loaded, "
+                "since unpickling it could run code")
+    if "Weights only load failed" in text:
+        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+        return f"not a readable pickle: {detail.group(1).strip() if detail else 'refused by torch.load'}"
+    first = (text.strip().splitlines() or [""])[0][:200]
+    return f"loading failed: {type(e).__name__}" + (f" {first}" if first else "")
+
+
 def load_state(path: str, arg_overrides: dict | None = None) -> dict:
     """``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` with clear errors (``arg_overrides`` as there:
     config values replaced wherever the key appears)."""
@@ -67,8 +86,7 @@ def load_state(path: str, arg_overrides: dict | None = None) -> dict:
         state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
             IndexError, zipfile.BadZipFile) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None
+        raise located(path, f"not a fairseq checkpoint ({load_failure(e)})") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or state.get("cfg") is None:
         raise located(path, "not a fairseq checkpoint (no 'model' weights dict or no 'cfg')")
     return state
@@ -86,8 +104,7 @@ def load_state_lazily(path: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise located(path, f"not a fairseq checkpoint (loading failed: {msg})") from None
+        raise located(path, f"not a fairseq checkpoint ({load_failure(e)})") from None
     if not isinstance(state, dict):
         raise located(path, f"not a fairseq checkpoint (it holds a {type(state).__name__}, not a dict)")
     return state
@@ -265,6 +282,27 @@ def saved_checkpoints(ckpt_dir: str) -> dict[int, str]:
         if updates is not None:
             out.setdefault(updates, f)
     return dict(sorted(out.items()))
+
+
+def weights_digest(path: str) -> str:
+    """A checkpoint's model by its weights, cheaply: every weight's name and shape, and the bytes of
+    eight spread over them (memory-mapped, a few MB read). The same model however it was saved
+    (slimmed of its optimizer state, re-saved), another one otherwise: any two trained states differ
+    in every weight."""
+    import hashlib
+
+    import torch
+
+    model = load_state_lazily(path).get("model")
+    if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in model.values()):
+        raise located(path, "not a fairseq checkpoint (no 'model' weights dict)")
+    keys = sorted(model)
+    h = hashlib.sha1()
+    for k in keys:
+        h.update(f"{k} {tuple(model[k].shape)} {model[k].dtype}\n".encode())
+    for k in keys if len(keys) <= 8 else [keys[round(i * (len(keys) - 1) / 7)] for i in range(8)]:
+        h.update(model[k].detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def file_digest(path: str) -> str:

@@ -7,17 +7,18 @@ output that is an input by its real path (links included) or that would replace 
 own file (a manifest, transcript, phone labels or voices: never a command's output, whether or
 not it reads that directory) or a file the loop made (``loop_product``: stage markers, checkpoints,
 feature shards, label sets; only the label-making commands rewrite label sets) or that lies inside a
-work dir another process is driving (its lock held), so ``label --out-dir DATA --name tsv``,
-``choose-layer --json CKPT`` or ``probe --out W/probe/iter1`` while ``demo`` runs in W fail in one
-line instead of destroying their input or a running loop's results.
+work dir this process does not drive (running or finished: a resume trusts its files), so
+``label --out-dir DATA --name tsv``, ``choose-layer --json CKPT`` or ``label --out-dir W/iter2/labels``
+fail in one line instead of destroying their input or training a resumed run on other labels.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
+from .checkpoint import TRAINER_SAVES
 from .errors import located
-from .lock import held_by
+from .lock import HELD, LOCK_NAME, driven_dir
 
 CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
 CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
@@ -31,6 +32,7 @@ class Files:
     inputs: dict[str, str] = field(default_factory=dict)
     data_dirs: dict[str, str] = field(default_factory=dict)
     writes_labels: bool = False  # a command that makes label sets (label, merge-labels) may rewrite their files
+    into_work_dirs: bool = False  # may write inside another run's work dir (report: its own page only)
 
 
 def loop_product(path: str) -> str | None:
@@ -43,7 +45,7 @@ def loop_product(path: str) -> str | None:
     ext = os.path.splitext(name)[1]
     if ".stages" in path.split(os.sep) or (name == "records.json" and os.path.isdir(os.path.join(d, ".stages"))):
         return "a work dir's record of its steps"
-    if name.startswith("checkpoint") and name.endswith(".pt"):
+    if TRAINER_SAVES.fullmatch(name):
         return "a training run's checkpoint"
     if ext in (".npy", ".len") and os.path.isfile(os.path.join(d, os.path.splitext(name)[0] + (".len" if ext == ".npy"
                                                                                                  else ".npy"))):
@@ -101,19 +103,24 @@ def check_files(files: Files) -> None:
         made = loop_product(real)
         if made and not (files.writes_labels and made == "a file of a label set"):
             raise located(out, f"{out_option} would overwrite {made}: write it elsewhere")
-        running = _driven_dir(real)
-        if running:
-            raise located(out, f"{out_option} writes inside {running[0]}, a work dir in use by another ae-hubert run "
-                               f"({running[1]}): wait for it, or write elsewhere")
+        if not files.into_work_dirs:
+            running = driven_dir(real)
+            if running:
+                raise located(out, f"{out_option} writes inside {running[0]}, a work dir in use by another ae-hubert "
+                                   f"run ({running[1]}): wait for it, or write elsewhere")
+            w = foreign_work_dir(real)
+            if w:
+                raise located(out, f"{out_option} writes inside the work dir {w}, whose files only its own run "
+                                   "writes (rerun it, with --restart STEP to redo a step): write elsewhere")
 
 
-def _driven_dir(path: str) -> tuple[str, str] | None:
-    """The work dir around ``path`` (or ``path`` itself) that another process holds locked, and who."""
-    d = path
+def foreign_work_dir(path: str) -> str | None:
+    """The work dir (a directory with ``.stages``) around ``path`` that this process is not driving:
+    its features, k-means, labels, checkpoints and records are the run's, and a resume trusts them."""
+    d = os.path.realpath(path)
     while True:
-        holder = held_by(d) if os.path.isdir(d) else None
-        if holder:
-            return d, holder
+        if os.path.isdir(os.path.join(d, ".stages")):
+            return None if os.path.join(d, LOCK_NAME) in HELD else d
         parent = os.path.dirname(d)
         if parent == d:
             return None

@@ -5,6 +5,7 @@ import json
 
 from ..common.arguments import SEED, integer, name_list, path
 from ..common.command import Command, echo
+from ..common.outputs import Files
 
 
 def _corpus(module: str, knob: str):
@@ -51,10 +52,16 @@ def _librispeech_args(s):
     s.add_argument("--libri-light", help="Libri-light librispeech_finetuning/ root (1h/, 9h/)")
 
 
+def _built(a) -> Files:
+    """The corpus directory (a build rewrites its own files; check_corpus_dir refuses another's)."""
+    return Files({a.out_dir if hasattr(a, "out_dir") else a.out: "OUT"})
+
+
 COMMANDS = [
-    Command("toy-corpus", "synthesise the offline demo corpus", _corpus("toy_corpus", "voices"), _toy_corpus_args),
+    Command("toy-corpus", "synthesise the offline demo corpus", _corpus("toy_corpus", "voices"), _toy_corpus_args,
+            files=_built),
     Command("study-corpus", "synthesise the harder study corpus: many voices (new ones in valid/test), 3000 words, "
-            "rooms, noise", _corpus("study_corpus", "vocabulary"), _study_corpus_args),
+            "rooms, noise", _corpus("study_corpus", "vocabulary"), _study_corpus_args, files=_built),
     Command("librispeech", "LibriSpeech (+ Libri-light limited) -> manifests, .wrd/.ltr, dict", _librispeech,
-            _librispeech_args),
+            _librispeech_args, files=_built),
 ]

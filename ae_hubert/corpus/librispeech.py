@@ -71,24 +71,28 @@ def scan_split(root: str, items: list[tuple[str, str]]) -> list[tuple[str, int]]
     rows = []
     for path, _ in items:
         try:
-            info = sf.info(path)
+            with sf.SoundFile(path) as f:
+                frames, rate = f.frames, f.samplerate
+                complete = frames < MIN_SAMPLES or _last_sample_read(f)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise located(path, f"not readable as audio ({e})") from None
-        if info.samplerate != 16000:
-            raise located(path, f"sample rate {info.samplerate}, want 16000")
-        if info.frames < MIN_SAMPLES:
-            raise located(path, f"{info.frames} samples, fewer than the {MIN_SAMPLES} of one feature frame (the "
+        if rate != 16000:
+            raise located(path, f"sample rate {rate}, want 16000")
+        if frames < MIN_SAMPLES:
+            raise located(path, f"{frames} samples, fewer than the {MIN_SAMPLES} of one feature frame (the "
                                 "tools refuse it in a manifest)")
-        try:
-            with sf.SoundFile(path) as f:
-                f.seek(info.frames - 1)
-                complete = len(f.read(1)) == 1
-        except (sf.LibsndfileError, RuntimeError):
-            complete = False
         if not complete:
-            raise located(path, f"cut short: its header says {info.frames} samples but the last cannot be read")
-        rows.append((os.path.relpath(path, root), info.frames))
+            raise located(path, f"cut short: its header says {frames} samples but the last cannot be read")
+        rows.append((os.path.relpath(path, root), frames))
     return rows
+
+
+def _last_sample_read(f) -> bool:
+    try:
+        f.seek(f.frames - 1)
+        return len(f.read(1)) == 1
+    except (RuntimeError, ValueError):  # libsndfile's seek error on a file shorter than its header
+        return False
 
 
 def write_split(name: str, root: str, items: list[tuple[str, str]], rows: list[tuple[str, int]],

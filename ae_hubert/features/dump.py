@@ -15,8 +15,8 @@ from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 
 from ..common.atomic import atomic_paths, ensure_writable_dir
-from ..common.audio import check_headers, entry_blocks, read_entry
-from ..common.checkpoint import file_digest
+from ..common.audio import MIN_SAMPLES, check_headers, entry_blocks, read_entry
+from ..common.checkpoint import weights_digest
 from ..common.errors import AeHubertError, located
 from ..common.manifest import ManifestEntry, read_manifest, shard_range
 from ..common.sampling import sampled_indices
@@ -45,7 +45,7 @@ def write_shard(feat_dir: str, split: str, rank: int, nshard: int,
     return npy, len_path
 
 
-def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples: int = 400,
+def shard_entries(tsv_dir: str, split: str, nshard: int, rank: int, min_samples: int = MIN_SAMPLES,
                   sample: float | None = None, seed: int = 0) -> list[ManifestEntry]:
     """The shard's manifest entries (``sample``: only those k-means samples, see
     ``common/sampling.py``); every one must be long enough for one feature frame (400 samples: the
@@ -73,7 +73,7 @@ def sample_split(split: str) -> str:
 
 def layer_from(path: str, ckpt: str | None = None) -> int:
     """The layer a ``choose-layer --json`` result chose; for ``ckpt`` only if chosen for that very
-    checkpoint (by content: a layer chosen for one model says nothing about another's)."""
+    checkpoint (by its weights: a layer chosen for one model says nothing about another's)."""
     import json
 
     try:
@@ -86,8 +86,8 @@ def layer_from(path: str, ckpt: str | None = None) -> int:
         raise located(path, f"not a choose-layer result ({e})") from None
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
         raise located(path, f"'chosen' must be a layer number >= 1, got {chosen!r}")
-    recorded = result.get("ckpt_sha1")
-    if recorded is not None and ckpt is not None and os.path.isfile(ckpt) and file_digest(ckpt) != recorded:
+    recorded = result.get("ckpt_weights")
+    if recorded is not None and ckpt is not None and os.path.isfile(ckpt) and weights_digest(ckpt) != recorded:
         raise located(path, f"layer {chosen} was chosen for another checkpoint ({result.get('ckpt')}), not for "
                             f"{ckpt}: run choose-layer on this one")
     return chosen
@@ -131,11 +131,12 @@ def _hubert_features(extractor, entries, layer: int, max_samples: int, max_chunk
             sizes = [min(max_chunk, entries[i].nsamples - s) for s in range(0, entries[i].nsamples, max_chunk)]
             out, at = None, 0
             for chunk in entry_blocks(entries[i], block=max_chunk):
-                if len(chunk) < 400:
+                if len(chunk) < MIN_SAMPLES:
                     continue
                 feat = extractor([chunk], [layer])[0][layer]
                 if out is None:  # filled in place: the clip's features are held once, not twice
-                    out = np.empty((sum(extractor.frames(n) for n in sizes if n >= 400), feat.shape[1]), feat.dtype)
+                    kept = sum(extractor.frames(n) for n in sizes if n >= MIN_SAMPLES)
+                    out = np.empty((kept, feat.shape[1]), feat.dtype)
                 out[at:at + len(feat)] = feat
                 at += len(feat)
             done[i] = out[:at]

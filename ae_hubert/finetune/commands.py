@@ -70,6 +70,7 @@ def _reset_sweep_args(s):
 COMMANDS = [
     Command("decode", "greedy CTC decoding of a fine-tuned checkpoint: WER, CER, transcripts", _decode, _decode_args,
             files=lambda a: Files({a.out: "--out"} if a.out else {}, {a.ckpt: "--ckpt"}, {a.data: "--data"})),
-    Command("spm", "sentencepiece subword units + fairseq dictionary as CTC targets", _spm, _spm_args),
+    Command("spm", "sentencepiece subword units + fairseq dictionary as CTC targets", _spm, _spm_args,
+            files=lambda a: Files({a.data: "--data"})),
     Command("reset-sweep", "fine-tune once per k with the top k layers reset; WER vs k", _reset_sweep, _reset_sweep_args),
 ]

@@ -34,7 +34,8 @@ def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides
 
 SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --mode", "model.w2v_path": "use --ckpt",
                "task.data": "use --data", "checkpoint.save_dir": "one per k under --work-dir",
-               "checkpoint.restore_file": "each k starts from --ckpt and resumes from its own checkpoint_last.pt"}
+               "checkpoint.restore_file": "each k starts from --ckpt and resumes from its own checkpoint_last.pt",
+               "hydra.run.dir": "one per k under --work-dir (its config, log and tensorboard)"}
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
@@ -129,8 +130,11 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name)
         runs = {k: planned(k) for k in ks}
         # everything that would refuse the sweep is checked before anything is removed or trained
-        inputs = {**data_inputs(data, trained, tuple(f"{split}.{name}" for name in labels for split in trained)
-                                + tuple(f"dict.{name}.txt" for name in labels)),
+        scored = tuple(s for s in splits if s not in trained)  # decoded only: their manifests and references
+        references = tuple(f"{s}.{x}" for s in scored for x in ("ltr", "wrd") if os.path.isfile(os.path.join(data,
+                                                                                                         f"{s}.{x}")))
+        inputs = {**data_inputs(data, trained + scored, tuple(f"{split}.{name}" for name in labels for split in trained)
+                                + tuple(f"dict.{name}.txt" for name in labels) + references),
                   "ckpt": (ckpt, file_digest(ckpt))}
         stages.check_inputs(inputs, write=False)
         for k in ks:

@@ -66,13 +66,21 @@ def build_spm(data: str, vocab_size: int, name: str | None = None, model_type: s
         sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
         encoded = {split: [" ".join(sp.encode(line, out_type=str)) for line in lines]
                    for split, lines in texts.items() if split in splits and lines is not None}
+        train_chars = {c for line in train for c in line.replace(" ", "")}
         for split, pieces in encoded.items():  # a piece outside the units would train as <unk>: refused
             lost = sorted({p for line in pieces for p in line.split() if sp.piece_to_id(p) == sp.unk_id()})
-            if lost:
-                chars = len({c for line in train for c in line.replace(" ", "")})
+            unseen = sorted({c for p in lost for c in p.replace("\u2581", "")} - train_chars)
+            if lost and split == "train":
                 raise AeHubertError(f"--vocab-size {vocab_size}: {model_type} units that leave {' '.join(lost[:10])} "
-                                    f"of the {split} transcripts outside them (<unk>); the train transcripts have "
-                                    f"{chars} distinct characters: use a larger --vocab-size")
+                                    f"of the train transcripts outside them (<unk>); they have {len(train_chars)} "
+                                    "distinct characters: use a larger --vocab-size")
+            if unseen:
+                wrd = os.path.join(data, f"{split}.wrd")
+                raise located(wrd if os.path.isfile(wrd) else wrd[:-3] + "ltr", f"characters the train transcripts lack "
+                              f"({' '.join(unseen[:10])}): no unit trained on train can spell them (<unk>)")
+            if lost:
+                raise AeHubertError(f"--model-type {model_type}: units that cannot spell {' '.join(lost[:10])} of the "
+                                    f"{split} transcripts (not in train; <unk>): use unigram, bpe or char units")
         with atomic_path(os.path.join(data, f"{name}.model")) as out:
             os.replace(prefix + ".model", out)
     written = {}

@@ -89,9 +89,10 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
 
 
 def _inputs(data: str, start_from: str | None) -> dict[str, tuple[str, str]]:
-    """What the run reads from outside its work dir, by content: the manifests' entries, their audio
-    and the starting checkpoint."""
-    out = data_inputs(data, ("train", "valid"))
+    """What the run reads from outside its work dir, by content: the manifests' entries, their audio,
+    the phone labels (targets and label quality) and the starting checkpoint."""
+    phones = ("train.phn", "valid.phn", "dict.phn.txt")
+    out = data_inputs(data, ("train", "valid"), tuple(f for f in phones if os.path.isfile(os.path.join(data, f))))
     if start_from:
         out["start_from"] = (start_from, file_digest(start_from))
     return out
@@ -99,6 +100,17 @@ def _inputs(data: str, start_from: str | None) -> dict[str, tuple[str, str]]:
 
 def _first_of(steps: list[Step], restart: str) -> int | None:
     return next((i for i, st in enumerate(steps) if st.name == restart or st.name.startswith(restart + ".")), None)
+
+
+def _with_dropped_features(steps: list[Step], first: int) -> int:
+    """A restart after the features were dropped (``keep_features: false``) begins at the dump that
+    made them: the steps it redoes read them, and the dump's marker alone would not bring them back."""
+    dropped = {st.args[-1] for st in steps[first:] if st.tool == "rm"}
+    for i, st in enumerate(steps[:first]):
+        out = st.args[st.args.index("--out-dir") + 1] if st.args[:1] == ("dump",) and "--out-dir" in st.args else None
+        if out in dropped and not os.path.isdir(out):
+            return i
+    return first
 
 
 def _commands(st: Step, work_dir: str) -> tuple[str, tuple[str, ...]]:
@@ -187,6 +199,10 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             names = [st.name for st in steps]
             raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
                                 f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
+        if restart is not None and _with_dropped_features(steps, first) < first:
+            first = _with_dropped_features(steps, first)
+            echo(f"--restart {restart}: from {steps[first].name}, since the features it reads were dropped "
+                 "(keep_features: false)")
         data = os.path.abspath(s.data)
         if s.start_from and os.path.realpath(s.start_from).startswith(os.path.realpath(work_dir) + os.sep):
             # the run writes there (checkpoints, k-means files, init.pt): it would resume from it, or write over it

@@ -165,7 +165,8 @@ OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "tas
          "checkpoint.finetune_from_model": "init: continue",
          "checkpoint.restore_file": "init: continue (a run resumes from its own checkpoint_last.pt)",
          "checkpoint.no_save": "(the driver reads every iteration's checkpoint)",
-         "optimization.max_epoch": "max_update (the iteration's budget)"}
+         "optimization.max_epoch": "max_update (the iteration's budget)",
+         "hydra.run.dir": "(the iteration's directory: its config, log and tensorboard go there)"}
 # optimization.max_update and common.seed overrides stand for the schedule's fields: the last one wins
 def _alias(overrides: list[str], key: str, value: int, where: str) -> int:
     for o in overrides:
@@ -251,7 +252,7 @@ def sampled_frames(sizes: list[int], rate: float, percent: float) -> int:
     """About how many frames k-means will see: every train utterance's frames at ``rate``, times the
     sampled fraction (MFCC: 25 ms windows every 10 ms; layers: 20 ms frames)."""
     hop = 16000 // int(rate)
-    total = sum(max(0, (n - 400) // hop + 1) for n in sizes)
+    total = sum(max(0, (n - MIN_SAMPLES) // hop + 1) for n in sizes)
     return int(total * (percent if percent > 0 else 1.0))
 
 

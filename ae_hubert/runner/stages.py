@@ -124,8 +124,10 @@ class Stages:
                      way_out: str = "use a new work dir") -> None:
         """Refuse inputs from outside the work dir (``{role: (path, digest)}``) other than it was
         started on, naming the first that changed, unless ``restarting`` (everything is redone);
-        with ``write``, record them as they are now (``.stages/inputs.json``)."""
+        with ``write``, record them as they are now (``.stages/inputs.json``), beside those recorded
+        before and not read now (a sweep's split decoded earlier stays in its table, and checked)."""
         path = os.path.join(self.marker_dir, "inputs.json")
+        before: dict = {}
         if os.path.isfile(path) and not restarting:
             try:
                 with open(path) as f:
@@ -134,9 +136,11 @@ class Stages:
                 raise located(path, f"unreadable ({e}); delete it to accept the inputs as they are now") from None
             changed = [role for role, (_, digest) in now.items() if role in before and before[role] != digest]
             if changed:
-                raise located(now[changed[0]][0], f"changed since this work dir was started ({path}); {way_out}")
+                raise located(now[changed[0]][0], f"differs from the {changed[0]} this work dir was started on (by "
+                                                  f"content, {path}): changed since, or another file; {way_out}")
         if write:
-            write_text_atomic(path, json.dumps({role: digest for role, (_, digest) in now.items()}, indent=1) + "\n")
+            recorded = {**before, **{role: digest for role, (_, digest) in now.items()}}
+            write_text_atomic(path, json.dumps(recorded, indent=1) + "\n")
 
     def run(self, name: str, fn: Callable[[], Any], command: str | None = None,
             done_as: tuple[str, ...] = ()) -> Any:

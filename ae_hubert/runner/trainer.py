@@ -67,11 +67,12 @@ def remove_checkpoints(save_dir: str) -> None:
 def check_hydra_path(path: str, what: str) -> None:
     """Paths travel as hydra overrides (``task.data=PATH``): one that hydra's own override parser does
     not read back as the same text (a comma, quotes, brackets, ``~ # & ! ;``, a non-ASCII letter
-    such as ``wörk``) is refused here, not by the trainer after the sidecars."""
+    such as ``wörk``), or one it would resolve (``W${common.seed}``: the trainer would write into
+    ``W1``), is refused here, not by the trainer after the sidecars."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        same = OverridesParser.create().parse_overrides([f"key={path}"])[0].value() == path
+        same = "${" not in path and OverridesParser.create().parse_overrides([f"key={path}"])[0].value() == path
     except Exception:  # hydra's grammar errors (OverrideParseException and what it wraps)
         same = False
     if not same:

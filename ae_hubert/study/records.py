@@ -69,8 +69,8 @@ EXPECTED_CORPUS = "corpus.expected.json"  # written by study-pack: the corpus th
 def check_rebuilt_corpus(w: str, corpus: str, echo: Callable[[str], None]) -> dict | None:
     """A work dir carried by ``study-pack`` holds the fingerprint of the corpus its results (and
     half-trained runs' labels) came from; the corpus rebuilt here from the same seed should match
-    it. A mismatch (other library versions) is said loudly and recorded, not fatal: what is done
-    stays valid for its own corpus, but the study then mixes two."""
+    it. A mismatch (other library versions) is refused: the work dir's runs would resume, and its
+    results be extended, on other audio (each run's own check of its inputs would refuse it later)."""
     from ..corpus.corpus_files import fingerprint
 
     path = os.path.join(w, EXPECTED_CORPUS)
@@ -84,7 +84,8 @@ def check_rebuilt_corpus(w: str, corpus: str, echo: Callable[[str], None]) -> di
     found = fingerprint(corpus)
     differ = sorted(k for k in found if expected.get(k) != found[k])
     if differ:
-        echo(f"WARNING: the corpus rebuilt in {corpus} differs from the one this work dir's results were "
-             f"measured on ({' and '.join(differ)} differ; {path}): other library versions? Results done "
-             "before and after the move come from two corpora; half-trained runs resume on other audio.")
+        raise StudyError(f"{corpus}: the corpus rebuilt here differs from the one this work dir's results were "
+                         f"measured on ({' and '.join(differ)} differ; {path}): other library versions? Its runs "
+                         "would go on on other audio: rebuild it where the library versions match the packing "
+                         "machine's, or start a new work dir")
     return {"expected": expected, "found": found, "same": not differ}
