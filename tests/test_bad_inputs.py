@@ -373,14 +373,19 @@ CASES = [
         ("lr-negative", "optimization.lr=[-1]", "optimization.lr: -1.0 is not a positive learning rate"),
         ("max-update-negative", "optimization.max_update=-3", "optimization.max_update: -3; give at least 1"),
         ("restore-file", "checkpoint.restore_file=/x.pt", "the sweep sets checkpoint.restore_file"),
-        ("run-dir", "hydra.run.dir=/x", "the sweep sets hydra.run.dir for every run")]],
+        ("run-dir", "hydra.run.dir=/x", "hydra.run.dir: where each run writes (its directory, logs, tensorboard) is "
+                                        "set by the driver"),
+        ("log-file", "hydra.job_logging.handlers.file.filename=/x.json", "hydra.job_logging.handlers.file.filename: "
+                                                                          "where each run writes"),
+        ("label-dir", "task.label_dir=/x", "the sweep sets task.label_dir")]],
     *[(f"iterate-{name}", (lambda o: lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
                                                    f"{c['tmp']}/w", "--data", c["corpus"], "--dry-run", o])(o),
        text, ["w"])
       for name, o, text in [
         ("lr-zero", "optimization.lr=[0]", "optimization.lr: 0.0 is not a positive learning rate"),
         ("restore-file", "checkpoint.restore_file=/x.pt", "checkpoint.restore_file is set by the schedule"),
-        ("run-dir", "hydra.run.dir=/x", "hydra.run.dir is set by the schedule")]],
+        ("run-dir", "hydra.run.dir=/x", "hydra.run.dir: where each run writes"),
+        ("tensorboard", "common.tensorboard_logdir=/x", "common.tensorboard_logdir: where each run writes")]],
     ("iterate-interpolated-work-dir", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
                                                     f"{c['tmp']}/w${{common.seed}}", "--data", c["corpus"]],
      "hydra overrides cannot carry this path (it contains $ { })", ["w${common.seed}", "w1"]),

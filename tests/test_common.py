@@ -243,4 +243,6 @@ def test_a_finished_work_dir_is_written_only_by_its_own_run(tmp_path):
     with WorkDirLock(str(w)):  # the run itself (its in-process steps)
         check_files(Files({str(w / "iter2" / "labels"): "--out-dir"}, writes_labels=True))
     check_files(Files({str(w / "report.html"): "--out"}, into_work_dirs=True))
+    with pytest.raises(AeHubertError, match="record.json: --out writes inside the work dir"):  # a page, not a record
+        check_files(Files({str(w / "iter1" / "record.json"): "--out"}, into_work_dirs=True))
     check_files(Files({str(tmp_path / "labels"): "--out-dir"}, writes_labels=True))

@@ -214,6 +214,12 @@ def test_spm_names_what_no_unit_can_spell(tmp_path):
         build_spm(str(tmp_path), 13, model_type="char")
     (tmp_path / "valid.wrd").write_text("THE CAT RAN\nA DOG SAT\n")
     r = build_spm(str(tmp_path), 7, model_type="word")
+    from ae_hubert.cli import main
+
+    assert main(["spm", "--data", str(tmp_path), "--vocab-size", "7", "--model-type", "word", "--name", "spm7"]) == 0
+    (tmp_path / "dict.km.txt").write_text("0 1\n1 1\n")  # a k-means label set of the name asked
+    assert main(["spm", "--data", str(tmp_path), "--vocab-size", "7", "--model-type", "word", "--name", "km"]) == 2
+    assert (tmp_path / "dict.km.txt").read_text() == "0 1\n1 1\n"
     assert open(r["labels"]["valid"]).read().split() == ["\u2581THE", "\u2581CAT", "\u2581RAN", "\u2581A",
                                                          "\u2581DOG", "\u2581SAT"]
     assert not list(tmp_path.glob("*.spm13"))

@@ -32,7 +32,7 @@ class Files:
     inputs: dict[str, str] = field(default_factory=dict)
     data_dirs: dict[str, str] = field(default_factory=dict)
     writes_labels: bool = False  # a command that makes label sets (label, merge-labels) may rewrite their files
-    into_work_dirs: bool = False  # may write inside another run's work dir (report: its own page only)
+    into_work_dirs: bool = False  # may write an HTML page inside another run's work dir (report's)
 
 
 def loop_product(path: str) -> str | None:
@@ -103,7 +103,7 @@ def check_files(files: Files) -> None:
         made = loop_product(real)
         if made and not (files.writes_labels and made == "a file of a label set"):
             raise located(out, f"{out_option} would overwrite {made}: write it elsewhere")
-        if not files.into_work_dirs:
+        if not (files.into_work_dirs and real.endswith((".html", ".htm"))):
             running = driven_dir(real)
             if running:
                 raise located(out, f"{out_option} writes inside {running[0]}, a work dir in use by another ae-hubert "

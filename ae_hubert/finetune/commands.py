@@ -36,6 +36,16 @@ def _spm(a):
          f"fine-tune with: task.labels=[{r['name']}] criterion.post_process=sentencepiece")
 
 
+def _spm_files(a) -> Files:
+    """The data dir, and the label set NAME there unless spm made it (its NAME.model beside it): a
+    k-means or phone label set of that name is not replaced by subword units."""
+    import os
+
+    name = a.name or f"spm{a.vocab_size}"
+    ours = os.path.isfile(os.path.join(a.data, f"{name}.model"))
+    return Files({a.data: "--data", **({} if ours else {os.path.join(a.data, f"dict.{name}.txt"): "--name"})})
+
+
 def _spm_args(s):
     s.add_argument("--data", required=True, help="directory with {train,valid,test}.wrd (or .ltr)")
     s.add_argument("--vocab-size", type=integer(2), required=True, help="number of subword units")
@@ -71,6 +81,6 @@ COMMANDS = [
     Command("decode", "greedy CTC decoding of a fine-tuned checkpoint: WER, CER, transcripts", _decode, _decode_args,
             files=lambda a: Files({a.out: "--out"} if a.out else {}, {a.ckpt: "--ckpt"}, {a.data: "--data"})),
     Command("spm", "sentencepiece subword units + fairseq dictionary as CTC targets", _spm, _spm_args,
-            files=lambda a: Files({a.data: "--data"})),
+            files=_spm_files),
     Command("reset-sweep", "fine-tune once per k with the top k layers reset; WER vs k", _reset_sweep, _reset_sweep_args),
 ]

@@ -17,7 +17,7 @@ from typing import Callable
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
-                              compose_train_config, override_key, with_config_digest)
+                              compose_train_config, override_key, where_runs_write, with_config_digest)
 from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -35,7 +35,7 @@ def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides
 SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --mode", "model.w2v_path": "use --ckpt",
                "task.data": "use --data", "checkpoint.save_dir": "one per k under --work-dir",
                "checkpoint.restore_file": "each k starts from --ckpt and resumes from its own checkpoint_last.pt",
-               "hydra.run.dir": "one per k under --work-dir (its config, log and tensorboard)"}
+               "task.label_dir": "the transcripts are --data's (checked, and recorded for a resume)"}
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
@@ -62,6 +62,8 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
         raise AeHubertError("--ks: give at least one k")
     for o in overrides:
         key = override_key(o)
+        if where_runs_write(key):
+            raise AeHubertError(f"override {o!r}: {where_runs_write(key)}")
         if key in SWEEP_OWNED:
             raise AeHubertError(f"override {o!r}: the sweep sets {key} for every run ({SWEEP_OWNED[key]})")
         inside = sorted(k for k in SWEEP_OWNED if k.startswith(key + "."))

@@ -32,7 +32,8 @@ from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
 from ..common.arguments import MFCC_RATES
 from ..common.audio import MIN_SAMPLES
-from ..runner.configs import check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers, override_key
+from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
+                              override_key, where_runs_write)
 from ..runner.trainer import CONFIG_DIR, check_hydra_path, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source (its default)
@@ -57,6 +58,8 @@ def owned_override(override: str) -> str | None:
     if "=" not in override and not override.startswith("~"):
         return f"{override!r}: expected KEY=VALUE (or ~KEY to delete one)"
     key = override_key(override)
+    if where_runs_write(key):
+        return where_runs_write(key)
     if key in OWNED:
         return f"{key} is set by the schedule for every run; use {OWNED[key]}"
     inside = sorted(k for k in (*OWNED, "optimization.max_update", "common.seed") if k.startswith(key + "."))
@@ -165,8 +168,7 @@ OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "tas
          "checkpoint.finetune_from_model": "init: continue",
          "checkpoint.restore_file": "init: continue (a run resumes from its own checkpoint_last.pt)",
          "checkpoint.no_save": "(the driver reads every iteration's checkpoint)",
-         "optimization.max_epoch": "max_update (the iteration's budget)",
-         "hydra.run.dir": "(the iteration's directory: its config, log and tensorboard go there)"}
+         "optimization.max_epoch": "max_update (the iteration's budget)"}
 # optimization.max_update and common.seed overrides stand for the schedule's fields: the last one wins
 def _alias(overrides: list[str], key: str, value: int, where: str) -> int:
     for o in overrides:

@@ -14,6 +14,15 @@ def override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
+def where_runs_write(key: str) -> str | None:
+    """Why an override key may not be given to a driven run: hydra's own settings (its run dir, log
+    file names, output subdir) and the tensorboard directory say where a run writes, which the driver
+    sets (each run's own directory), or None. A path there could write into another run's files."""
+    if key == "hydra" or key.startswith("hydra.") or key == "common.tensorboard_logdir":
+        return f"{key}: where each run writes (its directory, logs, tensorboard) is set by the driver"
+    return None
+
+
 def _compose(config_dir: str, config_name: str, overrides: list[str]):
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
