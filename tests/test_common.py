@@ -220,6 +220,11 @@ def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_
             WorkDirLock(str(w / "sweep")).__enter__()  # a run of its own inside it
         assert not (w / "sweep").exists()
         check_files(Files({str(w / "report.html"): "--out"}, into_work_dirs=True))  # report's own page
+        child = subprocess.run([sys.executable, "-c", "import sys\nfrom ae_hubert.common.outputs import Files, check_files\n"
+                                "check_files(Files({sys.argv[1]: '--out'}))", str(w / "probe")],
+                               env={**os.environ, "PYTHONPATH": repo,
+                                    "AE_HUBERT_HELD_LOCKS": os.path.realpath(w / ".ae_hubert.lock")})
+        assert child.returncode == 0  # a process the driver started (it passes its locks down) writes inside
         check_files(Files({str(tmp_path / "elsewhere"): "--out"}))  # beside it: free
     finally:
         holder.kill()

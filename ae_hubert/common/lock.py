@@ -17,10 +17,22 @@ from .atomic import ensure_writable_dir
 from .errors import AeHubertError, located
 
 LOCK_NAME = ".ae_hubert.lock"
-# The locks this process holds: its own steps may write inside their work dir. Checked before any
-# other open of the lock file, since on NFS (flock emulated by POSIX locks) closing any descriptor of
-# it would drop this process's lock.
+# The locks this process holds: its own steps may write inside their work dir, and so may the
+# processes it starts (a harness running `ae-hubert` commands in its work dir), which inherit them
+# through HELD_ENV. Checked before any other open of the lock file, since on NFS (flock emulated by
+# POSIX locks) closing any descriptor of it would drop this process's lock.
 HELD: set[str] = set()
+HELD_ENV = "AE_HUBERT_HELD_LOCKS"
+INHERITED = frozenset(p for p in os.environ.get(HELD_ENV, "").split(os.pathsep) if p)
+
+
+def holds(lock_path: str) -> bool:
+    """Whether this process, or the driver that started it, holds the lock at ``lock_path`` (real)."""
+    return lock_path in HELD or lock_path in INHERITED
+
+
+def _publish() -> None:
+    os.environ[HELD_ENV] = os.pathsep.join(sorted(INHERITED | HELD))
 
 
 def _open(path: str, flags: int) -> int:
@@ -36,7 +48,7 @@ def _open(path: str, flags: int) -> int:
 def held_by(work_dir: str) -> str | None:
     """Who holds ``work_dir``'s lock, when another process does (None when nobody, or this one)."""
     path = os.path.join(os.path.realpath(work_dir), LOCK_NAME)
-    if path in HELD or not os.path.isfile(path) or os.path.islink(path):
+    if holds(path) or not os.path.isfile(path) or os.path.islink(path):
         return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -95,6 +107,7 @@ class WorkDirLock:
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])}\n".encode())
         self.fd = fd
         HELD.add(os.path.realpath(self.path))
+        _publish()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -102,3 +115,4 @@ class WorkDirLock:
             os.close(self.fd)  # closing releases the flock; the file stays (removing it would race)
             self.fd = None
             HELD.discard(os.path.realpath(self.path))
+            _publish()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .checkpoint import TRAINER_SAVES
 from .errors import located
-from .lock import HELD, LOCK_NAME, driven_dir
+from .lock import LOCK_NAME, driven_dir, holds
 
 CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
 CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
@@ -120,7 +120,7 @@ def foreign_work_dir(path: str) -> str | None:
     d = os.path.realpath(path)
     while True:
         if os.path.isdir(os.path.join(d, ".stages")):
-            return None if os.path.join(d, LOCK_NAME) in HELD else d
+            return None if holds(os.path.join(d, LOCK_NAME)) else d
         parent = os.path.dirname(d)
         if parent == d:
             return None
