@@ -17,6 +17,7 @@ from .atomic import ensure_writable_dir
 from .errors import AeHubertError, located
 
 LOCK_NAME = ".ae_hubert.lock"
+MARKER_DIR = ".stages"  # a work dir's step markers (runner/stages): its presence makes a directory a work dir
 # The locks this process holds: its own steps may write inside their work dir, and so may the
 # processes it starts (a harness running `ae-hubert` commands in its work dir), which inherit them
 # through HELD_ENV. Checked before any other open of the lock file, since on NFS (flock emulated by

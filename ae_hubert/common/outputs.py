@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .checkpoint import TRAINER_SAVES
 from .errors import located
-from .lock import LOCK_NAME, driven_dir, holds
+from .lock import LOCK_NAME, MARKER_DIR, driven_dir, holds
 
 CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
 CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
@@ -43,7 +43,7 @@ def loop_product(path: str) -> str | None:
         return None
     d, name = os.path.split(path)
     ext = os.path.splitext(name)[1]
-    if ".stages" in path.split(os.sep) or (name == "records.json" and os.path.isdir(os.path.join(d, ".stages"))):
+    if MARKER_DIR in path.split(os.sep) or (name == "records.json" and os.path.isdir(os.path.join(d, MARKER_DIR))):
         return "a work dir's record of its steps"
     if TRAINER_SAVES.fullmatch(name):
         return "a training run's checkpoint"
@@ -119,7 +119,7 @@ def foreign_work_dir(path: str) -> str | None:
     its features, k-means, labels, checkpoints and records are the run's, and a resume trusts them."""
     d = os.path.realpath(path)
     while True:
-        if os.path.isdir(os.path.join(d, ".stages")):
+        if os.path.isdir(os.path.join(d, MARKER_DIR)):
             return None if holds(os.path.join(d, LOCK_NAME)) else d
         parent = os.path.dirname(d)
         if parent == d:

@@ -199,8 +199,9 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             names = [st.name for st in steps]
             raise AeHubertError(f"--restart {restart}: no such step in this schedule (steps: {', '.join(names[:6])}"
                                 f"{', ...' if len(names) > 6 else ''}; an iteration name restarts its first step)")
-        if restart is not None and _with_dropped_features(steps, first) < first:
-            first = _with_dropped_features(steps, first)
+        redo_from = _with_dropped_features(steps, first) if restart is not None else first
+        if redo_from < first:
+            first = redo_from
             echo(f"--restart {restart}: from {steps[first].name}, since the features it reads were dropped "
                  "(keep_features: false)")
         data = os.path.abspath(s.data)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from ..common.atomic import ensure_writable_dir, write_text_atomic
 from ..common.errors import AeHubertError, located
+from ..common.lock import MARKER_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Stages:
     def __init__(self, work_dir: str, echo: Callable[[str], None] = print,
                  way_out: str = "use a new work dir, or delete this marker and what follows it to redo it"):
         self.work_dir = os.path.abspath(work_dir)
-        self.marker_dir = ensure_writable_dir(os.path.join(self.work_dir, ".stages"))
+        self.marker_dir = ensure_writable_dir(os.path.join(self.work_dir, MARKER_DIR))
         self.echo = echo
         self.way_out = way_out  # what a refused rerun says to do (``{name}``: the stage)
 
