@@ -715,7 +715,7 @@ def run_check(profile_name: str, work: str, corpus: str | None, out_json: str, o
     os.makedirs(work, exist_ok=True)
     kept = os.path.join(work, "gpu.json")
     ctx = Context(profile, os.path.realpath(work), os.path.realpath(corpus or os.path.join(work, "corpus")))
-    with WorkDirLock(work):
+    with WorkDirLock(work, "gpu-check"):
         earlier = None
         if only:
             for path in (out_json, kept):

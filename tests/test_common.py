@@ -234,6 +234,90 @@ def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_
         check_files(Files({str(w / "probe" / "iter1"): "--out"}))
 
 
+def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
+    """A work dir is resumed by the tool that made it; no driver starts inside another run's work
+    dir, finished or not, except the run itself (a study's iterations, a demo's sweep)."""
+    from ae_hubert.common.lock import WorkDirLock, work_dir_kind
+
+    w = tmp_path / "w"
+    with WorkDirLock(str(w), "iterate"):
+        assert work_dir_kind(str(w)) == "iterate"
+        with WorkDirLock(str(w / "sweep"), "reset-sweep"):  # the run's own nested driver
+            pass
+    with pytest.raises(AeHubertError, match=r"/w: a work dir of `ae-hubert iterate`, not of `ae-hubert reset-sweep`"):
+        WorkDirLock(str(w), "reset-sweep").__enter__()
+    with WorkDirLock(str(w), "iterate"):  # its own kind resumes it
+        with WorkDirLock(str(w / "sweep" / "k0" / "deeper"), "iterate"):  # inside a nested finished one: still its run
+            pass
+    for inside in (w / "iter1" / "sub", w / "sweep" / "more"):
+        with pytest.raises(AeHubertError, match=r"inside the work dir .*/w(/sweep)? of another run"):
+            WorkDirLock(str(inside), "iterate").__enter__()
+        assert not inside.exists()
+    old = tmp_path / "old"
+    (old / ".stages").mkdir(parents=True)  # a work dir from before kinds were recorded: taken as it is
+    with WorkDirLock(str(old), "demo"):
+        pass
+    assert work_dir_kind(str(old)) == "demo"
+    with WorkDirLock(str(w)):  # a reader (study-pack) takes only the lock
+        pass
+
+
+def test_a_hard_linked_copy_of_a_work_dir_shares_nothing_it_writes(tmp_path):
+    """``cp -al W COPY`` shares every file: the copy's lock would lock both dirs, and files written
+    in place (fairseq's checkpoint copies and logs) would change the original's."""
+    import subprocess
+
+    from ae_hubert.common.atomic import unshare_hard_links
+    from ae_hubert.common.lock import LOCK_NAME, WorkDirLock
+
+    w = tmp_path / "w"
+    with WorkDirLock(str(w), "iterate"):
+        pass
+    (w / "checkpoints").mkdir()
+    (w / "checkpoints" / "checkpoint_last.pt").write_bytes(b"original")
+    (w / "train.log").write_text("original log\n")
+    subprocess.run(["cp", "-al", str(w), str(tmp_path / "copy")], check=True)
+    c = tmp_path / "copy"
+    with WorkDirLock(str(w), "iterate"):  # the original driven: its copy is free all the same
+        with WorkDirLock(str(c), "iterate"):
+            assert os.stat(c / LOCK_NAME).st_ino != os.stat(w / LOCK_NAME).st_ino
+    assert sorted(unshare_hard_links(str(c))) == [str(c / ".stages" / "kind"),
+                                                  str(c / "checkpoints" / "checkpoint_last.pt"), str(c / "train.log")]
+    with open(c / "checkpoints" / "checkpoint_last.pt", "wb") as f:  # as fairseq's copyfile does
+        f.write(b"the copy's")
+    with open(c / "train.log", "a") as f:
+        f.write("the copy's log\n")
+    assert (w / "checkpoints" / "checkpoint_last.pt").read_bytes() == b"original"
+    assert (w / "train.log").read_text() == "original log\n"
+    assert unshare_hard_links(str(c)) == []
+
+
+def test_a_done_step_whose_output_changed_is_refused(tmp_path):
+    """Labels edited in place after the step that made them: a rerun refuses before training on them."""
+    from ae_hubert.runner.stages import Stages
+
+    w = tmp_path / "w"
+    labels = w / "labels" / "train.km"
+
+    def make():
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        labels.write_text("1 2 3\n")
+        return {}
+
+    Stages(str(w)).run("iter1.km.labels.train", make, "label ...", outputs=(str(labels), str(w / "gone.txt")))
+    Stages(str(w)).check("iter1.km.labels.train", "label ...")  # unchanged (and a file it did not make: ignored)
+    labels.write_text("1 3 2\n")  # the same length
+    with pytest.raises(AeHubertError, match=r"labels/train.km: changed since step iter1.km.labels.train made it"):
+        Stages(str(w)).check("iter1.km.labels.train", "label ...")
+    labels.write_text("1 2 3\n")
+    moved = tmp_path / "moved"
+    os.rename(w, moved)  # recorded relative to the work dir
+    Stages(str(moved)).check("iter1.km.labels.train", "label ...")
+    labels = moved / "labels" / "train.km"
+    labels.unlink()  # missing: whatever reads it next says so
+    Stages(str(moved)).check("iter1.km.labels.train", "label ...")
+
+
 def test_a_finished_work_dir_is_written_only_by_its_own_run(tmp_path):
     """A resume trusts a work dir's features, labels and k-means: no other command replaces them."""
     from ae_hubert.common.lock import WorkDirLock
@@ -251,3 +335,30 @@ def test_a_finished_work_dir_is_written_only_by_its_own_run(tmp_path):
     with pytest.raises(AeHubertError, match="record.json: --out writes inside the work dir"):  # a page, not a record
         check_files(Files({str(w / "iter1" / "record.json"): "--out"}, into_work_dirs=True))
     check_files(Files({str(tmp_path / "labels"): "--out-dir"}, writes_labels=True))
+
+
+def test_a_demo_rerun_with_another_corpus_is_refused(tmp_path, monkeypatch):
+    """The demo's corpus step records its settings: a rerun with other --utterances or --seed is refused,
+    not continued on the corpus of the first."""
+    from ae_hubert.pipeline import demo
+
+    built = []
+    monkeypatch.setattr(demo, "build", lambda out, utterances, seed: built.append((utterances, seed)) or {"splits": {}})
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(demo, "iterate", stop)  # the corpus step alone
+    w = str(tmp_path / "w")
+    for _ in range(2):
+        with pytest.raises(Stop):
+            demo.run_demo(w, utterances=40, seed=3)
+    assert built == [(40, 3)]
+    with pytest.raises(AeHubertError, match=r"corpus.json: this step was done with other settings \(now "
+                                            r"'--utterances 50', was '--utterances 40'\).*use a new work dir"):
+        demo.run_demo(w, utterances=50, seed=3)
+    with pytest.raises(AeHubertError, match=r"now '--seed 4', was '--seed 3'"):
+        demo.run_demo(w, utterances=40, seed=4)

@@ -414,6 +414,62 @@ def test_a_refused_restart_removes_nothing_and_a_moved_dir_resumes(clean_run, co
     assert r.returncode == 2 and "--start-from lies in the work dir" in r.stderr
 
 
+def test_edited_labels_and_other_drivers_in_the_work_dir_are_refused(clean_run, corpus, tmp_path):
+    """Labels edited in place after their step (the same length): a rerun refuses before anything
+    trains on them. Another tool's driver is not started on this work dir, nor any driver inside it."""
+    import shutil
+
+    sched = os.path.join(os.path.dirname(clean_run[0]), "tiny.yaml")
+    work = str(tmp_path / "work")
+    shutil.copytree(clean_run[0], work)
+    km = os.path.join(work, "iter2", "labels", "valid.km")
+    text = open(km).read()
+    swapped = text.translate(str.maketrans("12", "21"))
+    assert swapped != text and len(swapped) == len(text)
+    with open(km, "w") as f:
+        f.write(swapped)
+    r = driver(sched, work, corpus)
+    assert r.returncode == 2 and f"{km}: changed since step iter2.km.labels.valid made it" in r.stderr, r.stderr
+    assert "--restart iter2.km.labels.valid to redo it" in r.stderr
+    with open(km, "w") as f:
+        f.write(text)
+    r = driver(sched, work, corpus)
+    assert r.returncode == 0 and "[run ]" not in r.stdout, r.stderr[-2000:]
+    inside = os.path.join(work, "iter1", "sub")
+    r = driver(sched, inside, corpus)
+    assert r.returncode == 2 and f"{inside}: inside the work dir {work} of another run" in r.stderr
+    assert not os.path.exists(inside)
+    ckpt = str(tmp_path / "model.pt")
+    shutil.copy(os.path.join(work, "iter2", "checkpoints", "checkpoint_last.pt"), ckpt)
+    r = subprocess.run([os.path.join(BIN, "ae-hubert"), "reset-sweep", "--ckpt", ckpt, "--data", corpus, "--ks", "0",
+                        "--work-dir", work], capture_output=True, text=True)
+    assert r.returncode == 2 and "a work dir of `ae-hubert iterate`, not of `ae-hubert reset-sweep`" in r.stderr, \
+        r.stderr[-2000:]
+
+
+def test_the_trainer_writes_through_no_hard_link(tmp_path, monkeypatch):
+    """A work dir copied with ``cp -al`` and resumed: fairseq rewrites its checkpoint copies and
+    logs in place, which must not reach the original's files."""
+    from ae_hubert.runner import trainer
+
+    orig, copy = tmp_path / "orig", tmp_path / "copy"
+    (orig / "checkpoints").mkdir(parents=True)
+    (orig / ".hydra").mkdir()
+    for f in ("checkpoints/checkpoint_best.pt", ".hydra/config.yaml", "hydra_train.log", "train.log"):
+        (orig / f).write_text("original\n")
+    subprocess.run(["cp", "-al", str(orig), str(copy)], check=True)
+    fake = tmp_path / "fake-hydra-train"  # writes as fairseq does: copyfile over a checkpoint, logs appended
+    fake.write_text("#!/bin/sh\necho new > checkpoints/checkpoint_best.pt\necho more >> hydra_train.log\n"
+                    "echo cfg > .hydra/config.yaml\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(trainer, "hydra_train_executable", lambda: str(fake))
+    trainer.run_training([], str(copy), str(copy / "checkpoints"))
+    assert (copy / "checkpoints" / "checkpoint_best.pt").read_text() == "new\n"
+    assert (copy / "hydra_train.log").read_text() == "original\nmore\n"
+    for f in ("checkpoints/checkpoint_best.pt", ".hydra/config.yaml", "hydra_train.log", "train.log"):
+        assert (orig / f).read_text() == "original\n", f
+
+
 def test_a_restart_after_dropped_features_begins_at_their_dump(corpus, tmp_path):
     """keep_features: false removes the features once labelled: a later --restart of the k-means
     must redo the dump that made them, not find its marker done and the features gone."""

@@ -209,5 +209,29 @@ def write_lines_atomic(path: str | os.PathLike, lines) -> None:
                 f.write(f"{line}\n")
 
 
+def unshare_hard_links(directory: str, recursive: bool = True) -> list[str]:
+    """Give each file under ``directory`` that shares its data with another path (a work dir copied
+    with ``cp -al``) a copy of its own, before a writer that rewrites files in place (fairseq copies
+    ``checkpoint_last.pt`` over itself, appends to its logs, rewrites ``.hydra/``) would write through
+    to the other path's file. Returns the files so copied."""
+    import shutil
+
+    done = []
+    walk = os.walk(directory) if recursive else [(directory, [], _listdir(directory))]
+    for d, _, files in walk:
+        for f in files:
+            path = os.path.join(d, f)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not os.path.isfile(path) or os.path.islink(path) or st.st_nlink < 2:
+                continue
+            with atomic_path(path) as tmp:
+                shutil.copy2(path, tmp)
+            done.append(path)
+    return done
+
+
 __all__ = ["atomic_path", "atomic_paths", "check_writable_dir", "ensure_writable_dir", "output_dir",
-           "remove_stale_partials", "tmp_name", "write_text_atomic", "write_lines_atomic"]
+           "remove_stale_partials", "tmp_name", "unshare_hard_links", "write_text_atomic", "write_lines_atomic"]

@@ -3,7 +3,9 @@
 The kernel drops the lock when its holder dies (even by kill -9), so a lock left by a dead process
 is simply taken over; the file only records who holds it, for the refusal message. ``driven_dir``
 lets every command refuse to write inside a work dir another process is driving
-(``common/outputs``), and a driver refuse to start inside one.
+(``common/outputs``), and a driver refuse to start inside one; ``foreign_work_dir`` does the same for
+a finished run's work dir (a resume trusts its files). A driver records its kind in the work dir
+(``.stages/kind``): a work dir is resumed by the tool that made it, never taken over by another.
 """
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ import socket
 import sys
 import time
 
-from .atomic import ensure_writable_dir
+from .atomic import ensure_writable_dir, write_text_atomic
 from .errors import AeHubertError, located
 
 LOCK_NAME = ".ae_hubert.lock"
 MARKER_DIR = ".stages"  # a work dir's step markers (runner/stages): its presence makes a directory a work dir
+KIND_FILE = "kind"  # in MARKER_DIR: the driver that made the work dir (iterate, reset-sweep, demo, study, ...)
 # The locks this process holds: its own steps may write inside their work dir, and so may the
 # processes it starts (a harness running `ae-hubert` commands in its work dir), which inherit them
 # through HELD_ENV. Checked before any other open of the lock file, since on NFS (flock emulated by
@@ -66,6 +69,19 @@ def held_by(work_dir: str) -> str | None:
         os.close(fd)
 
 
+def work_dir_kind(w: str) -> str | None:
+    """The driver that made work dir ``w`` (``.stages/kind``); None for a work dir of a version that
+    did not record it, or no work dir."""
+    path = os.path.join(w, MARKER_DIR, KIND_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise located(path, f"unreadable ({e}); it names the tool that made this work dir") from None
+
+
 def driven_dir(path: str) -> tuple[str, str] | None:
     """The work dir around ``path`` (or ``path`` itself) that another process holds locked, and who."""
     d = os.path.realpath(path)
@@ -79,36 +95,100 @@ def driven_dir(path: str) -> tuple[str, str] | None:
         d = parent
 
 
+def foreign_work_dir(path: str) -> str | None:
+    """The nearest work dir (a directory with ``.stages``) around ``path``, or ``path`` itself, unless
+    this process (or the driver that started it) holds the lock of it or of a work dir around it:
+    everything under a work dir belongs to its run, whose resume trusts its features, k-means,
+    labels, checkpoints and records. None when ``path`` lies in no work dir, or in one driven here."""
+    d, nearest = os.path.realpath(path), None
+    while True:
+        if holds(os.path.join(d, LOCK_NAME)):
+            return None
+        if nearest is None and os.path.isdir(os.path.join(d, MARKER_DIR)):
+            nearest = d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return nearest
+        d = parent
+
+
+def _private_lock_file(path: str) -> None:
+    """Put a new lock file at ``path`` in place of one shared by a hard link (``cp -al W COPY``): a
+    lock on the shared file would lock both work dirs, and its holder line would name the other's
+    driver."""
+    tmp = f"{path}.{os.getpid()}.new"
+    os.close(_open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+    os.replace(tmp, path)
+
+
 class WorkDirLock:
-    def __init__(self, work_dir: str):
+    """The lock of a work dir, for a driver of ``kind`` (recorded in the work dir, and checked: a
+    work dir of another kind is refused, and so is one inside another run's work dir); without a
+    kind (a reader such as study-pack) only the lock."""
+
+    def __init__(self, work_dir: str, kind: str | None = None):
         self.path = os.path.join(os.path.abspath(work_dir), LOCK_NAME)
+        self.kind = kind
         self.fd: int | None = None
 
-    def __enter__(self) -> "WorkDirLock":
-        w = os.path.dirname(self.path)
+    def _check_place(self, w: str) -> None:
         around = driven_dir(os.path.dirname(w))
         if around:  # a run started inside another's work dir would write under its driver
             raise AeHubertError(f"{w}: inside {around[0]}, a work dir in use by another ae-hubert run ({around[1]}); "
                                 "wait for it, or use a work dir elsewhere")
+        if self.kind is None:
+            return
+        outer = foreign_work_dir(os.path.dirname(w))
+        if outer:
+            raise AeHubertError(f"{w}: inside the work dir {outer} of another run, whose files only its own run "
+                                "writes; use a work dir beside it instead")
+        made_by = work_dir_kind(w)
+        if made_by is not None and made_by != self.kind:
+            raise AeHubertError(f"{w}: a work dir of `ae-hubert {made_by}`, not of `ae-hubert {self.kind}`: resume it "
+                                f"with `ae-hubert {made_by}`, or use a new work dir")
+
+    def __enter__(self) -> "WorkDirLock":
+        w = os.path.dirname(self.path)
+        self._check_place(w)
         ensure_writable_dir(w)
-        fd = _open(self.path, os.O_RDWR | os.O_CREAT)  # not inherited by children (PEP 446)
-        for attempt in range(5):
+        for attempt in range(10):
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT)  # not inherited by children (PEP 446)
+            if os.fstat(fd).st_nlink > 1:
+                os.close(fd)
+                _private_lock_file(self.path)
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:  # held, or only looked at for a moment by held_by: asked again shortly
                 if attempt < 4:
+                    os.close(fd)
                     time.sleep(0.1)
                     continue
                 holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown pid"
                 os.close(fd)
                 raise AeHubertError(f"{w}: in use by another ae-hubert run ({holder}); wait for it or stop it "
                                     f"(lock: {self.path})") from None
+            try:
+                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # replaced while we waited (a hard-linked file made private): lock the new one
+        else:
+            raise AeHubertError(f"{w}: could not take the work dir's lock ({self.path} keeps changing)")
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])}\n".encode())
         self.fd = fd
         HELD.add(os.path.realpath(self.path))
         _publish()
+        if self.kind is not None and work_dir_kind(w) is None:
+            try:
+                write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
+                                  self.kind + "\n")
+            except BaseException:
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .checkpoint import TRAINER_SAVES
 from .errors import located
-from .lock import LOCK_NAME, MARKER_DIR, driven_dir, holds
+from .lock import MARKER_DIR, driven_dir, foreign_work_dir
 
 CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
 CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
@@ -113,15 +113,3 @@ def check_files(files: Files) -> None:
                 raise located(out, f"{out_option} writes inside the work dir {w}, whose files only its own run "
                                    "writes (rerun it, with --restart STEP to redo a step): write elsewhere")
 
-
-def foreign_work_dir(path: str) -> str | None:
-    """The work dir (a directory with ``.stages``) around ``path`` that this process is not driving:
-    its features, k-means, labels, checkpoints and records are the run's, and a resume trusts them."""
-    d = os.path.realpath(path)
-    while True:
-        if os.path.isdir(os.path.join(d, MARKER_DIR)):
-            return None if holds(os.path.join(d, LOCK_NAME)) else d
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent

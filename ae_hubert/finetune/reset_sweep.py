@@ -121,7 +121,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         raise located(ckpt, f"--ckpt lies in the sweep's --work-dir {w}, where its runs write and restart; copy it "
                             "elsewhere first")
     rows = []
-    with WorkDirLock(w):
+    with WorkDirLock(w, "reset-sweep"):
         remove_stale_partials(w, recursive=True)
         stages = Stages(w, way_out="use a new work dir, or --restart K to redo that k's run under the settings "
                                    "given now ({name})")

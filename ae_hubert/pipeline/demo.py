@@ -71,7 +71,7 @@ def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, full: bool = F
     plan = FULL if full else QUICK
     if schedules:
         plan = {**plan, "schedules": tuple(schedules)}
-    with WorkDirLock(w):
+    with WorkDirLock(w, "demo"):
         return _run_demo(w, utterances, seed, plan, overrides)
 
 
@@ -90,7 +90,10 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
     for name in schedules:  # a misspelt name fails before the corpus is built
         shipped_schedule(name)
     corpus = os.path.join(w, "corpus")
-    Stages(w).run("corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"])
+    # the corpus's settings are recorded: a rerun with other ones is refused, not run on the old corpus
+    Stages(w, way_out="use a new work dir").run(
+        "corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"],
+        f"toy-corpus --out-dir $W/corpus --utterances {utterances} --seed {seed}")
     results = {}
     text = []
 

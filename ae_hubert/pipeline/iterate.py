@@ -188,7 +188,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         if not torch.cuda.is_available():
             raise AeHubertError(f"{schedule}: {gpu.name}: common.fp16=true trains only on a GPU (fairseq's fp16 "
                                 "optimizer needs CUDA) and this machine has none; set common.fp16=false")
-    with WorkDirLock(work_dir):
+    with WorkDirLock(work_dir, "iterate"):
         for path in remove_stale_partials(work_dir, recursive=True):
             echo(f"[clean] {path} (left by a killed run)")
         stages = Stages(work_dir, echo, way_out="use a new work dir, or --restart {name} to redo it and what follows "
@@ -224,7 +224,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                stages.run(st.name, lambda st=st: execute(st), *commands[st.name])
+                stages.run(st.name, lambda st=st: execute(st), *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")

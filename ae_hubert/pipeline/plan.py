@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..clustering import commands as clustering_commands
 from ..features import commands as feature_commands
+from ..clustering.label import shard_label_path
 from ..features.dump import sample_split
 from ..models import commands as model_commands
 from .schedule import Iteration, Schedule, Target
@@ -35,6 +36,7 @@ class Step:
     save_dir: str | None = None  # training steps: fairseq's checkpoint dir
     max_update: int | None = None  # training steps
     done_as: tuple[tuple[str, ...], ...] = ()  # the same step's arguments as earlier versions wrote them
+    outputs: tuple[str, ...] = ()  # files it makes that later steps read: recorded by content, checked on a rerun
 
     def shell(self, args: tuple[str, ...] | None = None) -> str:
         """The step as a shell line (``args``: other arguments of the same step)."""
@@ -53,6 +55,10 @@ class TargetFiles:
 
     def quality(self, split: str, name: str) -> str:
         return os.path.join(self.quality_dir, f"{split}.{name}.json")
+
+    def label_set(self, name: str, *files: str) -> tuple[str, ...]:
+        """Label files (``{split}.{name}`` and the like) of this target's set, with its dictionary."""
+        return (*(os.path.join(self.labels, f) for f in files), os.path.join(self.labels, f"dict.{name}.txt"))
 
 
 def iteration_dir(work_dir: str, it: Iteration) -> str:
@@ -81,7 +87,8 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
     n = str(s.nshard)
     if t.source == "phones":  # the corpus's own frame phones: no features, no k-means
         steps.append(Step(f"{pre}.labels", f"{pre}.labels", "ae-hubert", (
-            "phone-labels", "--data", data, "--splits", ",".join(SPLITS), "--out-dir", f.labels, "--name", t.name)))
+            "phone-labels", "--data", data, "--splits", ",".join(SPLITS), "--out-dir", f.labels, "--name", t.name),
+            outputs=f.label_set(t.name, *(f"{split}.{t.name}" for split in SPLITS))))
         return steps + _quality_steps(t, f, pre, data)
     if t.source == "mfcc":
         kind = ["mfcc"] + (["--mfcc-rate", f"{t.rate:g}"] if t.rate != 100 else [])
@@ -91,7 +98,8 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
         # before the one clustering protocol the layer was chosen on valid (--split valid): a work dir
         # whose step finished so keeps its choice, and its record says which protocol made it
         before = (*choose[:5], "--split", "valid", *choose[5:])
-        steps.append(Step(f"{pre}.choose_layer", f"{pre}.choose_layer", "ae-hubert", choose, done_as=(before,)))
+        steps.append(Step(f"{pre}.choose_layer", f"{pre}.choose_layer", "ae-hubert", choose, done_as=(before,),
+                          outputs=(f.layer_json,)))
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer-from", f.layer_json]
     else:
         kind = ["hubert", "--ckpt", prev_ckpt, "--layer", str(t.layer)]
@@ -108,23 +116,24 @@ def _target_steps(s: Schedule, it: Iteration, t: Target, f: TargetFiles, prev_ck
     steps.append(Step(f"{pre}.kmeans", f"{pre}.kmeans", "ae-hubert", (
         "kmeans", "--feat-dir", f.feat, "--split", fit_split, "--nshard", n, "--k", str(t.k), "--out", f.kmeans,
         "--percent", "-1" if sample else f"{t.percent:g}", "--seed", str(s.seed),
-        "--max-iter", str(s.kmeans_max_iter), *(["--streamed"] if s.kmeans_streamed else []))))
+        "--max-iter", str(s.kmeans_max_iter), *(["--streamed"] if s.kmeans_streamed else [])), outputs=(f.kmeans,)))
     for split in SPLITS:
         if split not in from_audio:
             steps.append(Step(f"{pre}.labels.{split}", f"{pre}.labels", "ae-hubert", (
                 "label", "--feat-dir", f.feat, "--split", split, "--nshard", n, "--km", f.kmeans,
-                "--out-dir", f.labels, "--name", t.name)))
+                "--out-dir", f.labels, "--name", t.name), outputs=f.label_set(t.name, f"{split}.{t.name}")))
             continue
         for rank in range(s.nshard):  # sharded: an array job of their own, before the merge and quality
             steps.append(Step(f"{pre}.labels.{split}" + (f".{rank}" if s.nshard > 1 else ""),
                               f"{pre}.label_shards" if s.nshard > 1 else f"{pre}.labels", "ae-hubert", (
                                   "label", "--tsv-dir", data, "--split", split, *kind[1:], "--km", f.kmeans,
                                   "--out-dir", f.labels, "--name", t.name, "--nshard", n, "--rank", str(rank)),
-                              rank=rank if s.nshard > 1 else None))
+                              rank=rank if s.nshard > 1 else None, outputs=f.label_set(t.name, os.path.basename(
+                                  shard_label_path(f.labels, split, t.name, s.nshard, rank)))))
     for split in sorted(from_audio, key=SPLITS.index) if s.nshard > 1 else []:
         steps.append(Step(f"{pre}.merge.{split}", f"{pre}.labels", "ae-hubert", (
             "merge-labels", "--label-dir", f.labels, "--split", split, "--nshard", n, "--name", t.name,
-            "--tsv-dir", data)))
+            "--tsv-dir", data), outputs=f.label_set(t.name, f"{split}.{t.name}")))
     if not s.keep_features:
         steps.append(Step(f"{pre}.drop_features", f"{pre}.labels", "rm", ("-rf", f.feat)))
     return steps + _quality_steps(t, f, pre, data)
@@ -137,7 +146,8 @@ def _quality_steps(t: Target, f: TargetFiles, pre: str, data: str) -> list[Step]
         if os.path.isfile(phn):
             steps.append(Step(f"{pre}.quality.{split}", f"{pre}.labels", "ae-hubert", (
                 "quality", "--km", os.path.join(f.labels, f"{split}.{t.name}"), "--phn", phn,
-                "--km-rate", f"{t.rate:g}", "--phn-rate", f"{PHONE_RATE:g}", "--json", f.quality(split, t.name))))
+                "--km-rate", f"{t.rate:g}", "--phn-rate", f"{PHONE_RATE:g}", "--json", f.quality(split, t.name)),
+                outputs=(f.quality(split, t.name),)))
     return steps
 
 
@@ -166,7 +176,7 @@ def plan(s: Schedule, work_dir: str) -> list[Step]:
             steps.append(Step(f"{it.name}.init", f"{it.name}.init", "ae-hubert", (
                 "init-continue", "--prev", prev_ckpt, "--label-dir", target_files(work_dir, it, it.targets[0]).labels,
                 "--labels", ",".join(t.name for t in it.targets), "--reset-top-layers", str(it.reset_top_layers),
-                "--seed", str(s.seed), "--out", init, *model)))
+                "--seed", str(s.seed), "--out", init, *model), outputs=(init,)))
         ckpts = checkpoint_dir(work_dir, it)
         steps.append(Step(f"{it.name}.train", f"{it.name}.train", "fairseq-hydra-train",
                           tuple(train_args(s.train_config_dir, s.train_config_name, s.train_overrides(

@@ -4,7 +4,9 @@ A rerun after a kill skips every stage whose marker exists and redoes the interr
 tools write atomically, so redoing it gives the same bytes. A stage records what it runs (its
 command and settings) when it starts as well as when it ends, so that a rerun under other settings
 is refused for a half-done stage too (training would otherwise continue from the old checkpoint
-under the new settings), naming the first difference and the way out.
+under the new settings), naming the first difference and the way out. A step that names its
+outputs records their digests, and a rerun that finds one changed since (labels edited in place, a
+k-means file replaced) is refused before the steps after it read it.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 from typing import Any, Callable
 
 from ..common.atomic import ensure_writable_dir, write_text_atomic
+from ..common.checkpoint import file_digest
 from ..common.errors import AeHubertError, located
 from ..common.lock import MARKER_DIR
 
@@ -60,6 +63,7 @@ class Stages:
         self.marker_dir = ensure_writable_dir(os.path.join(self.work_dir, MARKER_DIR))
         self.echo = echo
         self.way_out = way_out  # what a refused rerun says to do (``{name}``: the stage)
+        self.verified: set[str] = set()  # done steps whose outputs were found unchanged by this run
 
     def marker(self, name: str) -> str:
         return os.path.join(self.marker_dir, f"{name}.json")
@@ -109,6 +113,7 @@ class Stages:
         if prev is not None:
             if command is not None and not _same(prev.get("command", command), accepted):
                 raise self._refuse(name, self.marker(name), "done", prev["command"], command)
+            self._verify(name, prev)
             return prev
         started = self.started_marker(name)
         if command is not None and os.path.isfile(started):
@@ -120,6 +125,32 @@ class Stages:
             if not _same(before, accepted):
                 raise self._refuse(name, started, "started", before, command)
         return None
+
+    def _path(self, rel: str) -> str:
+        return rel if os.path.isabs(rel) else os.path.join(self.work_dir, rel)
+
+    def _digests(self, outputs: tuple[str, ...]) -> dict[str, str]:
+        """``{path relative to the work dir: digest}`` of the outputs that exist (relative: a moved or
+        copied work dir still resumes)."""
+        out = {}
+        for p in outputs:
+            if os.path.isfile(p):
+                rel = os.path.relpath(os.path.abspath(p), self.work_dir)
+                out[p if rel.startswith(os.pardir) else rel] = file_digest(p)
+        return out
+
+    def _verify(self, name: str, prev: dict) -> None:
+        """Refuse a done step whose recorded outputs changed since it made them. A missing one is not
+        refused here: whatever reads it next says so, where a changed one would be read in silence."""
+        if name in self.verified:
+            return
+        recorded = prev.get("outputs") or {}
+        for rel, digest in (recorded.items() if isinstance(recorded, dict) else ()):
+            path = self._path(rel)
+            if os.path.isfile(path) and file_digest(path) != digest:
+                raise located(path, f"changed since step {name} made it (by content; {self.marker(name)}): the steps "
+                                    "after it would go on from the changed file; " + self.way_out.format(name=name))
+        self.verified.add(name)
 
     def check_inputs(self, now: dict[str, tuple[str, str]], restarting: bool = False, write: bool = True,
                      way_out: str = "use a new work dir") -> None:
@@ -144,10 +175,12 @@ class Stages:
             write_text_atomic(path, json.dumps(recorded, indent=1) + "\n")
 
     def run(self, name: str, fn: Callable[[], Any], command: str | None = None,
-            done_as: tuple[str, ...] = ()) -> Any:
+            done_as: tuple[str, ...] = (), outputs: tuple[str, ...] = ()) -> Any:
         """Run ``fn`` unless ``name`` is done; return its (JSON-able) result either way. ``command``
         (what the step runs) is recorded; a done step whose command differs is refused, not reused,
-        unless it is one of ``done_as``: the same step as an earlier version of the tool wrote it."""
+        unless it is one of ``done_as``: the same step as an earlier version of the tool wrote it.
+        ``outputs``: files the step makes and later steps read, recorded by content and checked on
+        every rerun."""
         prev = self.check(name, command, done_as)
         if prev is not None:
             self.echo(f"[skip] {name} (done)")
@@ -160,7 +193,8 @@ class Stages:
         t0 = time.time()
         result = fn()
         record = {"result": result, "seconds": round(time.time() - t0, 2),
-                  **({"command": command} if command is not None else {})}
+                  **({"command": command} if command is not None else {}),
+                  **({"outputs": self._digests(outputs)} if outputs else {})}
         write_text_atomic(self.marker(name), json.dumps(record, indent=1) + "\n")
         return result
 

@@ -2,6 +2,8 @@
 
 - The plugin is passed as ``common.user_dir``; fairseq resumes from ``checkpoint_last.pt`` by itself,
   so rerunning the same command after a kill continues training instead of restarting.
+- Files fairseq rewrites in place (its checkpoint copies, logs, ``.hydra/``) are made the run's own
+  first when a hard-linked copy of a work dir (``cp -al``) shares them with another.
 - A run whose ``checkpoint_last.pt`` already reached ``max_update`` is not started again (fairseq
   would train one more update before noticing).
 - The trainer runs in its own process group and dies with the driver: SIGTERM/SIGINT/SIGHUP sent
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 
+from ..common.atomic import unshare_hard_links
 from ..common.checkpoint import LAST, checkpoint_updates, repair_last_checkpoint
 from ..common.errors import AeHubertError
 
@@ -180,6 +183,9 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
     ``log_name``; returns the log's path. Does nothing when ``save_dir`` already holds a checkpoint
     at ``max_update``."""
     os.makedirs(run_dir, exist_ok=True)
+    for d, recursive in ((run_dir, False), (os.path.join(run_dir, ".hydra"), True), (save_dir, True)):
+        if os.path.isdir(d):
+            unshare_hard_links(d, recursive)
     repaired = repair_last_checkpoint(save_dir)
     log = os.path.join(run_dir, log_name)
     cmd = [hydra_train_executable(), *args]
