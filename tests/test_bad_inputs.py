@@ -199,6 +199,8 @@ CASES = [
      "expected 'flite:NAME'", ["tc"]),
     ("corpus-voice-unknown", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", "espeak:xx-nope"],
      "--voices", ["tc"]),
+    ("corpus-flite-voice-unknown", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--voices", "flite:nosuch"],
+     "'flite:nosuch': unknown flite voice (this flite has", ["tc"]),
     ("corpus-workers", lambda c, b: ["toy-corpus", f"{c['tmp']}/tc", "--workers", "0"], "--workers", ["tc"]),
     ("study-corpus-utterances", lambda c, b: ["study-corpus", f"{c['tmp']}/sc", "--utterances", "12"], ">= 30",
      ["sc"]),

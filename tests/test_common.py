@@ -362,3 +362,6 @@ def test_a_demo_rerun_with_another_corpus_is_refused(tmp_path, monkeypatch):
         demo.run_demo(w, utterances=50, seed=3)
     with pytest.raises(AeHubertError, match=r"now '--seed 4', was '--seed 3'"):
         demo.run_demo(w, utterances=40, seed=4)
+    with pytest.raises(AeHubertError, match=r"demo: overrides\[0\]: 'dm,x': expected KEY=VALUE"):
+        demo.run_demo(str(tmp_path / "w2"), overrides=["dm,x"])
+    assert built == [(40, 3)] and not (tmp_path / "w2").exists()

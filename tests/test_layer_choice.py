@@ -42,6 +42,10 @@ def test_choose_layer_and_cluster_quality_give_the_same_layer(corpus, stock_chec
     torch.save(state, tmp_path / "other.pt")
     with pytest.raises(AeHubertError, match=r"c.json: layer \d was chosen for another checkpoint"):
         layer_from(out, str(tmp_path / "other.pt"))
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**chosen, "chosen": 99}))
+    with pytest.raises(AeHubertError, match=r"edited.json: 'chosen' is 99, not one of the layers it scored \(2, 4, 6\)"):
+        layer_from(str(edited), stock_checkpoint)
     q = cluster_quality(corpus, 8, stock_checkpoint, [2, 4, 6], **SIZES)
     assert chosen["chosen"] == q["best_layer"]
     for layer, s in q["layers"].items():

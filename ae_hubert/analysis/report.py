@@ -15,9 +15,10 @@ import time
 
 from ..common.atomic import write_text_atomic
 from ..common.errors import AeHubertError, located
+from ..common.lock import MARKER_DIR
 
 TEMPLATE = "report.html.j2"
-SKIP_DIRS = {"wav", "checkpoints", "labels", "outputs", ".stages"}
+SKIP_DIRS = {"wav", "checkpoints", "labels", "outputs", MARKER_DIR}
 
 
 def _load(path: str):
@@ -128,9 +129,9 @@ def build_report(work_dir: str, out: str | None = None) -> str:
     found = {"records.json": [], "probe.json": [], "sweep.json": []}
     stage_dirs = []
     for d, dirs, files in os.walk(root):
-        if os.path.basename(d) == ".stages":
+        if os.path.basename(d) == MARKER_DIR:
             stage_dirs.append(d)
-        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS - {".stages"} and not x.startswith("feat_"))
+        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS - {MARKER_DIR} and not x.startswith("feat_"))
         for name in found:
             if name in files:
                 found[name].append(os.path.join(d, name))

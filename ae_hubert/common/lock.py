@@ -49,6 +49,11 @@ def _open(path: str, flags: int) -> int:
         raise located(path, f"cannot open the work dir's lock ({e.strerror or e})") from None
 
 
+def _holder(fd: int) -> str:
+    """The holder's line in an open lock file (``pid N on HOST: COMMAND``)."""
+    return os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown pid"
+
+
 def held_by(work_dir: str) -> str | None:
     """Who holds ``work_dir``'s lock, when another process does (None when nobody, or this one)."""
     path = os.path.join(os.path.realpath(work_dir), LOCK_NAME)
@@ -62,7 +67,7 @@ def held_by(work_dir: str) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken and dropped at once: nobody holds it
         return None
     except BlockingIOError:
-        return os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown pid"
+        return _holder(fd)
     except OSError:  # a filesystem without flock: no driver can hold it either
         return None
     finally:
@@ -164,7 +169,7 @@ class WorkDirLock:
                     os.close(fd)
                     time.sleep(0.1)
                     continue
-                holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown pid"
+                holder = _holder(fd)
                 os.close(fd)
                 raise AeHubertError(f"{w}: in use by another ae-hubert run ({holder}); wait for it or stop it "
                                     f"(lock: {self.path})") from None

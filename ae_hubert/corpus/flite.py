@@ -37,6 +37,15 @@ def synth(text: str, voice: str = "kal16", stretch: float = 1.0, f0_mean: float 
     return samples, sr, phones
 
 
+def voices() -> list[str]:
+    """The voices built into this flite (``flite -lv``); a ``.flitevox`` file is a voice too."""
+    try:
+        out = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        raise RuntimeError("flite not found; apt-get install flite") from None
+    return out.partition(":")[2].split()
+
+
 def word_prons(words: list[str], voice: str, batch: int = 500) -> dict[str, list[str]]:
     """Each word's flite phones (without pauses). Words are said in batches, separated by "; "
     (flite pauses at each), which is ~100x faster than one call per word; a batch whose pauses do

@@ -86,6 +86,9 @@ def layer_from(path: str, ckpt: str | None = None) -> int:
         raise located(path, f"not a choose-layer result ({e})") from None
     if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
         raise located(path, f"'chosen' must be a layer number >= 1, got {chosen!r}")
+    scores = result.get("scores")
+    if isinstance(scores, dict) and scores and str(chosen) not in scores:  # an edited choice: named here, not later
+        raise located(path, f"'chosen' is {chosen}, not one of the layers it scored ({', '.join(scores)})")
     recorded = result.get("ckpt_weights")
     if recorded is not None and ckpt is not None and os.path.isfile(ckpt) and weights_digest(ckpt) != recorded:
         raise located(path, f"layer {chosen} was chosen for another checkpoint ({result.get('ckpt')}), not for "

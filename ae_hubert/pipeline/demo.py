@@ -67,7 +67,10 @@ def quality_table(records: list[dict]) -> str:
 
 def run_demo(work_dir: str, utterances: int = 400, seed: int = 1, full: bool = False,
              schedules: list[str] | None = None, overrides: list[str] | None = None) -> dict:
+    from .schedule import check_overrides
+
     w = os.path.abspath(work_dir)
+    check_overrides(list(overrides or []), "demo: overrides")  # before the corpus is synthesised
     plan = FULL if full else QUICK
     if schedules:
         plan = {**plan, "schedules": tuple(schedules)}

@@ -37,7 +37,7 @@ from .summary import PARTIAL_DIR
 from ..common.checkpoint import INTERVAL, LAST as FINAL_MODEL, checkpoint_updates, load_state_lazily
 from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
-from ..common.lock import LOCK_NAME, WorkDirLock
+from ..common.lock import LOCK_NAME, MARKER_DIR, WorkDirLock
 
 PACK_FILE = "pack.json"
 SMALL = 256 * 1024  # records, logs and plots are smaller (the summary, kept at any size, may not be)
@@ -60,7 +60,7 @@ def results_plan(w: str) -> list[str]:
         rel_root = os.path.relpath(root, w)
         parts = [] if rel_root == "." else rel_root.split(os.sep)
         dirs[:] = sorted(d for d in dirs if d not in NOT_RESULTS and not d.startswith("feat")
-                         and not (d == ".stages" and parts))  # a run's step markers are not results
+                         and not (d == MARKER_DIR and parts))  # a run's step markers are not results
         for f in sorted(files):
             if f.endswith(RESULT_SUFFIXES) and f != PACK_FILE and f != LOCK_NAME and not is_partial(f):
                 out.append(os.path.join(rel_root, f) if parts else f)
@@ -73,7 +73,7 @@ def _pieces(d: str) -> dict[str, dict]:
     training has no marker yet); whether each was trained, decoded."""
     out = {u: {"trained": False, "decoded": False} for u in sorted(os.listdir(d))
            if os.path.isfile(os.path.join(d, u, "checkpoints", FINAL_MODEL))}
-    for f in sorted(os.listdir(os.path.join(d, ".stages"))):
+    for f in sorted(os.listdir(os.path.join(d, MARKER_DIR))):
         m = MARKER.fullmatch(f)
         if m and os.path.isdir(os.path.join(d, m["unit"])):
             p = out.setdefault(m["unit"], {"trained": False, "decoded": False})
@@ -105,7 +105,7 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
         dirs.sort()
         if root == w:
             dirs[:] = [d for d in dirs if d != "corpus"]
-        if ".stages" in dirs:
+        if MARKER_DIR in dirs:
             pieces = _pieces(root)
             for u, p in pieces.items():
                 ckpts = os.path.join(root, u, "checkpoints")
@@ -120,14 +120,14 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
             unfinished_in[root] = {u for u, p in pieces.items()
                                    if not p["trained"] and os.path.join(root, u) not in resumed}
             dirs[:] = [d for d in dirs if d not in unfinished_in[root]]
-        unfinished = unfinished_in.get(os.path.dirname(root), set()) if os.path.basename(root) == ".stages" else set()
+        unfinished = unfinished_in.get(os.path.dirname(root), set()) if os.path.basename(root) == MARKER_DIR else set()
         half_trained = any(root == r or root.startswith(r + os.sep) for r in resumed)
         # the study's summaries (W/study.json, W/partial/NAME/) are its results, kept at any size
         summary = root == w or os.path.dirname(root) == os.path.join(w, PARTIAL_DIR)
         for f in sorted(files):
             path = os.path.join(root, f)
             m = MARKER.fullmatch(f)
-            if os.path.basename(root) == ".stages" and (m and m["unit"] in unfinished or (
+            if os.path.basename(root) == MARKER_DIR and (m and m["unit"] in unfinished or (
                     f == "corpus.json" and os.path.dirname(root) == w and os.path.isdir(os.path.join(w, "corpus")))):
                 continue
             if f == LOCK_NAME or is_partial(f):
@@ -159,7 +159,7 @@ def pack_study(work_dir: str, out_dir: str, keep_unfinished: bool = True, result
     from .records import EXPECTED_CORPUS, PROBED_RUNS
 
     w, out = os.path.abspath(work_dir), os.path.abspath(out_dir)
-    if not os.path.isdir(os.path.join(w, ".stages")):
+    if not os.path.isdir(os.path.join(w, MARKER_DIR)):
         raise located(w, "not a work dir (no .stages/): nothing to pack")
     if not any(os.path.exists(os.path.join(w, f)) for f in ("runs", "study.json", PROBED_RUNS)):
         raise located(w, "not a study's work dir (no runs/, study.json or probed_runs.json; an iterate or "
