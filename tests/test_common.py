@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 
@@ -235,8 +236,9 @@ def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_
 
 
 def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
-    """A work dir is resumed by the tool that made it; no driver starts inside another run's work
-    dir, finished or not, except the run itself (a study's iterations, a demo's sweep)."""
+    """A work dir is resumed by the tool that made it; no driver starts a new work dir inside another
+    run's, finished or not, except the run itself (a study's iterations, a demo's sweep), whose
+    nested runs each tool may resume on its own."""
     from ae_hubert.common.lock import WorkDirLock, work_dir_kind
 
     w = tmp_path / "w"
@@ -249,47 +251,60 @@ def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
     with WorkDirLock(str(w), "iterate"):  # its own kind resumes it
         with WorkDirLock(str(w / "sweep" / "k0" / "deeper"), "iterate"):  # inside a nested finished one: still its run
             pass
+    with WorkDirLock(str(w / "sweep"), "reset-sweep"):  # a nested run resumed on its own, by its tool
+        pass
+    with pytest.raises(AeHubertError, match=r"/w/sweep: a work dir of `ae-hubert reset-sweep`"):
+        WorkDirLock(str(w / "sweep"), "iterate").__enter__()
     for inside in (w / "iter1" / "sub", w / "sweep" / "more"):
         with pytest.raises(AeHubertError, match=r"inside the work dir .*/w(/sweep)? of another run"):
             WorkDirLock(str(inside), "iterate").__enter__()
         assert not inside.exists()
     old = tmp_path / "old"
-    (old / ".stages").mkdir(parents=True)  # a work dir from before kinds were recorded: taken as it is
+    (old / ".stages").mkdir(parents=True)
+    (old / ".stages" / "corpus.json").write_text("{}")  # made before kinds were recorded: not claimed by a resume
     with WorkDirLock(str(old), "demo"):
         pass
-    assert work_dir_kind(str(old)) == "demo"
+    assert work_dir_kind(str(old)) is None
     with WorkDirLock(str(w)):  # a reader (study-pack) takes only the lock
         pass
 
 
 def test_a_hard_linked_copy_of_a_work_dir_shares_nothing_it_writes(tmp_path):
-    """``cp -al W COPY`` shares every file: the copy's lock would lock both dirs, and files written
-    in place (fairseq's checkpoint copies and logs) would change the original's."""
+    """``cp -al W COPY`` shares every file: the copy's lock would lock both dirs (or, replaced
+    carelessly, let a second driver into W), and files written in place (fairseq's checkpoint copies
+    and logs) would change the original's."""
     import subprocess
 
     from ae_hubert.common.atomic import unshare_hard_links
-    from ae_hubert.common.lock import LOCK_NAME, WorkDirLock
+    from ae_hubert.common.lock import LOCK_NAME, WorkDirLock, held_by
 
-    w = tmp_path / "w"
+    w, c = tmp_path / "w", tmp_path / "copy"
     with WorkDirLock(str(w), "iterate"):
-        pass
-    (w / "checkpoints").mkdir()
-    (w / "checkpoints" / "checkpoint_last.pt").write_bytes(b"original")
-    (w / "train.log").write_text("original log\n")
-    subprocess.run(["cp", "-al", str(w), str(tmp_path / "copy")], check=True)
-    c = tmp_path / "copy"
-    with WorkDirLock(str(w), "iterate"):  # the original driven: its copy is free all the same
-        with WorkDirLock(str(c), "iterate"):
+        (w / "checkpoint_last.pt").write_bytes(b"original")
+        subprocess.run(["cp", "-al", str(w), str(c)], check=True)  # while W is driven
+        with pytest.raises(AeHubertError, match=r"/w: in use by another ae-hubert run \(pid \d+ .*\(work dir .*/w\)\)"):
+            WorkDirLock(str(w), "iterate").__enter__()  # W itself stays locked
+        with WorkDirLock(str(c), "iterate"):  # its copy is a work dir of its own
             assert os.stat(c / LOCK_NAME).st_ino != os.stat(w / LOCK_NAME).st_ino
-    assert sorted(unshare_hard_links(str(c))) == [str(c / ".stages" / "kind"),
-                                                  str(c / "checkpoints" / "checkpoint_last.pt"), str(c / "train.log")]
-    with open(c / "checkpoints" / "checkpoint_last.pt", "wb") as f:  # as fairseq's copyfile does
+            with pytest.raises(AeHubertError, match="in use by another ae-hubert run"):
+                WorkDirLock(str(c), "iterate").__enter__()
+        assert held_by(str(w)) is None  # this process's
+    subprocess.run(["cp", "-al", str(w), str(tmp_path / "idle")], check=True)  # not driven: the copy gets its own
+    with WorkDirLock(str(tmp_path / "idle"), "iterate"):
+        with WorkDirLock(str(w), "iterate"):
+            pass
+    (w / "train.log").write_text("original log\n")
+    os.link(w / "train.log", c / "train.log")
+    assert unshare_hard_links([str(c / f) for f in ("checkpoint_last.pt", "train.log", "absent", ".stages")]) == \
+        [str(c / "checkpoint_last.pt"), str(c / "train.log")]
+    with open(c / "checkpoint_last.pt", "wb") as f:  # as fairseq's copyfile does
         f.write(b"the copy's")
     with open(c / "train.log", "a") as f:
         f.write("the copy's log\n")
-    assert (w / "checkpoints" / "checkpoint_last.pt").read_bytes() == b"original"
+    assert (w / "checkpoint_last.pt").read_bytes() == b"original"
     assert (w / "train.log").read_text() == "original log\n"
-    assert unshare_hard_links(str(c)) == []
+    assert unshare_hard_links([str(c / "train.log")]) == []
+    assert not [f for f in os.listdir(c) if ".partial-" in f]
 
 
 def test_a_done_step_whose_output_changed_is_refused(tmp_path):
@@ -316,6 +331,14 @@ def test_a_done_step_whose_output_changed_is_refused(tmp_path):
     labels = moved / "labels" / "train.km"
     labels.unlink()  # missing: whatever reads it next says so
     Stages(str(moved)).check("iter1.km.labels.train", "label ...")
+    q = moved / "quality.json"
+    q.write_text(json.dumps({"pnmi": 0.5, "km": f"{moved}/labels/valid.km"}))
+    Stages(str(moved)).run("q", lambda: {}, "quality ...", outputs=(str(q),))
+    q.write_text(json.dumps({"pnmi": 0.5, "km": "/elsewhere/labels/valid.km"}))  # its paths rewritten (study-pack)
+    Stages(str(moved)).check("q", "quality ...")
+    q.write_text(json.dumps({"pnmi": 0.9, "km": "/elsewhere/labels/valid.km"}))
+    with pytest.raises(AeHubertError, match="quality.json: changed since step q made it"):
+        Stages(str(moved)).check("q", "quality ...")
 
 
 def test_a_finished_work_dir_is_written_only_by_its_own_run(tmp_path):

@@ -5,6 +5,7 @@ import contextlib
 import os
 import re
 import socket
+import stat
 from typing import Iterator
 
 from .errors import located
@@ -209,24 +210,20 @@ def write_lines_atomic(path: str | os.PathLike, lines) -> None:
                 f.write(f"{line}\n")
 
 
-def unshare_hard_links(directory: str, recursive: bool = True) -> list[str]:
-    """Give each file under ``directory`` that shares its data with another path (a work dir copied
-    with ``cp -al``) a copy of its own, before a writer that rewrites files in place (fairseq copies
-    ``checkpoint_last.pt`` over itself, appends to its logs, rewrites ``.hydra/``) would write through
-    to the other path's file. Returns the files so copied."""
+def unshare_hard_links(paths) -> list[str]:
+    """Give each of ``paths`` that shares its data with another path (a work dir copied with
+    ``cp -al``) a copy of its own, before a writer that rewrites it in place (fairseq copies over
+    ``checkpoint_last.pt``, appends to its logs, rewrites ``.hydra/``) would write through to the
+    other path's file. Links, directories and missing paths are left alone. Returns the files copied."""
     import shutil
 
     done = []
-    walk = os.walk(directory) if recursive else [(directory, [], _listdir(directory))]
-    for d, _, files in walk:
-        for f in files:
-            path = os.path.join(d, f)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if not os.path.isfile(path) or os.path.islink(path) or st.st_nlink < 2:
-                continue
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
             with atomic_path(path) as tmp:
                 shutil.copy2(path, tmp)
             done.append(path)

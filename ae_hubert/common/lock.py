@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 import sys
 import time
 
-from .atomic import ensure_writable_dir, write_text_atomic
+from .atomic import ensure_writable_dir, tmp_name, write_text_atomic
 from .errors import AeHubertError, located
 
 LOCK_NAME = ".ae_hubert.lock"
@@ -50,8 +51,14 @@ def _open(path: str, flags: int) -> int:
 
 
 def _holder(fd: int) -> str:
-    """The holder's line in an open lock file (``pid N on HOST: COMMAND``)."""
-    return os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown pid"
+    """The holder's line in an open lock file (``pid N on HOST: COMMAND (work dir W)``)."""
+    return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown pid"
+
+
+def _holder_dir(line: str) -> str | None:
+    """The work dir a holder's line names (None for a line of a version that did not say)."""
+    m = re.search(r" \(work dir (.+)\)$", line)
+    return m[1] if m else None
 
 
 def held_by(work_dir: str) -> str | None:
@@ -117,19 +124,50 @@ def foreign_work_dir(path: str) -> str | None:
         d = parent
 
 
-def _private_lock_file(path: str) -> None:
-    """Put a new lock file at ``path`` in place of one shared by a hard link (``cp -al W COPY``): a
-    lock on the shared file would lock both work dirs, and its holder line would name the other's
-    driver."""
-    tmp = f"{path}.{os.getpid()}.new"
-    os.close(_open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL))
-    os.replace(tmp, path)
+def _private_lock_file(path: str) -> int:
+    """A new lock file at ``path``, locked, in place of one shared by a hard link (``cp -al W COPY``):
+    a lock on the shared file would lock both work dirs, and its holder line would name the other's
+    driver. Written under its temporary name first (a leftover is cleaned like any killed writer's)."""
+    tmp = tmp_name(path)
+    fd = _open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _serialise(w: str) -> int | None:
+    """An exclusive flock on the directory ``w`` itself, held for the moment a driver takes the lock,
+    so that replacing a shared lock file never races another driver taking it. None where the
+    filesystem has no flock on directories (NFS): the inode check in ``WorkDirLock`` remains."""
+    try:
+        dfd = os.open(w, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(dfd)
+        return None
+    return dfd
+
+
+def _unmarked(w: str) -> bool:
+    """No step markers yet: a new work dir (or one a refused start left empty)."""
+    try:
+        with os.scandir(os.path.join(w, MARKER_DIR)) as it:
+            return next(it, None) is None
+    except FileNotFoundError:
+        return True
 
 
 class WorkDirLock:
-    """The lock of a work dir, for a driver of ``kind`` (recorded in the work dir, and checked: a
-    work dir of another kind is refused, and so is one inside another run's work dir); without a
-    kind (a reader such as study-pack) only the lock."""
+    """The lock of a work dir, for a driver of ``kind`` (recorded in a new work dir, and checked: a
+    work dir of another kind is refused, and so is a new one inside another run's work dir); without
+    a kind (a reader such as study-pack) only the lock."""
 
     def __init__(self, work_dir: str, kind: str | None = None):
         self.path = os.path.join(os.path.abspath(work_dir), LOCK_NAME)
@@ -143,51 +181,64 @@ class WorkDirLock:
                                 "wait for it, or use a work dir elsewhere")
         if self.kind is None:
             return
-        outer = foreign_work_dir(os.path.dirname(w))
-        if outer:
-            raise AeHubertError(f"{w}: inside the work dir {outer} of another run, whose files only its own run "
-                                "writes; use a work dir beside it instead")
         made_by = work_dir_kind(w)
         if made_by is not None and made_by != self.kind:
             raise AeHubertError(f"{w}: a work dir of `ae-hubert {made_by}`, not of `ae-hubert {self.kind}`: resume it "
                                 f"with `ae-hubert {made_by}`, or use a new work dir")
+        outer = foreign_work_dir(os.path.dirname(w))
+        if outer and made_by is None:  # a run of this tool nested in another's (a study's iteration) is its own
+            raise AeHubertError(f"{w}: inside the work dir {outer} of another run, whose files only its own run "
+                                "writes; use a work dir beside it instead")
+
+    def _take(self, w: str) -> int:
+        """The lock file's descriptor, locked; a shared one (hard link) replaced by one of this dir's own."""
+        mine = os.path.realpath(w)
+        for attempt in range(5):
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT)  # not inherited by children (PEP 446)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+            except BlockingIOError:  # held, or only looked at for a moment by held_by
+                got = False
+            if os.fstat(fd).st_nlink > 1 and (got or _holder_dir(_holder(fd)) not in (None, mine)):
+                new = _private_lock_file(self.path)  # shared with a copy (or its original): free, or held for the other
+                os.close(fd)
+                return new
+            if got:
+                try:
+                    if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                        return fd
+                except FileNotFoundError:
+                    pass
+                os.close(fd)  # replaced meanwhile (no directory flock here): lock the new one
+                continue
+            holder = _holder(fd)
+            os.close(fd)
+            if attempt < 4:
+                time.sleep(0.1)
+                continue
+            raise AeHubertError(f"{w}: in use by another ae-hubert run ({holder}); wait for it or stop it "
+                                f"(lock: {self.path})")
+        raise AeHubertError(f"{w}: could not take the work dir's lock ({self.path} kept changing)")
 
     def __enter__(self) -> "WorkDirLock":
         w = os.path.dirname(self.path)
         self._check_place(w)
         ensure_writable_dir(w)
-        for attempt in range(10):
-            fd = _open(self.path, os.O_RDWR | os.O_CREAT)  # not inherited by children (PEP 446)
-            if os.fstat(fd).st_nlink > 1:
-                os.close(fd)
-                _private_lock_file(self.path)
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # held, or only looked at for a moment by held_by: asked again shortly
-                if attempt < 4:
-                    os.close(fd)
-                    time.sleep(0.1)
-                    continue
-                holder = _holder(fd)
-                os.close(fd)
-                raise AeHubertError(f"{w}: in use by another ae-hubert run ({holder}); wait for it or stop it "
-                                    f"(lock: {self.path})") from None
-            try:
-                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)  # replaced while we waited (a hard-linked file made private): lock the new one
-        else:
-            raise AeHubertError(f"{w}: could not take the work dir's lock ({self.path} keeps changing)")
+        new_dir = _unmarked(w)
+        dfd = _serialise(w)
+        try:
+            fd = self._take(w)
+        finally:
+            if dfd is not None:
+                os.close(dfd)
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])}\n".encode())
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])} "
+                     f"(work dir {os.path.realpath(w)})\n".encode())
         self.fd = fd
         HELD.add(os.path.realpath(self.path))
         _publish()
-        if self.kind is not None and work_dir_kind(w) is None:
+        if self.kind is not None and new_dir:  # a work dir made before kinds were recorded stays unclaimed
             try:
                 write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
                                   self.kind + "\n")

@@ -38,7 +38,7 @@ def synth(text: str, voice: str = "kal16", stretch: float = 1.0, f0_mean: float 
 
 
 def voices() -> list[str]:
-    """The voices built into this flite (``flite -lv``); a ``.flitevox`` file is a voice too."""
+    """The voices built into this flite (``flite -lv``); a ``.flitevox`` file or URL is a voice too."""
     try:
         out = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
     except FileNotFoundError:

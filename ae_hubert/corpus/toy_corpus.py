@@ -29,9 +29,9 @@ def check_voice(voice: str) -> None:
     kind, _, name = voice.partition(":")
     try:
         if kind == "flite" and name:
-            if name not in flite.voices() and not os.path.isfile(name):  # flite would say it in its default voice
+            if name not in flite.voices() and not os.path.isfile(name) and "://" not in name:  # flite would say it in its default voice
                 raise RuntimeError(f"unknown flite voice (this flite has {', '.join(flite.voices())}, or give a "
-                                   ".flitevox file)")
+                                   ".flitevox file or URL)")
             _, sr, _ = flite.synth("yes", name)
             if sr != SAMPLE_RATE:
                 raise RuntimeError(f"flite voice {name!r} is {sr} Hz; use a 16 kHz voice (kal16, awb, ...)")

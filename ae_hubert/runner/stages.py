@@ -38,6 +38,30 @@ def _same(recorded: str, accepted: tuple) -> bool:
     return recorded in accepted or any(a is not None and _words(recorded) == _words(a) for a in accepted)
 
 
+def _without_paths(value):
+    """A JSON value with every absolute path replaced by a placeholder."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    return "<path>" if isinstance(value, str) and value.startswith(os.sep) else value
+
+
+def output_digest(path: str) -> str:
+    """A step output's identity by content; a JSON record's without the paths it names (where it
+    was made: a study carried to another machine rewrites them, and holds the same record)."""
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            return file_digest(path)
+        import hashlib
+
+        return "json:" + hashlib.sha1(json.dumps(_without_paths(record), sort_keys=True).encode()).hexdigest()
+    return file_digest(path)
+
+
 def first_difference(before: str, now: str) -> str:
     """The first setting that differs between two commands, in words: ``now X, was Y``."""
     old, new = _words(before), _words(now)
@@ -136,7 +160,7 @@ class Stages:
         for p in outputs:
             if os.path.isfile(p):
                 rel = os.path.relpath(os.path.abspath(p), self.work_dir)
-                out[p if rel.startswith(os.pardir) else rel] = file_digest(p)
+                out[p if rel.startswith(os.pardir) else rel] = output_digest(p)
         return out
 
     def _verify(self, name: str, prev: dict) -> None:
@@ -147,7 +171,7 @@ class Stages:
         recorded = prev.get("outputs") or {}
         for rel, digest in (recorded.items() if isinstance(recorded, dict) else ()):
             path = self._path(rel)
-            if os.path.isfile(path) and file_digest(path) != digest:
+            if os.path.isfile(path) and output_digest(path) != digest:
                 raise located(path, f"changed since step {name} made it (by content; {self.marker(name)}): the steps "
                                     "after it would go on from the changed file; " + self.way_out.format(name=name))
         self.verified.add(name)

@@ -177,15 +177,20 @@ def run_owned(cmd: list[str], cwd: str, log) -> int:
     return rc
 
 
+REWRITTEN_CHECKPOINTS = re.compile(r"checkpoint_last\.pt|checkpoint_best\.pt|checkpoint\.best_.*\.pt")
+
+
+def _in(d: str, wanted=lambda name: True) -> list[str]:
+    return [os.path.join(d, f) for f in sorted(os.listdir(d)) if wanted(f)] if os.path.isdir(d) else []
+
+
 def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int | None = None,
                  log_name: str = "train.log") -> str:
     """Run ``fairseq-hydra-train ARGS`` in ``run_dir`` (hydra writes there), appending its output to
     ``log_name``; returns the log's path. Does nothing when ``save_dir`` already holds a checkpoint
     at ``max_update``."""
     os.makedirs(run_dir, exist_ok=True)
-    for d, recursive in ((run_dir, False), (os.path.join(run_dir, ".hydra"), True), (save_dir, True)):
-        if os.path.isdir(d):
-            unshare_hard_links(d, recursive)
+    unshare_hard_links(_in(run_dir, lambda f: f.endswith(".log")) + _in(os.path.join(run_dir, ".hydra")))
     repaired = repair_last_checkpoint(save_dir)
     log = os.path.join(run_dir, log_name)
     cmd = [hydra_train_executable(), *args]
@@ -197,6 +202,8 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
             f.write(f"[ae_hubert] checkpoint_last.pt is at {updates} >= max_update {max_update} updates: "
                     "training is complete, not restarted\n")
             return log
+        # the checkpoints fairseq copies over (the others it writes under a new name, or renames into place)
+        unshare_hard_links(_in(save_dir, REWRITTEN_CHECKPOINTS.fullmatch))
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
         with TrainingProgress(log, max_update, updates or 0, f"train {os.path.basename(run_dir)}"):
