@@ -375,6 +375,8 @@ CASES = [
         ("lr-negative", "optimization.lr=[-1]", "optimization.lr: -1.0 is not a positive learning rate"),
         ("max-update-negative", "optimization.max_update=-3", "optimization.max_update: -3; give at least 1"),
         ("restore-file", "checkpoint.restore_file=/x.pt", "the sweep sets checkpoint.restore_file"),
+        ("continue-once", "checkpoint.continue_once=/x.pt", "the sweep sets checkpoint.continue_once"),
+        ("finetune-from", "checkpoint.finetune_from_model=/x.pt", "the sweep sets checkpoint.finetune_from_model"),
         ("run-dir", "hydra.run.dir=/x", "hydra.run.dir: where each run writes (its directory, logs, tensorboard) is "
                                         "set by the driver"),
         ("log-file", "hydra.job_logging.handlers.file.filename=/x.json", "hydra.job_logging.handlers.file.filename: "
@@ -386,6 +388,7 @@ CASES = [
       for name, o, text in [
         ("lr-zero", "optimization.lr=[0]", "optimization.lr: 0.0 is not a positive learning rate"),
         ("restore-file", "checkpoint.restore_file=/x.pt", "checkpoint.restore_file is set by the schedule"),
+        ("continue-once", "checkpoint.continue_once=/x.pt", "checkpoint.continue_once is set by the schedule"),
         ("run-dir", "hydra.run.dir=/x", "hydra.run.dir: where each run writes"),
         ("tensorboard", "common.tensorboard_logdir=/x", "common.tensorboard_logdir: where each run writes")]],
     ("iterate-interpolated-work-dir", lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",

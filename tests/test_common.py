@@ -237,8 +237,8 @@ def test_a_work_dir_in_use_is_neither_driven_nor_written_by_another_process(tmp_
 
 def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
     """A work dir is resumed by the tool that made it; no driver starts a new work dir inside another
-    run's, finished or not, except the run itself (a study's iterations, a demo's sweep), whose
-    nested runs each tool may resume on its own."""
+    run's, finished or not, except the run itself (a study's iterations, a demo's sweep), and those
+    nested runs of a study or demo each tool may resume on its own."""
     from ae_hubert.common.lock import WorkDirLock, work_dir_kind
 
     w = tmp_path / "w"
@@ -251,20 +251,49 @@ def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
     with WorkDirLock(str(w), "iterate"):  # its own kind resumes it
         with WorkDirLock(str(w / "sweep" / "k0" / "deeper"), "iterate"):  # inside a nested finished one: still its run
             pass
-    with WorkDirLock(str(w / "sweep"), "reset-sweep"):  # a nested run resumed on its own, by its tool
-        pass
     with pytest.raises(AeHubertError, match=r"/w/sweep: a work dir of `ae-hubert reset-sweep`"):
         WorkDirLock(str(w / "sweep"), "iterate").__enter__()
+    with pytest.raises(AeHubertError, match=r"/w/sweep: inside the work dir .*/w of another run"):
+        WorkDirLock(str(w / "sweep"), "reset-sweep").__enter__()  # an iterate's work dir holds no runs of its own
     for inside in (w / "iter1" / "sub", w / "sweep" / "more"):
         with pytest.raises(AeHubertError, match=r"inside the work dir .*/w(/sweep)? of another run"):
             WorkDirLock(str(inside), "iterate").__enter__()
         assert not inside.exists()
+    os.symlink(w / "iter1", tmp_path / "link")  # a link into the run, named as a new work dir
+    with pytest.raises(AeHubertError, match=r"/link: inside the work dir .*/w of another run"):
+        WorkDirLock(str(tmp_path / "link"), "reset-sweep").__enter__()
+    outer = tmp_path / "outer"
+    os.makedirs(outer / "iter1")
+    os.rename(w / "sweep", outer / "iter1" / "sweep")  # a new work dir holding another run's
+    with pytest.raises(AeHubertError, match=r"/outer: holds .*/outer/iter1/sweep, the work dir of another run"):
+        WorkDirLock(str(outer), "iterate").__enter__()
+    assert not (outer / ".stages").exists()
+    os.makedirs(w / "iter1")
+    os.rename(outer / "iter1" / "sweep", w / "iter1" / "pasted")
+    with pytest.raises(AeHubertError, match=r"/w/iter1/pasted: inside the work dir .*/w of another run"):
+        WorkDirLock(str(w / "iter1" / "pasted"), "reset-sweep").__enter__()
+    study = tmp_path / "study"
+    with WorkDirLock(str(study), "study"):
+        with WorkDirLock(str(study / "runs" / "h1" / "s1"), "iterate"):
+            pass
+    with WorkDirLock(str(study / "runs" / "h1" / "s1"), "iterate"):  # a study's run, resumed on its own
+        pass
+    (w / ".stages" / "kind").write_text("")  # its record emptied (or removed): what its markers say counts
+    (w / ".stages" / "iter1.train.json").write_text("{}")
+    assert work_dir_kind(str(w)) == "iterate"
+    with pytest.raises(AeHubertError, match="a work dir of `ae-hubert iterate`, not of `ae-hubert demo`"):
+        WorkDirLock(str(w), "demo").__enter__()
     old = tmp_path / "old"
     (old / ".stages").mkdir(parents=True)
     (old / ".stages" / "corpus.json").write_text("{}")  # made before kinds were recorded: not claimed by a resume
     with WorkDirLock(str(old), "demo"):
         pass
-    assert work_dir_kind(str(old)) is None
+    assert not (old / ".stages" / "kind").exists()
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / ".ae_hubert.lock")
+    with pytest.raises(AeHubertError, match=r"fifo/.ae_hubert.lock: not a plain file where the work dir's lock file belongs"):
+        WorkDirLock(str(fifo), "iterate").__enter__()
     with WorkDirLock(str(w)):  # a reader (study-pack) takes only the lock
         pass
 
@@ -388,3 +417,72 @@ def test_a_demo_rerun_with_another_corpus_is_refused(tmp_path, monkeypatch):
     with pytest.raises(AeHubertError, match=r"demo: overrides\[0\]: 'dm,x': expected KEY=VALUE"):
         demo.run_demo(str(tmp_path / "w2"), overrides=["dm,x"])
     assert built == [(40, 3)] and not (tmp_path / "w2").exists()
+
+
+def test_a_training_step_records_its_config_as_composed(tmp_path, monkeypatch):
+    """A value pulled in by the config's defaults list, or read from the environment by an override,
+    is part of what a training step records: a resume under another one is refused."""
+    import shutil
+
+    from ae_hubert.runner.configs import with_config_digest
+    from ae_hubert.runner.trainer import CONFIG_DIR
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    shutil.copy(os.path.join(CONFIG_DIR, "pretrain", "toy_cpu.yaml"), cfg / "parent.yaml")
+    (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n")
+    overrides = ["task.data=/d", "task.label_dir=/w/labels", "checkpoint.save_dir=/w/ckpt",
+                 "optimization.lr=[${oc.env:AE_TEST_LR,0.001}]"]
+    first, accepted = with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")
+    assert "composed-sha1=" in first and accepted[0] == first.split(" composed-sha1=")[0]
+    assert with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")[0] == first
+    moved = [o.replace("/w/", "/moved/") for o in overrides]  # the same run in a moved work dir
+    assert with_config_digest("train", str(cfg), "child", overrides=moved, work_dir="/moved")[0] == first
+    monkeypatch.setenv("AE_TEST_LR", "0.5")
+    assert with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")[0] != first
+    monkeypatch.delenv("AE_TEST_LR")
+    text = (cfg / "parent.yaml").read_text()
+    (cfg / "parent.yaml").write_text(text.replace("max_tokens:", "max_tokens: 1234567 #"))
+    assert with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")[0] != first
+
+
+def test_report_and_study_pack_write_into_no_other_run(tmp_path, capsys):
+    from ae_hubert.cli import main
+
+    w, other = tmp_path / "w", tmp_path / "other"
+    for d in (w, other):
+        (d / ".stages").mkdir(parents=True)
+        (d / "records.json").write_text("[]")
+    assert main(["report", str(other), "--out", str(w / "report.html")]) == 2
+    assert "writes inside the work dir" in capsys.readouterr().err and not (w / "report.html").exists()
+    assert main(["study-pack", str(other), str(w / "pack")]) == 2
+    assert "writes inside the work dir" in capsys.readouterr().err and not (w / "pack").exists()
+    assert main(["study-unpack", str(other), str(w / "unpacked")]) == 2
+    assert "writes inside the work dir" in capsys.readouterr().err and not (w / "unpacked").exists()
+
+
+def test_a_linked_checkpoint_dir_belongs_to_one_work_dir(tmp_path):
+    """Checkpoints kept on another disk through a link: a copy of the work dir keeps the link, and
+    must not train into (or restart, removing) the original's checkpoints; a moved work dir goes on."""
+    import subprocess
+
+    from ae_hubert.common.lock import claim_linked_dir
+
+    big = tmp_path / "big" / "ck"
+    big.mkdir(parents=True)
+    w = tmp_path / "w"
+    (w / ".stages").mkdir(parents=True)
+    (w / "iter1").mkdir()
+    os.symlink(big, w / "iter1" / "checkpoints")
+    for _ in range(2):
+        claim_linked_dir(str(w / "iter1" / "checkpoints"), str(w))
+    subprocess.run(["cp", "-a", str(w), str(tmp_path / "c")], check=True)
+    c = tmp_path / "c"
+    with pytest.raises(AeHubertError, match=r"c/iter1/checkpoints: a link to .*/big/ck, which holds the files of the "
+                                            r"work dir .*/w \("):
+        claim_linked_dir(str(c / "iter1" / "checkpoints"), str(c))
+    os.rename(w, tmp_path / "w2")
+    claim_linked_dir(str(tmp_path / "w2" / "iter1" / "checkpoints"), str(tmp_path / "w2"))  # moved: its own still
+    with pytest.raises(AeHubertError, match=r"holds the files of the work dir .*/w2 "):
+        claim_linked_dir(str(c / "iter1" / "checkpoints"), str(c))
+    claim_linked_dir(str(c / "iter1"), str(c))  # a directory of its own: nothing to claim

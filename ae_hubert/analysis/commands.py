@@ -50,7 +50,8 @@ def _report_files(a) -> Files:
     out = a.out or os.path.join(a.work_dir, "report.html")
     inside = os.path.realpath(out).startswith(os.path.realpath(a.work_dir) + os.sep)
     read = inside and os.path.isfile(out) and not out.endswith((".html", ".htm"))
-    return Files({out: "--out"}, {out: "WORK_DIR"} if read else {}, into_work_dirs=True)
+    # its page may go inside the work dir it shows, never into another run's
+    return Files({out: "--out"}, {out: "WORK_DIR"} if read else {}, into_work_dirs=inside)
 
 
 def _report(a):

@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import socket
+import stat
 import sys
 import time
 
@@ -22,6 +23,13 @@ from .errors import AeHubertError, located
 LOCK_NAME = ".ae_hubert.lock"
 MARKER_DIR = ".stages"  # a work dir's step markers (runner/stages): its presence makes a directory a work dir
 KIND_FILE = "kind"  # in MARKER_DIR: the driver that made the work dir (iterate, reset-sweep, demo, study, ...)
+# the drivers whose work dirs hold other drivers' runs, and which: such a nested run may be resumed on its own
+NESTS = {"study": ("iterate", "reset-sweep"), "demo": ("iterate", "reset-sweep"),
+         "gpu-check": ("iterate", "reset-sweep", "study", "demo")}
+# a work dir from before kinds were recorded, by its markers (first match): resumed by that tool only
+_MARKED_BY = ((re.compile(r"k\d+\.(train|decode\..+)"), "reset-sweep"),
+              (re.compile(r".+\.(train|init|kmeans|choose_layer)"), "iterate"), (re.compile(r"s\d+\..+"), "study"),
+              (re.compile(r"probe\..+"), "demo"))
 # The locks this process holds: its own steps may write inside their work dir, and so may the
 # processes it starts (a harness running `ae-hubert` commands in its work dir), which inherit them
 # through HELD_ENV. Checked before any other open of the lock file, since on NFS (flock emulated by
@@ -82,16 +90,50 @@ def held_by(work_dir: str) -> str | None:
 
 
 def work_dir_kind(w: str) -> str | None:
-    """The driver that made work dir ``w`` (``.stages/kind``); None for a work dir of a version that
-    did not record it, or no work dir."""
+    """The driver that made work dir ``w``: ``.stages/kind``, or where that is missing or empty (a
+    work dir of an earlier version, or one whose record was removed) what its step markers say;
+    None for no work dir, or markers that name no tool."""
     path = os.path.join(w, MARKER_DIR, KIND_FILE)
     try:
         with open(path, encoding="utf-8") as f:
-            return f.read().strip() or None
+            kind = f.read().strip()
     except FileNotFoundError:
-        return None
+        kind = ""
     except (OSError, UnicodeDecodeError) as e:
         raise located(path, f"unreadable ({e}); it names the tool that made this work dir") from None
+    if kind:
+        return kind
+    names = set()
+    for d in (os.path.join(w, MARKER_DIR), os.path.join(w, MARKER_DIR, "started")):
+        if os.path.isdir(d):
+            names |= {f[:-len(".json")] for f in os.listdir(d) if f.endswith(".json")}
+    return next((tool for pattern, tool in _MARKED_BY if any(pattern.fullmatch(n) for n in names)), None)
+
+
+OWNER_FILE = ".ae_hubert.owner"  # in a directory a work dir reaches through a link: the work dir it belongs to
+
+
+def claim_linked_dir(path: str, work_dir: str) -> None:
+    """A directory of ``work_dir`` that is a link to elsewhere (checkpoints kept on another disk)
+    belongs to that work dir alone: a copy of the work dir (``cp -a``, ``cp -al``) keeps the link,
+    and training or a restart there would write into, or remove, the original's files. The first
+    run records itself there; another work dir that still exists is refused, a moved one takes over."""
+    real, mine = os.path.realpath(path), os.path.realpath(work_dir)
+    if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
+        return
+    tag = os.path.join(real, OWNER_FILE)
+    try:
+        with open(tag, encoding="utf-8") as f:
+            owner = f.read().strip()
+    except FileNotFoundError:
+        owner = ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise located(tag, f"unreadable ({e}); it names the work dir whose files these are") from None
+    if owner and owner != mine and os.path.isdir(os.path.join(owner, MARKER_DIR)):
+        raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work dir "
+                            "keeps its links): make it a directory of this work dir's own, or use that work dir")
+    if owner != mine:
+        write_text_atomic(tag, mine + "\n")
 
 
 def driven_dir(path: str) -> tuple[str, str] | None:
@@ -155,6 +197,15 @@ def _serialise(w: str) -> int | None:
     return dfd
 
 
+def _work_dir_below(w: str) -> str | None:
+    """A work dir somewhere below ``w`` (links not followed), if any."""
+    for d, dirs, _ in os.walk(w):
+        if d != w and MARKER_DIR in dirs:
+            return d
+        dirs[:] = [x for x in dirs if x != MARKER_DIR]
+    return None
+
+
 def _unmarked(w: str) -> bool:
     """No step markers yet: a new work dir (or one a refused start left empty)."""
     try:
@@ -175,7 +226,8 @@ class WorkDirLock:
         self.fd: int | None = None
 
     def _check_place(self, w: str) -> None:
-        around = driven_dir(os.path.dirname(w))
+        parent = os.path.dirname(os.path.realpath(w))  # a link named as the work dir: where it points counts
+        around = driven_dir(parent)
         if around:  # a run started inside another's work dir would write under its driver
             raise AeHubertError(f"{w}: inside {around[0]}, a work dir in use by another ae-hubert run ({around[1]}); "
                                 "wait for it, or use a work dir elsewhere")
@@ -185,21 +237,34 @@ class WorkDirLock:
         if made_by is not None and made_by != self.kind:
             raise AeHubertError(f"{w}: a work dir of `ae-hubert {made_by}`, not of `ae-hubert {self.kind}`: resume it "
                                 f"with `ae-hubert {made_by}`, or use a new work dir")
-        outer = foreign_work_dir(os.path.dirname(w))
-        if outer and made_by is None:  # a run of this tool nested in another's (a study's iteration) is its own
+        outer = foreign_work_dir(parent)
+        # a run nested in a study's or demo's work dir by that driver may be resumed on its own by its tool
+        if outer and not (made_by is not None and self.kind in NESTS.get(work_dir_kind(outer) or "", ())):
             raise AeHubertError(f"{w}: inside the work dir {outer} of another run, whose files only its own run "
                                 "writes; use a work dir beside it instead")
+        if _unmarked(w):
+            inner = _work_dir_below(w)
+            if inner:
+                raise AeHubertError(f"{w}: holds {inner}, the work dir of another run, whose files only its own run "
+                                    "writes; use a new, empty work dir")
 
     def _take(self, w: str) -> int:
         """The lock file's descriptor, locked; a shared one (hard link) replaced by one of this dir's own."""
         mine = os.path.realpath(w)
         for attempt in range(5):
-            fd = _open(self.path, os.O_RDWR | os.O_CREAT)  # not inherited by children (PEP 446)
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)  # not inherited by children (PEP 446)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise located(self.path, "not a plain file where the work dir's lock file belongs; remove it")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 got = True
             except BlockingIOError:  # held, or only looked at for a moment by held_by
                 got = False
+            except OSError as e:  # not a regular file (a FIFO), a filesystem without locks
+                os.close(fd)
+                raise located(self.path, f"cannot lock the work dir ({e.strerror or e}); remove it if it is not "
+                                         "a plain file, or use a work dir on a filesystem with locks") from None
             if os.fstat(fd).st_nlink > 1 and (got or _holder_dir(_holder(fd)) not in (None, mine)):
                 new = _private_lock_file(self.path)  # shared with a copy (or its original): free, or held for the other
                 os.close(fd)

@@ -18,7 +18,7 @@ from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomi
 from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
                               compose_train_config, override_key, where_runs_write, with_config_digest)
-from ..common.lock import WorkDirLock
+from ..common.lock import WorkDirLock, claim_linked_dir
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
@@ -35,6 +35,8 @@ def _run_overrides(data: str, ckpt: str, k: int, mode: str, save: str, overrides
 SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --mode", "model.w2v_path": "use --ckpt",
                "task.data": "use --data", "checkpoint.save_dir": "one per k under --work-dir",
                "checkpoint.restore_file": "each k starts from --ckpt and resumes from its own checkpoint_last.pt",
+               "checkpoint.continue_once": "each k starts from --ckpt and resumes from its own checkpoint_last.pt",
+               "checkpoint.finetune_from_model": "each k starts from --ckpt (model.w2v_path)",
                "task.label_dir": "the transcripts are --data's (checked, and recorded for a resume)"}
 
 
@@ -129,7 +131,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
-            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name)
+            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name,
+                                                       overrides=args[4:], work_dir=w)
         runs = {k: planned(k) for k in ks}
         # everything that would refuse the sweep is checked before anything is removed or trained
         scored = tuple(s for s in splits if s not in trained)  # decoded only: their manifests and references
@@ -142,6 +145,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         for k in ks:
             if k != restart:
                 stages.check(f"k{k}.train", *runs[k][3])
+        for k in ks:  # a run or checkpoint dir kept elsewhere through a link is this sweep's alone
+            for d in runs[k][:2]:
+                claim_linked_dir(d, w)
         stages.check_inputs(inputs)
         for k in ks:
             run, save, args, command = runs[k]

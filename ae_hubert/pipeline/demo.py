@@ -96,7 +96,8 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
     # the corpus's settings are recorded: a rerun with other ones is refused, not run on the old corpus
     Stages(w, way_out="use a new work dir").run(
         "corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"],
-        f"toy-corpus --out-dir $W/corpus --utterances {utterances} --seed {seed}")
+        f"toy-corpus --out-dir $W/corpus --utterances {utterances} --seed {seed}",
+        outputs=(os.path.join(corpus, "corpus.json"),))  # a corpus replaced by hand is refused too
     results = {}
     text = []
 

@@ -167,6 +167,7 @@ OWNED = {"task.data": "data", "task.label_dir": "(the iteration's labels)", "tas
          "model.label_rate": "targets[].source (it follows task.label_rate)", "task.label_rate": "targets[].source", "checkpoint.save_dir": "(the iteration's directory)",
          "checkpoint.finetune_from_model": "init: continue",
          "checkpoint.restore_file": "init: continue (a run resumes from its own checkpoint_last.pt)",
+         "checkpoint.continue_once": "init: continue (a run resumes from its own checkpoint_last.pt)",
          "checkpoint.no_save": "(the driver reads every iteration's checkpoint)",
          "optimization.max_epoch": "max_update (the iteration's budget)"}
 # optimization.max_update and common.seed overrides stand for the schedule's fields: the last one wins

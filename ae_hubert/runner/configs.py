@@ -212,9 +212,29 @@ def config_digest(config_dir: str, config_name: str) -> str:
         return ""
 
 
-def with_config_digest(plain: str, config_dir: str, config_name: str,
-                       earlier: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]]:
-    """(a training command as a stage records it: with its config file's digest, the forms recorded
-    before the digest was: ``earlier`` and the plain command)."""
+def composed_digest(config_dir: str, config_name: str, overrides: list[str], work_dir: str) -> str:
+    """The training config as the trainer will read it, by content: composed (the files its
+    ``defaults`` list pulls in too) and resolved (``${oc.env:...}`` included), the work dir's path
+    written ``$W`` (a moved work dir holds the same run)."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    cfg = compose_train_config(config_dir, config_name, overrides, f"{config_dir}/{config_name}.yaml")
+    return hashlib.sha1(OmegaConf.to_yaml(cfg).replace(work_dir, "$W").encode()).hexdigest()[:12]
+
+
+def with_config_digest(plain: str, config_dir: str, config_name: str, earlier: tuple[str, ...] = (),
+                       overrides: list[str] | None = None, work_dir: str | None = None
+                       ) -> tuple[str, tuple[str, ...]]:
+    """(a training command as a stage records it, the forms earlier versions recorded): with its
+    config file's digest and, given its ``overrides``, the composed config's; earlier forms are the
+    command with the file's digest only, ``earlier`` and the plain command."""
     digest = config_digest(config_dir, config_name)
-    return (f"{plain}  # config-sha1={digest}", (plain, *earlier)) if digest else (plain, earlier)
+    if not digest:
+        return plain, earlier
+    with_file = f"{plain}  # config-sha1={digest}"
+    if overrides is None:
+        return with_file, (plain, *earlier)
+    composed = composed_digest(config_dir, config_name, overrides, work_dir or "$W")
+    return f"{with_file} composed-sha1={composed}", (with_file, plain, *earlier)
