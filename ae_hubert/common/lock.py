@@ -89,18 +89,22 @@ def held_by(work_dir: str) -> str | None:
         os.close(fd)
 
 
+def _record_line(path: str, what: str) -> str:
+    """The one line a small record file holds ("" when it is missing)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise located(path, f"unreadable ({e}); it names {what}") from None
+
+
 def work_dir_kind(w: str) -> str | None:
     """The driver that made work dir ``w``: ``.stages/kind``, or where that is missing or empty (a
     work dir of an earlier version, or one whose record was removed) what its step markers say;
     None for no work dir, or markers that name no tool."""
-    path = os.path.join(w, MARKER_DIR, KIND_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            kind = f.read().strip()
-    except FileNotFoundError:
-        kind = ""
-    except (OSError, UnicodeDecodeError) as e:
-        raise located(path, f"unreadable ({e}); it names the tool that made this work dir") from None
+    kind = _record_line(os.path.join(w, MARKER_DIR, KIND_FILE), "the tool that made this work dir")
     if kind:
         return kind
     names = set()
@@ -122,13 +126,7 @@ def claim_linked_dir(path: str, work_dir: str) -> None:
     if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
         return
     tag = os.path.join(real, OWNER_FILE)
-    try:
-        with open(tag, encoding="utf-8") as f:
-            owner = f.read().strip()
-    except FileNotFoundError:
-        owner = ""
-    except (OSError, UnicodeDecodeError) as e:
-        raise located(tag, f"unreadable ({e}); it names the work dir whose files these are") from None
+    owner = _record_line(tag, "the work dir whose files these are")
     if owner and owner != mine and os.path.isdir(os.path.join(owner, MARKER_DIR)):
         raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work dir "
                             "keeps its links): make it a directory of this work dir's own, or use that work dir")
