@@ -419,31 +419,33 @@ def test_a_demo_rerun_with_another_corpus_is_refused(tmp_path, monkeypatch):
     assert built == [(40, 3)] and not (tmp_path / "w2").exists()
 
 
-def test_a_training_step_records_its_config_as_composed(tmp_path, monkeypatch):
-    """A value pulled in by the config's defaults list, or read from the environment by an override,
-    is part of what a training step records: a resume under another one is refused."""
+def test_a_training_step_records_the_config_files_it_reads(tmp_path):
+    """A file the config's defaults list pulls in is part of what a training step records (a resume
+    under an edited one is refused); a value read from the environment is refused as an override."""
+    import hashlib
     import shutil
 
-    from ae_hubert.runner.configs import with_config_digest
+    from ae_hubert.pipeline.schedule import owned_override
+    from ae_hubert.runner.configs import config_digest
     from ae_hubert.runner.trainer import CONFIG_DIR
 
+    shipped = os.path.join(CONFIG_DIR, "pretrain")
+    with open(os.path.join(shipped, "toy_cpu.yaml"), "rb") as f:  # a file without defaults: its bytes, as before
+        assert config_digest(shipped, "toy_cpu") == hashlib.sha1(f.read()).hexdigest()[:12]
     cfg = tmp_path / "cfg"
-    cfg.mkdir()
-    shutil.copy(os.path.join(CONFIG_DIR, "pretrain", "toy_cpu.yaml"), cfg / "parent.yaml")
-    (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n")
-    overrides = ["task.data=/d", "task.label_dir=/w/labels", "checkpoint.save_dir=/w/ckpt",
-                 "optimization.lr=[${oc.env:AE_TEST_LR,0.001}]"]
-    first, accepted = with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")
-    assert "composed-sha1=" in first and accepted[0] == first.split(" composed-sha1=")[0]
-    assert with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")[0] == first
-    moved = [o.replace("/w/", "/moved/") for o in overrides]  # the same run in a moved work dir
-    assert with_config_digest("train", str(cfg), "child", overrides=moved, work_dir="/moved")[0] == first
-    monkeypatch.setenv("AE_TEST_LR", "0.5")
-    assert with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")[0] != first
-    monkeypatch.delenv("AE_TEST_LR")
-    text = (cfg / "parent.yaml").read_text()
-    (cfg / "parent.yaml").write_text(text.replace("max_tokens:", "max_tokens: 1234567 #"))
-    assert with_config_digest("train", str(cfg), "child", overrides=overrides, work_dir="/w")[0] != first
+    (cfg / "optimization").mkdir(parents=True)
+    shutil.copy(os.path.join(shipped, "toy_cpu.yaml"), cfg / "parent.yaml")
+    (cfg / "optimization" / "fast.yaml").write_text("lr: [0.001]\n")
+    (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n  - optimization: fast\n")
+    first = config_digest(str(cfg), "child")
+    shutil.copytree(cfg, tmp_path / "moved")
+    assert config_digest(str(tmp_path / "moved"), "child") == first
+    (cfg / "parent.yaml").write_text((cfg / "parent.yaml").read_text().replace("max_tokens:", "max_tokens: 1 #"))
+    second = config_digest(str(cfg), "child")
+    assert second != first
+    (cfg / "optimization" / "fast.yaml").write_text("lr: [0.5]\n")
+    assert config_digest(str(cfg), "child") not in (first, second)
+    assert "reads the environment or the clock" in owned_override("optimization.lr=[${oc.env:LR,0.001}]")
 
 
 def test_report_and_study_pack_write_into_no_other_run(tmp_path, capsys):

@@ -27,9 +27,9 @@ KIND_FILE = "kind"  # in MARKER_DIR: the driver that made the work dir (iterate,
 NESTS = {"study": ("iterate", "reset-sweep"), "demo": ("iterate", "reset-sweep"),
          "gpu-check": ("iterate", "reset-sweep", "study", "demo")}
 # a work dir from before kinds were recorded, by its markers (first match): resumed by that tool only
-_MARKED_BY = ((re.compile(r"k\d+\.(train|decode\..+)"), "reset-sweep"),
-              (re.compile(r".+\.(train|init|kmeans|choose_layer)"), "iterate"), (re.compile(r"s\d+\..+"), "study"),
-              (re.compile(r"probe\..+"), "demo"))
+_MARKED_BY = ((re.compile(r".+\.(init|kmeans|choose_layer|(labels|dump|quality|merge)(\..+)?)"), "iterate"),
+              (re.compile(r"k\d+\.(train|decode\..+)"), "reset-sweep"), (re.compile(r".+\.train"), "iterate"),
+              (re.compile(r"s\d+\..+"), "study"), (re.compile(r"probe\..+"), "demo"))
 # The locks this process holds: its own steps may write inside their work dir, and so may the
 # processes it starts (a harness running `ae-hubert` commands in its work dir), which inherit them
 # through HELD_ENV. Checked before any other open of the lock file, since on NFS (flock emulated by
@@ -125,9 +125,12 @@ def claim_linked_dir(path: str, work_dir: str) -> None:
     real, mine = os.path.realpath(path), os.path.realpath(work_dir)
     if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
         return
+    other = foreign_work_dir(real)
+    if other:
+        raise located(path, f"a link into {other}, the work dir of another run: make it a directory of its own")
     tag = os.path.join(real, OWNER_FILE)
     owner = _record_line(tag, "the work dir whose files these are")
-    if owner and owner != mine and os.path.isdir(os.path.join(owner, MARKER_DIR)):
+    if owner and os.path.isdir(os.path.join(owner, MARKER_DIR)) and not os.path.samefile(owner, mine):
         raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work dir "
                             "keeps its links): make it a directory of this work dir's own, or use that work dir")
     if owner != mine:
@@ -195,12 +198,14 @@ def _serialise(w: str) -> int | None:
     return dfd
 
 
-def _work_dir_below(w: str) -> str | None:
-    """A work dir somewhere below ``w`` (links not followed), if any."""
+def _work_dir_below(w: str, depth: int = 4) -> str | None:
+    """A work dir up to ``depth`` levels below ``w`` (links not followed; a run's own lie at most
+    three down: a study's W/finetune/NAME/sK), if any."""
+    top = w.rstrip(os.sep).count(os.sep)
     for d, dirs, _ in os.walk(w):
         if d != w and MARKER_DIR in dirs:
             return d
-        dirs[:] = [x for x in dirs if x != MARKER_DIR]
+        dirs[:] = [x for x in dirs if x != MARKER_DIR] if d.count(os.sep) - top < depth else []
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
-                              compose_train_config, override_key, where_runs_write, with_config_digest)
+                              compose_train_config, driven_override, override_key, with_config_digest)
 from ..common.lock import WorkDirLock, claim_linked_dir
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -64,8 +64,8 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
         raise AeHubertError("--ks: give at least one k")
     for o in overrides:
         key = override_key(o)
-        if where_runs_write(key):
-            raise AeHubertError(f"override {o!r}: {where_runs_write(key)}")
+        if driven_override(o):
+            raise AeHubertError(f"override {o!r}: {driven_override(o)}")
         if key in SWEEP_OWNED:
             raise AeHubertError(f"override {o!r}: the sweep sets {key} for every run ({SWEEP_OWNED[key]})")
         inside = sorted(k for k in SWEEP_OWNED if k.startswith(key + "."))
@@ -131,8 +131,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
-            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name,
-                                                       overrides=args[4:], work_dir=w)
+            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name)
         runs = {k: planned(k) for k in ks}
         # everything that would refuse the sweep is checked before anything is removed or trained
         scored = tuple(s for s in splits if s not in trained)  # decoded only: their manifests and references
@@ -145,9 +144,10 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         for k in ks:
             if k != restart:
                 stages.check(f"k{k}.train", *runs[k][3])
-        for k in ks:  # a run or checkpoint dir kept elsewhere through a link is this sweep's alone
-            for d in runs[k][:2]:
-                claim_linked_dir(d, w)
+        for k in ks:  # a run or checkpoint dir kept elsewhere through a link: this sweep's alone, before it trains
+            if k == restart or stages.done(f"k{k}.train") is None:
+                for d in runs[k][:2]:
+                    claim_linked_dir(d, w)
         stages.check_inputs(inputs)
         for k in ks:
             run, save, args, command = runs[k]

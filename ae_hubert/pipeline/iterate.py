@@ -122,7 +122,7 @@ def _commands(st: Step, work_dir: str) -> tuple[str, tuple[str, ...]]:
         return plain, earlier
     args = list(st.args)
     return with_config_digest(plain, args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1],
-                              earlier, args[args.index("--config-name") + 2:], work_dir)
+                              earlier)
 
 
 def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo, start_from: str | None) -> None:
@@ -215,8 +215,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         stages.check_inputs(inputs, first == 0, write=False, way_out=f"use a new work dir, or {restart_all}")
         for st in steps[:first]:
             stages.check(st.name, *commands[st.name])
-        for st in steps:  # a checkpoint dir kept elsewhere through a link is this run's alone
-            if st.save_dir:
+        for i, st in enumerate(steps):  # a checkpoint dir kept elsewhere through a link: this run's alone
+            if st.save_dir and (i >= first or stages.done(st.name) is None):  # before it trains there, or removes
                 claim_linked_dir(st.save_dir, work_dir)
         if restart is not None:
             _restart(stages, steps, first, work_dir, echo, s.start_from)

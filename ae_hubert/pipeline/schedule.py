@@ -33,7 +33,7 @@ from ..common.schema import file_name, load_yaml, read, spec
 from ..common.arguments import MFCC_RATES
 from ..common.audio import MIN_SAMPLES
 from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
-                              override_key, where_runs_write)
+                              driven_override, override_key)
 from ..runner.trainer import CONFIG_DIR, check_hydra_path, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source (its default)
@@ -58,8 +58,8 @@ def owned_override(override: str) -> str | None:
     if "=" not in override and not override.startswith("~"):
         return f"{override!r}: expected KEY=VALUE (or ~KEY to delete one)"
     key = override_key(override)
-    if where_runs_write(key):
-        return where_runs_write(key)
+    if driven_override(override):
+        return driven_override(override)
     if key in OWNED:
         return f"{key} is set by the schedule for every run; use {OWNED[key]}"
     inside = sorted(k for k in (*OWNED, "optimization.max_update", "common.seed") if k.startswith(key + "."))

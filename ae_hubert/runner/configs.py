@@ -23,6 +23,21 @@ def where_runs_write(key: str) -> str | None:
     return None
 
 
+READS_OUTSIDE = ("${oc.env:", "${env:", "${now:")
+
+
+def driven_override(override: str) -> str | None:
+    """Why an override may not be given to a driven run, or None: one that says where the run writes
+    (:func:`where_runs_write`), or whose value reads the environment or the clock (a resume would
+    read it again, and could train on another value under the same recorded command)."""
+    key = override_key(override)
+    if where_runs_write(key):
+        return where_runs_write(key)
+    if any(r in override for r in READS_OUTSIDE):
+        return f"{override}: its value reads the environment or the clock, which a resume reads again; give the value"
+    return None
+
+
 def _compose(config_dir: str, config_name: str, overrides: list[str]):
     from fairseq.dataclass.initialize import add_defaults, hydra_init
     from hydra import compose, initialize_config_dir
@@ -199,42 +214,56 @@ def check_lr_schedule(cfg, where: str) -> None:
                             f"with phase_ratio {ratios}: every phase rounds to 0 updates (use max_update >= {least})")
 
 
+def _config_files(config_dir: str, config_name: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """A config file and those its ``defaults`` list pulls in (``- parent``, ``- group: name``),
+    depth first; what hydra reads beyond them (fairseq's dataclass defaults) comes with the code."""
+    import os
+
+    import yaml
+
+    path = os.path.join(config_dir, config_name + ".yaml")
+    if path in seen or not os.path.isfile(path):
+        return []
+    files = [path]
+    try:
+        with open(path, encoding="utf-8") as f:
+            defaults = (yaml.safe_load(f) or {}).get("defaults") or []
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return files  # composition says what is wrong with it
+    for entry in defaults if isinstance(defaults, list) else []:
+        if isinstance(entry, str) and entry != "_self_":
+            files += _config_files(config_dir, entry.removeprefix("/"), (*seen, path))
+        elif isinstance(entry, dict):
+            for group, name in entry.items():
+                if isinstance(group, str) and isinstance(name, str) and not group.startswith("override "):
+                    files += _config_files(config_dir, f"{group.removeprefix('/')}/{name}", (*seen, path))
+    return files
+
+
 def config_digest(config_dir: str, config_name: str) -> str:
-    """A training config file by content (an edited YAML is other settings under the same command);
-    empty when it cannot be read (composition, run first, says why)."""
+    """A training config by content: its file and the files its ``defaults`` list pulls in (an edited
+    YAML is other settings under the same command; a file without a defaults list has the digest of
+    its bytes alone); empty when it cannot be read (composition, run first, says why)."""
     import hashlib
     import os
 
+    files = _config_files(config_dir, config_name)
+    if not files:
+        return ""
+    h = hashlib.sha1()
     try:
-        with open(os.path.join(config_dir, config_name + ".yaml"), "rb") as f:
-            return hashlib.sha1(f.read()).hexdigest()[:12]
+        for i, path in enumerate(files):
+            with open(path, "rb") as f:
+                name = os.path.relpath(path, config_dir).encode()  # a moved config dir is the same config
+                h.update((b"\0" + name + b"\0" if i else b"") + f.read())
     except OSError:
         return ""
+    return h.hexdigest()[:12]
 
 
-def composed_digest(config_dir: str, config_name: str, overrides: list[str], work_dir: str) -> str:
-    """The training config as the trainer will read it, by content: composed (the files its
-    ``defaults`` list pulls in too) and resolved (``${oc.env:...}`` included), the work dir's path
-    written ``$W`` (a moved work dir holds the same run)."""
-    import hashlib
-
-    from omegaconf import OmegaConf
-
-    cfg = compose_train_config(config_dir, config_name, overrides, f"{config_dir}/{config_name}.yaml")
-    return hashlib.sha1(OmegaConf.to_yaml(cfg).replace(work_dir, "$W").encode()).hexdigest()[:12]
-
-
-def with_config_digest(plain: str, config_dir: str, config_name: str, earlier: tuple[str, ...] = (),
-                       overrides: list[str] | None = None, work_dir: str | None = None
-                       ) -> tuple[str, tuple[str, ...]]:
-    """(a training command as a stage records it, the forms earlier versions recorded): with its
-    config file's digest and, given its ``overrides``, the composed config's; earlier forms are the
-    command with the file's digest only, ``earlier`` and the plain command."""
+def with_config_digest(plain: str, config_dir: str, config_name: str,
+                       earlier: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]]:
+    """(a training command as a stage records it: with its config's digest, the forms recorded
+    before the digest was: ``earlier`` and the plain command)."""
     digest = config_digest(config_dir, config_name)
-    if not digest:
-        return plain, earlier
-    with_file = f"{plain}  # config-sha1={digest}"
-    if overrides is None:
-        return with_file, (plain, *earlier)
-    composed = composed_digest(config_dir, config_name, overrides, work_dir or "$W")
-    return f"{with_file} composed-sha1={composed}", (with_file, plain, *earlier)
+    return (f"{plain}  # config-sha1={digest}", (plain, *earlier)) if digest else (plain, earlier)

@@ -74,9 +74,8 @@ COMMANDS = [
             _study, _study_args),
     Command("study-pack", "keep what a study's later steps need (results, markers, each trained iteration's final "
             "model without optimizer state) in a small directory to copy; --results-only: its results for a reader",
-            _study_pack, _study_pack_args, files=lambda a: Files(
-                {a.out_dir or os.path.abspath(a.work_dir) + (".results" if a.results_only else ".pack"): "OUT_DIR"},
-                {a.work_dir: "WORK_DIR"})),
+            _study_pack, _study_pack_args, files=lambda a: Files(  # where the pack goes (a pack holds markers)
+                {os.path.dirname(os.path.abspath(a.out_dir or a.work_dir)): "OUT_DIR"}, {a.work_dir: "WORK_DIR"})),
     Command("study-unpack", "put a study-pack back as a work dir (on another machine or session); the next `study` "
             "call rebuilds the corpus and goes on where the pack left off", _study_unpack, _study_unpack_args,
             files=lambda a: Files({a.work_dir: "WORK_DIR"}, {a.pack_dir: "PACK_DIR"})),
