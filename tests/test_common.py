@@ -395,7 +395,21 @@ def test_a_demo_rerun_with_another_corpus_is_refused(tmp_path, monkeypatch):
     from ae_hubert.pipeline import demo
 
     built = []
-    monkeypatch.setattr(demo, "build", lambda out, utterances, seed: built.append((utterances, seed)) or {"splits": {}})
+
+    def build(out, utterances, seed):  # a corpus of one short recording per split
+        os.makedirs(os.path.join(out, "wav"), exist_ok=True)
+        for split in ("train", "valid", "test"):
+            sf.write(os.path.join(out, "wav", f"{split}.wav"), np.zeros(1600, dtype=np.float32), 16000)
+            with open(os.path.join(out, f"{split}.tsv"), "w") as f:
+                f.write(f"{out}\nwav/{split}.wav\t1600\n")
+            with open(os.path.join(out, f"{split}.wrd"), "w") as f:
+                f.write("yes\n")
+        with open(os.path.join(out, "corpus.json"), "w") as f:
+            json.dump({"utterances": utterances, "seed": seed}, f)
+        built.append((utterances, seed))
+        return {"splits": {}}
+
+    monkeypatch.setattr(demo, "build", build)
 
     class Stop(Exception):
         pass
@@ -414,6 +428,10 @@ def test_a_demo_rerun_with_another_corpus_is_refused(tmp_path, monkeypatch):
         demo.run_demo(w, utterances=50, seed=3)
     with pytest.raises(AeHubertError, match=r"now '--seed 4', was '--seed 3'"):
         demo.run_demo(w, utterances=40, seed=4)
+    with open(os.path.join(w, "corpus", "valid.wrd"), "w") as f:  # a corpus file replaced by hand
+        f.write("no\n")
+    with pytest.raises(AeHubertError, match=r"valid.wrd: differs from the valid.wrd this work dir was started on"):
+        demo.run_demo(w, utterances=40, seed=3)
     with pytest.raises(AeHubertError, match=r"demo: overrides\[0\]: 'dm,x': expected KEY=VALUE"):
         demo.run_demo(str(tmp_path / "w2"), overrides=["dm,x"])
     assert built == [(40, 3)] and not (tmp_path / "w2").exists()
@@ -488,3 +506,44 @@ def test_a_linked_checkpoint_dir_belongs_to_one_work_dir(tmp_path):
     with pytest.raises(AeHubertError, match=r"holds the files of the work dir .*/w2 "):
         claim_linked_dir(str(c / "iter1" / "checkpoints"), str(c))
     claim_linked_dir(str(c / "iter1"), str(c))  # a directory of its own: nothing to claim
+
+
+def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
+    """What an override may not set, a config file (or one its defaults list pulls in) may not either."""
+    from ae_hubert.pipeline.schedule import owned_override
+    from ae_hubert.runner.configs import check_driven_config, compose_train_config
+    from ae_hubert.runner.trainer import CONFIG_DIR
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    with open(os.path.join(CONFIG_DIR, "pretrain", "toy_cpu.yaml")) as f:
+        toy = f.read()
+    base = ["task.data=/d", "task.label_dir=/l", "checkpoint.save_dir=/s"]
+    for edit, refused in [(("checkpoint:\n", "checkpoint:\n  restore_file: /other/checkpoint_2_6.pt\n"),
+                           "checkpoint.restore_file"),
+                          (("checkpoint:\n", "checkpoint:\n  finetune_from_model: /other/x.pt\n"),
+                           "checkpoint.finetune_from_model"),
+                          (("checkpoint:\n", "checkpoint:\n  reset_optimizer: true\n"), "checkpoint.reset_optimizer"),
+                          (("common:\n", "common:\n  log_file: /other/train.log\n"), "common.log_file"),
+                          (("tensorboard_logdir: tblog", "tensorboard_logdir: /other/tblog"),
+                           "common.tensorboard_logdir"),
+                          (("    dir: .\n", "    dir: /other/iter1\n"), "hydra.run.dir: /other/iter1")]:
+        (cfg / "parent.yaml").write_text(toy.replace(*edit, 1))
+        (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n")  # in a file the config pulls in
+        c = compose_train_config(str(cfg), "child", base, "child")
+        with pytest.raises(AeHubertError, match=refused):
+            check_driven_config(c, str(cfg), "child", "child")
+    (cfg / "parent.yaml").write_text(toy)
+    check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
+    for o in ("checkpoint.reset_optimizer=true", "checkpoint.checkpoint_suffix=-x", "common.log_file=/x.log"):
+        assert owned_override(o), o
+
+
+def test_a_work_dir_whose_markers_are_a_link_is_refused(tmp_path):
+    from ae_hubert.common.lock import WorkDirLock
+
+    (tmp_path / "v" / ".stages").mkdir(parents=True)
+    (tmp_path / "n").mkdir()
+    os.symlink(tmp_path / "v" / ".stages", tmp_path / "n" / ".stages")
+    with pytest.raises(AeHubertError, match=r"n/.stages: a link where the work dir's step markers belong"):
+        WorkDirLock(str(tmp_path / "n"), "iterate").__enter__()

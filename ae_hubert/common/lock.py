@@ -234,6 +234,9 @@ class WorkDirLock:
         if around:  # a run started inside another's work dir would write under its driver
             raise AeHubertError(f"{w}: inside {around[0]}, a work dir in use by another ae-hubert run ({around[1]}); "
                                 "wait for it, or use a work dir elsewhere")
+        if os.path.islink(os.path.join(w, MARKER_DIR)):
+            raise located(os.path.join(w, MARKER_DIR), "a link where the work dir's step markers belong (they would "
+                                                       "be another run's): remove it")
         if self.kind is None:
             return
         made_by = work_dir_kind(w)

@@ -16,8 +16,9 @@ from typing import Callable
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
-from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
-                              compose_train_config, driven_override, override_key, with_config_digest)
+from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
+                              check_training_numbers, compose_train_config, driven_override, override_key,
+                              with_config_digest)
 from ..common.lock import WorkDirLock, claim_linked_dir
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -78,6 +79,7 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
                             f"{mode} needs 0 <= k {'<' if mode == 'drop' else '<='} {depth}")
     cfg = compose_train_config(cfg_dir, cfg_name, _run_overrides(data, ckpt, ks[0], mode, "/SAVE_DIR", overrides),
                                "reset-sweep")
+    check_driven_config(cfg, cfg_dir, cfg_name, "reset-sweep")
     labels = list(cfg.task.labels)
     for name in labels:
         path = os.path.join(data, f"dict.{name}.txt")
@@ -150,7 +152,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                     claim_linked_dir(d, w)
         stages.check_inputs(inputs)
         for k in ks:
-            run, save, args, command = runs[k]
+            run, save, args, _ = runs[k]
             if k == restart:  # every split it decoded before goes with its run, not only those named now
                 for name in [f"k{k}.train", *(n for n in stages.names() if n.startswith(f"k{k}.decode."))]:
                     stages.forget(name)
@@ -159,7 +161,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
-            stats = stages.run(f"k{k}.train", _train, *command)
+            stats = stages.run(f"k{k}.train", _train, *planned(k)[3])  # the config as of now (edited meanwhile?)
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
                 def _decode(split=split, save=save, run=run):

@@ -15,6 +15,8 @@ import os
 import time
 
 from ..common.atomic import write_text_atomic
+from ..common.manifest import data_inputs
+from ..common.outputs import corpus_file
 from ..corpus.toy_corpus import build
 from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
@@ -97,7 +99,11 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
     Stages(w, way_out="use a new work dir").run(
         "corpus", lambda: build(corpus, utterances=utterances, seed=seed)["splits"],
         f"toy-corpus --out-dir $W/corpus --utterances {utterances} --seed {seed}",
-        outputs=(os.path.join(corpus, "corpus.json"),))  # a corpus replaced by hand is refused too
+        outputs=(os.path.join(corpus, "corpus.json"),))
+    # its files by content too (manifests, audio, transcripts, phones): one replaced by hand is refused
+    own = tuple(sorted(f for f in os.listdir(corpus) if corpus_file(f) and not f.endswith((".tsv", ".wav", ".flac"))))
+    Stages(w, way_out="use a new work dir").check_inputs(data_inputs(corpus, ("train", "valid", "test"), own),
+                                                         way_out="use a new work dir")
     results = {}
     text = []
 

@@ -227,7 +227,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                stages.run(st.name, lambda st=st: execute(st), *commands[st.name], outputs=st.outputs)
+                # its command as of now: a config file edited while earlier steps ran is what this one reads
+                stages.run(st.name, lambda st=st: execute(st), *_commands(st, work_dir), outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")

@@ -32,8 +32,8 @@ from ..common.errors import AeHubertError
 from ..common.schema import file_name, load_yaml, read, spec
 from ..common.arguments import MFCC_RATES
 from ..common.audio import MIN_SAMPLES
-from ..runner.configs import (check_batch_fits, check_lr_schedule, check_mask_fits, check_training_numbers,
-                              driven_override, override_key)
+from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
+                              check_training_numbers, driven_override, override_key)
 from ..runner.trainer import CONFIG_DIR, check_hydra_path, resolve_train_config
 
 SOURCES = {"mfcc": 100.0, "layer": 50.0, "phones": 50.0}  # label rate of each target source (its default)
@@ -350,6 +350,10 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
         cfg = compose_train_config(cfg_dir, cfg_name, sched.train_overrides(
             iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"), os.path.join("/", "SAVE_DIR"),
             None), w)
+        try:
+            check_driven_config(cfg, cfg_dir, cfg_name, w)
+        except AeHubertError as e:
+            raise ScheduleError(str(e)) from None
         depth = iteration.depth = int(cfg.model.encoder_layers)
         iteration.needs_gpu = bool(cfg.common.get("fp16"))  # (common.cpu does not help: its optimizer needs CUDA)
         if depth < 1:

@@ -18,7 +18,7 @@ def where_runs_write(key: str) -> str | None:
     """Why an override key may not be given to a driven run: hydra's own settings (its run dir, log
     file names, output subdir) and the tensorboard directory say where a run writes, which the driver
     sets (each run's own directory), or None. A path there could write into another run's files."""
-    if key == "hydra" or key.startswith("hydra.") or key == "common.tensorboard_logdir":
+    if key == "hydra" or key.startswith("hydra.") or key in ("common.tensorboard_logdir", "common.log_file"):
         return f"{key}: where each run writes (its directory, logs, tensorboard) is set by the driver"
     return None
 
@@ -33,6 +33,9 @@ def driven_override(override: str) -> str | None:
     key = override_key(override)
     if where_runs_write(key):
         return where_runs_write(key)
+    if key in DRIVER_KEEPS and key.split(".")[1].startswith(("reset_", "optimizer_overrides", "checkpoint_suffix")):
+        return f"{key}: it acts only on a resume (which would then differ from an uninterrupted run), or renames " \
+               "the checkpoints the driver reads; not for a driven run"
     if any(r in override for r in READS_OUTSIDE):
         return f"{override}: its value reads the environment or the clock, which a resume reads again; give the value"
     return None
@@ -180,6 +183,60 @@ def check_mask_fits(cfg, sizes: dict[str, list[int]], where: str) -> None:
                                 f"frames): fairseq masks spans of at most its length less 3 ({max(frames - 3, 0)}); "
                                 "shorten the spans" + (", or raise task.max_sample_size" if cropped else
                                                        " or drop short utterances (task.min_sample_size)"))
+
+
+# settings a driven run must keep at fairseq's defaults, whichever file sets them: each loads other
+# weights or state, acts only on a resume (which then differs from an uninterrupted run), or writes
+# outside the run's own files; the driver sets what it needs of them itself
+DRIVER_KEEPS = {"checkpoint.restore_file": "checkpoint_last.pt", "checkpoint.continue_once": None,
+                "checkpoint.finetune_from_model": None, "checkpoint.reset_optimizer": False,
+                "checkpoint.reset_dataloader": False, "checkpoint.reset_lr_scheduler": False,
+                "checkpoint.reset_meters": False, "checkpoint.optimizer_overrides": "{}",
+                "checkpoint.checkpoint_suffix": "", "common.log_file": None}
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def check_driven_config(cfg, config_dir: str, config_name: str, where: str) -> None:
+    """A composed config (before the driver's own settings) that would load another run's weights,
+    change a resumed run, or write into another run's files (a log file, a tensorboard dir or a hydra
+    run dir named in a config file rather than an override): refused, naming the setting."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    for key, default in DRIVER_KEEPS.items():
+        value = OmegaConf.select(cfg, key, default=default)
+        if value != default and not (default is None and value in ("", None)):
+            raise AeHubertError(f"{where}: {key}: {value!r}; a driven run keeps fairseq's default ({default!r}): "
+                                "it loads other weights or state, changes a resumed run, or writes elsewhere")
+    tb = OmegaConf.select(cfg, "common.tensorboard_logdir", default=None)
+    if tb and (os.path.isabs(str(tb)) or os.pardir in str(tb).split(os.sep)):
+        raise AeHubertError(f"{where}: common.tensorboard_logdir: {tb}; give a path inside the run's directory")
+    import yaml
+
+    for path in _config_files(config_dir, config_name):
+        try:
+            with open(path, encoding="utf-8") as f:
+                hydra = (yaml.safe_load(f) or {}).get("hydra") or {}
+        except (OSError, ValueError, AttributeError, yaml.YAMLError):
+            continue
+        if not isinstance(hydra, dict):
+            continue
+        run_dir = (hydra.get("run") or {}).get("dir", ".") if isinstance(hydra.get("run"), dict) else "."
+        outside = [f"hydra.run.dir: {run_dir}"] if str(run_dir) not in (".", "./") else []
+        for key in ("output_subdir", "job_logging", "hydra_logging"):  # any path in them: inside the run's dir
+            outside += [f"hydra.{key}: {p}" for p in _strings(hydra.get(key))
+                        if os.sep in p and (os.path.isabs(p) or os.pardir in p.split(os.sep) or "${" in p)]
+        if outside:
+            raise AeHubertError(f"{path}: {outside[0]}: where each run writes (its directory, logs) is set by the "
+                                "driver (hydra.run.dir: ., the run's own directory); remove it from the config")
 
 
 def check_training_numbers(cfg, where: str) -> None:
