@@ -33,7 +33,7 @@ def driven_override(override: str) -> str | None:
     key = override_key(override)
     if where_runs_write(key):
         return where_runs_write(key)
-    if key in DRIVER_KEEPS and key.split(".")[1].startswith(("reset_", "optimizer_overrides", "checkpoint_suffix")):
+    if key in RESUME_ONLY:
         return f"{key}: it acts only on a resume (which would then differ from an uninterrupted run), or renames " \
                "the checkpoints the driver reads; not for a driven run"
     if any(r in override for r in READS_OUTSIDE):
@@ -188,11 +188,12 @@ def check_mask_fits(cfg, sizes: dict[str, list[int]], where: str) -> None:
 # settings a driven run must keep at fairseq's defaults, whichever file sets them: each loads other
 # weights or state, acts only on a resume (which then differs from an uninterrupted run), or writes
 # outside the run's own files; the driver sets what it needs of them itself
+# (the weights-loading ones the schedule and the sweep name themselves, with the field to use instead)
+RESUME_ONLY = {"checkpoint.reset_optimizer": False, "checkpoint.reset_dataloader": False,
+               "checkpoint.reset_lr_scheduler": False, "checkpoint.reset_meters": False,
+               "checkpoint.optimizer_overrides": "{}", "checkpoint.checkpoint_suffix": ""}
 DRIVER_KEEPS = {"checkpoint.restore_file": "checkpoint_last.pt", "checkpoint.continue_once": None,
-                "checkpoint.finetune_from_model": None, "checkpoint.reset_optimizer": False,
-                "checkpoint.reset_dataloader": False, "checkpoint.reset_lr_scheduler": False,
-                "checkpoint.reset_meters": False, "checkpoint.optimizer_overrides": "{}",
-                "checkpoint.checkpoint_suffix": "", "common.log_file": None}
+                "checkpoint.finetune_from_model": None, **RESUME_ONLY, "common.log_file": None}
 
 
 def _strings(value) -> list[str]:
