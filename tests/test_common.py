@@ -508,6 +508,38 @@ def test_a_linked_checkpoint_dir_belongs_to_one_work_dir(tmp_path):
     claim_linked_dir(str(c / "iter1"), str(c))  # a directory of its own: nothing to claim
 
 
+def test_a_driver_claims_every_linked_dir_of_its_work_dir(tmp_path):
+    """Features or labels kept elsewhere through a link are claimed when a driver takes the lock,
+    before it writes or removes anything: a `cp -a` copy that kept the link is refused at once (a
+    --restart there would rewrite the original's labels); a nested run's links are its own."""
+    import subprocess
+
+    from ae_hubert.common.lock import OWNER_FILE, WorkDirLock, held_by
+
+    big = tmp_path / "big"
+    (big / "labels").mkdir(parents=True)
+    (big / "inner").mkdir()
+    w = tmp_path / "w"
+    with WorkDirLock(str(w), "study"):
+        pass
+    (w / "iter1").mkdir()
+    os.symlink(big / "labels", w / "iter1" / "labels")
+    (w / "h1" / ".stages").mkdir(parents=True)  # a run nested in it: its links are claimed by its own driver
+    os.symlink(big / "inner", w / "h1" / "features")
+    with WorkDirLock(str(w), "study"):
+        pass
+    assert (big / "labels" / OWNER_FILE).read_text().strip() == str(w.resolve())
+    assert not (big / "inner" / OWNER_FILE).exists()
+    subprocess.run(["cp", "-a", str(w), str(tmp_path / "c")], check=True)
+    with pytest.raises(AeHubertError, match=r"c/iter1/labels: a link to .*/big/labels, which holds the files of the "
+                                            r"work dir .*/w \("):
+        with WorkDirLock(str(tmp_path / "c"), "study"):
+            pass
+    assert held_by(str(tmp_path / "c")) is None  # the refusal released the lock
+    os.unlink(tmp_path / "c" / "iter1" / "labels")
+    (tmp_path / "c" / "iter1" / "labels").mkdir()  # a directory of its own: the copy goes on
+    with WorkDirLock(str(tmp_path / "c"), "study"):
+        pass
 def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
     """What an override may not set, a config file (or one its defaults list pulls in) may not either."""
     from ae_hubert.pipeline.schedule import owned_override

@@ -137,6 +137,20 @@ def claim_linked_dir(path: str, work_dir: str) -> None:
         write_text_atomic(tag, mine + "\n")
 
 
+def claim_linked_dirs(work_dir: str) -> None:
+    """Every directory of ``work_dir`` that is a link to elsewhere (features, labels or checkpoints on
+    another disk), claimed for it by ``claim_linked_dir`` before its driver writes or removes
+    anything; the work dirs of runs nested in it claim their own."""
+    for d, dirs, _ in os.walk(work_dir):
+        if d != work_dir and MARKER_DIR in dirs:
+            dirs[:] = []
+            continue
+        for x in dirs:
+            if os.path.islink(os.path.join(d, x)):  # listed, never entered (links not followed)
+                claim_linked_dir(os.path.join(d, x), work_dir)
+        dirs[:] = [x for x in dirs if x != MARKER_DIR]
+
+
 def driven_dir(path: str) -> tuple[str, str] | None:
     """The work dir around ``path`` (or ``path`` itself) that another process holds locked, and who."""
     d = os.path.realpath(path)
@@ -309,13 +323,16 @@ class WorkDirLock:
         self.fd = fd
         HELD.add(os.path.realpath(self.path))
         _publish()
-        if self.kind is not None and new_dir:  # a work dir made before kinds were recorded stays unclaimed
-            try:
+        if self.kind is None:
+            return self
+        try:
+            if new_dir:  # a work dir made before kinds were recorded stays unclaimed
                 write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
                                   self.kind + "\n")
-            except BaseException:
-                self.__exit__()
-                raise
+            claim_linked_dirs(w)  # before the driver writes, or removes, anything through a link
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

@@ -19,7 +19,7 @@ from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
                               check_training_numbers, compose_train_config, driven_override, override_key,
                               with_config_digest)
-from ..common.lock import WorkDirLock, claim_linked_dir
+from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
@@ -146,10 +146,6 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         for k in ks:
             if k != restart:
                 stages.check(f"k{k}.train", *runs[k][3])
-        for k in ks:  # a run or checkpoint dir kept elsewhere through a link: this sweep's alone, before it trains
-            if k == restart or stages.done(f"k{k}.train") is None:
-                for d in runs[k][:2]:
-                    claim_linked_dir(d, w)
         stages.check_inputs(inputs)
         for k in ks:
             run, save, args, _ = runs[k]

@@ -25,7 +25,7 @@ from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
 from ..runner.configs import with_config_digest
-from ..common.lock import WorkDirLock, claim_linked_dir
+from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..runner.trainer import final_stats, remove_checkpoints, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
@@ -215,9 +215,6 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         stages.check_inputs(inputs, first == 0, write=False, way_out=f"use a new work dir, or {restart_all}")
         for st in steps[:first]:
             stages.check(st.name, *commands[st.name])
-        for i, st in enumerate(steps):  # a checkpoint dir kept elsewhere through a link: this run's alone
-            if st.save_dir and (i >= first or stages.done(st.name) is None):  # before it trains there, or removes
-                claim_linked_dir(st.save_dir, work_dir)
         if restart is not None:
             _restart(stages, steps, first, work_dir, echo, s.start_from)
         stages.check_inputs(inputs, first == 0)
