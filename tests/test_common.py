@@ -559,7 +559,10 @@ def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
                           (("common:\n", "common:\n  log_file: /other/train.log\n"), "common.log_file"),
                           (("tensorboard_logdir: tblog", "tensorboard_logdir: /other/tblog"),
                            "common.tensorboard_logdir"),
-                          (("    dir: .\n", "    dir: /other/iter1\n"), "hydra.run.dir: /other/iter1")]:
+                          (("    dir: .\n", "    dir: /other/iter1\n"), "hydra.run.dir: /other/iter1"),
+                          (("  lr: [0.001]", "  lr: ['${oc.env:AE_HUBERT_TEST_LR,0.001}']"),
+                           r"parent.yaml: optimization: \$\{oc.env:AE_HUBERT_TEST_LR,0.001\}: a value that reads the "
+                           "environment")]:
         (cfg / "parent.yaml").write_text(toy.replace(*edit, 1))
         (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n")  # in a file the config pulls in
         c = compose_train_config(str(cfg), "child", base, "child")

@@ -225,9 +225,16 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str) -> N
     for path in _config_files(config_dir, config_name):
         try:
             with open(path, encoding="utf-8") as f:
-                hydra = (yaml.safe_load(f) or {}).get("hydra") or {}
+                doc = yaml.safe_load(f) or {}
+            hydra = doc.get("hydra") or {}
         except (OSError, ValueError, AttributeError, yaml.YAMLError):
             continue
+        for key, value in doc.items():  # read again on each resume: a resume could train on another value
+            reads = next((v for v in _strings(value) if any(r in v for r in READS_OUTSIDE)), None)
+            if key != "hydra" and reads:
+                raise AeHubertError(f"{path}: {key}: {reads}: a value that reads the environment or the clock, "
+                                    "which a resume reads again (and could train on another value under the same "
+                                    "record); write the value itself")
         if not isinstance(hydra, dict):
             continue
         run_dir = (hydra.get("run") or {}).get("dir", ".") if isinstance(hydra.get("run"), dict) else "."
