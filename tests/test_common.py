@@ -462,8 +462,45 @@ def test_a_training_step_records_the_config_files_it_reads(tmp_path):
     second = config_digest(str(cfg), "child")
     assert second != first
     (cfg / "optimization" / "fast.yaml").write_text("lr: [0.5]\n")
-    assert config_digest(str(cfg), "child") not in (first, second)
-    assert "reads the environment or the clock" in owned_override("optimization.lr=[${oc.env:LR,0.001}]")
+    third = config_digest(str(cfg), "child")
+    assert third not in (first, second)
+    # the files as hydra resolves them: an `override` entry, a group file's own (group-relative) defaults,
+    # a group reached through hydra.searchpath, a group chosen by an override
+    (cfg / "optimization" / "slow.yaml").write_text("defaults:\n  - base\n  - _self_\nlr: [0.0001]\n")
+    (cfg / "optimization" / "base.yaml").write_text("max_update: 400\n")
+    (tmp_path / "extra" / "lr_scheduler").mkdir(parents=True)
+    (tmp_path / "extra" / "lr_scheduler" / "flat.yaml").write_text("_name: fixed\n")
+    (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n  - optimization: fast\n"
+                                    "  - lr_scheduler: flat\n  - override optimization: slow\n"
+                                    f"hydra:\n  searchpath:\n    - file://{tmp_path / 'extra'}\n")
+    digests = {config_digest(str(cfg), "child")}
+    for path, text in [(cfg / "optimization" / "base.yaml", "max_update: 401\n"),
+                       (cfg / "optimization" / "slow.yaml", "defaults:\n  - base\n  - _self_\nlr: [0.0002]\n"),
+                       (tmp_path / "extra" / "lr_scheduler" / "flat.yaml", "_name: fixed\nforce_anneal: 3\n")]:
+        path.write_text(text)
+        digests.add(config_digest(str(cfg), "child"))
+    assert len(digests) == 4 and third not in digests
+    (cfg / "optimization" / "fast.yaml").write_text("lr: [0.7]\n")  # replaced by the override entry: not read
+    assert config_digest(str(cfg), "child") in digests
+    chosen = config_digest(str(cfg), "child", ("optimization=fast",))
+    (cfg / "optimization" / "fast.yaml").write_text("lr: [0.8]\n")
+    assert config_digest(str(cfg), "child", ("optimization=fast",)) != chosen
+    for o in ("optimization.lr=[${oc.env:LR,0.001}]", "optimization.lr=[${ oc.env:LR }]", "common.seed=${now:%S}"):
+        assert "reads the environment or the clock" in owned_override(o), o
+
+
+def test_a_step_recorded_with_the_config_file_alone_still_resumes(tmp_path):
+    """Versions before the defaults lists were followed recorded the digest of the config file alone."""
+    import hashlib
+
+    from ae_hubert.runner.configs import with_config_digest
+    from ae_hubert.runner.trainer import train_args
+
+    (tmp_path / "parent.yaml").write_text("optimization:\n  max_update: 3\n")
+    (tmp_path / "child.yaml").write_text("defaults:\n  - parent\n  - _self_\n")
+    recorded, earlier = with_config_digest("train", train_args(str(tmp_path), "child", []))
+    alone = hashlib.sha1((tmp_path / "child.yaml").read_bytes()).hexdigest()[:12]
+    assert f"train  # config-sha1={alone}" in earlier and "train" in earlier and recorded not in earlier
 
 
 def test_report_and_study_pack_write_into_no_other_run(tmp_path, capsys):

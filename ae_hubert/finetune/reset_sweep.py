@@ -77,9 +77,9 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
     if any(k < 0 for k in ks) or too_deep:
         raise AeHubertError(f"--ks {','.join(map(str, ks))}: the model has {depth} transformer layers; "
                             f"{mode} needs 0 <= k {'<' if mode == 'drop' else '<='} {depth}")
-    cfg = compose_train_config(cfg_dir, cfg_name, _run_overrides(data, ckpt, ks[0], mode, "/SAVE_DIR", overrides),
-                               "reset-sweep")
-    check_driven_config(cfg, cfg_dir, cfg_name, "reset-sweep")
+    composed_with = _run_overrides(data, ckpt, ks[0], mode, "/SAVE_DIR", overrides)
+    cfg = compose_train_config(cfg_dir, cfg_name, composed_with, "reset-sweep")
+    check_driven_config(cfg, cfg_dir, cfg_name, "reset-sweep", composed_with)
     labels = list(cfg.task.labels)
     for name in labels:
         path = os.path.join(data, f"dict.{name}.txt")
@@ -133,7 +133,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             run = os.path.join(w, f"k{k}")
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
-            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), cfg_dir, cfg_name)
+            return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), args)
         runs = {k: planned(k) for k in ks}
         # everything that would refuse the sweep is checked before anything is removed or trained
         scored = tuple(s for s in splits if s not in trained)  # decoded only: their manifests and references

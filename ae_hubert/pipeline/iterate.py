@@ -120,9 +120,7 @@ def _commands(st: Step, work_dir: str) -> tuple[str, tuple[str, ...]]:
     earlier = tuple(st.shell(args).replace(work_dir, "$W") for args in st.done_as)
     if st.tool != "fairseq-hydra-train":
         return plain, earlier
-    args = list(st.args)
-    return with_config_digest(plain, args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1],
-                              earlier)
+    return with_config_digest(plain, list(st.args), earlier)
 
 
 def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo, start_from: str | None) -> None:

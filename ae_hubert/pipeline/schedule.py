@@ -347,11 +347,11 @@ def _load_schedule(path: str, data: str | None, extra_overrides: list[str] | Non
                                 "can be at rate: 50)")
         if len({t.name for t in targets}) < len(targets):
             raise ScheduleError(f"{w}.targets: label names must differ")
-        cfg = compose_train_config(cfg_dir, cfg_name, sched.train_overrides(
-            iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"), os.path.join("/", "SAVE_DIR"),
-            None), w)
+        composed_with = sched.train_overrides(iteration, os.path.abspath(sched.data), os.path.join("/", "LABEL_DIR"),
+                                              os.path.join("/", "SAVE_DIR"), None)
+        cfg = compose_train_config(cfg_dir, cfg_name, composed_with, w)
         try:
-            check_driven_config(cfg, cfg_dir, cfg_name, w)
+            check_driven_config(cfg, cfg_dir, cfg_name, w, composed_with)
         except AeHubertError as e:
             raise ScheduleError(str(e)) from None
         depth = iteration.depth = int(cfg.model.encoder_layers)

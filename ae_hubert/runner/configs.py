@@ -3,6 +3,7 @@ before any work: a misspelt override, a wrong type or an unknown model option is
 line up front instead of after hours of feature dumps and k-means."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 
@@ -23,7 +24,7 @@ def where_runs_write(key: str) -> str | None:
     return None
 
 
-READS_OUTSIDE = ("${oc.env:", "${env:", "${now:")
+READS_OUTSIDE = re.compile(r"\$\{\s*['\"]?(oc\.env|env|now)\s*:")  # a resolver of the environment or the clock
 
 
 def driven_override(override: str) -> str | None:
@@ -36,26 +37,19 @@ def driven_override(override: str) -> str | None:
     if key in RESUME_ONLY:
         return f"{key}: it acts only on a resume (which would then differ from an uninterrupted run), or renames " \
                "the checkpoints the driver reads; not for a driven run"
-    if any(r in override for r in READS_OUTSIDE):
+    if READS_OUTSIDE.search(override):
         return f"{override}: its value reads the environment or the clock, which a resume reads again; give the value"
     return None
 
 
 def _compose(config_dir: str, config_name: str, overrides: list[str]):
-    from fairseq.dataclass.initialize import add_defaults, hydra_init
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from fairseq.dataclass.initialize import add_defaults
+    from hydra import compose
     from omegaconf import OmegaConf
 
-    from .. import register
-
-    register()  # our tasks/models/criteria, as common.user_dir registers them
-
-    hydra_init(config_name)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir, version_base="1.1"):  # fairseq's hydra.main semantics
+    with _hydra_for(config_dir, config_name):
         cfg = compose(config_name=config_name, overrides=overrides)
-    add_defaults(cfg)
+        add_defaults(cfg)
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
 
@@ -74,16 +68,36 @@ def _suggest(config_dir: str, config_name: str, overrides: list[str], key: str) 
     return f" (did you mean {group + '.' if group else ''}{close[0]}?)" if close and close[0] != leaf else ""
 
 
-def compose_train_config(config_dir: str, config_name: str, overrides: list[str], where: str):
-    """The composed, resolved config; :class:`AeHubertError` naming ``where`` and the bad override."""
+@contextlib.contextmanager
+def _hydra_for(config_dir: str, config_name: str):
+    """Hydra set up as fairseq-hydra-train sets it up for a config (our plugin registered, fairseq's
+    schema stored), without its deprecation notices about fairseq's own config layout."""
     import logging
     import warnings
 
+    from fairseq.dataclass.initialize import hydra_init
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .. import register
+
     logging.getLogger("hydra").setLevel(logging.WARNING)
-    overrides = [o for o in overrides if not o.startswith("common.user_dir=")]
-    with warnings.catch_warnings():  # hydra's deprecation notices about fairseq's own config layout
+    register()  # our tasks/models/criteria, as common.user_dir registers them
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _compose_or_explain(config_dir, config_name, overrides, where)
+        hydra_init(config_name)
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=config_dir, version_base="1.1"):  # fairseq's hydra.main semantics
+            yield
+
+
+def _plain_overrides(overrides) -> list[str]:
+    return [o for o in overrides if not o.startswith("common.user_dir=")]  # the trainer's, not the config's
+
+
+def compose_train_config(config_dir: str, config_name: str, overrides: list[str], where: str):
+    """The composed, resolved config; :class:`AeHubertError` naming ``where`` and the bad override."""
+    return _compose_or_explain(config_dir, config_name, _plain_overrides(overrides), where)
 
 
 def _compose_or_explain(config_dir: str, config_name: str, overrides: list[str], where: str):
@@ -204,7 +218,7 @@ def _strings(value) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def check_driven_config(cfg, config_dir: str, config_name: str, where: str) -> None:
+def check_driven_config(cfg, config_dir: str, config_name: str, where: str, overrides: list[str] = ()) -> None:
     """A composed config (before the driver's own settings) that would load another run's weights,
     change a resumed run, or write into another run's files (a log file, a tensorboard dir or a hydra
     run dir named in a config file rather than an override): refused, naming the setting."""
@@ -222,7 +236,7 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str) -> N
         raise AeHubertError(f"{where}: common.tensorboard_logdir: {tb}; give a path inside the run's directory")
     import yaml
 
-    for path in _config_files(config_dir, config_name):
+    for _, path in _config_files(config_dir, config_name, tuple(overrides)):
         try:
             with open(path, encoding="utf-8") as f:
                 doc = yaml.safe_load(f) or {}
@@ -230,7 +244,7 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str) -> N
         except (OSError, ValueError, AttributeError, yaml.YAMLError):
             continue
         for key, value in doc.items():  # read again on each resume: a resume could train on another value
-            reads = next((v for v in _strings(value) if any(r in v for r in READS_OUTSIDE)), None)
+            reads = next((v for v in _strings(value) if READS_OUTSIDE.search(v)), None)
             if key != "hydra" and reads:
                 raise AeHubertError(f"{path}: {key}: {reads}: a value that reads the environment or the clock, "
                                     "which a resume reads again (and could train on another value under the same "
@@ -279,56 +293,88 @@ def check_lr_schedule(cfg, where: str) -> None:
                             f"with phase_ratio {ratios}: every phase rounds to 0 updates (use max_update >= {least})")
 
 
-def _config_files(config_dir: str, config_name: str, seen: tuple[str, ...] = ()) -> list[str]:
-    """A config file and those its ``defaults`` list pulls in (``- parent``, ``- group: name``),
-    depth first; what hydra reads beyond them (fairseq's dataclass defaults) comes with the code."""
+def _config_files(config_dir: str, config_name: str, overrides: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(name, path) of each file hydra composes a training config from, the config itself first: the
+    files its ``defaults`` lists pull in, as hydra resolves them (group-relative entries, ``override``
+    entries and group overrides, ``hydra.searchpath``); fairseq's dataclass defaults come with the
+    code. Only the config itself when composition fails (composition, run first, says why)."""
     import os
 
-    import yaml
-
-    path = os.path.join(config_dir, config_name + ".yaml")
-    if path in seen or not os.path.isfile(path):
+    primary = os.path.join(config_dir, config_name + ".yaml")
+    if not os.path.isfile(primary):
         return []
-    files = [path]
+    files = [(config_name + ".yaml", primary)]
+    if not _pulls_in_files(primary, overrides):
+        return files  # (hydra's set-up costs a third of a second a call, and a study resume makes hundreds)
     try:
-        with open(path, encoding="utf-8") as f:
-            defaults = (yaml.safe_load(f) or {}).get("defaults") or []
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return files  # composition says what is wrong with it
-    for entry in defaults if isinstance(defaults, list) else []:
-        if isinstance(entry, str) and entry != "_self_":
-            files += _config_files(config_dir, entry.removeprefix("/"), (*seen, path))
-        elif isinstance(entry, dict):
-            for group, name in entry.items():
-                if isinstance(group, str) and isinstance(name, str) and not group.startswith("override "):
-                    files += _config_files(config_dir, f"{group.removeprefix('/')}/{name}", (*seen, path))
+        from hydra._internal.defaults_list import create_defaults_list
+        from hydra.core.global_hydra import GlobalHydra
+
+        with _hydra_for(config_dir, config_name):
+            loader = GlobalHydra.instance().config_loader()
+            parsed, repo = loader._parse_overrides_and_create_caching_repo(config_name, _plain_overrides(overrides))
+            found = create_defaults_list(repo=repo, config_name=config_name, overrides_list=parsed,
+                                         prepend_hydra=True, skip_missing=False)
+            for d in found.defaults:
+                if not d.config_path or d.config_path.startswith("hydra/"):  # hydra's own (launcher, logging)
+                    continue
+                source = repo.load_config(d.config_path)
+                if source is None or not str(source.path).startswith("file://"):  # fairseq's structured configs
+                    continue
+                path = os.path.join(str(source.path)[len("file://"):], d.config_path + ".yaml")
+                if os.path.isfile(path) and not os.path.samefile(path, primary):
+                    files.append((d.config_path + ".yaml", path))
+    except Exception:  # noqa: BLE001 - hydra's many composition errors: the composition run first names them
+        return files[:1]
     return files
 
 
-def config_digest(config_dir: str, config_name: str) -> str:
-    """A training config by content: its file and the files its ``defaults`` list pulls in (an edited
-    YAML is other settings under the same command; a file without a defaults list has the digest of
-    its bytes alone); empty when it cannot be read (composition, run first, says why)."""
-    import hashlib
-    import os
+def _pulls_in_files(config: str, overrides) -> bool:
+    """Whether composing ``config`` may read other files: it has a defaults list, or an override
+    picks a config group (``group=name``, ``+group=name``: a key without a dot)."""
+    import yaml
 
-    files = _config_files(config_dir, config_name)
-    if not files:
-        return ""
+    try:
+        with open(config, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except (OSError, ValueError, yaml.YAMLError):
+        return True
+    picks_group = any("." not in o.split("=", 1)[0] for o in _plain_overrides(overrides) if "=" in o)
+    return not isinstance(doc, dict) or "defaults" in doc or picks_group
+
+
+def _digest(files: list[tuple[str, str]]) -> str:
+    import hashlib
+
     h = hashlib.sha1()
     try:
-        for i, path in enumerate(files):
-            with open(path, "rb") as f:
-                name = os.path.relpath(path, config_dir).encode()  # a moved config dir is the same config
-                h.update((b"\0" + name + b"\0" if i else b"") + f.read())
+        for i, (name, path) in enumerate(files):
+            with open(path, "rb") as f:  # named as hydra names it: a moved config dir is the same config
+                h.update((b"\0" + name.encode() + b"\0" if i else b"") + f.read())
     except OSError:
         return ""
-    return h.hexdigest()[:12]
+    return h.hexdigest()[:12] if files else ""
 
 
-def with_config_digest(plain: str, config_dir: str, config_name: str,
+def config_digest(config_dir: str, config_name: str, overrides: tuple[str, ...] = ()) -> str:
+    """A training config by content: its file and the files hydra pulls in for it (an edited YAML is
+    other settings under the same command; a file without a defaults list has the digest of its
+    bytes alone); empty when it cannot be read (composition, run first, says why)."""
+    return _digest(_config_files(config_dir, config_name, overrides))
+
+
+def with_config_digest(plain: str, train_args: list[str],
                        earlier: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]]:
     """(a training command as a stage records it: with its config's digest, the forms recorded
-    before the digest was: ``earlier`` and the plain command)."""
-    digest = config_digest(config_dir, config_name)
-    return (f"{plain}  # config-sha1={digest}", (plain, *earlier)) if digest else (plain, earlier)
+    before the digest was: ``earlier``, the plain command, and the digest of the config file alone,
+    which versions before the defaults lists were followed recorded). ``train_args`` as
+    ``runner.trainer.train_args`` makes them."""
+    i = train_args.index("--config-name")
+    config_dir, config_name = train_args[train_args.index("--config-dir") + 1], train_args[i + 1]
+    files = _config_files(config_dir, config_name, tuple(train_args[i + 2:]))
+    digest = _digest(files)
+    if not digest:
+        return plain, earlier
+    alone = _digest(files[:1]) if len(files) > 1 else ""
+    return f"{plain}  # config-sha1={digest}", (plain, *earlier, *((f"{plain}  # config-sha1={alone}",) if alone
+                                                                  else ()))
