@@ -381,7 +381,8 @@ CASES = [
                                         "set by the driver"),
         ("log-file", "hydra.job_logging.handlers.file.filename=/x.json", "hydra.job_logging.handlers.file.filename: "
                                                                           "where each run writes"),
-        ("label-dir", "task.label_dir=/x", "the sweep sets task.label_dir")]],
+        ("label-dir", "task.label_dir=/x", "the sweep sets task.label_dir"),
+        ("no-weights", "model.no_pretrained_weights=true", "the sweep sets model.no_pretrained_weights")]],
     *[(f"iterate-{name}", (lambda o: lambda c, b: ["iterate", "--schedule", schedule(c, GOOD_ITERS), "--work-dir",
                                                    f"{c['tmp']}/w", "--data", c["corpus"], "--dry-run", o])(o),
        text, ["w"])
@@ -402,7 +403,8 @@ CASES = [
      "reset-sweep: dataset.max_tokens=1000 is smaller than a training utterance", ["s"]),
     ("sweep-group-override", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                            "--work-dir", f"{c['tmp']}/s", "model={reset_top_layers:2}"],
-     "a whole group sets model.reset_mode, model.reset_top_layers, model.w2v_path", ["s"]),
+     "a whole group sets model.no_pretrained_weights, model.reset_mode, model.reset_top_layers, "
+     "model.w2v_args, model.w2v_path", ["s"]),
     ("sweep-mask-length", lambda c, b: ["reset-sweep", "--ckpt", c["ckpt"], "--data", c["corpus"], "--ks", "0",
                                         "--work-dir", f"{c['tmp']}/s", "model.mask_length=400"],
      "reset-sweep: model.mask_length=400 frames is too long for the shortest", ["s"]),

@@ -241,11 +241,15 @@ def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
     nested runs of a study or demo each tool may resume on its own."""
     from ae_hubert.common.lock import WorkDirLock, work_dir_kind
 
+    def a_step(d):  # (a start that made no step leaves no record of its kind)
+        (d / ".stages" / "step.json").write_text("{}")
+
     w = tmp_path / "w"
     with WorkDirLock(str(w), "iterate"):
         assert work_dir_kind(str(w)) == "iterate"
+        a_step(w)
         with WorkDirLock(str(w / "sweep"), "reset-sweep"):  # the run's own nested driver
-            pass
+            a_step(w / "sweep")
     with pytest.raises(AeHubertError, match=r"/w: a work dir of `ae-hubert iterate`, not of `ae-hubert reset-sweep`"):
         WorkDirLock(str(w), "reset-sweep").__enter__()
     with WorkDirLock(str(w), "iterate"):  # its own kind resumes it
@@ -275,7 +279,8 @@ def test_a_driver_keeps_to_its_own_kind_of_work_dir(tmp_path):
     study = tmp_path / "study"
     with WorkDirLock(str(study), "study"):
         with WorkDirLock(str(study / "runs" / "h1" / "s1"), "iterate"):
-            pass
+            a_step(study / "runs" / "h1" / "s1")
+        a_step(study)
     with WorkDirLock(str(study / "runs" / "h1" / "s1"), "iterate"):  # a study's run, resumed on its own
         pass
     (w / ".stages" / "kind").write_text("")  # its record emptied (or removed): what its markers say counts
@@ -562,10 +567,11 @@ def test_a_driver_claims_every_linked_dir_of_its_work_dir(tmp_path):
     (w / "iter1").mkdir()
     os.symlink(big / "labels", w / "iter1" / "labels")
     (w / "h1" / ".stages").mkdir(parents=True)  # a run nested in it: its links are claimed by its own driver
+    (w / "h1" / ".stages" / "kind").write_text("iterate\n")
     os.symlink(big / "inner", w / "h1" / "features")
     with WorkDirLock(str(w), "study"):
         pass
-    assert (big / "labels" / OWNER_FILE).read_text().strip() == str(w.resolve())
+    assert (big / "labels" / OWNER_FILE).read_text().splitlines()[0] == str(w.resolve())
     assert not (big / "inner" / OWNER_FILE).exists()
     subprocess.run(["cp", "-a", str(w), str(tmp_path / "c")], check=True)
     with pytest.raises(AeHubertError, match=r"c/iter1/labels: a link to .*/big/labels, which holds the files of the "
@@ -577,6 +583,57 @@ def test_a_driver_claims_every_linked_dir_of_its_work_dir(tmp_path):
     (tmp_path / "c" / "iter1" / "labels").mkdir()  # a directory of its own: the copy goes on
     with WorkDirLock(str(tmp_path / "c"), "study"):
         pass
+def test_linked_dirs_moves_copies_and_refused_starts(tmp_path):
+    """A driver claims only the links where it writes (a data dir linked in is not touched); a moved
+    work dir is told from a copy by its markers' identity, also when a new run takes its old path;
+    a start refused before its first step leaves the dir no tool's; a `cp -al` copy of a running
+    work dir is not taken for the running one; a study of an earlier version stopped in its first
+    run resumes."""
+    import subprocess
+
+    from ae_hubert.common.lock import OWNER_FILE, WorkDirLock, held_by, work_dir_kind
+
+    (tmp_path / "big" / "feat").mkdir(parents=True)
+    (tmp_path / "shared_data").mkdir()
+    w = tmp_path / "w"
+    (w / "iter1").mkdir(parents=True)
+    os.symlink(tmp_path / "big" / "feat", w / "iter1" / "feat")
+    os.symlink(tmp_path / "shared_data", w / "data")
+    with WorkDirLock(str(w), "iterate", writes=[str(w / "iter1")]):
+        (w / ".stages" / "iter1.kmeans.json").write_text("{}")
+    assert (tmp_path / "big" / "feat" / OWNER_FILE).is_file() and not (tmp_path / "shared_data" / OWNER_FILE).exists()
+    os.rename(w, tmp_path / "moved")
+    (w / ".stages").mkdir(parents=True)  # a new run at the old path
+    (w / ".stages" / "kind").write_text("iterate\n")
+    with WorkDirLock(str(tmp_path / "moved"), "iterate", writes=[str(tmp_path / "moved" / "iter1")]):
+        pass  # the moved one takes its link over
+    subprocess.run(["cp", "-a", str(tmp_path / "moved"), str(tmp_path / "copy")], check=True)
+    with pytest.raises(AeHubertError, match="holds the files of the work dir .*/moved"):
+        WorkDirLock(str(tmp_path / "copy"), "iterate", writes=[str(tmp_path / "copy" / "iter1")]).__enter__()
+
+    with pytest.raises(AeHubertError, match="boom"):  # refused before its first step
+        with WorkDirLock(str(tmp_path / "new"), "reset-sweep"):
+            raise AeHubertError("boom")
+    assert work_dir_kind(str(tmp_path / "new")) is None
+    with WorkDirLock(str(tmp_path / "new"), "iterate"):
+        pass
+
+    with WorkDirLock(str(tmp_path / "run"), "iterate"):
+        (tmp_path / "run" / ".stages" / "it1.train.json").write_text("{}")
+        subprocess.run(["cp", "-al", str(tmp_path / "run"), str(tmp_path / "run_copy")], check=True)
+        assert held_by(str(tmp_path / "run")) is None  # (held here)
+        assert held_by(str(tmp_path / "run_copy")) is None
+
+    old = tmp_path / "old_study"
+    (old / ".stages").mkdir(parents=True)
+    (old / "runs" / "h1_s1" / ".stages").mkdir(parents=True)
+    (old / "runs" / "h1_s1" / ".stages" / "iter1.kmeans.json").write_text("{}")
+    with WorkDirLock(str(old), "study"):
+        pass
+    with pytest.raises(AeHubertError, match="holds .*h1_s1, the work dir of another run"):
+        WorkDirLock(str(old), "reset-sweep").__enter__()
+
+
 def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
     """What an override may not set, a config file (or one its defaults list pulls in) may not either."""
     from ae_hubert.pipeline.schedule import owned_override
@@ -606,6 +663,9 @@ def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
         with pytest.raises(AeHubertError, match=refused):
             check_driven_config(c, str(cfg), "child", "child")
     (cfg / "parent.yaml").write_text(toy)
+    check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
+    (cfg / "parent.yaml").write_text(toy + "  job_logging:\n    handlers:\n      file:\n        filename: "
+                                           "${hydra.runtime.output_dir}/${hydra.job.name}.log\n")  # hydra's own
     check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
     for o in ("checkpoint.reset_optimizer=true", "checkpoint.checkpoint_suffix=-x", "common.log_file=/x.log"):
         assert owned_override(o), o

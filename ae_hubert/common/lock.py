@@ -82,7 +82,10 @@ def held_by(work_dir: str) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken and dropped at once: nobody holds it
         return None
     except BlockingIOError:
-        return _holder(fd)
+        holder = _holder(fd)
+        if os.fstat(fd).st_nlink > 1 and _holder_dir(holder) not in (None, os.path.realpath(work_dir)):
+            return None  # a lock file shared with a copy (cp -al), held for the other work dir
+        return holder
     except OSError:  # a filesystem without flock: no driver can hold it either
         return None
     finally:
@@ -117,11 +120,18 @@ def work_dir_kind(w: str) -> str | None:
 OWNER_FILE = ".ae_hubert.owner"  # in a directory a work dir reaches through a link: the work dir it belongs to
 
 
+def _identity(w: str) -> str:
+    """A work dir's identity beside its path: its markers' inode (kept by a move, new in a copy)."""
+    st = os.stat(os.path.join(w, MARKER_DIR))
+    return f"{st.st_dev}:{st.st_ino}"
+
+
 def claim_linked_dir(path: str, work_dir: str) -> None:
-    """A directory of ``work_dir`` that is a link to elsewhere (checkpoints kept on another disk)
-    belongs to that work dir alone: a copy of the work dir (``cp -a``, ``cp -al``) keeps the link,
-    and training or a restart there would write into, or remove, the original's files. The first
-    run records itself there; another work dir that still exists is refused, a moved one takes over."""
+    """A directory of ``work_dir`` that is a link to elsewhere (features, labels or checkpoints kept
+    on another disk) belongs to that work dir alone: a copy of the work dir (``cp -a``, ``cp -al``)
+    keeps the link, and writing or restarting there would change, or remove, the original's files.
+    The first driver records its work dir there (path and identity); the recorded work dir, where
+    it still is, is the only one let in; one that moved away is taken over by the moved one."""
     real, mine = os.path.realpath(path), os.path.realpath(work_dir)
     if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
         return
@@ -129,26 +139,36 @@ def claim_linked_dir(path: str, work_dir: str) -> None:
     if other:
         raise located(path, f"a link into {other}, the work dir of another run: make it a directory of its own")
     tag = os.path.join(real, OWNER_FILE)
-    owner = _record_line(tag, "the work dir whose files these are")
-    if owner and os.path.isdir(os.path.join(owner, MARKER_DIR)) and not os.path.samefile(owner, mine):
+    owner, _, identity = _record_line(tag, "the work dir whose files these are").partition("\n")
+    if owner and owner != mine and os.path.isdir(os.path.join(owner, MARKER_DIR)) \
+            and not os.path.samefile(owner, mine) and identity.strip() in ("", _identity(owner)):
         raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work dir "
                             "keeps its links): make it a directory of this work dir's own, or use that work dir")
-    if owner != mine:
-        write_text_atomic(tag, mine + "\n")
+    record = f"{mine}\n{_identity(mine)}"
+    if (owner, identity.strip()) != (mine, _identity(mine)):
+        try:
+            write_text_atomic(tag, record + "\n")
+        except (AeHubertError, OSError) as e:
+            raise located(path, f"a link to {real}, where this work dir records that the directory is its own "
+                                f"(a copy keeping the link is then refused), and cannot ({e})") from None
 
 
-def claim_linked_dirs(work_dir: str) -> None:
-    """Every directory of ``work_dir`` that is a link to elsewhere (features, labels or checkpoints on
-    another disk), claimed for it by ``claim_linked_dir`` before its driver writes or removes
-    anything; the work dirs of runs nested in it claim their own."""
-    for d, dirs, _ in os.walk(work_dir):
-        if d != work_dir and MARKER_DIR in dirs:
-            dirs[:] = []
+def claim_linked_dirs(work_dir: str, writes: list[str]) -> None:
+    """Every directory that is a link to elsewhere at or below ``writes`` (the directories of
+    ``work_dir`` its driver writes or removes), claimed by ``claim_linked_dir`` before anything is
+    written; the work dirs of runs nested there claim their own."""
+    for top in writes:
+        if os.path.islink(top):
+            claim_linked_dir(top, work_dir)
             continue
-        for x in dirs:
-            if os.path.islink(os.path.join(d, x)):  # listed, never entered (links not followed)
-                claim_linked_dir(os.path.join(d, x), work_dir)
-        dirs[:] = [x for x in dirs if x != MARKER_DIR]
+        for d, dirs, _ in os.walk(top):
+            if d != work_dir and MARKER_DIR in dirs:
+                dirs[:] = []
+                continue
+            for x in dirs:
+                if os.path.islink(os.path.join(d, x)):  # listed, never entered (links not followed)
+                    claim_linked_dir(os.path.join(d, x), work_dir)
+            dirs[:] = [x for x in dirs if x != MARKER_DIR]
 
 
 def driven_dir(path: str) -> tuple[str, str] | None:
@@ -235,12 +255,22 @@ def _unmarked(w: str) -> bool:
 class WorkDirLock:
     """The lock of a work dir, for a driver of ``kind`` (recorded in a new work dir, and checked: a
     work dir of another kind is refused, and so is a new one inside another run's work dir); without
-    a kind (a reader such as study-pack) only the lock."""
+    a kind (a reader such as study-pack) only the lock. ``writes``: the directories of the work dir
+    the driver writes or removes (default: all of it), whose links to elsewhere it claims."""
 
-    def __init__(self, work_dir: str, kind: str | None = None):
+    def __init__(self, work_dir: str, kind: str | None = None, writes: list[str] | None = None):
         self.path = os.path.join(os.path.abspath(work_dir), LOCK_NAME)
         self.kind = kind
+        self.writes = writes
         self.fd: int | None = None
+        self.recorded_kind = False
+
+    def _check_kind(self, w: str) -> str | None:
+        made_by = work_dir_kind(w)
+        if made_by is not None and made_by != self.kind:
+            raise AeHubertError(f"{w}: a work dir of `ae-hubert {made_by}`, not of `ae-hubert {self.kind}`: resume it "
+                                f"with `ae-hubert {made_by}`, or use a new work dir")
+        return made_by
 
     def _check_place(self, w: str) -> None:
         parent = os.path.dirname(os.path.realpath(w))  # a link named as the work dir: where it points counts
@@ -253,10 +283,7 @@ class WorkDirLock:
                                                        "be another run's): remove it")
         if self.kind is None:
             return
-        made_by = work_dir_kind(w)
-        if made_by is not None and made_by != self.kind:
-            raise AeHubertError(f"{w}: a work dir of `ae-hubert {made_by}`, not of `ae-hubert {self.kind}`: resume it "
-                                f"with `ae-hubert {made_by}`, or use a new work dir")
+        made_by = self._check_kind(w)
         outer = foreign_work_dir(parent)
         # a run nested in a study's or demo's work dir by that driver may be resumed on its own by its tool
         if outer and not (made_by is not None and self.kind in NESTS.get(work_dir_kind(outer) or "", ())):
@@ -264,6 +291,9 @@ class WorkDirLock:
                                 "writes; use a work dir beside it instead")
         if _unmarked(w):
             inner = _work_dir_below(w)
+            if inner and os.path.isdir(os.path.join(w, MARKER_DIR)) and \
+                    (work_dir_kind(inner) or "") in NESTS.get(self.kind, ()):
+                inner = None  # its own run (a study or demo of an earlier version, stopped in its first run)
             if inner:
                 raise AeHubertError(f"{w}: holds {inner}, the work dir of another run, whose files only its own run "
                                     "writes; use a new, empty work dir")
@@ -310,32 +340,44 @@ class WorkDirLock:
         w = os.path.dirname(self.path)
         self._check_place(w)
         ensure_writable_dir(w)
-        new_dir = _unmarked(w)
         dfd = _serialise(w)
         try:
             fd = self._take(w)
         finally:
             if dfd is not None:
                 os.close(dfd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])} "
-                     f"(work dir {os.path.realpath(w)})\n".encode())
         self.fd = fd
         HELD.add(os.path.realpath(self.path))
         _publish()
-        if self.kind is None:
-            return self
         try:
-            if new_dir:  # a work dir made before kinds were recorded stays unclaimed
-                write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
-                                  self.kind + "\n")
-            claim_linked_dirs(w)  # before the driver writes, or removes, anything through a link
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv[:3])} "
+                         f"(work dir {os.path.realpath(w)})\n".encode())
+            if self.kind is not None:
+                self._claim(w)
         except BaseException:
             self.__exit__()
             raise
         return self
 
+    def _claim(self, w: str) -> None:
+        """With the lock held: the kind checked again (another driver may have started here between
+        the first look and the lock) and recorded in a new work dir; its linked dirs claimed."""
+        self._check_kind(w)
+        if _unmarked(w):  # a work dir with markers but no record (an earlier version's) is known by its markers
+            write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
+                              self.kind + "\n")
+            self.recorded_kind = True
+        claim_linked_dirs(w, [w] if self.writes is None else self.writes)  # before anything is written or removed
+
     def __exit__(self, *exc) -> None:
+        if self.recorded_kind:  # a start refused before its first step: the dir is no tool's yet
+            self.recorded_kind = False
+            try:
+                if os.listdir(os.path.join(os.path.dirname(self.path), MARKER_DIR)) == [KIND_FILE]:
+                    os.remove(os.path.join(os.path.dirname(self.path), MARKER_DIR, KIND_FILE))
+            except OSError:
+                pass
         if self.fd is not None:
             os.close(self.fd)  # closing releases the flock; the file stays (removing it would race)
             self.fd = None

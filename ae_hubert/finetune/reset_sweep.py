@@ -14,11 +14,13 @@ import os
 import re
 from typing import Callable
 
+from omegaconf import OmegaConf
+
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
-from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
-                              check_training_numbers, compose_train_config, driven_override, override_key,
-                              with_config_digest)
+from ..runner.configs import (check_batch_fits, check_config_unchanged, check_driven_config, check_lr_schedule,
+                              check_mask_fits, check_training_numbers, compose_train_config, driven_override,
+                              override_key, with_config_digest)
 from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -38,7 +40,11 @@ SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --
                "checkpoint.restore_file": "each k starts from --ckpt and resumes from its own checkpoint_last.pt",
                "checkpoint.continue_once": "each k starts from --ckpt and resumes from its own checkpoint_last.pt",
                "checkpoint.finetune_from_model": "each k starts from --ckpt (model.w2v_path)",
-               "task.label_dir": "the transcripts are --data's (checked, and recorded for a resume)"}
+               "task.label_dir": "the transcripts are --data's (checked, and recorded for a resume)",
+               "model.w2v_args": "each k is built from --ckpt (a model given here would load none of its weights)",
+               "model.no_pretrained_weights": "each k starts from --ckpt's weights"}
+# what a sweep's config itself may not set either: each k would not start from --ckpt's weights
+SWEEP_KEEPS = {"model.w2v_args": None, "model.no_pretrained_weights": False}
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,
@@ -80,6 +86,10 @@ def check_sweep_inputs(data: str, ks: list[int], depth: int, mode: str, cfg_dir:
     composed_with = _run_overrides(data, ckpt, ks[0], mode, "/SAVE_DIR", overrides)
     cfg = compose_train_config(cfg_dir, cfg_name, composed_with, "reset-sweep")
     check_driven_config(cfg, cfg_dir, cfg_name, "reset-sweep", composed_with)
+    for key, default in SWEEP_KEEPS.items():
+        if OmegaConf.select(cfg, key, default=default) not in (default, None):
+            raise AeHubertError(f"{os.path.join(cfg_dir, cfg_name)}.yaml: {key} is set; "
+                                f"{SWEEP_OWNED[key]}: remove it from the config")
     labels = list(cfg.task.labels)
     for name in labels:
         path = os.path.join(data, f"dict.{name}.txt")
@@ -125,12 +135,12 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         raise located(ckpt, f"--ckpt lies in the sweep's --work-dir {w}, where its runs write and restart; copy it "
                             "elsewhere first")
     rows = []
-    with WorkDirLock(w, "reset-sweep"):
+    with WorkDirLock(w, "reset-sweep", writes=[os.path.join(w, f"k{k}") for k in ks]):  # a k's run dir, as planned
         remove_stale_partials(w, recursive=True)
         stages = Stages(w, way_out="use a new work dir, or --restart K to redo that k's run under the settings "
                                    "given now ({name})")
         def planned(k):  # a k's run dir, checkpoints, training arguments and recorded command
-            run = os.path.join(w, f"k{k}")
+            run = os.path.join(w, f"k{k}")  # (the lock's writes)
             save = os.path.join(run, "checkpoints")
             args = train_args(cfg_dir, cfg_name, _run_overrides(data, ckpt, k, mode, save, overrides))
             return run, save, args, with_config_digest(" ".join(args).replace(w, "$W"), args)
@@ -157,7 +167,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
-            stats = stages.run(f"k{k}.train", _train, *planned(k)[3])  # the config as of now (edited meanwhile?)
+            check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")
+            stats = stages.run(f"k{k}.train", _train, *runs[k][3])
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
                 def _decode(split=split, save=save, run=run):

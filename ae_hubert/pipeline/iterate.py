@@ -24,7 +24,7 @@ from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
-from ..runner.configs import with_config_digest
+from ..runner.configs import check_config_unchanged, with_config_digest
 from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..runner.trainer import final_stats, remove_checkpoints, run_training
@@ -186,7 +186,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         if not torch.cuda.is_available():
             raise AeHubertError(f"{schedule}: {gpu.name}: common.fp16=true trains only on a GPU (fairseq's fp16 "
                                 "optimizer needs CUDA) and this machine has none; set common.fp16=false")
-    with WorkDirLock(work_dir, "iterate"):
+    with WorkDirLock(work_dir, "iterate", writes=[iteration_dir(work_dir, it) for it in s.iterations]):
         for path in remove_stale_partials(work_dir, recursive=True):
             echo(f"[clean] {path} (left by a killed run)")
         stages = Stages(work_dir, echo, way_out="use a new work dir, or --restart {name} to redo it and what follows "
@@ -222,8 +222,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                # its command as of now: a config file edited while earlier steps ran is what this one reads
-                stages.run(st.name, lambda st=st: execute(st), *_commands(st, work_dir), outputs=st.outputs)
+                check_config_unchanged(_commands(st, work_dir)[0], commands[st.name][0], st.name)
+                stages.run(st.name, lambda st=st: execute(st), *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")

@@ -218,6 +218,10 @@ def _strings(value) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
+# what a hydra path may name inside the run's own directory (hydra's own pattern for its log file)
+IN_RUN_DIR = re.compile(r"^\$\{hydra[.:](runtime\.output_dir|run\.dir)\}/|\$\{hydra[.:]job\.name\}")
+
+
 def check_driven_config(cfg, config_dir: str, config_name: str, where: str, overrides: list[str] = ()) -> None:
     """A composed config (before the driver's own settings) that would load another run's weights,
     change a resumed run, or write into another run's files (a log file, a tensorboard dir or a hydra
@@ -254,8 +258,8 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str, over
         run_dir = (hydra.get("run") or {}).get("dir", ".") if isinstance(hydra.get("run"), dict) else "."
         outside = [f"hydra.run.dir: {run_dir}"] if str(run_dir) not in (".", "./") else []
         for key in ("output_subdir", "job_logging", "hydra_logging"):  # any path in them: inside the run's dir
-            outside += [f"hydra.{key}: {p}" for p in _strings(hydra.get(key))
-                        if os.sep in p and (os.path.isabs(p) or os.pardir in p.split(os.sep) or "${" in p)]
+            outside += [f"hydra.{key}: {p}" for p in _strings(hydra.get(key)) if os.sep in p and
+                        (os.path.isabs(p) or os.pardir in p.split(os.sep) or "${" in IN_RUN_DIR.sub("", p))]
         if outside:
             raise AeHubertError(f"{path}: {outside[0]}: where each run writes (its directory, logs) is set by the "
                                 "driver (hydra.run.dir: ., the run's own directory); remove it from the config")
@@ -378,3 +382,11 @@ def with_config_digest(plain: str, train_args: list[str],
     alone = _digest(files[:1]) if len(files) > 1 else ""
     return f"{plain}  # config-sha1={digest}", (plain, *earlier, *((f"{plain}  # config-sha1={alone}",) if alone
                                                                   else ()))
+
+
+def check_config_unchanged(now: str, checked: str, step: str) -> None:
+    """A training step about to start whose config (or a file it pulls in) was edited while the
+    driver ran: every check ran on the config as it was at the start, so the step is refused."""
+    if now != checked:
+        raise AeHubertError(f"{step}: its training config (or a file it pulls in) changed while this run went on, "
+                            "after the checks ran on it: rerun to check it and go on")
