@@ -525,10 +525,11 @@ def test_report_and_study_pack_write_into_no_other_run(tmp_path, capsys):
 
 def test_a_linked_checkpoint_dir_belongs_to_one_work_dir(tmp_path):
     """Checkpoints kept on another disk through a link: a copy of the work dir keeps the link, and
-    must not train into (or restart, removing) the original's checkpoints; a moved work dir goes on."""
+    must not train into (or restart, removing) the original's checkpoints; a moved work dir goes on,
+    and a copy of the moved one is refused too; a dangling link is named before any work."""
     import subprocess
 
-    from ae_hubert.common.lock import claim_linked_dir
+    from ae_hubert.common.lock import claim_linked_dirs
 
     big = tmp_path / "big" / "ck"
     big.mkdir(parents=True)
@@ -537,17 +538,31 @@ def test_a_linked_checkpoint_dir_belongs_to_one_work_dir(tmp_path):
     (w / "iter1").mkdir()
     os.symlink(big, w / "iter1" / "checkpoints")
     for _ in range(2):
-        claim_linked_dir(str(w / "iter1" / "checkpoints"), str(w))
+        claim_linked_dirs(str(w), [str(w)])
     subprocess.run(["cp", "-a", str(w), str(tmp_path / "c")], check=True)
     c = tmp_path / "c"
     with pytest.raises(AeHubertError, match=r"c/iter1/checkpoints: a link to .*/big/ck, which holds the files of the "
                                             r"work dir .*/w \("):
-        claim_linked_dir(str(c / "iter1" / "checkpoints"), str(c))
+        claim_linked_dirs(str(c), [str(c)])
     os.rename(w, tmp_path / "w2")
-    claim_linked_dir(str(tmp_path / "w2" / "iter1" / "checkpoints"), str(tmp_path / "w2"))  # moved: its own still
+    claim_linked_dirs(str(tmp_path / "w2"), [str(tmp_path / "w2")])  # moved: its own still
     with pytest.raises(AeHubertError, match=r"holds the files of the work dir .*/w2 "):
-        claim_linked_dir(str(c / "iter1" / "checkpoints"), str(c))
-    claim_linked_dir(str(c / "iter1"), str(c))  # a directory of its own: nothing to claim
+        claim_linked_dirs(str(c), [str(c)])
+    subprocess.run(["cp", "-a", str(tmp_path / "w2"), str(tmp_path / "c2")], check=True)
+    os.rename(tmp_path / "w2", tmp_path / "w3")  # the original moved on: its copy still may not take it
+    with pytest.raises(AeHubertError, match=r"holds the files of the work dir .*/w2 \(moved or removed since"):
+        claim_linked_dirs(str(tmp_path / "c2"), [str(tmp_path / "c2")])
+    from ae_hubert.common.outputs import Files, check_files
+
+    claim_linked_dirs(str(tmp_path / "w3"), [str(tmp_path / "w3")])
+    with pytest.raises(AeHubertError, match=r"--out writes into a directory the work dir .*/w3 keeps through a link"):
+        check_files(Files(outputs={str(big / "sub" / "train.km"): "--out"}))  # (`label --out-dir BIG/sub`)
+    os.unlink(c / "iter1" / "checkpoints")
+    (c / "iter1" / "checkpoints").mkdir()  # a directory of its own: nothing to claim
+    claim_linked_dirs(str(c), [str(c)])
+    os.symlink(tmp_path / "nowhere", c / "iter1" / "labels")
+    with pytest.raises(AeHubertError, match=r"c/iter1/labels: a link to .*/nowhere, which does not exist"):
+        claim_linked_dirs(str(c), [str(c)])
 
 
 def test_a_driver_claims_every_linked_dir_of_its_work_dir(tmp_path):

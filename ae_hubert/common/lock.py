@@ -118,6 +118,7 @@ def work_dir_kind(w: str) -> str | None:
 
 
 OWNER_FILE = ".ae_hubert.owner"  # in a directory a work dir reaches through a link: the work dir it belongs to
+IDENTITY_FILE = "identity"  # in MARKER_DIR: the work dir's identity when its driver last ran (not a copy's own)
 
 
 def _identity(w: str) -> str:
@@ -126,49 +127,101 @@ def _identity(w: str) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
-def claim_linked_dir(path: str, work_dir: str) -> None:
-    """A directory of ``work_dir`` that is a link to elsewhere (features, labels or checkpoints kept
-    on another disk) belongs to that work dir alone: a copy of the work dir (``cp -a``, ``cp -al``)
-    keeps the link, and writing or restarting there would change, or remove, the original's files.
-    The first driver records its work dir there (path and identity); the recorded work dir, where
-    it still is, is the only one let in; one that moved away is taken over by the moved one."""
+def _owner_record(path: str, work_dir: str, copied: bool) -> str | None:
+    """Where ``work_dir`` records itself as the owner of the directory the link ``path`` reaches
+    (None when it is already recorded, or the link stays inside the work dir); refused when the
+    directory belongs to another work dir, or may: a copy of a work dir (``cp -a``, ``cp -al``)
+    keeps its links, and writing or restarting there would change, or remove, the original's files."""
     real, mine = os.path.realpath(path), os.path.realpath(work_dir)
+    if not os.path.exists(real):
+        raise located(path, f"a link to {os.readlink(path)}, which does not exist: make it a directory, or point "
+                            "it at one")
     if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
-        return
+        return None
     other = foreign_work_dir(real)
     if other:
         raise located(path, f"a link into {other}, the work dir of another run: make it a directory of its own")
     tag = os.path.join(real, OWNER_FILE)
     owner, _, identity = _record_line(tag, "the work dir whose files these are").partition("\n")
-    if owner and owner != mine and os.path.isdir(os.path.join(owner, MARKER_DIR)) \
-            and not os.path.samefile(owner, mine) and identity.strip() in ("", _identity(owner)):
-        raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work dir "
-                            "keeps its links): make it a directory of this work dir's own, or use that work dir")
-    record = f"{mine}\n{_identity(mine)}"
-    if (owner, identity.strip()) != (mine, _identity(mine)):
-        try:
-            write_text_atomic(tag, record + "\n")
-        except (AeHubertError, OSError) as e:
-            raise located(path, f"a link to {real}, where this work dir records that the directory is its own "
-                                f"(a copy keeping the link is then refused), and cannot ({e})") from None
+    identity, me = identity.strip(), _identity(mine)
+    keep = "make it a directory of this work dir's own, or use that work dir"
+    if identity:  # the owner by identity: itself when moved, never a copy of it
+        if identity == me:
+            return tag if owner != mine else None
+        there = os.path.isdir(os.path.join(owner, MARKER_DIR)) and _identity(owner) == identity
+        raise located(path, f"a link to {real}, which holds the files of the work dir {owner}"
+                            + ("" if there else f" (moved or removed since: if it is gone, remove {tag} to let this "
+                                                "work dir take the directory over)")
+                            + f" (a copy of a work dir keeps its links): {keep}")
+    if owner:  # recorded by path alone (the version before identities)
+        if owner != mine and os.path.isdir(os.path.join(owner, MARKER_DIR)) and not os.path.samefile(owner, mine):
+            raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work "
+                                f"dir keeps its links): {keep}")
+        return tag
+    if copied:
+        raise located(path, f"a link to {real}, whose owner is not recorded, in a copy of a work dir (or one moved to "
+                            "another filesystem): the original may write there too; make it a directory of this work "
+                            "dir's own (if the original is gone, remove "
+                            f"{os.path.join(mine, MARKER_DIR, IDENTITY_FILE)} to take the directory over)")
+    return tag
+
+
+def owning_work_dir(path: str) -> str | None:
+    """The work dir whose record (``OWNER_FILE``) is in the directory around ``path`` that it reaches
+    through a link, while that work dir exists, unless this process (or the driver that started
+    it) holds its lock: the files there are that run's, as if inside its work dir."""
+    d = os.path.realpath(path)
+    while True:
+        tag = os.path.join(d, OWNER_FILE)
+        if os.path.isfile(tag):
+            owner = _record_line(tag, "the work dir whose files these are").split("\n")[0]
+            if owner and os.path.isdir(os.path.join(owner, MARKER_DIR)) and not holds(os.path.join(owner, LOCK_NAME)):
+                return owner
+            return None
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def _links_below(work_dir: str, writes: list[str]) -> list[str]:
+    """The links at or below ``writes`` (dangling ones too), not entering nested work dirs."""
+    links = []
+    for top in writes:
+        if os.path.islink(top):
+            links.append(top)
+            continue
+        for d, dirs, files in os.walk(top):
+            if d != work_dir and MARKER_DIR in dirs:
+                dirs[:] = []
+                continue
+            links += [os.path.join(d, x) for x in dirs if os.path.islink(os.path.join(d, x))]
+            links += [os.path.join(d, x) for x in files  # a dangling link is listed as a file
+                      if os.path.islink(os.path.join(d, x)) and not os.path.exists(os.path.join(d, x))]
+            dirs[:] = [x for x in dirs if x != MARKER_DIR]
+    return links
 
 
 def claim_linked_dirs(work_dir: str, writes: list[str]) -> None:
     """Every directory that is a link to elsewhere at or below ``writes`` (the directories of
-    ``work_dir`` its driver writes or removes), claimed by ``claim_linked_dir`` before anything is
-    written; the work dirs of runs nested there claim their own."""
-    for top in writes:
-        if os.path.islink(top):
-            claim_linked_dir(top, work_dir)
-            continue
-        for d, dirs, _ in os.walk(top):
-            if d != work_dir and MARKER_DIR in dirs:
-                dirs[:] = []
-                continue
-            for x in dirs:
-                if os.path.islink(os.path.join(d, x)):  # listed, never entered (links not followed)
-                    claim_linked_dir(os.path.join(d, x), work_dir)
-            dirs[:] = [x for x in dirs if x != MARKER_DIR]
+    ``work_dir`` its driver writes or removes) belongs to this work dir alone: checked all first
+    (nothing recorded when one is refused), then the work dir recorded in each, and its own identity
+    in ``.stages``, by which a copy knows itself; the work dirs of runs nested there claim their own."""
+    mine = os.path.realpath(work_dir)
+    me = _identity(mine)
+    known = os.path.join(mine, MARKER_DIR, IDENTITY_FILE)
+    recorded = _record_line(known, "the identity of this work dir")
+    tags = [tag for link in _links_below(work_dir, writes) if (tag := _owner_record(link, work_dir,
+                                                                                  bool(recorded) and recorded != me))]
+    for tag in tags:
+        try:
+            write_text_atomic(tag, f"{mine}\n{me}\n")
+        except (AeHubertError, OSError) as e:
+            raise located(os.path.dirname(tag), "a directory this work dir reaches through a link, where it records "
+                                                f"that the directory is its own (a copy keeping the link is then "
+                                                f"refused), and cannot ({e})") from None
+    if recorded != me:
+        write_text_atomic(known, me + "\n")
 
 
 def driven_dir(path: str) -> tuple[str, str] | None:
@@ -373,9 +426,11 @@ class WorkDirLock:
     def __exit__(self, *exc) -> None:
         if self.recorded_kind:  # a start refused before its first step: the dir is no tool's yet
             self.recorded_kind = False
+            markers = os.path.join(os.path.dirname(self.path), MARKER_DIR)
             try:
-                if os.listdir(os.path.join(os.path.dirname(self.path), MARKER_DIR)) == [KIND_FILE]:
-                    os.remove(os.path.join(os.path.dirname(self.path), MARKER_DIR, KIND_FILE))
+                if set(os.listdir(markers)) <= {KIND_FILE, IDENTITY_FILE}:
+                    for name in os.listdir(markers):
+                        os.remove(os.path.join(markers, name))
             except OSError:
                 pass
         if self.fd is not None:

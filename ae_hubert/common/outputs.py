@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .checkpoint import TRAINER_SAVES
 from .errors import located
-from .lock import MARKER_DIR, driven_dir, foreign_work_dir
+from .lock import MARKER_DIR, OWNER_FILE, driven_dir, foreign_work_dir, owning_work_dir
 
 CORPUS_SUFFIXES = (".tsv", ".phn", ".wrd", ".ltr", ".spk", ".wrdspan", ".phnseq")  # a data dir's own files, their dicts
 CORPUS_FILES = ("corpus.json",)  # a synthetic corpus's summary: its presence marks the corpus complete
@@ -112,4 +112,8 @@ def check_files(files: Files) -> None:
             if w:
                 raise located(out, f"{out_option} writes inside the work dir {w}, whose files only its own run "
                                    "writes (rerun it, with --restart STEP to redo a step): write elsewhere")
+            w = owning_work_dir(real)
+            if w:
+                raise located(out, f"{out_option} writes into a directory the work dir {w} keeps through a link "
+                                   f"(its {OWNER_FILE} says so), whose files only that run writes: write elsewhere")
 

@@ -25,8 +25,8 @@ from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
-from ..runner.trainer import (check_hydra_path, final_stats, remove_checkpoints, resolve_train_config,
-                              run_training, train_args)
+from ..runner.trainer import (check_hydra_path, check_no_checkpoints, final_stats, remove_checkpoints,
+                              resolve_train_config, run_training, train_args)
 from ..common.labels import dictionary_symbols, validate_label_file
 
 
@@ -156,6 +156,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         for k in ks:
             if k != restart:
                 stages.check(f"k{k}.train", *runs[k][3])
+                if stages.done(f"k{k}.train") is None and not os.path.isfile(stages.started_marker(f"k{k}.train")):
+                    check_no_checkpoints(runs[k][1], f"k{k}.train", f"or --restart {k}")
         stages.check_inputs(inputs)
         for k in ks:
             run, save, args, _ = runs[k]

@@ -27,7 +27,7 @@ from ..common.errors import AeHubertError, located
 from ..runner.configs import check_config_unchanged, with_config_digest
 from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
-from ..runner.trainer import final_stats, remove_checkpoints, run_training
+from ..runner.trainer import check_no_checkpoints, final_stats, remove_checkpoints, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -213,6 +213,9 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         stages.check_inputs(inputs, first == 0, write=False, way_out=f"use a new work dir, or {restart_all}")
         for st in steps[:first]:
             stages.check(st.name, *commands[st.name])
+        for st in steps if restart is None else []:  # (a restart removes the checkpoints of what it redoes)
+            if st.save_dir and stages.done(st.name) is None and not os.path.isfile(stages.started_marker(st.name)):
+                check_no_checkpoints(st.save_dir, st.name, f"or --restart {st.name}")
         if restart is not None:
             _restart(stages, steps, first, work_dir, echo, s.start_from)
         stages.check_inputs(inputs, first == 0)

@@ -22,7 +22,7 @@ import sys
 
 from ..common.atomic import unshare_hard_links
 from ..common.checkpoint import LAST, checkpoint_updates, repair_last_checkpoint
-from ..common.errors import AeHubertError
+from ..common.errors import AeHubertError, located
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(PACKAGE_DIR, "config")
@@ -52,15 +52,31 @@ def resolve_train_config(spec: str, where: str) -> tuple[str, str]:
     return os.path.dirname(os.path.abspath(path)), os.path.splitext(os.path.basename(path))[0]
 
 
+def _checkpoints(save_dir: str) -> list[str]:
+    """The checkpoints fairseq wrote into ``save_dir`` (``checkpoint*.pt``, also half-written ones)."""
+    if not os.path.isdir(save_dir):
+        return []
+    return sorted(name for name in os.listdir(save_dir)
+                  if name.startswith("checkpoint") and ".pt" in name and os.path.isfile(os.path.join(save_dir, name)))
+
+
+def check_no_checkpoints(save_dir: str, step: str, way_out: str) -> None:
+    """A training step that never started in this work dir must find no checkpoints in its save dir:
+    fairseq would resume from them (another run's, copied or linked in, or left when the step
+    records were removed) and train, or at once finish, another model under this run's record."""
+    found = _checkpoints(save_dir)
+    if found:
+        raise located(os.path.join(save_dir, found[0]), f"a checkpoint {step} did not make (the step never started "
+                                                        "in this work dir): fairseq would resume from it under this "
+                                                        f"run's record; remove it, {way_out}")
+
+
 def remove_checkpoints(save_dir: str) -> None:
     """What a redone training step must not resume from: the checkpoints fairseq wrote into
-    ``save_dir`` (``checkpoint*.pt``, also half-written ones); any other file there is the user's and
-    stays, and so does the directory while it holds one."""
-    if not os.path.isdir(save_dir):
-        return
-    for name in os.listdir(save_dir):
-        if name.startswith("checkpoint") and ".pt" in name and os.path.isfile(os.path.join(save_dir, name)):
-            os.remove(os.path.join(save_dir, name))
+    ``save_dir``; any other file there is the user's and stays, and so does the directory while it
+    holds one."""
+    for name in _checkpoints(save_dir):
+        os.remove(os.path.join(save_dir, name))
     try:
         os.rmdir(save_dir)
     except OSError:
