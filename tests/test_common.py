@@ -694,3 +694,17 @@ def test_a_work_dir_whose_markers_are_a_link_is_refused(tmp_path):
     os.symlink(tmp_path / "v" / ".stages", tmp_path / "n" / ".stages")
     with pytest.raises(AeHubertError, match=r"n/.stages: a link where the work dir's step markers belong"):
         WorkDirLock(str(tmp_path / "n"), "iterate").__enter__()
+
+
+def test_a_redone_runs_stats_are_its_own(tmp_path):
+    """A training run's log goes on in the same file when the run is redone: its summary is read
+    from this run's lines only (a redone run without validation reports no earlier valid loss)."""
+    from ae_hubert.runner.trainer import FRESH_RUN, final_stats
+
+    log = tmp_path / "train.log"
+    log.write_text("[x][valid][INFO] - epoch 1 | valid on 'valid' subset | loss 7.5 | num_updates 4\n"
+                   "[x][train][INFO] - epoch 1 | loss 8.0 | num_updates 4\n"
+                   f"{FRESH_RUN} (no checkpoint yet in /s): the lines above are a run that was redone\n"
+                   "[x][train][INFO] - epoch 1 | loss 6.0 | num_updates 6\n")
+    stats = final_stats(str(log))
+    assert stats == {"train": {"loss": 6.0, "num_updates": 6.0}}

@@ -43,8 +43,9 @@ SWEEP_OWNED = {"model.reset_top_layers": "use --ks", "model.reset_mode": "use --
                "task.label_dir": "the transcripts are --data's (checked, and recorded for a resume)",
                "model.w2v_args": "each k is built from --ckpt (a model given here would load none of its weights)",
                "model.no_pretrained_weights": "each k starts from --ckpt's weights"}
-# what a sweep's config itself may not set either: each k would not start from --ckpt's weights
-SWEEP_KEEPS = {"model.w2v_args": None, "model.no_pretrained_weights": False}
+# what a sweep's config itself may not set either: each k would not start from --ckpt's weights, or
+# would train on transcripts other than --data's (which are checked and recorded)
+SWEEP_KEEPS = {"model.w2v_args": None, "model.no_pretrained_weights": False, "task.label_dir": None}
 
 
 def check_sweep(ckpt: str, data: str, ks: list[int], mode: str, cfg_dir: str, cfg_name: str,

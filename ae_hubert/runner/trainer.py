@@ -200,6 +200,9 @@ def _in(d: str, wanted=lambda name: True) -> list[str]:
     return [os.path.join(d, f) for f in sorted(os.listdir(d)) if wanted(f)] if os.path.isdir(d) else []
 
 
+FRESH_RUN = "[ae_hubert] training from the start"  # in a run's log: what precedes it is a redone run's
+
+
 def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int | None = None,
                  log_name: str = "train.log") -> str:
     """Run ``fairseq-hydra-train ARGS`` in ``run_dir`` (hydra writes there), appending its output to
@@ -220,6 +223,8 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
             return log
         # the checkpoints fairseq copies over (the others it writes under a new name, or renames into place)
         unshare_hard_links(_in(save_dir, REWRITTEN_CHECKPOINTS.fullmatch))
+        if updates is None:
+            f.write(f"{FRESH_RUN} (no checkpoint yet in {save_dir}): the lines above are a run that was redone\n")
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
         with TrainingProgress(log, max_update, updates or 0, f"train {os.path.basename(run_dir)}"):
@@ -247,7 +252,8 @@ def final_stats(log: str, save_dir: str | None = None) -> dict:
     out: dict = {}
     with open(log) as f:
         lines = f.read().splitlines()
-    for line in lines:
+    fresh = [i for i, line in enumerate(lines) if line.startswith(FRESH_RUN)]
+    for line in lines[fresh[-1] if fresh else 0:]:  # this run's (a redone run's log goes on in the same file)
         for kind in ("train", "valid"):
             if f"[{kind}][INFO]" in line and " | " in line:
                 stats = dict(_STAT.findall(line.split(" | ", 1)[1].replace(" | ", " ")))
