@@ -132,6 +132,16 @@ def path(text: str) -> str:
     return text
 
 
+class Once(argparse.Action):
+    """An option that may be given once: a second one (``--restart A --restart B``) is an error,
+    not silently the last."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice; give it once")
+        setattr(namespace, self.dest, values)
+
+
 def device_option(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", type=device, default=None, help="cpu / cuda / cuda:N (default: cuda when available)")
 

@@ -1,7 +1,7 @@
 """``ae-hubert decode``, ``spm``, ``reset-sweep``: fine-tuning with the top layers reset, and its error rates."""
 from __future__ import annotations
 
-from ..common.arguments import device_option, int_list, integer, name_list, path, plain_name
+from ..common.arguments import Once, device_option, int_list, integer, name_list, path, plain_name
 from ..common.command import Command, echo
 from ..common.outputs import Files
 
@@ -72,7 +72,7 @@ def _reset_sweep_args(s):
                    help="reinit: fresh weights in the top k blocks; drop: remove them")
     s.add_argument("--config", default="finetune/toy_cpu", help="shipped fine-tune config or a YAML path")
     s.add_argument("--splits", type=name_list, default=["valid"], help="comma-separated splits to decode")
-    s.add_argument("--restart", type=integer(0), metavar="K", help="redo k's run from scratch under the settings "
+    s.add_argument("--restart", type=integer(0), metavar="K", action=Once, help="redo k's run from scratch under the settings "
                                                                    "given now (a rerun under other settings is refused)")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every run (same seed/budget for all k)")
 

@@ -1,7 +1,7 @@
 """``ae-hubert iterate``, ``launch``, ``demo``: the loop, driven end to end."""
 from __future__ import annotations
 
-from ..common.arguments import SEED, integer, name_list, path, slurm_time
+from ..common.arguments import SEED, Once, integer, name_list, path, slurm_time
 from ..common.command import Command, echo
 from ..common.outputs import Files
 
@@ -26,7 +26,7 @@ def _iterate_args(s):
     s.add_argument("--start-from", default=None, help="checkpoint that plays the previous iteration for iteration 1 "
                    "(overrides the schedule's start_from:; e.g. hubert_base_ls960.pt)")
     s.add_argument("--dry-run", action="store_true", help="print the steps as shell lines, run nothing")
-    s.add_argument("--restart", metavar="STEP", help="redo this step (e.g. iter2.train, or iter2: all of it) and "
+    s.add_argument("--restart", metavar="STEP", action=Once, help="redo this step (e.g. iter2.train, or iter2: all of it) and "
                                                      "every later one under the settings given now")
     s.add_argument("overrides", nargs="*", help="hydra overrides for every training run (e.g. "
                    "optimization.lr=[0.0002])")
