@@ -645,7 +645,7 @@ def test_linked_dirs_moves_copies_and_refused_starts(tmp_path):
     (old / "runs" / "h1_s1" / ".stages" / "iter1.kmeans.json").write_text("{}")
     with WorkDirLock(str(old), "study"):
         pass
-    with pytest.raises(AeHubertError, match="holds .*h1_s1, the work dir of another run"):
+    with pytest.raises(AeHubertError, match="old_study: a work dir of `ae-hubert study`"):  # now recorded
         WorkDirLock(str(old), "reset-sweep").__enter__()
 
 
@@ -708,3 +708,59 @@ def test_a_redone_runs_stats_are_its_own(tmp_path):
                    "[x][train][INFO] - epoch 1 | loss 6.0 | num_updates 6\n")
     stats = final_stats(str(log))
     assert stats == {"train": {"loss": 6.0, "num_updates": 6.0}}
+
+
+def test_a_studys_run_kept_on_another_disk_and_links_that_hold_the_work_dir(tmp_path):
+    """A study's nested run linked to another disk is the study's (claimed, resumed on its own, its
+    commands write there); a link to a directory holding the work dir itself is refused; a record of
+    the version that wrote DEV:INODE is still the same work dir."""
+    from ae_hubert.common.lock import IDENTITY_FILE, OWNER_FILE, WorkDirLock, owning_work_dir
+
+    disk = tmp_path / "disk2" / "s1"
+    study = tmp_path / "study"
+    (study / "runs").mkdir(parents=True)
+    disk.mkdir(parents=True)
+    os.symlink(disk, study / "runs" / "s1")
+    for _ in range(2):
+        with WorkDirLock(str(study), "study"):
+            with WorkDirLock(str(study / "runs" / "s1"), "iterate"):
+                (disk / ".stages" / "iter1.kmeans.json").write_text("{}")
+            (study / ".stages" / "s1.h1.json").write_text("{}")
+    assert (disk / OWNER_FILE).read_text().splitlines()[0] == str(study.resolve())
+    assert owning_work_dir(str(disk / "iter1" / "labels" / "train.km")) == str(study.resolve())  # (nobody holds)
+    with WorkDirLock(str(study / "runs" / "s1"), "iterate"):  # resumed on its own: its commands write there
+        assert owning_work_dir(str(disk / "iter1" / "labels" / "train.km")) is None
+    ident = (study / ".stages" / IDENTITY_FILE).read_text().strip()
+    (study / ".stages" / IDENTITY_FILE).write_text(f"2049:{ident}\n")  # an earlier record, with the device
+    with WorkDirLock(str(study), "study"):
+        pass
+    os.symlink(tmp_path, study / "up")
+    with pytest.raises(AeHubertError, match=r"study/up: a link to .*, which holds this work dir itself"):
+        WorkDirLock(str(study), "study").__enter__()
+
+
+def test_hydras_own_groups_in_a_driven_config_are_checked(tmp_path):
+    """A user file of hydra's own groups (hydra/job_logging/mine.yaml) is digested and checked like
+    the rest; a job name that is a path is refused; hydra's groups are not for overrides."""
+    from ae_hubert.runner.configs import check_driven_config, compose_train_config, config_digest, driven_override
+    from ae_hubert.runner.trainer import CONFIG_DIR
+
+    cfg = tmp_path / "cfg"
+    (cfg / "hydra" / "job_logging").mkdir(parents=True)
+    with open(os.path.join(CONFIG_DIR, "pretrain", "toy_cpu.yaml")) as f:
+        (cfg / "parent.yaml").write_text(f.read())
+    mine = cfg / "hydra" / "job_logging" / "mine.yaml"
+    mine.write_text("version: 1\nhandlers:\n  file:\n    class: logging.FileHandler\n    filename: /elsewhere/t.log\n")
+    (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\n  - override hydra/job_logging: mine\n")
+    base = ["task.data=/d", "task.label_dir=/l", "checkpoint.save_dir=/s"]
+    c = compose_train_config(str(cfg), "child", base, "child")
+    with pytest.raises(AeHubertError, match=r"mine.yaml: hydra.job_logging: /elsewhere/t.log"):
+        check_driven_config(c, str(cfg), "child", "child")
+    before = config_digest(str(cfg), "child")
+    mine.write_text("version: 1\n")
+    assert config_digest(str(cfg), "child") != before
+    check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
+    (cfg / "child.yaml").write_text("defaults:\n  - _self_\n  - parent\nhydra:\n  job:\n    name: ../../victim/train\n")
+    with pytest.raises(AeHubertError, match=r"hydra.job.name: ../../victim/train"):
+        check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
+    assert driven_override("hydra/job_logging=mine")

@@ -122,23 +122,31 @@ IDENTITY_FILE = "identity"  # in MARKER_DIR: the work dir's identity when its dr
 
 
 def _identity(w: str) -> str:
-    """A work dir's identity beside its path: its markers' inode (kept by a move, new in a copy)."""
-    st = os.stat(os.path.join(w, MARKER_DIR))
-    return f"{st.st_dev}:{st.st_ino}"
+    """A work dir's identity beside its path: its markers' inode, kept by a move and new in a copy
+    (the device number is left out: a remount may change it)."""
+    return str(os.stat(os.path.join(w, MARKER_DIR)).st_ino)
 
 
-def _owner_record(path: str, work_dir: str, copied: bool) -> str | None:
+def _same(recorded: str, identity: str) -> bool:
+    return recorded.rpartition(":")[2] == identity  # (a record of the version that wrote DEV:INODE)
+
+
+def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]) -> str | None:
     """Where ``work_dir`` records itself as the owner of the directory the link ``path`` reaches
     (None when it is already recorded, or the link stays inside the work dir); refused when the
     directory belongs to another work dir, or may: a copy of a work dir (``cp -a``, ``cp -al``)
-    keeps its links, and writing or restarting there would change, or remove, the original's files."""
+    keeps its links, and writing or restarting there would change, or remove, the original's
+    files. A linked run of a kind in ``nests`` (a study's run kept on another disk) is claimed too."""
     real, mine = os.path.realpath(path), os.path.realpath(work_dir)
     if not os.path.exists(real):
         raise located(path, f"a link to {os.readlink(path)}, which does not exist: make it a directory, or point "
                             "it at one")
     if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
         return None
-    other = foreign_work_dir(real)
+    if mine.startswith(real + os.sep):
+        raise located(path, f"a link to {real}, which holds this work dir itself: remove it")
+    nested = os.path.isdir(os.path.join(real, MARKER_DIR)) and (work_dir_kind(real) or "") in nests
+    other = None if nested else foreign_work_dir(real)
     if other:
         raise located(path, f"a link into {other}, the work dir of another run: make it a directory of its own")
     tag = os.path.join(real, OWNER_FILE)
@@ -146,9 +154,13 @@ def _owner_record(path: str, work_dir: str, copied: bool) -> str | None:
     identity, me = identity.strip(), _identity(mine)
     keep = "make it a directory of this work dir's own, or use that work dir"
     if identity:  # the owner by identity: itself when moved, never a copy of it
-        if identity == me:
-            return tag if owner != mine else None
-        there = os.path.isdir(os.path.join(owner, MARKER_DIR)) and _identity(owner) == identity
+        if _same(identity, me):
+            return tag if owner != mine or identity != me else None
+        if owner == mine:
+            raise located(path, f"a link to {real}, recorded as this work dir's by one with another identity (a copy "
+                                "put at its original's path, or a filesystem whose inode numbers changed): if this "
+                                f"work dir wrote there, remove {tag}; else {keep}")
+        there = os.path.isdir(os.path.join(owner, MARKER_DIR)) and _same(identity, _identity(owner))
         raise located(path, f"a link to {real}, which holds the files of the work dir {owner}"
                             + ("" if there else f" (moved or removed since: if it is gone, remove {tag} to let this "
                                                 "work dir take the directory over)")
@@ -169,9 +181,11 @@ def _owner_record(path: str, work_dir: str, copied: bool) -> str | None:
 def owning_work_dir(path: str) -> str | None:
     """The work dir whose record (``OWNER_FILE``) is in the directory around ``path`` that it reaches
     through a link, while that work dir exists, unless this process (or the driver that started
-    it) holds its lock: the files there are that run's, as if inside its work dir."""
+    it) holds its lock or that of a work dir on the way: the files there are that run's."""
     d = os.path.realpath(path)
     while True:
+        if holds(os.path.join(d, LOCK_NAME)):
+            return None
         tag = os.path.join(d, OWNER_FILE)
         if os.path.isfile(tag):
             owner = _record_line(tag, "the work dir whose files these are").split("\n")[0]
@@ -186,23 +200,27 @@ def owning_work_dir(path: str) -> str | None:
 
 def _links_below(work_dir: str, writes: list[str]) -> list[str]:
     """The links at or below ``writes`` (dangling ones too), not entering nested work dirs."""
-    links = []
+    links, todo = [], []
     for top in writes:
-        if os.path.islink(top):
-            links.append(top)
+        (links if os.path.islink(top) else todo).append(top)
+    while todo:
+        d = todo.pop()
+        try:
+            entries = list(os.scandir(d))
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for d, dirs, files in os.walk(top):
-            if d != work_dir and MARKER_DIR in dirs:
-                dirs[:] = []
-                continue
-            links += [os.path.join(d, x) for x in dirs if os.path.islink(os.path.join(d, x))]
-            links += [os.path.join(d, x) for x in files  # a dangling link is listed as a file
-                      if os.path.islink(os.path.join(d, x)) and not os.path.exists(os.path.join(d, x))]
-            dirs[:] = [x for x in dirs if x != MARKER_DIR]
-    return links
+        if d != work_dir and any(e.name == MARKER_DIR for e in entries):
+            continue  # a nested run: it claims its own
+        for e in entries:
+            if e.is_symlink():
+                if e.is_dir() or not os.path.exists(e.path):  # (a link to a file is not followed by a writer)
+                    links.append(e.path)
+            elif e.is_dir() and e.name != MARKER_DIR:
+                todo.append(e.path)
+    return sorted(links)
 
 
-def claim_linked_dirs(work_dir: str, writes: list[str]) -> None:
+def claim_linked_dirs(work_dir: str, writes: list[str], nests: tuple[str, ...] = ()) -> None:
     """Every directory that is a link to elsewhere at or below ``writes`` (the directories of
     ``work_dir`` its driver writes or removes) belongs to this work dir alone: checked all first
     (nothing recorded when one is refused), then the work dir recorded in each, and its own identity
@@ -211,8 +229,8 @@ def claim_linked_dirs(work_dir: str, writes: list[str]) -> None:
     me = _identity(mine)
     known = os.path.join(mine, MARKER_DIR, IDENTITY_FILE)
     recorded = _record_line(known, "the identity of this work dir")
-    tags = [tag for link in _links_below(work_dir, writes) if (tag := _owner_record(link, work_dir,
-                                                                                  bool(recorded) and recorded != me))]
+    copied = bool(recorded) and not _same(recorded, me)
+    tags = [tag for link in _links_below(work_dir, writes) if (tag := _owner_record(link, work_dir, copied, nests))]
     for tag in tags:
         try:
             write_text_atomic(tag, f"{mine}\n{me}\n")
@@ -369,9 +387,10 @@ class WorkDirLock:
                 raise located(self.path, f"cannot lock the work dir ({e.strerror or e}); remove it if it is not "
                                          "a plain file, or use a work dir on a filesystem with locks") from None
             if os.fstat(fd).st_nlink > 1 and (got or _holder_dir(_holder(fd)) not in (None, mine)):
-                new = _private_lock_file(self.path)  # shared with a copy (or its original): free, or held for the other
-                os.close(fd)
-                return new
+                try:  # shared with a copy (or its original): free, or held for the other
+                    return _private_lock_file(self.path)
+                finally:
+                    os.close(fd)
             if got:
                 try:
                     if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
@@ -409,7 +428,7 @@ class WorkDirLock:
             if self.kind is not None:
                 self._claim(w)
         except BaseException:
-            self.__exit__()
+            self.__exit__(*sys.exc_info())
             raise
         return self
 
@@ -421,14 +440,16 @@ class WorkDirLock:
             write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
                               self.kind + "\n")
             self.recorded_kind = True
-        claim_linked_dirs(w, [w] if self.writes is None else self.writes)  # before anything is written or removed
+        claim_linked_dirs(w, [w] if self.writes is None else self.writes, NESTS.get(self.kind, ()))
 
     def __exit__(self, *exc) -> None:
-        if self.recorded_kind:  # a start refused before its first step: the dir is no tool's yet
-            self.recorded_kind = False
-            markers = os.path.join(os.path.dirname(self.path), MARKER_DIR)
+        w = os.path.dirname(self.path)
+        if self.recorded_kind and exc and exc[0] is not None:  # a start refused before it wrote anything (its
+            self.recorded_kind = False                          # kind and identity aside): the dir is no tool's
+            markers = os.path.join(w, MARKER_DIR)
             try:
-                if set(os.listdir(markers)) <= {KIND_FILE, IDENTITY_FILE}:
+                if set(os.listdir(w)) <= {MARKER_DIR, LOCK_NAME} and set(os.listdir(markers)) <= {KIND_FILE,
+                                                                                                  IDENTITY_FILE}:
                     for name in os.listdir(markers):
                         os.remove(os.path.join(markers, name))
             except OSError:

@@ -25,7 +25,7 @@ from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
 from ..runner.configs import check_config_unchanged, with_config_digest
-from ..common.lock import WorkDirLock
+from ..common.lock import WorkDirLock, claim_linked_dirs
 from ..runner.stages import Stages
 from ..runner.trainer import check_no_checkpoints, final_stats, remove_checkpoints, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
@@ -138,6 +138,8 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
         if start_from and os.path.realpath(start_from).startswith(os.path.realpath(save) + os.sep):
             raise AeHubertError(f"--restart {steps[first].name} would remove {save}, which holds --start-from "
                                 f"{start_from}; copy it elsewhere first")
+    # a wider schedule's iterations lie beyond the lock's claim: their linked checkpoint dirs this run's too
+    claim_linked_dirs(work_dir, [save for save in saves.values() if save and os.path.lexists(save)])
     for name in gone:
         if stages.forget(name):
             echo(f"[redo] {name}")
@@ -213,7 +215,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         stages.check_inputs(inputs, first == 0, write=False, way_out=f"use a new work dir, or {restart_all}")
         for st in steps[:first]:
             stages.check(st.name, *commands[st.name])
-        for st in steps if restart is None else []:  # (a restart removes the checkpoints of what it redoes)
+        for st in steps if restart is None else steps[:first]:  # (a restart removes the rest)
             if st.save_dir and stages.done(st.name) is None and not os.path.isfile(stages.started_marker(st.name)):
                 check_no_checkpoints(st.save_dir, st.name, f"or --restart {st.name}")
         if restart is not None:

@@ -19,7 +19,8 @@ def where_runs_write(key: str) -> str | None:
     """Why an override key may not be given to a driven run: hydra's own settings (its run dir, log
     file names, output subdir) and the tensorboard directory say where a run writes, which the driver
     sets (each run's own directory), or None. A path there could write into another run's files."""
-    if key == "hydra" or key.startswith("hydra.") or key in ("common.tensorboard_logdir", "common.log_file"):
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")) or key in ("common.tensorboard_logdir",
+                                                                         "common.log_file"):
         return f"{key}: where each run writes (its directory, logs, tensorboard) is set by the driver"
     return None
 
@@ -240,10 +241,12 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str, over
         raise AeHubertError(f"{where}: common.tensorboard_logdir: {tb}; give a path inside the run's directory")
     import yaml
 
-    for _, path in _config_files(config_dir, config_name, tuple(overrides)):
+    for name, path in _config_files(config_dir, config_name, tuple(overrides)):
         try:
             with open(path, encoding="utf-8") as f:
                 doc = yaml.safe_load(f) or {}
+            if name.startswith("hydra/"):  # a file of hydra's own groups (hydra/job_logging/mine.yaml): its package
+                doc = {"hydra": {name.split("/")[1]: doc}}
             hydra = doc.get("hydra") or {}
         except (OSError, ValueError, AttributeError, yaml.YAMLError):
             continue
@@ -260,6 +263,9 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str, over
         for key in ("output_subdir", "job_logging", "hydra_logging"):  # any path in them: inside the run's dir
             outside += [f"hydra.{key}: {p}" for p in _strings(hydra.get(key)) if os.sep in p and
                         (os.path.isabs(p) or os.pardir in p.split(os.sep) or "${" in IN_RUN_DIR.sub("", p))]
+        job = hydra.get("job") if isinstance(hydra.get("job"), dict) else {}
+        if job.get("name") is not None and (os.sep in str(job["name"]) or str(job["name"]).startswith(".")):
+            outside.append(f"hydra.job.name: {job['name']}")  # it names the run's log file
         if outside:
             raise AeHubertError(f"{path}: {outside[0]}: where each run writes (its directory, logs) is set by the "
                                 "driver (hydra.run.dir: ., the run's own directory); remove it from the config")
@@ -297,6 +303,22 @@ def check_lr_schedule(cfg, where: str) -> None:
                             f"with phase_ratio {ratios}: every phase rounds to 0 updates (use max_update >= {least})")
 
 
+_FOUND: dict = {}  # _config_files' answers in this process, with the state of the files they name
+
+
+def _stamps(files: list[tuple[str, str]]) -> tuple:
+    import os
+
+    out = []
+    for _, path in files:
+        try:
+            st = os.stat(path)
+            out.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append((path, None))
+    return tuple(out)
+
+
 def _config_files(config_dir: str, config_name: str, overrides: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(name, path) of each file hydra composes a training config from, the config itself first: the
     files its ``defaults`` lists pull in, as hydra resolves them (group-relative entries, ``override``
@@ -310,6 +332,9 @@ def _config_files(config_dir: str, config_name: str, overrides: tuple[str, ...] 
     files = [(config_name + ".yaml", primary)]
     if not _pulls_in_files(primary, overrides):
         return files  # (hydra's set-up costs a third of a second a call, and a study resume makes hundreds)
+    key = (config_dir, config_name, tuple(o for o in _plain_overrides(overrides) if "." not in o.split("=", 1)[0]))
+    if key in _FOUND and _stamps(_FOUND[key][0]) == _FOUND[key][1]:  # the same files, none edited since
+        return _FOUND[key][0]
     try:
         from hydra._internal.defaults_list import create_defaults_list
         from hydra.core.global_hydra import GlobalHydra
@@ -320,16 +345,19 @@ def _config_files(config_dir: str, config_name: str, overrides: tuple[str, ...] 
             found = create_defaults_list(repo=repo, config_name=config_name, overrides_list=parsed,
                                          prepend_hydra=True, skip_missing=False)
             for d in found.defaults:
-                if not d.config_path or d.config_path.startswith("hydra/"):  # hydra's own (launcher, logging)
+                if not d.config_path:
                     continue
                 source = repo.load_config(d.config_path)
-                if source is None or not str(source.path).startswith("file://"):  # fairseq's structured configs
+                if source is None or not str(source.path).startswith("file://"):  # hydra's and fairseq's own
                     continue
                 path = os.path.join(str(source.path)[len("file://"):], d.config_path + ".yaml")
                 if os.path.isfile(path) and not os.path.samefile(path, primary):
                     files.append((d.config_path + ".yaml", path))
+    except (ImportError, AttributeError, TypeError):  # hydra's internals moved: say so, do not digest less
+        raise
     except Exception:  # noqa: BLE001 - hydra's many composition errors: the composition run first names them
         return files[:1]
+    _FOUND[key] = (files, _stamps(files))
     return files
 
 

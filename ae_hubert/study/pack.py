@@ -37,7 +37,7 @@ from .summary import PARTIAL_DIR
 from ..common.checkpoint import INTERVAL, LAST as FINAL_MODEL, checkpoint_updates, load_state_lazily
 from ..common.atomic import check_writable_dir, is_partial, write_text_atomic
 from ..common.errors import located
-from ..common.lock import LOCK_NAME, MARKER_DIR, WorkDirLock
+from ..common.lock import IDENTITY_FILE, LOCK_NAME, MARKER_DIR, OWNER_FILE, WorkDirLock
 
 PACK_FILE = "pack.json"
 SMALL = 256 * 1024  # records, logs and plots are smaller (the summary, kept at any size, may not be)
@@ -130,8 +130,9 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
             if os.path.basename(root) == MARKER_DIR and (m and m["unit"] in unfinished or (
                     f == "corpus.json" and os.path.dirname(root) == w and os.path.isdir(os.path.join(w, "corpus")))):
                 continue
-            if f == LOCK_NAME or is_partial(f):
-                continue
+            if f in (LOCK_NAME, OWNER_FILE) or is_partial(f) or (f == IDENTITY_FILE
+                                                                 and os.path.basename(root) == MARKER_DIR):
+                continue  # (a work dir's identity is of its place on this disk: the unpacked one is not a copy)
             if half_trained:  # all it needs to go on exactly: features (redone only before training) stay
                 if f.endswith((".npy", ".tmp")) or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
                     continue  # interval checkpoints not yet probed travel in ``models``
