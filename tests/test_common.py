@@ -735,7 +735,7 @@ def test_a_studys_run_kept_on_another_disk_and_links_that_hold_the_work_dir(tmp_
     with WorkDirLock(str(study), "study"):
         pass
     os.symlink(tmp_path, study / "up")
-    with pytest.raises(AeHubertError, match=r"study/up: a link to .*, which holds this work dir itself"):
+    with pytest.raises(AeHubertError, match=r"study/up: a link to .*, holding this work dir itself"):
         WorkDirLock(str(study), "study").__enter__()
 
 
@@ -764,3 +764,38 @@ def test_hydras_own_groups_in_a_driven_config_are_checked(tmp_path):
     with pytest.raises(AeHubertError, match=r"hydra.job.name: ../../victim/train"):
         check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
     assert driven_override("hydra/job_logging=mine")
+
+
+def test_links_below_links_inside_owned_dirs_and_inside_the_work_dir(tmp_path):
+    """A link below a linked dir is claimed too; a link into a directory inside one another work dir
+    keeps is refused, and so is a link between two dirs of the same work dir; a moved owner's
+    directory stays its own for other commands; a file link (cp -as) is given data of its own."""
+    from ae_hubert.common.atomic import unshare_hard_links
+    from ae_hubert.common.lock import OWNER_FILE, WorkDirLock, owning_work_dir
+
+    (tmp_path / "p" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "q").mkdir()
+    os.symlink(tmp_path / "q", tmp_path / "p" / "checkpoints" / "deeper")
+    a = tmp_path / "a"
+    a.mkdir()
+    os.symlink(tmp_path / "p", a / "iter1")
+    with WorkDirLock(str(a), "iterate", writes=[str(a / "iter1")]):
+        (a / ".stages" / "iter1.train.json").write_text("{}")
+    assert (tmp_path / "q" / OWNER_FILE).is_file() and (tmp_path / "p" / OWNER_FILE).is_file()
+    b = tmp_path / "b"
+    (b / "iter1").mkdir(parents=True)
+    os.symlink(tmp_path / "p" / "checkpoints", b / "iter1" / "checkpoints")
+    with pytest.raises(AeHubertError, match=r"b/iter1/checkpoints: a link to .*/p/checkpoints, inside a directory the "
+                                            r"work dir .*/a keeps through a link"):
+        WorkDirLock(str(b), "iterate", writes=[str(b / "iter1")]).__enter__()
+    c = tmp_path / "c"
+    (c / "iter1").mkdir(parents=True)
+    os.symlink(c / "iter1", c / "iter2")
+    with pytest.raises(AeHubertError, match=r"c/iter2: a link to .*/c/iter1, inside this work dir itself"):
+        WorkDirLock(str(c), "iterate", writes=[str(c / "iter1"), str(c / "iter2")]).__enter__()
+    os.rename(a, tmp_path / "a_moved")
+    assert owning_work_dir(str(tmp_path / "p" / "labels" / "train.km")) == str(a.resolve())  # (moved: still its)
+    (tmp_path / "orig.log").write_text("x\n")
+    os.symlink(tmp_path / "orig.log", tmp_path / "copy.log")
+    assert unshare_hard_links([str(tmp_path / "copy.log")]) == [str(tmp_path / "copy.log")]
+    assert not os.path.islink(tmp_path / "copy.log") and (tmp_path / "copy.log").read_text() == "x\n"

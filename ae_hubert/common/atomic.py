@@ -214,7 +214,8 @@ def unshare_hard_links(paths) -> list[str]:
     """Give each of ``paths`` that shares its data with another path (a work dir copied with
     ``cp -al``) a copy of its own, before a writer that rewrites it in place (fairseq copies over
     ``checkpoint_last.pt``, appends to its logs, rewrites ``.hydra/``) would write through to the
-    other path's file. Links, directories and missing paths are left alone. Returns the files copied."""
+    other path's file; a link to a file (``cp -as``) is replaced by a copy of it for the same
+    reason. Directories and missing paths are left alone. Returns the files copied."""
     import shutil
 
     done = []
@@ -223,7 +224,7 @@ def unshare_hard_links(paths) -> list[str]:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        if (stat.S_ISREG(st.st_mode) and st.st_nlink > 1) or (stat.S_ISLNK(st.st_mode) and os.path.isfile(path)):
             with atomic_path(path) as tmp:
                 shutil.copy2(path, tmp)
             done.append(path)

@@ -141,10 +141,16 @@ def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]
     if not os.path.exists(real):
         raise located(path, f"a link to {os.readlink(path)}, which does not exist: make it a directory, or point "
                             "it at one")
-    if real == mine or real.startswith(mine + os.sep) or not os.path.isdir(real):
+    if not os.path.isdir(real):
         return None
-    if mine.startswith(real + os.sep):
-        raise located(path, f"a link to {real}, which holds this work dir itself: remove it")
+    if real == mine or real.startswith(mine + os.sep) or mine.startswith(real + os.sep):
+        raise located(path, f"a link to {real}, {'inside' if real.startswith(mine + os.sep) else 'holding'} this "
+                            "work dir itself (two of its steps would share, or remove, each other's files): make it "
+                            "a directory of its own")
+    above = owning_work_dir(os.path.dirname(real), of=mine)
+    if above:
+        raise located(path, f"a link to {real}, inside a directory the work dir {above} keeps through a link: make "
+                            "it a directory of this work dir's own")
     nested = os.path.isdir(os.path.join(real, MARKER_DIR)) and (work_dir_kind(real) or "") in nests
     other = None if nested else foreign_work_dir(real)
     if other:
@@ -178,10 +184,11 @@ def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]
     return tag
 
 
-def owning_work_dir(path: str) -> str | None:
+def owning_work_dir(path: str, of: str | None = None) -> str | None:
     """The work dir whose record (``OWNER_FILE``) is in the directory around ``path`` that it reaches
-    through a link, while that work dir exists, unless this process (or the driver that started
-    it) holds its lock or that of a work dir on the way: the files there are that run's."""
+    through a link (moved or gone since: the record still counts, until it is removed), unless this
+    process (or the driver that started it) holds its lock or that of a work dir on the way, or it
+    is ``of``: the files there are that run's."""
     d = os.path.realpath(path)
     while True:
         if holds(os.path.join(d, LOCK_NAME)):
@@ -189,9 +196,9 @@ def owning_work_dir(path: str) -> str | None:
         tag = os.path.join(d, OWNER_FILE)
         if os.path.isfile(tag):
             owner = _record_line(tag, "the work dir whose files these are").split("\n")[0]
-            if owner and os.path.isdir(os.path.join(owner, MARKER_DIR)) and not holds(os.path.join(owner, LOCK_NAME)):
-                return owner
-            return None
+            if not owner or owner == of or holds(os.path.join(owner, LOCK_NAME)):
+                return None
+            return owner
         parent = os.path.dirname(d)
         if parent == d:
             return None
@@ -199,12 +206,17 @@ def owning_work_dir(path: str) -> str | None:
 
 
 def _links_below(work_dir: str, writes: list[str]) -> list[str]:
-    """The links at or below ``writes`` (dangling ones too), not entering nested work dirs."""
-    links, todo = [], []
-    for top in writes:
-        (links if os.path.islink(top) else todo).append(top)
+    """The links at or below ``writes`` (dangling ones too), and those below the directories they
+    reach, not entering nested work dirs."""
+    links, todo, seen = [], [], set()
+    for top in writes:  # (the work dir itself named through a link is not one of them)
+        (links if os.path.islink(top) and os.path.abspath(top) != os.path.abspath(work_dir) else todo).append(top)
+    todo += [link for link in links if os.path.isdir(link)]
     while todo:
         d = todo.pop()
+        if os.path.realpath(d) in seen:
+            continue
+        seen.add(os.path.realpath(d))
         try:
             entries = list(os.scandir(d))
         except (FileNotFoundError, NotADirectoryError):
@@ -215,6 +227,8 @@ def _links_below(work_dir: str, writes: list[str]) -> list[str]:
             if e.is_symlink():
                 if e.is_dir() or not os.path.exists(e.path):  # (a link to a file is not followed by a writer)
                     links.append(e.path)
+                    if e.is_dir():
+                        todo.append(e.path)
             elif e.is_dir() and e.name != MARKER_DIR:
                 todo.append(e.path)
     return sorted(links)
@@ -452,6 +466,7 @@ class WorkDirLock:
                                                                                                   IDENTITY_FILE}:
                     for name in os.listdir(markers):
                         os.remove(os.path.join(markers, name))
+                    os.rmdir(markers)  # (no work dir here: other commands may write into the dir again)
             except OSError:
                 pass
         if self.fd is not None:

@@ -18,15 +18,15 @@ from omegaconf import OmegaConf
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
-from ..runner.configs import (check_batch_fits, check_config_unchanged, check_driven_config, check_lr_schedule,
-                              check_mask_fits, check_training_numbers, compose_train_config, driven_override,
-                              override_key, with_config_digest)
+from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
+                              check_training_numbers, compose_train_config, driven_override, override_key,
+                              with_config_digest)
 from ..common.lock import WorkDirLock
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
-from ..runner.trainer import (check_hydra_path, check_no_checkpoints, final_stats, remove_checkpoints,
-                              resolve_train_config, run_training, train_args)
+from ..runner.trainer import (check_before_training, check_hydra_path, check_no_checkpoints, final_stats,
+                              remove_checkpoints, resolve_train_config, run_training, train_args)
 from ..common.labels import dictionary_symbols, validate_label_file
 
 
@@ -158,7 +158,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             if k != restart:
                 stages.check(f"k{k}.train", *runs[k][3])
                 if stages.done(f"k{k}.train") is None and not os.path.isfile(stages.started_marker(f"k{k}.train")):
-                    check_no_checkpoints(runs[k][1], f"k{k}.train", f"or --restart {k}")
+                    check_no_checkpoints(runs[k][1], f"k{k}.train", f"--restart {k}")
         stages.check_inputs(inputs)
         for k in ks:
             run, save, args, _ = runs[k]
@@ -170,7 +170,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
-            check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")
+            check_before_training(stages, f"k{k}.train", save, inputs, planned(k)[3][0], runs[k][3][0],
+                                  f"--restart {k}")
             stats = stages.run(f"k{k}.train", _train, *runs[k][3])
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:

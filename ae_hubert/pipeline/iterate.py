@@ -24,10 +24,10 @@ from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
-from ..runner.configs import check_config_unchanged, with_config_digest
+from ..runner.configs import with_config_digest
 from ..common.lock import WorkDirLock, claim_linked_dirs
 from ..runner.stages import Stages
-from ..runner.trainer import check_no_checkpoints, final_stats, remove_checkpoints, run_training
+from ..runner.trainer import check_before_training, check_no_checkpoints, final_stats, remove_checkpoints, run_training
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -217,7 +217,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             stages.check(st.name, *commands[st.name])
         for st in steps if restart is None else steps[:first]:  # (a restart removes the rest)
             if st.save_dir and stages.done(st.name) is None and not os.path.isfile(stages.started_marker(st.name)):
-                check_no_checkpoints(st.save_dir, st.name, f"or --restart {st.name}")
+                check_no_checkpoints(st.save_dir, st.name, f"--restart {st.name}")
         if restart is not None:
             _restart(stages, steps, first, work_dir, echo, s.start_from)
         stages.check_inputs(inputs, first == 0)
@@ -227,7 +227,9 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                check_config_unchanged(_commands(st, work_dir)[0], commands[st.name][0], st.name)
+                if st.save_dir:
+                    check_before_training(stages, st.name, st.save_dir, inputs, _commands(st, work_dir)[0],
+                                          commands[st.name][0], f"--restart {st.name}")
                 stages.run(st.name, lambda st=st: execute(st), *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),

@@ -417,4 +417,5 @@ def check_config_unchanged(now: str, checked: str, step: str) -> None:
     driver ran: every check ran on the config as it was at the start, so the step is refused."""
     if now != checked:
         raise AeHubertError(f"{step}: its training config (or a file it pulls in) changed while this run went on, "
-                            "after the checks ran on it: rerun to check it and go on")
+                            "after the checks ran on it: undo the edit and rerun to go on, or rerun with --restart "
+                            "of the first step to train under the edited config")

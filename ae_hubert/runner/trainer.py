@@ -68,7 +68,21 @@ def check_no_checkpoints(save_dir: str, step: str, way_out: str) -> None:
     if found:
         raise located(os.path.join(save_dir, found[0]), f"a checkpoint {step} did not make (the step never started "
                                                         "in this work dir): fairseq would resume from it under this "
-                                                        f"run's record; remove it, {way_out}")
+                                                        f"run's record; remove it, or {way_out} (which removes "
+                                                        "the checkpoints there)")
+
+
+def check_before_training(stages, name: str, save_dir: str, inputs: dict, now: str, checked: str,
+                          restart: str) -> None:
+    """Right before a training step runs (its driver may have run for hours since it checked
+    everything): its config as checked, its inputs (data, starting checkpoint) as recorded, and, for
+    a step that never started, no checkpoints in its save dir (put there meanwhile)."""
+    from .configs import check_config_unchanged
+
+    check_config_unchanged(now, checked, name)
+    stages.check_inputs(inputs, write=False)
+    if stages.done(name) is None and not os.path.isfile(stages.started_marker(name)):
+        check_no_checkpoints(save_dir, name, restart)
 
 
 def remove_checkpoints(save_dir: str) -> None:
