@@ -150,9 +150,12 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         scored = tuple(s for s in splits if s not in trained)  # decoded only: their manifests and references
         references = tuple(f"{s}.{x}" for s in scored for x in ("ltr", "wrd") if os.path.isfile(os.path.join(data,
                                                                                                          f"{s}.{x}")))
-        inputs = {**data_inputs(data, trained + scored, tuple(f"{split}.{name}" for name in labels for split in trained)
-                                + tuple(f"dict.{name}.txt" for name in labels) + references),
-                  "ckpt": (ckpt, file_digest(ckpt))}
+        def inputs_now():  # (read again right before each k trains)
+            return {**data_inputs(data, trained + scored, tuple(f"{split}.{name}" for name in labels
+                                                                for split in trained)
+                                  + tuple(f"dict.{name}.txt" for name in labels) + references),
+                    "ckpt": (ckpt, file_digest(ckpt))}
+        inputs = inputs_now()
         stages.check_inputs(inputs, write=False)
         for k in ks:
             if k != restart:
@@ -170,8 +173,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
-            check_before_training(stages, f"k{k}.train", save, inputs, planned(k)[3][0], runs[k][3][0],
-                                  f"--restart {k}")
+            if stages.done(f"k{k}.train") is None:
+                check_before_training(stages, f"k{k}.train", save, inputs_now, planned(k)[3][0], runs[k][3][0],
+                                      f"--restart {k}")
             stats = stages.run(f"k{k}.train", _train, *runs[k][3])
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:

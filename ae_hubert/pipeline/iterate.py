@@ -227,9 +227,9 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
-                if st.save_dir:
-                    check_before_training(stages, st.name, st.save_dir, inputs, _commands(st, work_dir)[0],
-                                          commands[st.name][0], f"--restart {st.name}")
+                if st.save_dir and stages.done(st.name) is None:
+                    check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
+                                          _commands(st, work_dir)[0], commands[st.name][0], f"--restart {st.name}")
                 stages.run(st.name, lambda st=st: execute(st), *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),

@@ -72,15 +72,15 @@ def check_no_checkpoints(save_dir: str, step: str, way_out: str) -> None:
                                                         "the checkpoints there)")
 
 
-def check_before_training(stages, name: str, save_dir: str, inputs: dict, now: str, checked: str,
+def check_before_training(stages, name: str, save_dir: str, inputs_now, now: str, checked: str,
                           restart: str) -> None:
     """Right before a training step runs (its driver may have run for hours since it checked
-    everything): its config as checked, its inputs (data, starting checkpoint) as recorded, and, for
-    a step that never started, no checkpoints in its save dir (put there meanwhile)."""
+    everything): its config as checked, its inputs (``inputs_now()``: data, starting checkpoint,
+    read again) as recorded, and, for a step that never started, no checkpoints in its save dir."""
     from .configs import check_config_unchanged
 
     check_config_unchanged(now, checked, name)
-    stages.check_inputs(inputs, write=False)
+    stages.check_inputs(inputs_now(), write=False)
     if stages.done(name) is None and not os.path.isfile(stages.started_marker(name)):
         check_no_checkpoints(save_dir, name, restart)
 
