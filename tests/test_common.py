@@ -799,3 +799,27 @@ def test_links_below_links_inside_owned_dirs_and_inside_the_work_dir(tmp_path):
     os.symlink(tmp_path / "orig.log", tmp_path / "copy.log")
     assert unshare_hard_links([str(tmp_path / "copy.log")]) == [str(tmp_path / "copy.log")]
     assert not os.path.islink(tmp_path / "copy.log") and (tmp_path / "copy.log").read_text() == "x\n"
+
+
+def test_right_before_a_training_step_everything_is_checked_again(tmp_path):
+    """The driver may have run for hours since its checks: an input changed meanwhile, an edited
+    config, or checkpoints put into a never-started step's save dir refuse the step."""
+    from ae_hubert.runner.stages import Stages
+    from ae_hubert.runner.trainer import check_before_training
+
+    stages = Stages(str(tmp_path / "w"), lambda _: None)
+    data = tmp_path / "train.tsv"
+    data.write_text("root\na.wav\t16000\n")
+    stages.check_inputs({"train.tsv": (str(data), "one")})
+    save = tmp_path / "w" / "iter2" / "checkpoints"
+    check_before_training(stages, "iter2.train", str(save), lambda: {"train.tsv": (str(data), "one")}, "c", "c", "r")
+    with pytest.raises(AeHubertError, match=r"train.tsv: differs from the train.tsv this work dir was started on"):
+        check_before_training(stages, "iter2.train", str(save), lambda: {"train.tsv": (str(data), "two")}, "c", "c",
+                              "--restart iter2.train")
+    with pytest.raises(AeHubertError, match=r"iter2.train: its training config .* changed while this run went on"):
+        check_before_training(stages, "iter2.train", str(save), lambda: {}, "c2", "c", "--restart iter2.train")
+    save.mkdir(parents=True)
+    (save / "checkpoint_last.pt").write_bytes(b"x")
+    with pytest.raises(AeHubertError, match=r"checkpoint_last.pt: a checkpoint iter2.train did not make .* or "
+                                            r"--restart iter2.train \(which removes the checkpoints there\)"):
+        check_before_training(stages, "iter2.train", str(save), lambda: {}, "c", "c", "--restart iter2.train")
