@@ -785,8 +785,8 @@ def test_links_below_links_inside_owned_dirs_and_inside_the_work_dir(tmp_path):
     b = tmp_path / "b"
     (b / "iter1").mkdir(parents=True)
     os.symlink(tmp_path / "p" / "checkpoints", b / "iter1" / "checkpoints")
-    with pytest.raises(AeHubertError, match=r"b/iter1/checkpoints: a link to .*/p/checkpoints, inside a directory the "
-                                            r"work dir .*/a keeps through a link"):
+    with pytest.raises(AeHubertError, match=r"b/iter1/checkpoints: a link to .*/p/checkpoints, which holds or lies "
+                                            r"in a directory the work dir .*/a keeps through a link"):
         WorkDirLock(str(b), "iterate", writes=[str(b / "iter1")]).__enter__()
     c = tmp_path / "c"
     (c / "iter1").mkdir(parents=True)
@@ -823,3 +823,48 @@ def test_right_before_a_training_step_everything_is_checked_again(tmp_path):
     with pytest.raises(AeHubertError, match=r"checkpoint_last.pt: a checkpoint iter2.train did not make .* or "
                                             r"--restart iter2.train \(which removes the checkpoints there\)"):
         check_before_training(stages, "iter2.train", str(save), lambda: {}, "c", "c", "--restart iter2.train")
+
+
+def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):
+    """A link to a directory holding one another work dir keeps is refused; a linked dir on the way
+    down to where a step writes is claimed (a --restart through W/iter2 -> elsewhere); a link in
+    .stages is refused; a kept record of a copied work dir names the copy's paths."""
+    import json
+
+    from ae_hubert.common.lock import WorkDirLock, claim_linked_dirs
+    from ae_hubert.pipeline.iterate import _merge_records
+    from ae_hubert.runner.stages import Stages
+
+    (tmp_path / "disk" / "z" / "checkpoints").mkdir(parents=True)
+    ow = tmp_path / "ow"
+    (ow / "iter1").mkdir(parents=True)
+    os.symlink(tmp_path / "disk" / "z" / "checkpoints", ow / "iter1" / "checkpoints")
+    with WorkDirLock(str(ow), "iterate", writes=[str(ow / "iter1")]):
+        (ow / ".stages" / "iter1.train.json").write_text("{}")
+    w7 = tmp_path / "w7"
+    w7.mkdir()
+    os.symlink(tmp_path / "disk" / "z", w7 / "iter1")
+    with pytest.raises(AeHubertError, match=r"w7/iter1: a link to .*/disk/z, which holds or lies in a directory the "
+                                            r"work dir .*/ow keeps"):
+        WorkDirLock(str(w7), "iterate", writes=[str(w7 / "iter1")]).__enter__()
+    (tmp_path / "disk" / "o_iter2" / "checkpoints").mkdir(parents=True)
+    o = tmp_path / "o"
+    (o / ".stages").mkdir(parents=True)
+    os.symlink(tmp_path / "disk" / "o_iter2", o / "iter2")
+    claim_linked_dirs(str(o), [str(o / "iter2" / "checkpoints")])  # the link on the way down is claimed
+    assert (tmp_path / "disk" / "o_iter2" / ".ae_hubert.owner").is_file()
+    r5 = tmp_path / "r5"
+    (r5 / ".stages").mkdir(parents=True)
+    (tmp_path / "r6_started").mkdir()
+    os.symlink(tmp_path / "r6_started", r5 / ".stages" / "started")
+    with pytest.raises(AeHubertError, match=r"r5/.stages/started: a link where the work dir's step markers belong"):
+        WorkDirLock(str(r5), "iterate").__enter__()
+    copy = tmp_path / "copy"
+    (copy / ".stages").mkdir(parents=True)
+    (copy / ".stages" / "iter2.train.json").write_text(json.dumps({"command": "x", "result": {}}))
+    (copy / "records.json").write_text(json.dumps([{"iteration": "iter2", "checkpoint":
+                                                    "/old/base/iter2/checkpoints/checkpoint_last.pt",
+                                                    "label_dir": "/old/base/iter1/labels"}]))
+    kept = _merge_records(str(copy / "records.json"), [], Stages(str(copy), lambda _: None), [])
+    assert kept == [{"iteration": "iter2", "checkpoint": f"{copy}/iter2/checkpoints/checkpoint_last.pt",
+                     "label_dir": f"{copy}/iter1/labels"}]

@@ -147,10 +147,10 @@ def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]
         raise located(path, f"a link to {real}, {'inside' if real.startswith(mine + os.sep) else 'holding'} this "
                             "work dir itself (two of its steps would share, or remove, each other's files): make it "
                             "a directory of its own")
-    above = owning_work_dir(os.path.dirname(real), of=mine)
+    above = owning_work_dir(os.path.dirname(real), of=mine) or _owned_below(real, mine)
     if above:
-        raise located(path, f"a link to {real}, inside a directory the work dir {above} keeps through a link: make "
-                            "it a directory of this work dir's own")
+        raise located(path, f"a link to {real}, which holds or lies in a directory the work dir {above} keeps "
+                            "through a link: make it a directory of this work dir's own")
     nested = os.path.isdir(os.path.join(real, MARKER_DIR)) and (work_dir_kind(real) or "") in nests
     other = None if nested else foreign_work_dir(real)
     if other:
@@ -205,12 +205,30 @@ def owning_work_dir(path: str, of: str | None = None) -> str | None:
         d = parent
 
 
+def _owned_below(real: str, mine: str) -> str | None:
+    """Another work dir whose record (``OWNER_FILE``) lies in a directory below ``real`` (links not
+    followed), unless this process holds its lock: a link to ``real`` would reach its files."""
+    for d, dirs, files in os.walk(real):
+        if d != real and OWNER_FILE in files:
+            owner = _record_line(os.path.join(d, OWNER_FILE), "the work dir whose files these are").split("\n")[0]
+            if owner and owner != mine and not holds(os.path.join(owner, LOCK_NAME)):
+                return owner
+        dirs[:] = [x for x in dirs if x != MARKER_DIR]
+    return None
+
+
 def _links_below(work_dir: str, writes: list[str]) -> list[str]:
     """The links at or below ``writes`` (dangling ones too), and those below the directories they
     reach, not entering nested work dirs."""
     links, todo, seen = [], [], set()
+    w = os.path.abspath(work_dir)
     for top in writes:  # (the work dir itself named through a link is not one of them)
-        (links if os.path.islink(top) and os.path.abspath(top) != os.path.abspath(work_dir) else todo).append(top)
+        (links if os.path.islink(top) and os.path.abspath(top) != w else todo).append(top)
+        up = os.path.dirname(os.path.abspath(top))
+        while up.startswith(w + os.sep):  # a linked dir on the way down to it (W/iter2 -> elsewhere)
+            if os.path.islink(up) and up not in links:
+                links.append(up)
+            up = os.path.dirname(up)
     todo += [link for link in links if os.path.isdir(link)]
     while todo:
         d = todo.pop()
@@ -363,9 +381,10 @@ class WorkDirLock:
         if around:  # a run started inside another's work dir would write under its driver
             raise AeHubertError(f"{w}: inside {around[0]}, a work dir in use by another ae-hubert run ({around[1]}); "
                                 "wait for it, or use a work dir elsewhere")
-        if os.path.islink(os.path.join(w, MARKER_DIR)):
-            raise located(os.path.join(w, MARKER_DIR), "a link where the work dir's step markers belong (they would "
-                                                       "be another run's): remove it")
+        linked = [p for p in (os.path.join(w, MARKER_DIR), os.path.join(w, MARKER_DIR, "started")) if os.path.islink(p)]
+        if linked:
+            raise located(linked[0], "a link where the work dir's step markers belong (they would be another run's): "
+                                     "remove it")
         if self.kind is None:
             return
         made_by = self._check_kind(w)

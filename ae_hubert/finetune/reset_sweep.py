@@ -21,7 +21,7 @@ from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
                               check_training_numbers, compose_train_config, driven_override, override_key,
                               with_config_digest)
-from ..common.lock import WorkDirLock
+from ..common.lock import WorkDirLock, claim_linked_dirs
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
@@ -174,6 +174,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                 stats = final_stats(run_training(args, run, save, max_update), save)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
             if stages.done(f"k{k}.train") is None:
+                claim_linked_dirs(w, [run])  # a link made since the lock was taken
                 check_before_training(stages, f"k{k}.train", save, inputs_now, planned(k)[3][0], runs[k][3][0],
                                       f"--restart {k}")
             stats = stages.run(f"k{k}.train", _train, *runs[k][3])

@@ -147,9 +147,23 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
             remove_checkpoints(saves[name])
 
 
+def _relocated(value, old: str, new: str):
+    """A record's paths under work dir ``old`` moved to ``new`` (a copied or moved work dir's)."""
+    if isinstance(value, dict):
+        return {k: _relocated(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relocated(v, old, new) for v in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old):]
+    return value
+
+
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
     """This run's records, then an earlier run's records of later iterations whose steps are still done
-    (a narrower schedule, or ``iterations=N``, never drops what a wider run finished)."""
+    (a narrower schedule, or ``iterations=N``, never drops what a wider run finished), their paths
+    moved to this work dir when it was copied or moved since."""
+    if os.path.islink(path):  # (another run's records, read through a link, are not this run's)
+        return records
     try:
         with open(path) as f:
             earlier = json.load(f)
@@ -164,7 +178,10 @@ def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[S
             continue
         train = stages.done(f"{r.get('iteration')}.train")
         if train is not None:
-            keep.append(r)
+            tail = os.path.join(str(r.get("iteration")), "checkpoints", "checkpoint_last.pt")
+            ckpt = str(r.get("checkpoint") or "")
+            old = ckpt[:-len(tail) - 1] if ckpt.endswith(os.sep + tail) else None
+            keep.append(_relocated(r, old, os.path.dirname(os.path.abspath(path))) if old else r)
     return records + keep
 
 
@@ -227,6 +244,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
+                if stages.done(st.name) is None:  # a link made since the lock was taken: claimed before it writes
+                    claim_linked_dirs(work_dir, [iteration_dir(work_dir, it)])
                 if st.save_dir and stages.done(st.name) is None:
                     check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
                                           _commands(st, work_dir)[0], commands[st.name][0], f"--restart {st.name}")
