@@ -868,3 +868,19 @@ def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):
     kept = _merge_records(str(copy / "records.json"), [], Stages(str(copy), lambda _: None), [])
     assert kept == [{"iteration": "iter2", "checkpoint": f"{copy}/iter2/checkpoints/checkpoint_last.pt",
                      "label_dir": f"{copy}/iter1/labels"}]
+
+
+def test_a_new_work_dir_holding_files_is_refused(tmp_path):
+    """A driver writes its tables and records at the top of its work dir: a new one holding the
+    user's files there is refused before anything is replaced."""
+    from ae_hubert.common.lock import WorkDirLock
+
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "sweep.csv").write_text("precious\n")
+    with pytest.raises(AeHubertError, match=r"u/sweep.csv: a file in a new work dir"):
+        WorkDirLock(str(tmp_path / "u"), "reset-sweep").__enter__()
+    assert (tmp_path / "u" / "sweep.csv").read_text() == "precious\n"
+    (tmp_path / "u" / "sweep.csv").unlink()
+    (tmp_path / "u" / "iter1").mkdir()
+    with WorkDirLock(str(tmp_path / "u"), "iterate"):
+        pass

@@ -394,6 +394,11 @@ class WorkDirLock:
             raise AeHubertError(f"{w}: inside the work dir {outer} of another run, whose files only its own run "
                                 "writes; use a work dir beside it instead")
         if _unmarked(w):
+            kept = sorted(f for f in (os.listdir(w) if os.path.isdir(w) else ()) if not f.startswith(".")
+                          and os.path.isfile(os.path.join(w, f)))
+            if kept:  # a driver writes its records and tables there (records.json, sweep.csv, report.html)
+                raise located(os.path.join(w, kept[0]), "a file in a new work dir, which a driver may replace: use "
+                                                        "an empty dir (directories and links prepared in it are fine)")
             inner = _work_dir_below(w)
             if inner and os.path.isdir(os.path.join(w, MARKER_DIR)) and \
                     (work_dir_kind(inner) or "") in NESTS.get(self.kind, ()):

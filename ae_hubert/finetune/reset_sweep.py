@@ -172,6 +172,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
+                stages.check_inputs(inputs_now(), write=False)  # changed while it trained: refused, not done
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
             if stages.done(f"k{k}.train") is None:
                 claim_linked_dirs(w, [run])  # a link made since the lock was taken
@@ -181,7 +182,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
                 def _decode(split=split, save=save, run=run):
+                    stages.check_inputs(inputs_now(), write=False)  # its manifest and references as recorded,
                     r = decode(os.path.join(save, "checkpoint_last.pt"), data, split, os.path.join(run, "decode"))
+                    stages.check_inputs(inputs_now(), write=False)  # before and after it reads them
                     return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
                 row[split] = stages.run(f"k{k}.decode.{split}", _decode)
             rows.append(row)

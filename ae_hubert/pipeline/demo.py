@@ -19,6 +19,7 @@ from ..common.manifest import data_inputs
 from ..common.outputs import corpus_file
 from ..corpus.toy_corpus import build
 from ..common.lock import WorkDirLock
+from ..common.checkpoint import file_digest
 from ..runner.stages import Stages
 from .iterate import iterate, summary_table
 
@@ -121,8 +122,10 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
     for name in schedules:
         probe_dir = os.path.join(w, "probe", name)
         records = results[name]["records"]
-        probe = Stages(w).run(f"probe.{name}",
-                              lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir))
+        probed = " ".join(file_digest(r["checkpoint"]) for r in records)  # the models, by content: a redone run's
+        probe = Stages(w).run(f"probe.{name}",                          # are not the probed ones
+                              lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir),
+                              command=f"probe {name} of checkpoints {probed}")
         results[name]["probe"] = probe
         part(f"Layer-wise probe of every {name} checkpoint (top layer's scores; AE index: docs/probing.md):",
              probe_table(name, probe), "plots:", *[f"  {p}" for p in probe["files"] if p.endswith(".png")])

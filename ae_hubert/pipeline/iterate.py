@@ -147,6 +147,14 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
             remove_checkpoints(saves[name])
 
 
+def _after(result, check):
+    """``result``, once ``check`` (if any) passed: a training step's inputs read again after it
+    trained, so one changed while it ran is refused rather than recorded as done."""
+    if check:
+        check()
+    return result
+
+
 def _relocated(value, old: str, new: str):
     """A record's paths under work dir ``old`` moved to ``new`` (a copied or moved work dir's)."""
     if isinstance(value, dict):
@@ -240,6 +248,9 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         stages.check_inputs(inputs, first == 0)
         records = []
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
+
+        def inputs_unchanged():  # the data and starting checkpoint read again, as recorded
+            stages.check_inputs(_inputs(data, s.start_from), write=False)
         for it in s.iterations[:iterations]:
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
@@ -249,7 +260,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
                 if st.save_dir and stages.done(st.name) is None:
                     check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
                                           _commands(st, work_dir)[0], commands[st.name][0], f"--restart {st.name}")
-                stages.run(st.name, lambda st=st: execute(st), *commands[st.name], outputs=st.outputs)
+                stages.run(st.name, lambda st=st: _after(execute(st), inputs_unchanged if st.save_dir else None),
+                           *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")
