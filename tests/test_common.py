@@ -877,10 +877,45 @@ def test_a_new_work_dir_holding_files_is_refused(tmp_path):
 
     (tmp_path / "u").mkdir()
     (tmp_path / "u" / "sweep.csv").write_text("precious\n")
-    with pytest.raises(AeHubertError, match=r"u/sweep.csv: a file in a new work dir"):
+    with pytest.raises(AeHubertError, match=r"u/sweep.csv: in a new work dir, where a driver writes a file of that"):
         WorkDirLock(str(tmp_path / "u"), "reset-sweep").__enter__()
     assert (tmp_path / "u" / "sweep.csv").read_text() == "precious\n"
     (tmp_path / "u" / "sweep.csv").unlink()
+    (tmp_path / "u" / "study.yaml").write_text("name: mine\n")  # the user's own files of other names stay fine
     (tmp_path / "u" / "iter1").mkdir()
     with WorkDirLock(str(tmp_path / "u"), "iterate"):
         pass
+
+
+def test_a_study_keeps_its_runs_on_another_disk_and_reads_its_data_unclaimed(tmp_path):
+    """A study whose runs live on another disk (S/runs -> BIG/runs) is not locked out by its own
+    nested runs' records, which may be resumed alone; its --data linked in is never claimed; a
+    moved work dir keeps a link inside its linked dir; a study's run linked into another study's
+    run is refused."""
+    from ae_hubert.common.lock import OWNER_FILE, WorkDirLock
+
+    big = tmp_path / "big"
+    (big / "runs" / "feat_h1").mkdir(parents=True)
+    (tmp_path / "corpus").mkdir()
+    s = tmp_path / "s"
+    s.mkdir()
+    os.symlink(big / "runs", s / "runs")
+    os.symlink(tmp_path / "corpus", s / "corpus")
+    for _ in range(2):
+        with WorkDirLock(str(s), "study", reads=(str(tmp_path / "corpus"),)):
+            run = s / "runs" / "h1" / "s1"
+            run.mkdir(parents=True, exist_ok=True)
+            if not (run / "iter1").exists():
+                (run / "iter1").mkdir()
+                os.symlink(big / "runs" / "feat_h1", run / "iter1" / "features")
+            with WorkDirLock(str(run), "iterate", writes=[str(run / "iter1")]):
+                (run / ".stages" / "iter1.kmeans.json").write_text("{}")
+            (s / ".stages" / "s1.h1.json").write_text("{}")
+    with WorkDirLock(str(s / "runs" / "h1" / "s1"), "iterate", writes=[str(s / "runs" / "h1" / "s1" / "iter1")]):
+        pass  # resumed alone
+    assert not (tmp_path / "corpus" / OWNER_FILE).exists()
+    s2 = tmp_path / "s2"
+    (s2 / "runs" / "h1").mkdir(parents=True)
+    os.symlink(s / "runs" / "h1" / "s1", s2 / "runs" / "h1" / "s1")
+    with pytest.raises(AeHubertError, match=r"s2/runs/h1/s1: a link .*(the work dir of another run|keeps through)"):
+        WorkDirLock(str(s2), "study").__enter__()

@@ -305,13 +305,23 @@ def weights_digest(path: str) -> str:
     return h.hexdigest()
 
 
+_DIGESTS: dict = {}  # file_digest's answers in this process, by the file's stat
+
+
 def file_digest(path: str) -> str:
     """A file's identity by content (sha1, read in blocks): a starting or pretrained checkpoint
-    replaced at the same path is another input."""
+    replaced at the same path is another input. Read again only when its stat changed (a write
+    changes its ctime, which no user can set back), so a driver checking it before and after
+    every step pays for one read."""
     import hashlib
 
-    h = hashlib.sha1()
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+        h = hashlib.sha1()
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
-    return h.hexdigest()
+    _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]

@@ -23,6 +23,9 @@ from .errors import AeHubertError, located
 LOCK_NAME = ".ae_hubert.lock"
 MARKER_DIR = ".stages"  # a work dir's step markers (runner/stages): its presence makes a directory a work dir
 KIND_FILE = "kind"  # in MARKER_DIR: the driver that made the work dir (iterate, reset-sweep, demo, study, ...)
+# what the drivers write at the top of their work dirs (a new work dir holding one is refused)
+DRIVER_FILES = ("records.json", "report.html", "sweep.csv", "sweep.json", "wer_vs_k.png", "study.json", "study.md",
+                "demo_summary.json", "probed_runs.json")
 # the drivers whose work dirs hold other drivers' runs, and which: such a nested run may be resumed on its own
 NESTS = {"study": ("iterate", "reset-sweep"), "demo": ("iterate", "reset-sweep"),
          "gpu-check": ("iterate", "reset-sweep", "study", "demo")}
@@ -131,12 +134,12 @@ def _same(recorded: str, identity: str) -> bool:
     return recorded.rpartition(":")[2] == identity  # (a record of the version that wrote DEV:INODE)
 
 
-def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]) -> str | None:
+def _owner_record(path: str, work_dir: str, copied: bool, kind: str | None) -> str | None:
     """Where ``work_dir`` records itself as the owner of the directory the link ``path`` reaches
     (None when it is already recorded, or the link stays inside the work dir); refused when the
     directory belongs to another work dir, or may: a copy of a work dir (``cp -a``, ``cp -al``)
     keeps its links, and writing or restarting there would change, or remove, the original's
-    files. A linked run of a kind in ``nests`` (a study's run kept on another disk) is claimed too."""
+    files. A linked run of a kind ``kind`` nests (a study's run kept on another disk) is claimed too."""
     real, mine = os.path.realpath(path), os.path.realpath(work_dir)
     if not os.path.exists(real):
         raise located(path, f"a link to {os.readlink(path)}, which does not exist: make it a directory, or point "
@@ -147,12 +150,12 @@ def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]
         raise located(path, f"a link to {real}, {'inside' if real.startswith(mine + os.sep) else 'holding'} this "
                             "work dir itself (two of its steps would share, or remove, each other's files): make it "
                             "a directory of its own")
-    above = owning_work_dir(os.path.dirname(real), of=mine) or _owned_below(real, mine)
+    above = owning_work_dir(os.path.dirname(real), of=mine, kind=kind) or _owned_below(real, mine, kind)
     if above:
         raise located(path, f"a link to {real}, which holds or lies in a directory the work dir {above} keeps "
                             "through a link: make it a directory of this work dir's own")
-    nested = os.path.isdir(os.path.join(real, MARKER_DIR)) and (work_dir_kind(real) or "") in nests
-    other = None if nested else foreign_work_dir(real)
+    nested = os.path.isdir(os.path.join(real, MARKER_DIR)) and (work_dir_kind(real) or "") in NESTS.get(kind, ())
+    other = foreign_work_dir(os.path.dirname(real)) if nested else foreign_work_dir(real)  # (a run in another's)
     if other:
         raise located(path, f"a link into {other}, the work dir of another run: make it a directory of its own")
     tag = os.path.join(real, OWNER_FILE)
@@ -184,19 +187,43 @@ def _owner_record(path: str, work_dir: str, copied: bool, nests: tuple[str, ...]
     return tag
 
 
-def owning_work_dir(path: str, of: str | None = None) -> str | None:
+def _record(tag: str) -> tuple[str, str]:
+    owner, _, identity = _record_line(tag, "the work dir whose files these are").partition("\n")
+    return owner, identity.strip()
+
+
+def _not_foreign(tag: str, of: str | None, kind: str | None) -> bool:
+    """Whether the record ``tag`` is of ``of`` (by path, or by identity: moved since), of a run
+    nested in ``of`` (its owner inside ``of``), or of the run ``of`` is nested in (``of`` lies in the
+    recorded directory and its ``kind`` nests in the owner's: a study's run kept on another disk)."""
+    owner, identity = _record(tag)
+    if not owner:
+        return True
+    if of is None:
+        return False
+    if owner == of or owner.startswith(of + os.sep):
+        return True
+    try:
+        if identity and _same(identity, _identity(of)):
+            return True
+    except OSError:
+        pass
+    return of.startswith(os.path.dirname(tag) + os.sep) and kind in NESTS.get(work_dir_kind(owner) or "", ())
+
+
+def owning_work_dir(path: str, of: str | None = None, kind: str | None = None) -> str | None:
     """The work dir whose record (``OWNER_FILE``) is in the directory around ``path`` that it reaches
     through a link (moved or gone since: the record still counts, until it is removed), unless this
-    process (or the driver that started it) holds its lock or that of a work dir on the way, or it
-    is ``of``: the files there are that run's."""
+    process (or the driver that started it) holds its lock or that of a work dir on the way, or the
+    record is of ``of`` (a work dir of ``kind``: see ``_not_foreign``): the files there are that run's."""
     d = os.path.realpath(path)
     while True:
         if holds(os.path.join(d, LOCK_NAME)):
             return None
         tag = os.path.join(d, OWNER_FILE)
         if os.path.isfile(tag):
-            owner = _record_line(tag, "the work dir whose files these are").split("\n")[0]
-            if not owner or owner == of or holds(os.path.join(owner, LOCK_NAME)):
+            owner = _record(tag)[0]
+            if _not_foreign(tag, of, kind) or holds(os.path.join(owner, LOCK_NAME)):
                 return None
             return owner
         parent = os.path.dirname(d)
@@ -205,23 +232,29 @@ def owning_work_dir(path: str, of: str | None = None) -> str | None:
         d = parent
 
 
-def _owned_below(real: str, mine: str) -> str | None:
+def _owned_below(real: str, mine: str, kind: str | None) -> str | None:
     """Another work dir whose record (``OWNER_FILE``) lies in a directory below ``real`` (links not
-    followed), unless this process holds its lock: a link to ``real`` would reach its files."""
+    followed), unless this process holds its lock or it is a run nested there: a link to ``real``
+    would reach its files."""
     for d, dirs, files in os.walk(real):
         if d != real and OWNER_FILE in files:
-            owner = _record_line(os.path.join(d, OWNER_FILE), "the work dir whose files these are").split("\n")[0]
-            if owner and owner != mine and not holds(os.path.join(owner, LOCK_NAME)):
+            tag = os.path.join(d, OWNER_FILE)
+            owner = _record(tag)[0]
+            nested_here = owner.startswith(real + os.sep)  # a run inside what is claimed: it claims its own
+            if not (nested_here or _not_foreign(tag, mine, kind) or holds(os.path.join(owner, LOCK_NAME))):
                 return owner
         dirs[:] = [x for x in dirs if x != MARKER_DIR]
     return None
 
 
-def _links_below(work_dir: str, writes: list[str]) -> list[str]:
-    """The links at or below ``writes`` (dangling ones too), and those below the directories they
-    reach, not entering nested work dirs."""
+def _links_below(work_dir: str, writes: list[str], skip: tuple[str, ...] = ()) -> list[str]:
+    """The links at or below ``writes`` (dangling ones too), not entering nested work dirs, nor the
+    directories ``skip`` names (real paths: a study's --data); below the directories the links reach
+    too, unless ``writes`` is the whole work dir (a study's or demo's: its nested runs claim theirs,
+    and a data dir linked in is read, not written)."""
     links, todo, seen = [], [], set()
     w = os.path.abspath(work_dir)
+    whole = [os.path.abspath(t) for t in writes] == [w]
     for top in writes:  # (the work dir itself named through a link is not one of them)
         (links if os.path.islink(top) and os.path.abspath(top) != w else todo).append(top)
         up = os.path.dirname(os.path.abspath(top))
@@ -229,7 +262,8 @@ def _links_below(work_dir: str, writes: list[str]) -> list[str]:
             if os.path.islink(up) and up not in links:
                 links.append(up)
             up = os.path.dirname(up)
-    todo += [link for link in links if os.path.isdir(link)]
+    links = [link for link in links if os.path.realpath(link) not in skip]
+    todo += [link for link in links if os.path.isdir(link) and not whole]
     while todo:
         d = todo.pop()
         if os.path.realpath(d) in seen:
@@ -243,16 +277,18 @@ def _links_below(work_dir: str, writes: list[str]) -> list[str]:
             continue  # a nested run: it claims its own
         for e in entries:
             if e.is_symlink():
+                if os.path.realpath(e.path) in skip:
+                    continue
                 if e.is_dir() or not os.path.exists(e.path):  # (a link to a file is not followed by a writer)
                     links.append(e.path)
-                    if e.is_dir():
+                    if e.is_dir() and not whole:
                         todo.append(e.path)
             elif e.is_dir() and e.name != MARKER_DIR:
                 todo.append(e.path)
     return sorted(links)
 
 
-def claim_linked_dirs(work_dir: str, writes: list[str], nests: tuple[str, ...] = ()) -> None:
+def claim_linked_dirs(work_dir: str, writes: list[str], kind: str | None = None, skip: tuple[str, ...] = ()) -> None:
     """Every directory that is a link to elsewhere at or below ``writes`` (the directories of
     ``work_dir`` its driver writes or removes) belongs to this work dir alone: checked all first
     (nothing recorded when one is refused), then the work dir recorded in each, and its own identity
@@ -262,7 +298,8 @@ def claim_linked_dirs(work_dir: str, writes: list[str], nests: tuple[str, ...] =
     known = os.path.join(mine, MARKER_DIR, IDENTITY_FILE)
     recorded = _record_line(known, "the identity of this work dir")
     copied = bool(recorded) and not _same(recorded, me)
-    tags = [tag for link in _links_below(work_dir, writes) if (tag := _owner_record(link, work_dir, copied, nests))]
+    tags = [tag for link in _links_below(work_dir, writes, tuple(os.path.realpath(p) for p in skip))
+            if (tag := _owner_record(link, work_dir, copied, kind))]
     for tag in tags:
         try:
             write_text_atomic(tag, f"{mine}\n{me}\n")
@@ -359,12 +396,15 @@ class WorkDirLock:
     """The lock of a work dir, for a driver of ``kind`` (recorded in a new work dir, and checked: a
     work dir of another kind is refused, and so is a new one inside another run's work dir); without
     a kind (a reader such as study-pack) only the lock. ``writes``: the directories of the work dir
-    the driver writes or removes (default: all of it), whose links to elsewhere it claims."""
+    the driver writes or removes (default: all of it), whose links to elsewhere it claims; ``reads``:
+    directories it only reads, never claimed."""
 
-    def __init__(self, work_dir: str, kind: str | None = None, writes: list[str] | None = None):
+    def __init__(self, work_dir: str, kind: str | None = None, writes: list[str] | None = None,
+                 reads: tuple[str, ...] = ()):
         self.path = os.path.join(os.path.abspath(work_dir), LOCK_NAME)
         self.kind = kind
         self.writes = writes
+        self.reads = reads  # directories linked in that the driver only reads (its --data): never claimed
         self.fd: int | None = None
         self.recorded_kind = False
 
@@ -393,12 +433,15 @@ class WorkDirLock:
         if outer and not (made_by is not None and self.kind in NESTS.get(work_dir_kind(outer) or "", ())):
             raise AeHubertError(f"{w}: inside the work dir {outer} of another run, whose files only its own run "
                                 "writes; use a work dir beside it instead")
+        owner = owning_work_dir(parent)
+        if owner and self.kind not in NESTS.get(work_dir_kind(owner) or "", ()):
+            raise AeHubertError(f"{w}: inside a directory the work dir {owner} keeps through a link, whose files only "
+                                "its own run writes; use a work dir elsewhere")
         if _unmarked(w):
-            kept = sorted(f for f in (os.listdir(w) if os.path.isdir(w) else ()) if not f.startswith(".")
-                          and os.path.isfile(os.path.join(w, f)))
-            if kept:  # a driver writes its records and tables there (records.json, sweep.csv, report.html)
-                raise located(os.path.join(w, kept[0]), "a file in a new work dir, which a driver may replace: use "
-                                                        "an empty dir (directories and links prepared in it are fine)")
+            kept = sorted(f for f in DRIVER_FILES if os.path.lexists(os.path.join(w, f)))
+            if kept:  # a new work dir: the user's file of that name would be replaced
+                raise located(os.path.join(w, kept[0]), "in a new work dir, where a driver writes a file of that name: "
+                                                        "move it, or use another dir")
             inner = _work_dir_below(w)
             if inner and os.path.isdir(os.path.join(w, MARKER_DIR)) and \
                     (work_dir_kind(inner) or "") in NESTS.get(self.kind, ()):
@@ -478,7 +521,7 @@ class WorkDirLock:
             write_text_atomic(os.path.join(ensure_writable_dir(os.path.join(w, MARKER_DIR)), KIND_FILE),
                               self.kind + "\n")
             self.recorded_kind = True
-        claim_linked_dirs(w, [w] if self.writes is None else self.writes, NESTS.get(self.kind, ()))
+        claim_linked_dirs(w, [w] if self.writes is None else self.writes, self.kind, self.reads)
 
     def __exit__(self, *exc) -> None:
         w = os.path.dirname(self.path)

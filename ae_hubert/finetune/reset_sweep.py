@@ -155,6 +155,9 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                                                                 for split in trained)
                                   + tuple(f"dict.{name}.txt" for name in labels) + references),
                     "ckpt": (ckpt, file_digest(ckpt))}
+        def split_inputs(split):  # what a decode of ``split`` reads
+            return data_inputs(data, (split,), tuple(f"{split}.{x}" for x in ("ltr", "wrd")
+                                                     if os.path.isfile(os.path.join(data, f"{split}.{x}"))))
         inputs = inputs_now()
         stages.check_inputs(inputs, write=False)
         for k in ks:
@@ -175,16 +178,16 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                 stages.check_inputs(inputs_now(), write=False)  # changed while it trained: refused, not done
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
             if stages.done(f"k{k}.train") is None:
-                claim_linked_dirs(w, [run])  # a link made since the lock was taken
+                claim_linked_dirs(w, [run], "reset-sweep")  # a link made since the lock was taken
                 check_before_training(stages, f"k{k}.train", save, inputs_now, planned(k)[3][0], runs[k][3][0],
                                       f"--restart {k}")
             stats = stages.run(f"k{k}.train", _train, *runs[k][3])
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:
                 def _decode(split=split, save=save, run=run):
-                    stages.check_inputs(inputs_now(), write=False)  # its manifest and references as recorded,
+                    stages.check_inputs(split_inputs(split), write=False)  # its manifest, audio, references as
                     r = decode(os.path.join(save, "checkpoint_last.pt"), data, split, os.path.join(run, "decode"))
-                    stages.check_inputs(inputs_now(), write=False)  # before and after it reads them
+                    stages.check_inputs(split_inputs(split), write=False)  # recorded, before and after it reads them
                     return {key: r[key] for key in ("wer", "cer", "words", "utterances") if key in r}
                 row[split] = stages.run(f"k{k}.decode.{split}", _decode)
             rows.append(row)

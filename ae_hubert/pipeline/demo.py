@@ -122,10 +122,13 @@ def _run_demo(w: str, utterances: int, seed: int, plan: dict, overrides: list[st
     for name in schedules:
         probe_dir = os.path.join(w, "probe", name)
         records = results[name]["records"]
-        probed = " ".join(file_digest(r["checkpoint"]) for r in records)  # the models, by content: a redone run's
-        probe = Stages(w).run(f"probe.{name}",                          # are not the probed ones
-                              lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir),
-                              command=f"probe {name} of checkpoints {probed}")
+        probed = " ".join(file_digest(r["checkpoint"]) for r in records)  # the models, by content
+        command, stages = f"probe {name} of checkpoints {probed}", Stages(w)
+        done = stages.done(f"probe.{name}")
+        if done is not None and done.get("command", command) != command and stages.forget(f"probe.{name}"):
+            _say(f"[redo] probe.{name} (its run was redone since: other models)")
+        probe = stages.run(f"probe.{name}", lambda: probe_schedule(os.path.join(w, name), records, corpus, probe_dir),
+                           command=command)
         results[name]["probe"] = probe
         part(f"Layer-wise probe of every {name} checkpoint (top layer's scores; AE index: docs/probing.md):",
              probe_table(name, probe), "plots:", *[f"  {p}" for p in probe["files"] if p.endswith(".png")])

@@ -139,7 +139,7 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
             raise AeHubertError(f"--restart {steps[first].name} would remove {save}, which holds --start-from "
                                 f"{start_from}; copy it elsewhere first")
     # a wider schedule's iterations lie beyond the lock's claim: their linked checkpoint dirs this run's too
-    claim_linked_dirs(work_dir, [save for save in saves.values() if save and os.path.lexists(save)])
+    claim_linked_dirs(work_dir, [save for save in saves.values() if save and os.path.lexists(save)], "iterate")
     for name in gone:
         if stages.forget(name):
             echo(f"[redo] {name}")
@@ -256,7 +256,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
                 if stages.done(st.name) is None:  # a link made since the lock was taken: claimed before it writes
-                    claim_linked_dirs(work_dir, [iteration_dir(work_dir, it)])
+                    claim_linked_dirs(work_dir, [iteration_dir(work_dir, it)], "iterate")
                 if st.save_dir and stages.done(st.name) is None:
                     check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
                                           _commands(st, work_dir)[0], commands[st.name][0], f"--restart {st.name}")

@@ -35,7 +35,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
     corpus_check = None
     if study.data is not None:  # every schedule is checked (and its configs composed) before any work
         plan = plan_study(study, wanted)
-    with WorkDirLock(w, "study"):
+    with WorkDirLock(w, "study", reads=(study.data,) if study.data else ()):  # (--data: read, never claimed)
         stages = Stages(w, echo)
         if study.data is None:  # the schedules need the corpus's manifests: checked once it is built
             from ..corpus.study_corpus import build
