@@ -919,3 +919,26 @@ def test_a_study_keeps_its_runs_on_another_disk_and_reads_its_data_unclaimed(tmp
     os.symlink(s / "runs" / "h1" / "s1", s2 / "runs" / "h1" / "s1")
     with pytest.raises(AeHubertError, match=r"s2/runs/h1/s1: a link .*(the work dir of another run|keeps through)"):
         WorkDirLock(str(s2), "study").__enter__()
+
+
+def test_a_copy_may_link_a_fresh_empty_dir(tmp_path):
+    """A copy of a work dir knows it is one; a link it makes to a new, empty directory is nobody
+    else's and is claimed (one to a directory with files is refused: the original may write there)."""
+    from ae_hubert.common.lock import WorkDirLock
+
+    import subprocess
+
+    w = tmp_path / "w"
+    with WorkDirLock(str(w), "iterate"):
+        (w / ".stages" / "iter1.train.json").write_text("{}")
+    subprocess.run(["cp", "-a", str(w), str(tmp_path / "c")], check=True)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.npy").write_bytes(b"x")
+    os.symlink(tmp_path / "full", tmp_path / "c" / "iter1")
+    with pytest.raises(AeHubertError, match=r"c/iter1: a link to .*/full, whose owner is not recorded, in a copy"):
+        WorkDirLock(str(tmp_path / "c"), "iterate").__enter__()
+    os.unlink(tmp_path / "c" / "iter1")
+    (tmp_path / "fresh").mkdir()
+    os.symlink(tmp_path / "fresh", tmp_path / "c" / "iter1")
+    with WorkDirLock(str(tmp_path / "c"), "iterate"):
+        pass

@@ -179,7 +179,7 @@ def _owner_record(path: str, work_dir: str, copied: bool, kind: str | None) -> s
             raise located(path, f"a link to {real}, which holds the files of the work dir {owner} (a copy of a work "
                                 f"dir keeps its links): {keep}")
         return tag
-    if copied:
+    if copied and any(e.name != OWNER_FILE for e in os.scandir(real)):  # (an empty one is nobody's yet)
         raise located(path, f"a link to {real}, whose owner is not recorded, in a copy of a work dir (or one moved to "
                             "another filesystem): the original may write there too; make it a directory of this work "
                             "dir's own (if the original is gone, remove "

@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
-from ..runner.configs import (check_batch_fits, check_driven_config, check_lr_schedule, check_mask_fits,
-                              check_training_numbers, compose_train_config, driven_override, override_key,
-                              with_config_digest)
+from ..runner.configs import (check_batch_fits, check_config_unchanged, check_driven_config, check_lr_schedule,
+                              check_mask_fits, check_training_numbers, compose_train_config, driven_override,
+                              override_key, with_config_digest)
 from ..common.lock import WorkDirLock, claim_linked_dirs
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
@@ -175,7 +175,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
 
             def _train(args=args, run=run, save=save):
                 stats = final_stats(run_training(args, run, save, max_update), save)
-                stages.check_inputs(inputs_now(), write=False)  # changed while it trained: refused, not done
+                check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")  # changed while it
+                stages.check_inputs(inputs_now(), write=False)  # trained: refused, not recorded as done
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
             if stages.done(f"k{k}.train") is None:
                 claim_linked_dirs(w, [run], "reset-sweep")  # a link made since the lock was taken

@@ -24,7 +24,7 @@ from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
-from ..runner.configs import with_config_digest
+from ..runner.configs import check_config_unchanged, with_config_digest
 from ..common.lock import WorkDirLock, claim_linked_dirs
 from ..runner.stages import Stages
 from ..runner.trainer import check_before_training, check_no_checkpoints, final_stats, remove_checkpoints, run_training
@@ -249,7 +249,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         records = []
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
 
-        def inputs_unchanged():  # the data and starting checkpoint read again, as recorded
+        def trained_as_checked(st):  # after it trained: its config and inputs as they were when it started
+            check_config_unchanged(_commands(st, work_dir)[0], commands[st.name][0], st.name)
             stages.check_inputs(_inputs(data, s.start_from), write=False)
         for it in s.iterations[:iterations]:
             t0 = time.time()
@@ -260,7 +261,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
                 if st.save_dir and stages.done(st.name) is None:
                     check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
                                           _commands(st, work_dir)[0], commands[st.name][0], f"--restart {st.name}")
-                stages.run(st.name, lambda st=st: _after(execute(st), inputs_unchanged if st.save_dir else None),
+                stages.run(st.name, lambda st=st: _after(execute(st), (lambda st=st: trained_as_checked(st))
+                                                         if st.save_dir else None),
                            *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
