@@ -163,7 +163,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         for k in ks:
             if k != restart:
                 stages.check(f"k{k}.train", *runs[k][3])
-                if stages.done(f"k{k}.train") is None and not os.path.isfile(stages.started_marker(f"k{k}.train")):
+                if stages.never_started(f"k{k}.train"):
                     check_no_checkpoints(runs[k][1], f"k{k}.train", f"--restart {k}")
         stages.check_inputs(inputs)
         for k in ks:

@@ -241,7 +241,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         for st in steps[:first]:
             stages.check(st.name, *commands[st.name])
         for st in steps if restart is None else steps[:first]:  # (a restart removes the rest)
-            if st.save_dir and stages.done(st.name) is None and not os.path.isfile(stages.started_marker(st.name)):
+            if st.save_dir and stages.never_started(st.name):
                 check_no_checkpoints(st.save_dir, st.name, f"--restart {st.name}")
         if restart is not None:
             _restart(stages, steps, first, work_dir, echo, s.start_from)

@@ -95,6 +95,10 @@ class Stages:
     def started_marker(self, name: str) -> str:
         return os.path.join(self.marker_dir, "started", f"{name}.json")
 
+    def never_started(self, name: str) -> bool:
+        """Neither done nor started in this work dir (what its save dir holds is not its own)."""
+        return self.done(name) is None and not os.path.isfile(self.started_marker(name))
+
     def names(self) -> set[str]:
         """Every stage this work dir holds a marker of, done or started."""
         dirs = (self.marker_dir, os.path.dirname(self.started_marker("x")))

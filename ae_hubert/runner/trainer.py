@@ -81,7 +81,7 @@ def check_before_training(stages, name: str, save_dir: str, inputs_now, now: str
 
     check_config_unchanged(now, checked, name)
     stages.check_inputs(inputs_now(), write=False)
-    if stages.done(name) is None and not os.path.isfile(stages.started_marker(name)):
+    if stages.never_started(name):
         check_no_checkpoints(save_dir, name, restart)
 
 
