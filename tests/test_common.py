@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import time
 
 import numpy as np
 import pytest
@@ -669,6 +670,7 @@ def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
                           (("tensorboard_logdir: tblog", "tensorboard_logdir: /other/tblog"),
                            "common.tensorboard_logdir"),
                           (("    dir: .\n", "    dir: /other/iter1\n"), "hydra.run.dir: /other/iter1"),
+                          (("    dir: .\n", "    dir: .\n  output_subdir: null\n"), "hydra.output_subdir: None"),
                           (("  lr: [0.001]", "  lr: ['${oc.env:AE_HUBERT_TEST_LR,0.001}']"),
                            r"parent.yaml: optimization: \$\{oc.env:AE_HUBERT_TEST_LR,0.001\}: a value that reads the "
                            "environment")]:
@@ -823,6 +825,64 @@ def test_right_before_a_training_step_everything_is_checked_again(tmp_path):
     with pytest.raises(AeHubertError, match=r"checkpoint_last.pt: a checkpoint iter2.train did not make .* or "
                                             r"--restart iter2.train \(which removes the checkpoints there\)"):
         check_before_training(stages, "iter2.train", str(save), lambda: {}, "c", "c", "--restart iter2.train")
+
+
+def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(tmp_path):
+    """A config edited as training starts and put back before it ends: the file checks before and
+    after agree, but hydra's record of what the process composed does not; the step's checkpoints
+    go (they are another model than the record would say). A started step whose checkpoints came
+    from such a process, or from one whose record is gone, is refused before it resumes."""
+    from omegaconf import OmegaConf
+
+    from ae_hubert.runner.stages import Stages
+    from ae_hubert.runner.trainer import (check_before_training, check_trained_as_composed, resolve_train_config,
+                                          train_args)
+
+    args = train_args(*resolve_train_config("pretrain/toy_cpu", "test"),
+                      ["task.data=/d", "task.label_dir=/d", "checkpoint.save_dir=/s/iter1/checkpoints",
+                       "optimization.max_update=4"])
+    run, save = tmp_path / "w" / "iter1", tmp_path / "w" / "iter1" / "checkpoints"
+    stages = Stages(str(tmp_path / "w"), lambda _: None)
+    composed = check_before_training(stages, "iter1.train", str(save), lambda: {}, "c", "c", "--restart iter1.train",
+                                     args, str(run))
+    assert composed["optimization"]["max_update"] == 4 and "user_dir" not in composed["common"]
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({**composed, "common": {**composed["common"], "user_dir": "/elsewhere"}}),
+                   run / ".hydra" / "config.yaml")  # (where the plugin is installed is not a setting)
+    save.mkdir()
+    (save / "checkpoint_last.pt").write_bytes(b"x")
+    check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0)
+    moved = OmegaConf.create(composed)  # (the work dir moved since: its paths as they are now)
+    moved.checkpoint.save_dir, moved.task.data = "/old/w/iter1/checkpoints", "/old/w/corpus"
+    OmegaConf.save(moved, run / ".hydra" / "config.yaml")
+    check_trained_as_composed(str(run), str(save), {**composed, "task": {**composed["task"], "data": "/s/corpus"}},
+                              "iter1.train", "--restart iter1.train", 0)
+    edited = OmegaConf.create(composed)
+    edited.optimization.lr = [0.5]
+    OmegaConf.save(edited, run / ".hydra" / "config.yaml")
+    os.makedirs(os.path.dirname(stages.started_marker("iter1.train")), exist_ok=True)
+    open(stages.started_marker("iter1.train"), "w").close()
+    with pytest.raises(AeHubertError, match=r"\.hydra/config.yaml: iter1.train: hydra's record of the config its "
+                                            r"training says the training process composed optimization.lr: \[0.5\], "
+                                            r"where the config as checked composes \[0.001\] \(the config was edited "
+                                            r"while it trained, .*\); --restart iter1.train to train it again"):
+        check_before_training(stages, "iter1.train", str(save), lambda: {}, "c", "c", "--restart iter1.train", args,
+                              str(run))
+    assert (save / "checkpoint_last.pt").exists()  # (before it resumes: refused, nothing removed)
+    with pytest.raises(AeHubertError, match=r"another version of fairseq or ae_hubert composed it\); --restart "):
+        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train",
+                                  time.time() + 60)  # (no process trained it now: an earlier one's, kept)
+    assert (save / "checkpoint_last.pt").exists()
+    with pytest.raises(AeHubertError, match=r"its checkpoints were removed: rerun to train it again"):
+        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0)
+    assert not save.exists()
+    save.mkdir()
+    (save / "checkpoint_last.pt").write_bytes(b"x")
+    os.remove(run / ".hydra" / "config.yaml")
+    with pytest.raises(AeHubertError, match=r"is missing or unreadable, so what trained the checkpoints there cannot "
+                                            r"be confirmed; --restart iter1.train to train it again"):
+        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0)
+    assert (save / "checkpoint_last.pt").exists()
 
 
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):

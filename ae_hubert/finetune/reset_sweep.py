@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+import time
 from typing import Callable
 
 from omegaconf import OmegaConf
@@ -25,8 +26,8 @@ from ..common.lock import WorkDirLock, claim_linked_dirs
 from ..runner.stages import Stages
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
-from ..runner.trainer import (check_before_training, check_hydra_path, check_no_checkpoints, final_stats,
-                              remove_checkpoints, resolve_train_config, run_training, train_args)
+from ..runner.trainer import (check_before_training, check_hydra_path, check_no_checkpoints, check_trained_as_composed,
+                              final_stats, remove_checkpoints, resolve_train_config, run_training, train_args)
 from ..common.labels import dictionary_symbols, validate_label_file
 
 
@@ -173,15 +174,19 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                     stages.forget(name)
                 remove_checkpoints(save)
 
-            def _train(args=args, run=run, save=save):
-                stats = final_stats(run_training(args, run, save, max_update), save)
-                check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")  # changed while it
-                stages.check_inputs(inputs_now(), write=False)  # trained: refused, not recorded as done
-                return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
+            composed = None
             if stages.done(f"k{k}.train") is None:
                 claim_linked_dirs(w, [run], "reset-sweep")  # a link made since the lock was taken
-                check_before_training(stages, f"k{k}.train", save, inputs_now, planned(k)[3][0], runs[k][3][0],
-                                      f"--restart {k}")
+                composed = check_before_training(stages, f"k{k}.train", save, inputs_now, planned(k)[3][0],
+                                                 runs[k][3][0], f"--restart {k}", args, run)
+
+            def _train(args=args, run=run, save=save, composed=composed):
+                since = time.time()
+                stats = final_stats(run_training(args, run, save, max_update), save)
+                check_trained_as_composed(run, save, composed, f"k{k}.train", f"--restart {k}", since)  # then, as
+                check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")  # checked before: what it
+                stages.check_inputs(inputs_now(), write=False)  # composed, its files, its inputs (else not done)
+                return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
             stats = stages.run(f"k{k}.train", _train, *runs[k][3])
             row = {"k": k, "mode": mode, "train": stats}
             for split in splits:

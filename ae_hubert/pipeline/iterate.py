@@ -26,8 +26,9 @@ from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
 from ..runner.configs import check_config_unchanged, with_config_digest
 from ..common.lock import WorkDirLock, claim_linked_dirs
-from ..runner.stages import Stages
-from ..runner.trainer import check_before_training, check_no_checkpoints, final_stats, remove_checkpoints, run_training
+from ..runner.stages import Stages, relocated
+from ..runner.trainer import (check_before_training, check_no_checkpoints, check_trained_as_composed, final_stats,
+                              remove_checkpoints, run_training)
 from .plan import SPLITS, Step, checkpoint_dir, iteration_dir, plan, target_files
 from .schedule import Iteration, Schedule, load_schedule
 
@@ -147,25 +148,6 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
             remove_checkpoints(saves[name])
 
 
-def _after(result, check):
-    """``result``, once ``check`` (if any) passed: a training step's inputs read again after it
-    trained, so one changed while it ran is refused rather than recorded as done."""
-    if check:
-        check()
-    return result
-
-
-def _relocated(value, old: str, new: str):
-    """A record's paths under work dir ``old`` moved to ``new`` (a copied or moved work dir's)."""
-    if isinstance(value, dict):
-        return {k: _relocated(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relocated(v, old, new) for v in value]
-    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
-        return new + value[len(old):]
-    return value
-
-
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
     """This run's records, then an earlier run's records of later iterations whose steps are still done
     (a narrower schedule, or ``iterations=N``, never drops what a wider run finished), their paths
@@ -189,7 +171,7 @@ def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[S
             tail = os.path.join(str(r.get("iteration")), "checkpoints", "checkpoint_last.pt")
             ckpt = str(r.get("checkpoint") or "")
             old = ckpt[:-len(tail) - 1] if ckpt.endswith(os.sep + tail) else None
-            keep.append(_relocated(r, old, os.path.dirname(os.path.abspath(path))) if old else r)
+            keep.append(relocated(r, old, os.path.dirname(os.path.abspath(path))) if old else r)
     return records + keep
 
 
@@ -249,20 +231,25 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         records = []
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
 
-        def trained_as_checked(st):  # after it trained: its config and inputs as they were when it started
+        def train(st, composed):  # then, as checked before: the config it composed, its files, its inputs
+            since = time.time()
+            stats = execute(st)
+            check_trained_as_composed(st.cwd, st.save_dir, composed, st.name, f"--restart {st.name}", since)
             check_config_unchanged(_commands(st, work_dir)[0], commands[st.name][0], st.name)
-            stages.check_inputs(_inputs(data, s.start_from), write=False)
+            stages.check_inputs(_inputs(data, s.start_from), write=False)  # (changed meanwhile: not recorded)
+            return stats
         for it in s.iterations[:iterations]:
             t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
                 if stages.done(st.name) is None:  # a link made since the lock was taken: claimed before it writes
                     claim_linked_dirs(work_dir, [iteration_dir(work_dir, it)], "iterate")
+                composed = None
                 if st.save_dir and stages.done(st.name) is None:
-                    check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
-                                          _commands(st, work_dir)[0], commands[st.name][0], f"--restart {st.name}")
-                stages.run(st.name, lambda st=st: _after(execute(st), (lambda st=st: trained_as_checked(st))
-                                                         if st.save_dir else None),
+                    composed = check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
+                                                     _commands(st, work_dir)[0], commands[st.name][0],
+                                                     f"--restart {st.name}", list(st.args), st.cwd)
+                stages.run(st.name, lambda st=st, c=composed: train(st, c) if st.save_dir else execute(st),
                            *commands[st.name], outputs=st.outputs)
             record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),

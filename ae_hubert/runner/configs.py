@@ -54,6 +54,49 @@ def _compose(config_dir: str, config_name: str, overrides: list[str]):
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
 
+def composed_as_saved(train_args: list[str]) -> dict:
+    """The config ``fairseq-hydra-train ARGS`` composes (``train_args`` as ``runner.trainer.train_args``
+    makes them), as hydra saves it in the run's ``.hydra/config.yaml``: unresolved, without hydra's
+    own node and the plugin's path. What a run trained on is compared with it."""
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    i = train_args.index("--config-name")
+    config_dir, config_name = train_args[train_args.index("--config-dir") + 1], train_args[i + 1]
+    with _hydra_for(config_dir, config_name):
+        cfg = compose(config_name=config_name, overrides=list(train_args[i + 2:]))
+    return _without_user_dir(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True))
+
+
+def _without_user_dir(cfg: dict) -> dict:
+    if isinstance(cfg.get("common"), dict):  # where the plugin is installed, not a setting of the run
+        cfg["common"].pop("user_dir", None)
+    return cfg
+
+
+def saved_config(run_dir: str) -> dict | None:
+    """The config the last training process in ``run_dir`` composed (hydra's ``.hydra/config.yaml``),
+    or None when there is none or it cannot be read."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(os.path.join(run_dir, ".hydra", "config.yaml")), resolve=False,
+                                     enum_to_str=True)
+    except Exception:  # noqa: BLE001 - missing, unreadable or not YAML: not known
+        return None
+    return _without_user_dir(cfg) if isinstance(cfg, dict) else None
+
+
+def config_differences(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(key as ``a.b.c``, value in ``a``, value in ``b``) of each setting that differs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in config_differences(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{prefix}{k}.")]
+    return [] if a == b else [(prefix.rstrip(".") or "(the whole config)", a, b)]
+
+
 def _suggest(config_dir: str, config_name: str, overrides: list[str], key: str) -> str:
     """A close match for ``key`` among the keys of its group, composed with the other overrides."""
     group, _, leaf = key.lstrip("+~").rpartition(".")
@@ -260,6 +303,8 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str, over
             continue
         run_dir = (hydra.get("run") or {}).get("dir", ".") if isinstance(hydra.get("run"), dict) else "."
         outside = [f"hydra.run.dir: {run_dir}"] if str(run_dir) not in (".", "./") else []
+        if hydra.get("output_subdir", ".hydra") != ".hydra":  # the record of what each run trained on, read back
+            outside.append(f"hydra.output_subdir: {hydra['output_subdir']}")
         for key in ("output_subdir", "job_logging", "hydra_logging"):  # any path in them: inside the run's dir
             outside += [f"hydra.{key}: {p}" for p in _strings(hydra.get(key)) if os.sep in p and
                         (os.path.isabs(p) or os.pardir in p.split(os.sep) or "${" in IN_RUN_DIR.sub("", p))]

@@ -47,6 +47,17 @@ def _without_paths(value):
     return "<path>" if isinstance(value, str) and value.startswith(os.sep) else value
 
 
+def relocated(value, old: str, new: str):
+    """A record's paths under ``old`` moved to ``new`` (those of a copied or moved work dir)."""
+    if isinstance(value, dict):
+        return {k: relocated(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relocated(v, old, new) for v in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old):]
+    return value
+
+
 def output_digest(path: str) -> str:
     """A step output's identity by content; a JSON record's without the paths it names (where it
     was made: a study carried to another machine rewrites them, and holds the same record)."""

@@ -73,16 +73,85 @@ def check_no_checkpoints(save_dir: str, step: str, way_out: str) -> None:
 
 
 def check_before_training(stages, name: str, save_dir: str, inputs_now, now: str, checked: str,
-                          restart: str) -> None:
+                          restart: str, args: list[str] | None = None, run_dir: str | None = None) -> dict | None:
     """Right before a training step runs (its driver may have run for hours since it checked
     everything): its config as checked, its inputs (``inputs_now()``: data, starting checkpoint,
-    read again) as recorded, and, for a step that never started, no checkpoints in its save dir."""
-    from .configs import check_config_unchanged
+    read again) as recorded, and, for a step that never started, no checkpoints in its save dir.
+    With ``args`` (the trainer's) and ``run_dir``: the config they compose, returned for
+    :func:`check_trained_as_composed`; a started step's checkpoints must come from a process that
+    composed the same (an edit there and back while it trained is not seen by the file checks)."""
+    from .configs import check_config_unchanged, composed_as_saved
 
     check_config_unchanged(now, checked, name)
     stages.check_inputs(inputs_now(), write=False)
     if stages.never_started(name):
         check_no_checkpoints(save_dir, name, restart)
+    if args is None:
+        return None
+    composed = composed_as_saved(args)
+    if _checkpoints(save_dir):
+        _check_trained_on(run_dir, save_dir, composed, name, f"{restart} to train it again (which removes them)",
+                          remove=False)
+    return composed
+
+
+def check_trained_as_composed(run_dir: str, save_dir: str, composed: dict, name: str, restart: str,
+                              since: float) -> None:
+    """After a training step: the config its process composed (hydra's ``.hydra/config.yaml`` in
+    ``run_dir``) must be the one :func:`check_before_training` composed from the same files and
+    overrides. One edited as training started and put back before it ended trained another model than
+    the record would say: when that process ran now (its record written at ``since`` or later), its
+    checkpoints are removed, so a rerun trains it again; an earlier process's (the step was complete)
+    are refused as before a resume."""
+    try:
+        now = os.stat(os.path.join(run_dir, ".hydra", "config.yaml")).st_mtime >= since
+    except OSError:
+        now = False
+    _check_trained_on(run_dir, save_dir, composed, name, f"{restart} to train it again (which removes them)",
+                      remove=now)
+
+
+def _moved_with_its_run(saved: dict | None, composed: dict) -> dict | None:
+    """A saved config's paths as they are now, when its run's directory was moved or copied since it
+    trained: where its ``checkpoint.save_dir`` and the one composed now part, above their common tail
+    (``.../W/iter1/checkpoints``), is the old and the new place of the work dir."""
+    from .stages import relocated
+
+    try:
+        old, new = saved["checkpoint"]["save_dir"], composed["checkpoint"]["save_dir"]
+    except (TypeError, KeyError):
+        return saved
+    if not (isinstance(old, str) and isinstance(new, str)) or old == new:
+        return saved
+    a, b = old.rstrip(os.sep).split(os.sep), new.rstrip(os.sep).split(os.sep)
+    tail = 0
+    while tail < min(len(a), len(b)) - 1 and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    if not tail:
+        return saved
+    return relocated(saved, os.sep.join(a[:-tail]), os.sep.join(b[:-tail]))
+
+
+def _check_trained_on(run_dir: str, save_dir: str, composed: dict, name: str, way_out: str, remove: bool) -> None:
+    from .configs import config_differences, saved_config
+
+    saved = _moved_with_its_run(saved_config(run_dir), composed)
+    path = os.path.join(run_dir, ".hydra", "config.yaml")
+    if saved is None:
+        problem = "is missing or unreadable, so what trained the checkpoints there cannot be confirmed"
+    else:
+        diffs = config_differences(saved, composed)
+        if not diffs:
+            return
+        key, used, now = diffs[0]
+        problem = (f"says the training process composed {key}: {used!r}, where the config as checked composes "
+                   f"{now!r}" + (f" ({len(diffs) - 1} more setting{'s differ' if len(diffs) > 2 else ' differs'})"
+                                 if len(diffs) > 1 else "") + " (the config was edited while it trained, or another version of "
+                   "fairseq or ae_hubert composed it)")
+    if remove and saved is not None:  # (trained by this very process on what the record would not say)
+        remove_checkpoints(save_dir)
+        way_out = "its checkpoints were removed: rerun to train it again"
+    raise located(path, f"{name}: hydra's record of the config its training {problem}; {way_out}")
 
 
 def remove_checkpoints(save_dir: str) -> None:
