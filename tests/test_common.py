@@ -670,7 +670,6 @@ def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
                           (("tensorboard_logdir: tblog", "tensorboard_logdir: /other/tblog"),
                            "common.tensorboard_logdir"),
                           (("    dir: .\n", "    dir: /other/iter1\n"), "hydra.run.dir: /other/iter1"),
-                          (("    dir: .\n", "    dir: .\n  output_subdir: null\n"), "hydra.output_subdir: None"),
                           (("  lr: [0.001]", "  lr: ['${oc.env:AE_HUBERT_TEST_LR,0.001}']"),
                            r"parent.yaml: optimization: \$\{oc.env:AE_HUBERT_TEST_LR,0.001\}: a value that reads the "
                            "environment")]:
@@ -851,12 +850,18 @@ def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(t
                    run / ".hydra" / "config.yaml")  # (where the plugin is installed is not a setting)
     save.mkdir()
     (save / "checkpoint_last.pt").write_bytes(b"x")
-    check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0)
-    moved = OmegaConf.create(composed)  # (the work dir moved since: its paths as they are now)
-    moved.checkpoint.save_dir, moved.task.data = "/old/w/iter1/checkpoints", "/old/w/corpus"
+    check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
+    moved = OmegaConf.create(composed)  # the work dir moved since: its paths as they are now, others as they were
+    moved.checkpoint.save_dir, moved.task.label_dir = "/old/w/iter1/checkpoints", "/old/w/iter1/labels"
     OmegaConf.save(moved, run / ".hydra" / "config.yaml")
-    check_trained_as_composed(str(run), str(save), {**composed, "task": {**composed["task"], "data": "/s/corpus"}},
-                              "iter1.train", "--restart iter1.train", 0)
+    check_trained_as_composed(str(run), str(save), {**composed, "task": {**composed["task"],
+                                                                         "label_dir": "/s/iter1/labels"}},
+                              "iter1.train", "--restart iter1.train", 0, "/s")
+    with pytest.raises(AeHubertError, match=r"composed task.data: '/d', where the config as checked composes "
+                                            r"'/s/corpus'"):  # (task.data=/d did not move with it)
+        check_trained_as_composed(str(run), str(save), {**composed, "task": {**composed["task"], "data": "/s/corpus",
+                                                                             "label_dir": "/s/iter1/labels"}},
+                                  "iter1.train", "--restart iter1.train", time.time() + 60, "/s")
     edited = OmegaConf.create(composed)
     edited.optimization.lr = [0.5]
     OmegaConf.save(edited, run / ".hydra" / "config.yaml")
@@ -871,18 +876,21 @@ def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(t
     assert (save / "checkpoint_last.pt").exists()  # (before it resumes: refused, nothing removed)
     with pytest.raises(AeHubertError, match=r"another version of fairseq or ae_hubert composed it\); --restart "):
         check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train",
-                                  time.time() + 60)  # (no process trained it now: an earlier one's, kept)
+                                  time.time() + 60, "/s")  # (no process trained it now: an earlier one's, kept)
     assert (save / "checkpoint_last.pt").exists()
     with pytest.raises(AeHubertError, match=r"its checkpoints were removed: rerun to train it again"):
-        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0)
+        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
     assert not save.exists()
     save.mkdir()
     (save / "checkpoint_last.pt").write_bytes(b"x")
     os.remove(run / ".hydra" / "config.yaml")
     with pytest.raises(AeHubertError, match=r"is missing or unreadable, so what trained the checkpoints there cannot "
                                             r"be confirmed; --restart iter1.train to train it again"):
-        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0)
+        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
     assert (save / "checkpoint_last.pt").exists()
+    (run / ".hydra" / "config.yaml").write_text("")  # (empty: as unreadable)
+    with pytest.raises(AeHubertError, match=r"is missing or unreadable"):
+        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
 
 
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):

@@ -183,7 +183,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             def _train(args=args, run=run, save=save, composed=composed):
                 since = time.time()
                 stats = final_stats(run_training(args, run, save, max_update), save)
-                check_trained_as_composed(run, save, composed, f"k{k}.train", f"--restart {k}", since)  # then, as
+                check_trained_as_composed(run, save, composed, f"k{k}.train", f"--restart {k}", since, w)  # then, as
                 check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")  # checked before: what it
                 stages.check_inputs(inputs_now(), write=False)  # composed, its files, its inputs (else not done)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}

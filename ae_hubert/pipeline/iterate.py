@@ -234,7 +234,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         def train(st, composed):  # then, as checked before: the config it composed, its files, its inputs
             since = time.time()
             stats = execute(st)
-            check_trained_as_composed(st.cwd, st.save_dir, composed, st.name, f"--restart {st.name}", since)
+            check_trained_as_composed(st.cwd, st.save_dir, composed, st.name, f"--restart {st.name}", since,
+                                      work_dir)
             check_config_unchanged(_commands(st, work_dir)[0], commands[st.name][0], st.name)
             stages.check_inputs(_inputs(data, s.start_from), write=False)  # (changed meanwhile: not recorded)
             return stats

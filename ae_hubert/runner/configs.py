@@ -86,7 +86,7 @@ def saved_config(run_dir: str) -> dict | None:
                                      enum_to_str=True)
     except Exception:  # noqa: BLE001 - missing, unreadable or not YAML: not known
         return None
-    return _without_user_dir(cfg) if isinstance(cfg, dict) else None
+    return _without_user_dir(cfg) if isinstance(cfg, dict) and cfg else None
 
 
 def config_differences(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
@@ -303,8 +303,6 @@ def check_driven_config(cfg, config_dir: str, config_name: str, where: str, over
             continue
         run_dir = (hydra.get("run") or {}).get("dir", ".") if isinstance(hydra.get("run"), dict) else "."
         outside = [f"hydra.run.dir: {run_dir}"] if str(run_dir) not in (".", "./") else []
-        if hydra.get("output_subdir", ".hydra") != ".hydra":  # the record of what each run trained on, read back
-            outside.append(f"hydra.output_subdir: {hydra['output_subdir']}")
         for key in ("output_subdir", "job_logging", "hydra_logging"):  # any path in them: inside the run's dir
             outside += [f"hydra.{key}: {p}" for p in _strings(hydra.get(key)) if os.sep in p and
                         (os.path.isabs(p) or os.pardir in p.split(os.sep) or "${" in IN_RUN_DIR.sub("", p))]

@@ -91,12 +91,12 @@ def check_before_training(stages, name: str, save_dir: str, inputs_now, now: str
     composed = composed_as_saved(args)
     if _checkpoints(save_dir):
         _check_trained_on(run_dir, save_dir, composed, name, f"{restart} to train it again (which removes them)",
-                          remove=False)
+                          False, stages.work_dir)
     return composed
 
 
 def check_trained_as_composed(run_dir: str, save_dir: str, composed: dict, name: str, restart: str,
-                              since: float) -> None:
+                              since: float, work_dir: str) -> None:
     """After a training step: the config its process composed (hydra's ``.hydra/config.yaml`` in
     ``run_dir``) must be the one :func:`check_before_training` composed from the same files and
     overrides. One edited as training started and put back before it ended trained another model than
@@ -108,13 +108,13 @@ def check_trained_as_composed(run_dir: str, save_dir: str, composed: dict, name:
     except OSError:
         now = False
     _check_trained_on(run_dir, save_dir, composed, name, f"{restart} to train it again (which removes them)",
-                      remove=now)
+                      now, work_dir)
 
 
-def _moved_with_its_run(saved: dict | None, composed: dict) -> dict | None:
-    """A saved config's paths as they are now, when its run's directory was moved or copied since it
-    trained: where its ``checkpoint.save_dir`` and the one composed now part, above their common tail
-    (``.../W/iter1/checkpoints``), is the old and the new place of the work dir."""
+def _moved_with_its_run(saved: dict | None, composed: dict, work_dir: str) -> dict | None:
+    """A saved config's paths as they are now, when ``work_dir`` was moved or copied since the run
+    trained: its ``checkpoint.save_dir`` then, less the part below the work dir, is where the work
+    dir was (paths elsewhere, a data dir that did not move with it, stay as they are)."""
     from .stages import relocated
 
     try:
@@ -123,19 +123,17 @@ def _moved_with_its_run(saved: dict | None, composed: dict) -> dict | None:
         return saved
     if not (isinstance(old, str) and isinstance(new, str)) or old == new:
         return saved
-    a, b = old.rstrip(os.sep).split(os.sep), new.rstrip(os.sep).split(os.sep)
-    tail = 0
-    while tail < min(len(a), len(b)) - 1 and a[-1 - tail] == b[-1 - tail]:
-        tail += 1
-    if not tail:
+    below = os.path.relpath(new, work_dir)
+    if below.startswith(os.pardir) or not old.endswith(os.sep + below):
         return saved
-    return relocated(saved, os.sep.join(a[:-tail]), os.sep.join(b[:-tail]))
+    return relocated(saved, old[:-len(below) - 1], work_dir)
 
 
-def _check_trained_on(run_dir: str, save_dir: str, composed: dict, name: str, way_out: str, remove: bool) -> None:
+def _check_trained_on(run_dir: str, save_dir: str, composed: dict, name: str, way_out: str, remove: bool,
+                      work_dir: str) -> None:
     from .configs import config_differences, saved_config
 
-    saved = _moved_with_its_run(saved_config(run_dir), composed)
+    saved = _moved_with_its_run(saved_config(run_dir), composed, work_dir)
     path = os.path.join(run_dir, ".hydra", "config.yaml")
     if saved is None:
         problem = "is missing or unreadable, so what trained the checkpoints there cannot be confirmed"
@@ -144,10 +142,10 @@ def _check_trained_on(run_dir: str, save_dir: str, composed: dict, name: str, wa
         if not diffs:
             return
         key, used, now = diffs[0]
+        more = len(diffs) - 1
         problem = (f"says the training process composed {key}: {used!r}, where the config as checked composes "
-                   f"{now!r}" + (f" ({len(diffs) - 1} more setting{'s differ' if len(diffs) > 2 else ' differs'})"
-                                 if len(diffs) > 1 else "") + " (the config was edited while it trained, or another version of "
-                   "fairseq or ae_hubert composed it)")
+                   f"{now!r}{f' ({more} more setting' + (' differs)' if more == 1 else 's differ)') if more else ''} "
+                   "(the config was edited while it trained, or another version of fairseq or ae_hubert composed it)")
     if remove and saved is not None:  # (trained by this very process on what the record would not say)
         remove_checkpoints(save_dir)
         way_out = "its checkpoints were removed: rerun to train it again"
@@ -283,6 +281,9 @@ def _in(d: str, wanted=lambda name: True) -> list[str]:
     return [os.path.join(d, f) for f in sorted(os.listdir(d)) if wanted(f)] if os.path.isdir(d) else []
 
 
+# where every training process leaves hydra's record of the config it composed (``.hydra/config.yaml`` in
+# its run's directory), given on its command line so that no config file, edited as it starts, moves it
+RECORDED_HERE = ("hydra.run.dir=.", "hydra.output_subdir=.hydra")
 FRESH_RUN = "[ae_hubert] training from the start"  # in a run's log: what precedes it is a redone run's
 
 
@@ -295,7 +296,7 @@ def run_training(args: list[str], run_dir: str, save_dir: str, max_update: int |
     unshare_hard_links(_in(run_dir, lambda f: f.endswith(".log")) + _in(os.path.join(run_dir, ".hydra")))
     repaired = repair_last_checkpoint(save_dir)
     log = os.path.join(run_dir, log_name)
-    cmd = [hydra_train_executable(), *args]
+    cmd = [hydra_train_executable(), *args, *RECORDED_HERE]
     with open(log, "a") as f:
         if repaired:
             f.write(f"[ae_hubert] {repaired}\n")
