@@ -806,31 +806,35 @@ def test_right_before_a_training_step_everything_is_checked_again(tmp_path):
     """The driver may have run for hours since its checks: an input changed meanwhile, an edited
     config, or checkpoints put into a never-started step's save dir refuse the step."""
     from ae_hubert.runner.stages import Stages
-    from ae_hubert.runner.trainer import check_before_training
+    from ae_hubert.runner.trainer import check_before_training, resolve_train_config, train_args
 
     stages = Stages(str(tmp_path / "w"), lambda _: None)
     data = tmp_path / "train.tsv"
     data.write_text("root\na.wav\t16000\n")
     stages.check_inputs({"train.tsv": (str(data), "one")})
     save = tmp_path / "w" / "iter2" / "checkpoints"
-    check_before_training(stages, "iter2.train", str(save), lambda: {"train.tsv": (str(data), "one")}, "c", "c", "r")
+    args = train_args(*resolve_train_config("pretrain/toy_cpu", "test"), ["task.data=/d", f"checkpoint.save_dir={save}"])
+    run = str(save.parent)
+    check_before_training(stages, "iter2.train", str(save), lambda: {"train.tsv": (str(data), "one")}, lambda: "c",
+                          "c", "r", args, run)
     with pytest.raises(AeHubertError, match=r"train.tsv: differs from the train.tsv this work dir was started on"):
-        check_before_training(stages, "iter2.train", str(save), lambda: {"train.tsv": (str(data), "two")}, "c", "c",
-                              "--restart iter2.train")
+        check_before_training(stages, "iter2.train", str(save), lambda: {"train.tsv": (str(data), "two")},
+                              lambda: "c", "c", "--restart iter2.train", args, run)
     with pytest.raises(AeHubertError, match=r"iter2.train: its training config .* changed while this run went on"):
-        check_before_training(stages, "iter2.train", str(save), lambda: {}, "c2", "c", "--restart iter2.train")
+        check_before_training(stages, "iter2.train", str(save), lambda: {}, lambda: "c2", "c", "--restart iter2.train",
+                              args, run)
     save.mkdir(parents=True)
     (save / "checkpoint_last.pt").write_bytes(b"x")
     with pytest.raises(AeHubertError, match=r"checkpoint_last.pt: a checkpoint iter2.train did not make .* or "
                                             r"--restart iter2.train \(which removes the checkpoints there\)"):
-        check_before_training(stages, "iter2.train", str(save), lambda: {}, "c", "c", "--restart iter2.train")
+        check_before_training(stages, "iter2.train", str(save), lambda: {}, lambda: "c", "c", "--restart iter2.train",
+                              args, run)
 
 
 def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(tmp_path):
     """A config edited as training starts and put back before it ends: the file checks before and
-    after agree, but hydra's record of what the process composed does not; the step's checkpoints
-    go (they are another model than the record would say). A started step whose checkpoints came
-    from such a process, or from one whose record is gone, is refused before it resumes."""
+    after agree, but hydra's record of what the process composed does not: refused, after it trained
+    and before any resume from its checkpoints, which stay for --restart to remove."""
     from omegaconf import OmegaConf
 
     from ae_hubert.runner.stages import Stages
@@ -842,55 +846,51 @@ def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(t
                        "optimization.max_update=4"])
     run, save = tmp_path / "w" / "iter1", tmp_path / "w" / "iter1" / "checkpoints"
     stages = Stages(str(tmp_path / "w"), lambda _: None)
-    composed = check_before_training(stages, "iter1.train", str(save), lambda: {}, "c", "c", "--restart iter1.train",
-                                     args, str(run))
+    composed = check_before_training(stages, "iter1.train", str(save), lambda: {}, lambda: "c", "c",
+                                     "--restart iter1.train", args, str(run))
     assert composed["optimization"]["max_update"] == 4 and "user_dir" not in composed["common"]
-    (run / ".hydra").mkdir(parents=True)
+    record = run / ".hydra" / "config.yaml"
+    record.parent.mkdir(parents=True)
     OmegaConf.save(OmegaConf.create({**composed, "common": {**composed["common"], "user_dir": "/elsewhere"}}),
-                   run / ".hydra" / "config.yaml")  # (where the plugin is installed is not a setting)
+                   record)  # (where the plugin is installed is not a setting)
     save.mkdir()
     (save / "checkpoint_last.pt").write_bytes(b"x")
-    check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
+    check_trained_as_composed(str(run), composed, "iter1.train", "--restart iter1.train", "/s")
     moved = OmegaConf.create(composed)  # the work dir moved since: its paths as they are now, others as they were
     moved.checkpoint.save_dir, moved.task.label_dir = "/old/w/iter1/checkpoints", "/old/w/iter1/labels"
-    OmegaConf.save(moved, run / ".hydra" / "config.yaml")
-    check_trained_as_composed(str(run), str(save), {**composed, "task": {**composed["task"],
-                                                                         "label_dir": "/s/iter1/labels"}},
-                              "iter1.train", "--restart iter1.train", 0, "/s")
-    with pytest.raises(AeHubertError, match=r"composed task.data: '/d', where the config as checked composes "
-                                            r"'/s/corpus'"):  # (task.data=/d did not move with it)
-        check_trained_as_composed(str(run), str(save), {**composed, "task": {**composed["task"], "data": "/s/corpus",
-                                                                             "label_dir": "/s/iter1/labels"}},
-                                  "iter1.train", "--restart iter1.train", time.time() + 60, "/s")
+    OmegaConf.save(moved, record)
+    check_trained_as_composed(str(run), {**composed, "task": {**composed["task"], "label_dir": "/s/iter1/labels"}},
+                              "iter1.train", "--restart iter1.train", "/s")
+    with pytest.raises(AeHubertError, match=r"composed task.data: '/d' \(hydra's record\), where the config as "
+                                            r"checked composes '/s/corpus'"):  # (task.data=/d did not move with it)
+        check_trained_as_composed(str(run), {**composed, "task": {**composed["task"], "data": "/s/corpus",
+                                                                  "label_dir": "/s/iter1/labels"}},
+                                  "iter1.train", "--restart iter1.train", "/s")
     edited = OmegaConf.create(composed)
     edited.optimization.lr = [0.5]
-    OmegaConf.save(edited, run / ".hydra" / "config.yaml")
+    OmegaConf.save(edited, record)
     os.makedirs(os.path.dirname(stages.started_marker("iter1.train")), exist_ok=True)
     open(stages.started_marker("iter1.train"), "w").close()
-    with pytest.raises(AeHubertError, match=r"\.hydra/config.yaml: iter1.train: hydra's record of the config its "
-                                            r"training says the training process composed optimization.lr: \[0.5\], "
-                                            r"where the config as checked composes \[0.001\] \(the config was edited "
-                                            r"while it trained, .*\); --restart iter1.train to train it again"):
-        check_before_training(stages, "iter1.train", str(save), lambda: {}, "c", "c", "--restart iter1.train", args,
-                              str(run))
-    assert (save / "checkpoint_last.pt").exists()  # (before it resumes: refused, nothing removed)
-    with pytest.raises(AeHubertError, match=r"another version of fairseq or ae_hubert composed it\); --restart "):
-        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train",
-                                  time.time() + 60, "/s")  # (no process trained it now: an earlier one's, kept)
+    for check in (lambda: check_before_training(stages, "iter1.train", str(save), lambda: {}, lambda: "c", "c",
+                                                "--restart iter1.train", args, str(run)),  # (before it resumes)
+                  lambda: check_trained_as_composed(str(run), composed, "iter1.train", "--restart iter1.train", "/s")):
+        with pytest.raises(AeHubertError, match=r"\.hydra/config.yaml: iter1.train: its training process composed "
+                                                r"optimization.lr: \[0.5\] \(hydra's record\), where the config as "
+                                                r"checked composes \[0.001\] \(edited as it started, .*\); "
+                                                r"--restart iter1.train to train it again"):
+            check()
+        assert (save / "checkpoint_last.pt").exists()
+    for broken in ("", "[1, 2"):  # (empty, not YAML: as missing)
+        record.write_text(broken)
+        with pytest.raises(AeHubertError, match=r"is missing or unreadable, so what trained its checkpoints cannot "
+                                                r"be confirmed; --restart iter1.train to train it again"):
+            check_trained_as_composed(str(run), composed, "iter1.train", "--restart iter1.train", "/s")
+    os.remove(record)
+    older = run / "outputs" / "2026-12-01" / "10-00-00" / ".hydra" / "config.yaml"  # (an earlier version's, where
+    older.parent.mkdir(parents=True)  # hydra's default run dir put it under a config without hydra.run.dir)
+    OmegaConf.save(OmegaConf.create(composed), older)
+    check_trained_as_composed(str(run), composed, "iter1.train", "--restart iter1.train", "/s")
     assert (save / "checkpoint_last.pt").exists()
-    with pytest.raises(AeHubertError, match=r"its checkpoints were removed: rerun to train it again"):
-        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
-    assert not save.exists()
-    save.mkdir()
-    (save / "checkpoint_last.pt").write_bytes(b"x")
-    os.remove(run / ".hydra" / "config.yaml")
-    with pytest.raises(AeHubertError, match=r"is missing or unreadable, so what trained the checkpoints there cannot "
-                                            r"be confirmed; --restart iter1.train to train it again"):
-        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
-    assert (save / "checkpoint_last.pt").exists()
-    (run / ".hydra" / "config.yaml").write_text("")  # (empty: as unreadable)
-    with pytest.raises(AeHubertError, match=r"is missing or unreadable"):
-        check_trained_as_composed(str(run), str(save), composed, "iter1.train", "--restart iter1.train", 0, "/s")
 
 
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):

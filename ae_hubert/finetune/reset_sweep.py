@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import re
-import time
 from typing import Callable
 
 from omegaconf import OmegaConf
@@ -177,15 +176,15 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             composed = None
             if stages.done(f"k{k}.train") is None:
                 claim_linked_dirs(w, [run], "reset-sweep")  # a link made since the lock was taken
-                composed = check_before_training(stages, f"k{k}.train", save, inputs_now, planned(k)[3][0],
+                composed = check_before_training(stages, f"k{k}.train", save, inputs_now, lambda: planned(k)[3][0],
                                                  runs[k][3][0], f"--restart {k}", args, run)
 
             def _train(args=args, run=run, save=save, composed=composed):
-                since = time.time()
                 stats = final_stats(run_training(args, run, save, max_update), save)
-                check_trained_as_composed(run, save, composed, f"k{k}.train", f"--restart {k}", since, w)  # then, as
-                check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")  # checked before: what it
-                stages.check_inputs(inputs_now(), write=False)  # composed, its files, its inputs (else not done)
+                # then, as checked before it trained: the config it composed, its files, its inputs (else not done)
+                check_trained_as_composed(run, composed, f"k{k}.train", f"--restart {k}", w)
+                check_config_unchanged(planned(k)[3][0], runs[k][3][0], f"k{k}.train")
+                stages.check_inputs(inputs_now(), write=False)
                 return {**stats, "train_seconds": checkpoint_training_seconds(os.path.join(save, "checkpoint_last.pt"))}
             stats = stages.run(f"k{k}.train", _train, *runs[k][3])
             row = {"k": k, "mode": mode, "train": stats}

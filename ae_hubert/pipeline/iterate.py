@@ -232,10 +232,8 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
         prev_ckpt = os.path.abspath(s.start_from) if s.start_from else None
 
         def train(st, composed):  # then, as checked before: the config it composed, its files, its inputs
-            since = time.time()
             stats = execute(st)
-            check_trained_as_composed(st.cwd, st.save_dir, composed, st.name, f"--restart {st.name}", since,
-                                      work_dir)
+            check_trained_as_composed(st.cwd, composed, st.name, f"--restart {st.name}", work_dir)
             check_config_unchanged(_commands(st, work_dir)[0], commands[st.name][0], st.name)
             stages.check_inputs(_inputs(data, s.start_from), write=False)  # (changed meanwhile: not recorded)
             return stats
@@ -248,7 +246,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
                 composed = None
                 if st.save_dir and stages.done(st.name) is None:
                     composed = check_before_training(stages, st.name, st.save_dir, lambda: _inputs(data, s.start_from),
-                                                     _commands(st, work_dir)[0], commands[st.name][0],
+                                                     lambda st=st: _commands(st, work_dir)[0], commands[st.name][0],
                                                      f"--restart {st.name}", list(st.args), st.cwd)
                 stages.run(st.name, lambda st=st, c=composed: train(st, c) if st.save_dir else execute(st),
                            *commands[st.name], outputs=st.outputs)

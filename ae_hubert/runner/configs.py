@@ -54,6 +54,12 @@ def _compose(config_dir: str, config_name: str, overrides: list[str]):
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
 
+def split_train_args(train_args: list[str]) -> tuple[str, str, list[str]]:
+    """(config dir, config name, overrides) of ``runner.trainer.train_args``'s arguments."""
+    i = train_args.index("--config-name")
+    return train_args[train_args.index("--config-dir") + 1], train_args[i + 1], list(train_args[i + 2:])
+
+
 def composed_as_saved(train_args: list[str]) -> dict:
     """The config ``fairseq-hydra-train ARGS`` composes (``train_args`` as ``runner.trainer.train_args``
     makes them), as hydra saves it in the run's ``.hydra/config.yaml``: unresolved, without hydra's
@@ -61,10 +67,9 @@ def composed_as_saved(train_args: list[str]) -> dict:
     from hydra import compose
     from omegaconf import OmegaConf
 
-    i = train_args.index("--config-name")
-    config_dir, config_name = train_args[train_args.index("--config-dir") + 1], train_args[i + 1]
+    config_dir, config_name, overrides = split_train_args(train_args)
     with _hydra_for(config_dir, config_name):
-        cfg = compose(config_name=config_name, overrides=list(train_args[i + 2:]))
+        cfg = compose(config_name=config_name, overrides=overrides)
     return _without_user_dir(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True))
 
 
@@ -74,16 +79,13 @@ def _without_user_dir(cfg: dict) -> dict:
     return cfg
 
 
-def saved_config(run_dir: str) -> dict | None:
-    """The config the last training process in ``run_dir`` composed (hydra's ``.hydra/config.yaml``),
+def saved_config(path: str) -> dict | None:
+    """The config a training process composed, from hydra's record of it (``.hydra/config.yaml``),
     or None when there is none or it cannot be read."""
-    import os
-
     from omegaconf import OmegaConf
 
     try:
-        cfg = OmegaConf.to_container(OmegaConf.load(os.path.join(run_dir, ".hydra", "config.yaml")), resolve=False,
-                                     enum_to_str=True)
+        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False, enum_to_str=True)
     except Exception:  # noqa: BLE001 - missing, unreadable or not YAML: not known
         return None
     return _without_user_dir(cfg) if isinstance(cfg, dict) and cfg else None
@@ -444,9 +446,8 @@ def with_config_digest(plain: str, train_args: list[str],
     before the digest was: ``earlier``, the plain command, and the digest of the config file alone,
     which versions before the defaults lists were followed recorded). ``train_args`` as
     ``runner.trainer.train_args`` makes them."""
-    i = train_args.index("--config-name")
-    config_dir, config_name = train_args[train_args.index("--config-dir") + 1], train_args[i + 1]
-    files = _config_files(config_dir, config_name, tuple(train_args[i + 2:]))
+    config_dir, config_name, overrides = split_train_args(train_args)
+    files = _config_files(config_dir, config_name, tuple(overrides))
     digest = _digest(files)
     if not digest:
         return plain, earlier

@@ -72,43 +72,67 @@ def check_no_checkpoints(save_dir: str, step: str, way_out: str) -> None:
                                                         "the checkpoints there)")
 
 
-def check_before_training(stages, name: str, save_dir: str, inputs_now, now: str, checked: str,
-                          restart: str, args: list[str] | None = None, run_dir: str | None = None) -> dict | None:
+def check_before_training(stages, name: str, save_dir: str, inputs_now, config_now, checked: str,
+                          restart: str, args: list[str], run_dir: str) -> dict:
     """Right before a training step runs (its driver may have run for hours since it checked
-    everything): its config as checked, its inputs (``inputs_now()``: data, starting checkpoint,
-    read again) as recorded, and, for a step that never started, no checkpoints in its save dir.
-    With ``args`` (the trainer's) and ``run_dir``: the config they compose, returned for
-    :func:`check_trained_as_composed`; a started step's checkpoints must come from a process that
-    composed the same (an edit there and back while it trained is not seen by the file checks)."""
+    everything), returning the config its arguments ``args`` compose now, for
+    :func:`check_trained_as_composed`: that config's files as checked (``config_now()``, read after
+    composing, so an edit before the composition is seen by the digest and one after by the
+    record), its inputs (``inputs_now()``: data, starting checkpoint, read again) as recorded; for a
+    step that never started, no checkpoints in its save dir, and for a started one, checkpoints
+    trained on this config (:func:`check_trained_as_composed`)."""
     from .configs import check_config_unchanged, composed_as_saved
 
-    check_config_unchanged(now, checked, name)
+    composed = composed_as_saved(args)
+    check_config_unchanged(config_now(), checked, name)
     stages.check_inputs(inputs_now(), write=False)
     if stages.never_started(name):
         check_no_checkpoints(save_dir, name, restart)
-    if args is None:
-        return None
-    composed = composed_as_saved(args)
-    if _checkpoints(save_dir):
-        _check_trained_on(run_dir, save_dir, composed, name, f"{restart} to train it again (which removes them)",
-                          False, stages.work_dir)
+    elif _checkpoints(save_dir):
+        check_trained_as_composed(run_dir, composed, name, restart, stages.work_dir)
     return composed
 
 
-def check_trained_as_composed(run_dir: str, save_dir: str, composed: dict, name: str, restart: str,
-                              since: float, work_dir: str) -> None:
-    """After a training step: the config its process composed (hydra's ``.hydra/config.yaml`` in
-    ``run_dir``) must be the one :func:`check_before_training` composed from the same files and
-    overrides. One edited as training started and put back before it ended trained another model than
-    the record would say: when that process ran now (its record written at ``since`` or later), its
-    checkpoints are removed, so a rerun trains it again; an earlier process's (the step was complete)
-    are refused as before a resume."""
-    try:
-        now = os.stat(os.path.join(run_dir, ".hydra", "config.yaml")).st_mtime >= since
-    except OSError:
-        now = False
-    _check_trained_on(run_dir, save_dir, composed, name, f"{restart} to train it again (which removes them)",
-                      now, work_dir)
+HYDRA_RECORD = os.path.join(".hydra", "config.yaml")  # in a run's directory (RECORDED_HERE)
+
+
+def _hydra_record(run_dir: str) -> str:
+    """Where the last training process in ``run_dir`` left hydra's record of its config; a run begun
+    by a version before :data:`RECORDED_HERE`, under a user config without ``hydra.run.dir``, left it
+    in hydra's default ``outputs/DATE/TIME/`` (the newest)."""
+    import glob
+
+    path = os.path.join(run_dir, HYDRA_RECORD)
+    if os.path.lexists(path):
+        return path
+    older = glob.glob(os.path.join(glob.escape(run_dir), "outputs", "*", "*", HYDRA_RECORD))
+    return max(older, key=lambda p: (os.path.getmtime(p), p)) if older else path
+
+
+def check_trained_as_composed(run_dir: str, composed: dict, name: str, restart: str, work_dir: str) -> None:
+    """A training step's checkpoints, after it trained or before it resumes from them, come from a
+    process that composed ``composed`` (its record, :func:`_hydra_record`, says so), the config
+    composed from the same files and overrides when the step was checked: one edited as training
+    started and put back before it ended trains another model than the step's record would say, and
+    the file checks before and after see nothing. Refused; the checkpoints stay (``restart``, the
+    way to train the step again, removes them) and no rerun resumes from them."""
+    from .configs import config_differences, saved_config
+
+    path = _hydra_record(run_dir)
+    saved = _moved_with_its_run(saved_config(path), composed, work_dir)
+    if saved is None:
+        raise located(path, f"{name}: hydra's record of the config its training process composed is missing or "
+                            f"unreadable, so what trained its checkpoints cannot be confirmed; {restart} to train it "
+                            "again (which removes its checkpoints)")
+    diffs = config_differences(saved, composed)
+    if diffs:
+        key, used, now = diffs[0]
+        more = len(diffs) - 1
+        raise located(path, f"{name}: its training process composed {key}: {used!r} (hydra's record), where the "
+                            f"config as checked composes {now!r}"
+                            f"{f' ({more} more setting' + (' differs)' if more == 1 else 's differ)') if more else ''}"
+                            " (edited as it started, or composed by another version of fairseq or ae_hubert); "
+                            f"{restart} to train it again (which removes its checkpoints)")
 
 
 def _moved_with_its_run(saved: dict | None, composed: dict, work_dir: str) -> dict | None:
@@ -127,29 +151,6 @@ def _moved_with_its_run(saved: dict | None, composed: dict, work_dir: str) -> di
     if below.startswith(os.pardir) or not old.endswith(os.sep + below):
         return saved
     return relocated(saved, old[:-len(below) - 1], work_dir)
-
-
-def _check_trained_on(run_dir: str, save_dir: str, composed: dict, name: str, way_out: str, remove: bool,
-                      work_dir: str) -> None:
-    from .configs import config_differences, saved_config
-
-    saved = _moved_with_its_run(saved_config(run_dir), composed, work_dir)
-    path = os.path.join(run_dir, ".hydra", "config.yaml")
-    if saved is None:
-        problem = "is missing or unreadable, so what trained the checkpoints there cannot be confirmed"
-    else:
-        diffs = config_differences(saved, composed)
-        if not diffs:
-            return
-        key, used, now = diffs[0]
-        more = len(diffs) - 1
-        problem = (f"says the training process composed {key}: {used!r}, where the config as checked composes "
-                   f"{now!r}{f' ({more} more setting' + (' differs)' if more == 1 else 's differ)') if more else ''} "
-                   "(the config was edited while it trained, or another version of fairseq or ae_hubert composed it)")
-    if remove and saved is not None:  # (trained by this very process on what the record would not say)
-        remove_checkpoints(save_dir)
-        way_out = "its checkpoints were removed: rerun to train it again"
-    raise located(path, f"{name}: hydra's record of the config its training {problem}; {way_out}")
 
 
 def remove_checkpoints(save_dir: str) -> None:
