@@ -685,6 +685,10 @@ def test_a_config_file_may_not_load_other_weights_or_write_elsewhere(tmp_path):
     check_driven_config(compose_train_config(str(cfg), "child", base, "child"), str(cfg), "child", "child")
     for o in ("checkpoint.reset_optimizer=true", "checkpoint.checkpoint_suffix=-x", "common.log_file=/x.log"):
         assert owned_override(o), o
+    (cfg / "parent.yaml").write_text(toy.replace("common:\n", "common:\n  wandb_project: ${hydra:job.name}\n", 1))
+    with pytest.raises(AeHubertError, match=r"common.wandb_project reads \$\{hydra:...\}, hydra's settings of the "
+                                            r"running trainer"):
+        compose_train_config(str(cfg), "child", base, "child")
 
 
 def test_a_work_dir_whose_markers_are_a_link_is_refused(tmp_path):

@@ -161,6 +161,10 @@ def _compose_or_explain(config_dir: str, config_name: str, overrides: list[str],
         elif m:
             full = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), m.group(2))
             msg = f"{full} is not an option of {m.group(3)}"
+        elif "HydraConfig was not set" in msg:  # ${hydra:...} outside hydra's own settings
+            full = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "a value")
+            msg = (f"{full} reads ${{hydra:...}}, hydra's settings of the running trainer, which the driver cannot "
+                   "check before it runs; write the value itself")
         raise AeHubertError(f"{where}: training config {config_name} with these overrides does not compose: "
                             f"{msg}{hint}") from None
 
