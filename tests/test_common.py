@@ -897,6 +897,40 @@ def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(t
     assert (save / "checkpoint_last.pt").exists()
 
 
+def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
+    """Until the redone run ends (refused, killed), records.json, the iteration's record.json and a
+    sweep's table show nothing of the checkpoints a --restart removed; the rest stays."""
+    import json
+
+    from ae_hubert.finetune.reset_sweep import _drop_row
+    from ae_hubert.pipeline.iterate import _restart
+    from ae_hubert.pipeline.plan import Step
+    from ae_hubert.runner.stages import Stages
+
+    w = tmp_path / "w"
+    stages = Stages(str(w), lambda _: None)
+    steps = [Step(f"{i}.train", "train", "fairseq-hydra-train", (), save_dir=str(w / i / "checkpoints"))
+             for i in ("iter1", "iter2")]
+    records = []
+    for st, i in zip(steps, ("iter1", "iter2")):
+        stages.run(st.name, lambda: {})
+        (w / i / "checkpoints").mkdir(parents=True)
+        (w / i / "checkpoints" / "checkpoint_last.pt").write_bytes(b"x")
+        (w / i / "record.json").write_text("{}")
+        records.append({"iteration": i, "checkpoint": str(w / i / "checkpoints" / "checkpoint_last.pt")})
+    (w / "records.json").write_text(json.dumps(records))
+    _restart(stages, steps, 1, str(w), lambda _: None, None)
+    assert json.loads((w / "records.json").read_text()) == records[:1]
+    assert (w / "iter1" / "record.json").exists() and not (w / "iter2" / "record.json").exists()
+    assert not (w / "iter2" / "checkpoints" / "checkpoint_last.pt").exists()
+    row = {"mode": "reinit", "train": {"loss": 1.0}, "valid": {"wer": 1.0, "cer": 0.5}}
+    (tmp_path / "sweep.json").write_text(json.dumps([{"k": 0, **row}, {"k": 1, **row}]))
+    _drop_row(str(tmp_path), 1)
+    assert [r["k"] for r in json.loads((tmp_path / "sweep.json").read_text())] == [0]
+    assert (tmp_path / "sweep.csv").read_text().splitlines() == ["k,mode,valid_wer,valid_cer",
+                                                                "0,reinit,1.000000,0.500000"]
+
+
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):
     """A link to a directory holding one another work dir keeps is refused; a linked dir on the way
     down to where a step writes is claimed (a --restart through W/iter2 -> elsewhere); a link in

@@ -172,6 +172,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
                 for name in [f"k{k}.train", *(n for n in stages.names() if n.startswith(f"k{k}.decode."))]:
                     stages.forget(name)
                 remove_checkpoints(save)
+                _drop_row(w, k)
 
             composed = None
             if stages.done(f"k{k}.train") is None:
@@ -200,6 +201,23 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         table = sorted(rows + earlier, key=lambda r: r["k"])
         write_sweep(table, splits + _kept_splits(stages, table, splits), w)
     return rows
+
+
+def _drop_row(w: str, k: int) -> None:
+    """The sweep's table without the row of ``k``, whose run is redone (rewritten whole when the
+    sweep ends; until then it shows no figures of checkpoints no longer there)."""
+    path = os.path.join(w, "sweep.json")
+    try:
+        with open(path) as f:
+            rows = json.load(f)
+    except (OSError, ValueError):
+        return
+    if os.path.islink(path) or not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return
+    kept = [r for r in rows if r.get("k") != k]
+    if kept != rows:
+        splits = tuple(key for key, v in rows[0].items() if isinstance(v, dict) and {"wer", "cer"} <= set(v))
+        write_sweep(kept, splits, w)
 
 
 def _kept_splits(stages: Stages, rows: list[dict], splits: tuple[str, ...]) -> tuple[str, ...]:

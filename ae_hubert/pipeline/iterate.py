@@ -14,6 +14,7 @@ settings given now. ``records.json`` keeps the records of iterations beyond a na
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -146,6 +147,12 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
             echo(f"[redo] {name}")
         if saves[name]:
             remove_checkpoints(saves[name])
+        if name.endswith(".train"):  # its iteration's record: of checkpoints no longer there
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(work_dir, name[:-len(".train")], "record.json"))
+    path = os.path.join(work_dir, "records.json")  # (rewritten whole when the run ends; until then, the
+    if os.path.isfile(path) and not os.path.islink(path):  # records of what is still trained, as a report reads)
+        write_text_atomic(path, json.dumps(_merge_records(path, [], stages, steps), indent=1) + "\n")
 
 
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
