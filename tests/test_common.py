@@ -916,11 +916,14 @@ def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
         stages.run(st.name, lambda: {})
         (w / i / "checkpoints").mkdir(parents=True)
         (w / i / "checkpoints" / "checkpoint_last.pt").write_bytes(b"x")
-        (w / i / "record.json").write_text("{}")
         records.append({"iteration": i, "checkpoint": str(w / i / "checkpoints" / "checkpoint_last.pt")})
-    (w / "records.json").write_text(json.dumps(records))
-    _restart(stages, steps, 1, str(w), lambda _: None, None)
-    assert json.loads((w / "records.json").read_text()) == records[:1]
+        (w / i / "record.json").write_text(json.dumps(records[-1]))
+    (w / "report.html").write_text("<p>iter2</p>")
+    for earlier in (json.dumps(records), '[{"bad'):  # (unreadable: rebuilt from the iterations' records)
+        (w / "records.json").write_text(earlier)
+        _restart(stages, steps, 1, str(w), lambda _: None, None)
+        assert json.loads((w / "records.json").read_text()) == records[:1]
+    assert not (w / "report.html").exists()
     assert (w / "iter1" / "record.json").exists() and not (w / "iter2" / "record.json").exists()
     assert not (w / "iter2" / "checkpoints" / "checkpoint_last.pt").exists()
     row = {"mode": "reinit", "train": {"loss": 1.0}, "valid": {"wer": 1.0, "cer": 0.5}}
@@ -929,6 +932,9 @@ def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
     assert [r["k"] for r in json.loads((tmp_path / "sweep.json").read_text())] == [0]
     assert (tmp_path / "sweep.csv").read_text().splitlines() == ["k,mode,valid_wer,valid_cer",
                                                                 "0,reinit,1.000000,0.500000"]
+    (tmp_path / "sweep.json").unlink()  # (the table's rows cannot be told apart: it goes)
+    _drop_row(str(tmp_path), 0)
+    assert not (tmp_path / "sweep.csv").exists()
 
 
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):

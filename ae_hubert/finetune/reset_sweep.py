@@ -8,6 +8,7 @@ and ``wer_vs_k.png`` under the work dir.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -205,19 +206,26 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
 
 def _drop_row(w: str, k: int) -> None:
     """The sweep's table without the row of ``k``, whose run is redone (rewritten whole when the
-    sweep ends; until then it shows no figures of checkpoints no longer there)."""
+    sweep ends; until then it shows no figures of checkpoints no longer there): from sweep.json, or,
+    when that cannot be read, the table's files go; the report, which showed the row, goes too."""
     path = os.path.join(w, "sweep.json")
     try:
         with open(path) as f:
             rows = json.load(f)
+        readable = not os.path.islink(path) and isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
     except (OSError, ValueError):
-        return
-    if os.path.islink(path) or not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        return
-    kept = [r for r in rows if r.get("k") != k]
-    if kept != rows:
-        splits = tuple(key for key, v in rows[0].items() if isinstance(v, dict) and {"wer", "cer"} <= set(v))
-        write_sweep(kept, splits, w)
+        readable = False
+    if readable and [r for r in rows if r.get("k") != k] != rows:
+        kept = [r for r in rows if r.get("k") != k]
+        write_sweep(kept, tuple(key for key, v in rows[0].items() if isinstance(v, dict) and {"wer", "cer"} <= set(v)),
+                    w)
+    elif not readable:
+        for name in ("sweep.json", "sweep.csv", "wer_vs_k.png"):
+            if not os.path.islink(os.path.join(w, name)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(w, name))
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(w, "report.html"))
 
 
 def _kept_splits(stages: Stages, rows: list[dict], splits: tuple[str, ...]) -> tuple[str, ...]:

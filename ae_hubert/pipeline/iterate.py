@@ -150,9 +150,19 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
         if name.endswith(".train"):  # its iteration's record: of checkpoints no longer there
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(work_dir, name[:-len(".train")], "record.json"))
-    path = os.path.join(work_dir, "records.json")  # (rewritten whole when the run ends; until then, the
-    if os.path.isfile(path) and not os.path.islink(path):  # records of what is still trained, as a report reads)
-        write_text_atomic(path, json.dumps(_merge_records(path, [], stages, steps), indent=1) + "\n")
+    # the run's summaries, rewritten whole when it ends; until then records.json holds what is still
+    # trained (its iterations' own records first) and the report, which showed the rest, goes
+    path = os.path.join(work_dir, "records.json")
+    if os.path.lexists(path) and not os.path.islink(path):
+        kept = []
+        for st in steps[:first]:
+            if st.name.endswith(".train") and stages.done(st.name) is not None:
+                with contextlib.suppress(OSError, ValueError), \
+                        open(os.path.join(work_dir, st.name[:-len(".train")], "record.json")) as f:
+                    kept.append(json.load(f))
+        write_text_atomic(path, json.dumps(_merge_records(path, kept, stages, steps), indent=1) + "\n")
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(work_dir, "report.html"))
 
 
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
