@@ -935,6 +935,14 @@ def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
     (tmp_path / "sweep.json").unlink()  # (the table's rows cannot be told apart: it goes)
     _drop_row(str(tmp_path), 0)
     assert not (tmp_path / "sweep.csv").exists()
+    elsewhere = tmp_path / "elsewhere.json"  # a linked table: the links go, what they point at stays
+    elsewhere.write_text(json.dumps([{"k": 0, **row}]))
+    (tmp_path / "sweep.json").symlink_to(elsewhere)
+    (tmp_path / "sweep.csv").write_text("k\n0\n")
+    (tmp_path / "report.html").mkdir()  # (not a page: left, and the restart goes on)
+    _drop_row(str(tmp_path), 0)
+    assert not os.path.lexists(tmp_path / "sweep.json") and not (tmp_path / "sweep.csv").exists()
+    assert elsewhere.exists() and (tmp_path / "report.html").is_dir()
 
 
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):

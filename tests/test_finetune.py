@@ -225,7 +225,7 @@ def test_spm_names_what_no_unit_can_spell(tmp_path):
     assert not list(tmp_path.glob("*.spm13"))
 
 
-def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_path):
+def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_path, capsys):
     from ae_hubert.finetune.reset_sweep import reset_sweep, sweep_table
 
     work = str(tmp_path / "sweep")
@@ -268,6 +268,7 @@ def test_reset_sweep_runs_once_per_k_and_resumes(corpus, stock_checkpoint, tmp_p
     redone = reset_sweep(stock_checkpoint, corpus, [2], work, overrides=overrides + ["optimization.lr=[1e-05]"],
                          restart=2)
     assert [r["k"] for r in redone] == [2] and os.path.getmtime(ckpt) != before
+    assert "[redo] k2.train" in capsys.readouterr().out  # said, like iterate's --restart
     assert open(notes).read() == "mine\n"  # the restart removed fairseq's checkpoints only
     assert "optimization.lr=[1e-05]" in open(os.path.join(work, ".stages", "k2.train.json")).read()
     assert [r["k"] for r in json.load(open(os.path.join(work, "sweep.json")))] == [2]  # k=0: other lr, left out

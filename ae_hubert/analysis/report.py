@@ -119,6 +119,15 @@ def _times_section(stage_dirs: list[str], root: str) -> dict:
             "tables": [{"caption": "", "head": ["step", "seconds"], "rows": rows}], "images": []}
 
 
+def withdraw_report(work_dir: str) -> None:
+    """Remove ``W/report.html`` when a driver forgets steps whose figures it showed (a ``--restart``):
+    no page outlives the checkpoints it describes; the driver writes it again when its run ends. A
+    directory of that name is left alone (writing the page would have failed on it anyway)."""
+    path = os.path.join(work_dir, "report.html")
+    if os.path.islink(path) or os.path.isfile(path):
+        os.remove(path)
+
+
 def build_report(work_dir: str, out: str | None = None) -> str:
     """Write ``W/report.html`` (or ``out``); returns its path."""
     import jinja2

@@ -17,6 +17,7 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
+from ..analysis.report import withdraw_report
 from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_config_unchanged, check_driven_config, check_lr_schedule,
@@ -171,7 +172,8 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
             run, save, args, _ = runs[k]
             if k == restart:  # every split it decoded before goes with its run, not only those named now
                 for name in [f"k{k}.train", *(n for n in stages.names() if n.startswith(f"k{k}.decode."))]:
-                    stages.forget(name)
+                    if stages.forget(name):
+                        stages.echo(f"[redo] {name}")
                 remove_checkpoints(save)
                 _drop_row(w, k)
 
@@ -207,25 +209,23 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
 def _drop_row(w: str, k: int) -> None:
     """The sweep's table without the row of ``k``, whose run is redone (rewritten whole when the
     sweep ends; until then it shows no figures of checkpoints no longer there): from sweep.json, or,
-    when that cannot be read, the table's files go; the report, which showed the row, goes too."""
+    when that cannot be read (missing, corrupt, a link), the table's files go; so does the report."""
     path = os.path.join(w, "sweep.json")
-    try:
-        with open(path) as f:
+    rows = None
+    if not os.path.islink(path):
+        with contextlib.suppress(OSError, ValueError), open(path) as f:
             rows = json.load(f)
-        readable = not os.path.islink(path) and isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
-    except (OSError, ValueError):
-        readable = False
-    if readable and [r for r in rows if r.get("k") != k] != rows:
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
         kept = [r for r in rows if r.get("k") != k]
-        write_sweep(kept, tuple(key for key, v in rows[0].items() if isinstance(v, dict) and {"wer", "cer"} <= set(v)),
-                    w)
-    elif not readable:
+        if kept != rows:
+            write_sweep(kept, tuple(key for key, v in rows[0].items() if isinstance(v, dict) and {"wer", "cer"} <= set(v)),
+                        w)
+    else:
         for name in ("sweep.json", "sweep.csv", "wer_vs_k.png"):
-            if not os.path.islink(os.path.join(w, name)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(w, name))
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(os.path.join(w, "report.html"))
+            p = os.path.join(w, name)
+            if os.path.islink(p) or os.path.isfile(p):
+                os.remove(p)
+    withdraw_report(w)
 
 
 def _kept_splits(stages: Stages, rows: list[dict], splits: tuple[str, ...]) -> tuple[str, ...]:

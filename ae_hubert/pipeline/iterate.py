@@ -21,6 +21,7 @@ import shutil
 import time
 from typing import Callable
 
+from ..analysis.report import withdraw_report
 from ..common.atomic import remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
@@ -161,8 +162,7 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
                         open(os.path.join(work_dir, st.name[:-len(".train")], "record.json")) as f:
                     kept.append(json.load(f))
         write_text_atomic(path, json.dumps(_merge_records(path, kept, stages, steps), indent=1) + "\n")
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(os.path.join(work_dir, "report.html"))
+    withdraw_report(work_dir)
 
 
 def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
