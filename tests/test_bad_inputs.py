@@ -884,3 +884,19 @@ def test_fp16_training_without_a_gpu_is_refused_before_any_work(ctx, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "iter1: common.fp16=true trains only on a GPU" in err[0] and not w.exists()
     assert main(["iterate", "--schedule", str(sched), "--work-dir", str(w), "--data", c["corpus"], "--dry-run"]) == 0
+
+
+def test_a_directory_where_a_driver_writes_its_summary_is_refused_before_any_work(ctx, tmp_path, capsys):
+    """iterate writes records.json and report.html when its run ends: a directory in their place is
+    refused before the first step, not after the run."""
+    c, _ = ctx
+    sched = tmp_path / "s.yaml"
+    sched.write_text(GOOD_ITERS)
+    w = tmp_path / "w"
+    (w / ".stages").mkdir(parents=True)  # an iterate work dir (a new one holding report.html is refused as such)
+    (w / ".stages" / "kind").write_text("iterate\n")
+    (w / "report.html").mkdir()
+    assert main(["iterate", "--schedule", str(sched), "--work-dir", str(w), "--data", c["corpus"]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "report.html: a directory is in the way" in err[0], err
+    assert not [f for f in os.listdir(w / ".stages") if f.endswith(".json")]

@@ -1,7 +1,6 @@
 import json
 import logging
 import os
-import time
 
 import numpy as np
 import pytest
@@ -897,17 +896,13 @@ def test_a_step_trained_on_another_config_than_the_checked_one_is_not_recorded(t
     assert (save / "checkpoint_last.pt").exists()
 
 
-def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
-    """Until the redone run ends (refused, killed), records.json, the iteration's record.json and a
-    sweep's table show nothing of the checkpoints a --restart removed; the rest stays."""
+def _two_trained_iterations(w):
+    """A work dir whose iter1 and iter2 are trained: their markers, checkpoints and records."""
     import json
 
-    from ae_hubert.finetune.reset_sweep import _drop_row
-    from ae_hubert.pipeline.iterate import _restart
     from ae_hubert.pipeline.plan import Step
     from ae_hubert.runner.stages import Stages
 
-    w = tmp_path / "w"
     stages = Stages(str(w), lambda _: None)
     steps = [Step(f"{i}.train", "train", "fairseq-hydra-train", (), save_dir=str(w / i / "checkpoints"))
              for i in ("iter1", "iter2")]
@@ -918,6 +913,19 @@ def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
         (w / i / "checkpoints" / "checkpoint_last.pt").write_bytes(b"x")
         records.append({"iteration": i, "checkpoint": str(w / i / "checkpoints" / "checkpoint_last.pt")})
         (w / i / "record.json").write_text(json.dumps(records[-1]))
+    return stages, steps, records
+
+
+def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
+    """Until the redone run ends (refused, killed), records.json, the iteration's record.json and a
+    sweep's table show nothing of the checkpoints a --restart removed; the rest stays."""
+    import json
+
+    from ae_hubert.finetune.reset_sweep import _drop_row
+    from ae_hubert.pipeline.iterate import _restart
+
+    w = tmp_path / "w"
+    stages, steps, records = _two_trained_iterations(w)
     (w / "report.html").write_text("<p>iter2</p>")
     for earlier in (json.dumps(records), '[{"bad'):  # (unreadable: rebuilt from the iterations' records)
         (w / "records.json").write_text(earlier)
@@ -939,10 +947,50 @@ def test_a_restart_leaves_no_summary_of_checkpoints_it_removed(tmp_path):
     elsewhere.write_text(json.dumps([{"k": 0, **row}]))
     (tmp_path / "sweep.json").symlink_to(elsewhere)
     (tmp_path / "sweep.csv").write_text("k\n0\n")
-    (tmp_path / "report.html").mkdir()  # (not a page: left, and the restart goes on)
+    (tmp_path / "report.html").mkdir()  # a summary that cannot be withdrawn: refused before anything goes
+    with pytest.raises(AeHubertError, match="report.html: a directory is in the way"):
+        _drop_row(str(tmp_path), 0)
+    assert (tmp_path / "sweep.csv").exists()
+    (tmp_path / "report.html").rmdir()
     _drop_row(str(tmp_path), 0)
     assert not os.path.lexists(tmp_path / "sweep.json") and not (tmp_path / "sweep.csv").exists()
-    assert elsewhere.exists() and (tmp_path / "report.html").is_dir()
+    assert elsewhere.exists()
+
+
+def test_a_restart_withdraws_the_summaries_before_it_removes_checkpoints(tmp_path, monkeypatch):
+    """A summary that cannot be withdrawn (a directory in its place, a file that cannot be replaced)
+    stops a --restart before any checkpoint goes; a linked records.json becomes a file holding what
+    is still trained, its target left as it was."""
+    import json
+
+    from ae_hubert.pipeline.iterate import _restart
+
+    w = tmp_path / "w"
+    stages, steps, records = _two_trained_iterations(w)
+    ckpt = w / "iter2" / "checkpoints" / "checkpoint_last.pt"
+    (w / "iter2" / "record.json").unlink()
+    (w / "iter2" / "record.json").mkdir()
+    with pytest.raises(AeHubertError, match="iter2/record.json: a directory is in the way"):
+        _restart(stages, steps, 1, str(w), lambda _: None, None)
+    assert ckpt.exists() and stages.done("iter2.train") is not None
+    (w / "iter2" / "record.json").rmdir()
+    (w / "report.html").write_text("<p>iter2</p>")
+
+    def cannot_replace(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+    (w / "records.json").write_text(json.dumps(records))
+    monkeypatch.setattr(os, "replace", cannot_replace)  # (as a read-only or immutable records.json)
+    with pytest.raises(AeHubertError, match=r"w/records.json: cannot be replaced \(Operation not permitted\)"):
+        _restart(stages, steps, 1, str(w), lambda _: None, None)
+    monkeypatch.undo()
+    assert ckpt.exists() and (w / "report.html").exists()
+    (w / "records.json").unlink()
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text(json.dumps(records))
+    (w / "records.json").symlink_to(theirs)
+    _restart(stages, steps, 1, str(w), lambda _: None, None)
+    assert not (w / "records.json").is_symlink() and json.loads((w / "records.json").read_text()) == records[:1]
+    assert json.loads(theirs.read_text()) == records and not ckpt.exists() and not (w / "report.html").exists()
 
 
 def test_links_above_owned_dirs_on_the_way_down_and_in_the_markers(tmp_path):

@@ -13,7 +13,7 @@ import json
 import os
 import time
 
-from ..common.atomic import write_text_atomic
+from ..common.atomic import remove_output, write_text_atomic
 from ..common.errors import AeHubertError, located
 from ..common.lock import MARKER_DIR
 
@@ -120,12 +120,10 @@ def _times_section(stage_dirs: list[str], root: str) -> dict:
 
 
 def withdraw_report(work_dir: str) -> None:
-    """Remove ``W/report.html`` when a driver forgets steps whose figures it showed (a ``--restart``):
-    no page outlives the checkpoints it describes; the driver writes it again when its run ends. A
-    directory of that name is left alone (writing the page would have failed on it anyway)."""
-    path = os.path.join(work_dir, "report.html")
-    if os.path.islink(path) or os.path.isfile(path):
-        os.remove(path)
+    """Remove ``W/report.html`` when a driver forgets steps whose figures it showed (a ``--restart``,
+    before it removes their checkpoints): no page outlives the checkpoints it describes; the driver
+    writes it again when its run ends. A directory of that name is refused, as the page's write would be."""
+    remove_output(os.path.join(work_dir, "report.html"))
 
 
 def build_report(work_dir: str, out: str | None = None) -> str:

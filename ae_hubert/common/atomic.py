@@ -125,6 +125,27 @@ def _not_a_directory(final: str) -> None:
         raise located(final, "a directory is in the way of this output file (remove or rename it)")
 
 
+def check_output_files(*paths: str | os.PathLike) -> None:
+    """A driver's summary files, written when its run ends: a directory in the place of one is
+    refused before the run, not after hours of work."""
+    for p in paths:
+        _not_a_directory(os.fspath(p))
+
+
+def remove_output(path: str | os.PathLike) -> None:
+    """Remove an output file (or a link standing for one; what it points at stays), if there: a
+    summary withdrawn before what it describes is removed. A directory in its place is refused."""
+    path = os.fspath(path)
+    if not os.path.islink(path):
+        _not_a_directory(path)
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise located(path, f"cannot be removed ({e.strerror or e})") from None
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path; rename it to ``final`` only if the block completes."""
@@ -134,7 +155,10 @@ def atomic_path(final: str | os.PathLike) -> Iterator[str]:
     tmp = tmp_name(final)
     try:
         yield tmp
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as e:  # (named as the file it would have replaced, not as the partial)
+            raise located(final, f"cannot be replaced ({e.strerror or e})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

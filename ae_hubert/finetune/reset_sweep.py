@@ -18,7 +18,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from ..analysis.report import withdraw_report
-from ..common.atomic import atomic_path, remove_stale_partials, write_text_atomic
+from ..common.atomic import atomic_path, check_output_files, remove_output, remove_stale_partials, write_text_atomic
 from ..common.errors import AeHubertError, located, missing
 from ..runner.configs import (check_batch_fits, check_config_unchanged, check_driven_config, check_lr_schedule,
                               check_mask_fits, check_training_numbers, compose_train_config, driven_override,
@@ -140,6 +140,7 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
     rows = []
     with WorkDirLock(w, "reset-sweep", writes=[os.path.join(w, f"k{k}") for k in ks]):  # a k's run dir, as planned
         remove_stale_partials(w, recursive=True)
+        check_output_files(*(os.path.join(w, f) for f in ("sweep.json", "sweep.csv", "wer_vs_k.png", "report.html")))
         stages = Stages(w, way_out="use a new work dir, or --restart K to redo that k's run under the settings "
                                    "given now ({name})")
         def planned(k):  # a k's run dir, checkpoints, training arguments and recorded command
@@ -171,11 +172,11 @@ def reset_sweep(ckpt: str, data: str, ks: list[int], work_dir: str, mode: str = 
         for k in ks:
             run, save, args, _ = runs[k]
             if k == restart:  # every split it decoded before goes with its run, not only those named now
+                _drop_row(w, k)  # (first: no table outlives the checkpoints, even one that cannot be rewritten)
                 for name in [f"k{k}.train", *(n for n in stages.names() if n.startswith(f"k{k}.decode."))]:
                     if stages.forget(name):
                         stages.echo(f"[redo] {name}")
                 remove_checkpoints(save)
-                _drop_row(w, k)
 
             composed = None
             if stages.done(f"k{k}.train") is None:
@@ -210,6 +211,7 @@ def _drop_row(w: str, k: int) -> None:
     """The sweep's table without the row of ``k``, whose run is redone (rewritten whole when the
     sweep ends; until then it shows no figures of checkpoints no longer there): from sweep.json, or,
     when that cannot be read (missing, corrupt, a link), the table's files go; so does the report."""
+    withdraw_report(w)
     path = os.path.join(w, "sweep.json")
     rows = None
     if not os.path.islink(path):
@@ -222,10 +224,8 @@ def _drop_row(w: str, k: int) -> None:
                         w)
     else:
         for name in ("sweep.json", "sweep.csv", "wer_vs_k.png"):
-            p = os.path.join(w, name)
-            if os.path.islink(p) or os.path.isfile(p):
-                os.remove(p)
-    withdraw_report(w)
+            if not os.path.isdir(os.path.join(w, name)):  # (a directory: refused when the sweep writes its table)
+                remove_output(os.path.join(w, name))
 
 
 def _kept_splits(stages: Stages, rows: list[dict], splits: tuple[str, ...]) -> tuple[str, ...]:

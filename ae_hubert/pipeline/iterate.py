@@ -22,7 +22,7 @@ import time
 from typing import Callable
 
 from ..analysis.report import withdraw_report
-from ..common.atomic import remove_stale_partials, write_text_atomic
+from ..common.atomic import check_output_files, remove_output, remove_stale_partials, write_text_atomic
 from ..common.checkpoint import checkpoint_training_seconds, file_digest
 from ..common.manifest import data_inputs
 from ..common.errors import AeHubertError, located
@@ -143,32 +143,35 @@ def _restart(stages: Stages, steps: list[Step], first: int, work_dir: str, echo,
                                 f"{start_from}; copy it elsewhere first")
     # a wider schedule's iterations lie beyond the lock's claim: their linked checkpoint dirs this run's too
     claim_linked_dirs(work_dir, [save for save in saves.values() if save and os.path.lexists(save)], "iterate")
-    for name in gone:
-        if stages.forget(name):
-            echo(f"[redo] {name}")
-        if saves[name]:
-            remove_checkpoints(saves[name])
-        if name.endswith(".train"):  # its iteration's record: of checkpoints no longer there
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(work_dir, name[:-len(".train")], "record.json"))
-    # the run's summaries, rewritten whole when it ends; until then records.json holds what is still
-    # trained (its iterations' own records first) and the report, which showed the rest, goes
+    # first the run's summaries (rewritten whole when it ends), so that none outlives the checkpoints
+    # removed below, even when one cannot be rewritten: records.json holds what is still trained (its
+    # iterations' own records first; one that was a link becomes a file, its target left alone), the
+    # forgotten iterations' record.json and the report, which showed them, go
     path = os.path.join(work_dir, "records.json")
-    if os.path.lexists(path) and not os.path.islink(path):
+    if os.path.lexists(path):
         kept = []
         for st in steps[:first]:
             if st.name.endswith(".train") and stages.done(st.name) is not None:
                 with contextlib.suppress(OSError, ValueError), \
                         open(os.path.join(work_dir, st.name[:-len(".train")], "record.json")) as f:
                     kept.append(json.load(f))
-        write_text_atomic(path, json.dumps(_merge_records(path, kept, stages, steps), indent=1) + "\n")
+        write_text_atomic(path, json.dumps(_merge_records(path, kept, stages, steps, set(gone)), indent=1) + "\n")
+    for name in gone:
+        if name.endswith(".train"):
+            remove_output(os.path.join(work_dir, name[:-len(".train")], "record.json"))
     withdraw_report(work_dir)
+    for name in gone:
+        if stages.forget(name):
+            echo(f"[redo] {name}")
+        if saves[name]:
+            remove_checkpoints(saves[name])
 
 
-def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step]) -> list[dict]:
+def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[Step],
+                   forgotten: set[str] = frozenset()) -> list[dict]:
     """This run's records, then an earlier run's records of later iterations whose steps are still done
-    (a narrower schedule, or ``iterations=N``, never drops what a wider run finished), their paths
-    moved to this work dir when it was copied or moved since."""
+    and not being ``forgotten`` (a narrower schedule, or ``iterations=N``, never drops what a wider
+    run finished), their paths moved to this work dir when it was copied or moved since."""
     if os.path.islink(path):  # (another run's records, read through a link, are not this run's)
         return records
     try:
@@ -181,7 +184,7 @@ def _merge_records(path: str, records: list[dict], stages: Stages, steps: list[S
     mine = {r["iteration"] for r in records}
     keep = []
     for r in earlier:
-        if not isinstance(r, dict) or r.get("iteration") in mine:
+        if not isinstance(r, dict) or r.get("iteration") in mine or f"{r.get('iteration')}.train" in forgotten:
             continue
         train = stages.done(f"{r.get('iteration')}.train")
         if train is not None:
@@ -215,6 +218,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
     with WorkDirLock(work_dir, "iterate", writes=[iteration_dir(work_dir, it) for it in s.iterations]):
         for path in remove_stale_partials(work_dir, recursive=True):
             echo(f"[clean] {path} (left by a killed run)")
+        check_output_files(*(os.path.join(work_dir, f) for f in ("records.json", "report.html")))
         stages = Stages(work_dir, echo, way_out="use a new work dir, or --restart {name} to redo it and what follows "
                                                 "under the settings given now")
         commands = {st.name: _commands(st, work_dir) for st in steps}
