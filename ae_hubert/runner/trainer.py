@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 
-from ..common.atomic import unshare_hard_links
+from ..common.atomic import remove_output, unshare_hard_links
 from ..common.checkpoint import LAST, checkpoint_updates, repair_last_checkpoint
 from ..common.errors import AeHubertError, located
 
@@ -158,7 +158,7 @@ def remove_checkpoints(save_dir: str) -> None:
     ``save_dir``; any other file there is the user's and stays, and so does the directory while it
     holds one."""
     for name in _checkpoints(save_dir):
-        os.remove(os.path.join(save_dir, name))
+        remove_output(os.path.join(save_dir, name))
     try:
         os.rmdir(save_dir)
     except OSError:

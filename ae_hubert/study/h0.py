@@ -81,10 +81,10 @@ def check(plan) -> None:
 
 def measure(seed) -> dict:
     """Every checkpoint of each control probed; each final model measured downstream three ways
-    (``DOWNSTREAM``): the autoencoder and the reference fine-tuned on letters with each k of the
-    study's ``finetune.ks`` (the reference's are H3's), the phones model with k = 0; all three
-    fine-tuned on phones (k = 0) and given to the frozen weighted-sum phone recogniser
-    (``downstream.py``)."""
+    (``downstream.py``): the autoencoder fine-tuned on letters with each k of the study's
+    ``finetune.ks`` (the reset check is its), the reference and the phones model with k = 0 (the
+    reference's is H3's, whose sweep goes on to the other ks when H3 runs); all three fine-tuned on
+    phones (k = 0) and given to the frozen weighted-sum phone recogniser."""
     ks = seed.study.finetune.ks
     first = seed.h1_first()
     runs = {REFERENCE: (seed.h1_name, first, seed.probe_h1(first, every_checkpoint=True))}
@@ -94,7 +94,7 @@ def measure(seed) -> dict:
     out = {}
     for arm, (run, r, probes) in runs.items():
         out[arm] = {"run": run, "updates": r["updates"], "probes": probes,
-                    **seed.downstream(run, r["iteration"], r["checkpoint"], [0] if arm == "phones" else ks)}
+                    **seed.downstream(run, r["iteration"], r["checkpoint"], ks if arm == "autoencoder" else [0])}
     return {"H0": out}
 
 
