@@ -148,6 +148,10 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     assert sorted(info["models"]) == [os.path.join("runs", "mini_h1", f"s{s}", it, "checkpoints", "checkpoint_last.pt")
                                       for s in (1, 2) for it in ("iter1", "iter2")]
     assert not [f for f in info["files"] if f.endswith((".npy", ".km", ".pt")) or f.startswith("corpus" + os.sep)]
+    # nor the finished runs' logs and tensorboard events (there were some to leave out)
+    assert [f for r, _, fs in os.walk(work) for f in fs if f.endswith(".log")] and \
+        [r for r, ds, _ in os.walk(work) if "tblog" in ds]
+    assert not [f for f in info["files"] if f.endswith(".log") or os.sep + "tblog" + os.sep in f]
     assert "corpus.expected.json" in info["files"]  # the fingerprint of the corpus left out
     model = torch.load(os.path.join(moved, info["models"][0]), weights_only=True)
     original = torch.load(os.path.join(work, info["models"][0]), weights_only=True)
@@ -237,6 +241,7 @@ def test_a_half_trained_iteration_travels_and_resumes_exactly(study, tmp_path):
     assert info["half_trained"] == [os.path.join("runs", "mini_h1", "s2", "iter2")]
     rel = os.path.relpath(ckpts, half)
     assert os.path.join(rel, "checkpoint_last.pt") in info["files"]  # as fairseq wrote it
+    assert os.path.join(os.path.dirname(rel), "train.log") in info["files"]  # its final losses are read from it
     assert not [m for m in info["models"] if "s2/iter2" in m]  # its interval checkpoint's probe is done
     assert [f for f in info["files"] if "s2/iter2/labels/" in f and f.endswith(".km")]
     assert not [f for f in info["files"] if f.endswith(".npy")]

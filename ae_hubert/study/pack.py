@@ -7,17 +7,19 @@ the measurements, the fine-tunings' error rates, the iterations' label quality) 
 of each trained piece not yet decoded (H3 fine-tunes a pretraining iteration's model, H4 starts
 from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everything else is left
 out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
-k-means models, interval checkpoints whose probes are done (their results are kept; the others
+k-means models, tensorboard events and the finished pieces' logs (their final losses are in their
+markers), interval checkpoints whose probes are done (their results are kept; the others
 of the runs H2 probes over updates, recorded in ``probed_runs.json``, travel, slimmed, for the
 probes still to do; the H4/H5 arms' are never probed) and decoded fine-tuned models (their scores are
 kept). A piece being trained when the session ended (no ``.train`` marker, an intact
 ``checkpoint_last.pt``) travels whole but for its features: that checkpoint as fairseq wrote it
 (optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
-its labels and k-means model, its markers. ``keep_unfinished=False`` leaves it out like any other
-piece not finished (one killed before its training started, or with a truncated last checkpoint),
-which the next call redoes from its start. The resume is exact when the corpus rebuilt there is
-the same (it is, from its seed, on the same library versions): the pack keeps the corpus's
-fingerprint (``corpus.expected.json``) and the next ``study`` call warns if its rebuild differs.
+its labels and k-means model, its log (its final losses are read from it) and its markers.
+``keep_unfinished=False`` leaves it out like any other piece not finished (one killed before its
+training started, or with a truncated last checkpoint), which the next call redoes from its start.
+The resume is exact when the corpus rebuilt there is the same (it is, from its seed, on the same
+library versions): the pack keeps the corpus's fingerprint (``corpus.expected.json``) and the next
+``study`` call warns if its rebuild differs.
 
 A pack records no absolute path: the work dir's and the package's paths in its text files become
 the placeholders :data:`WORK_DIR` and :data:`PACKAGE_DIR`, which unpacking replaces with the new ones.
@@ -47,7 +49,8 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # recorde
 MARKER = re.compile(r"(?P<unit>[^.]+)\..+\.json")  # NAME.STEP[...].json: a step of the piece NAME/
 WORK_DIR, PACKAGE_DIR = "@WORK_DIR@", "@AE_HUBERT_PACKAGE@"  # what a pack's text files say instead of paths
 RESULT_SUFFIXES = (".md", ".json", ".csv", ".png")
-NOT_RESULTS = {".hydra", "checkpoints", "tblog", "labels", "corpus"}  # run artefacts' folders
+TENSORBOARD = "tblog"  # the shipped configs' common.tensorboard_logdir (in each run's directory)
+NOT_RESULTS = {".hydra", "checkpoints", TENSORBOARD, "labels", "corpus"}  # run artefacts' folders
 
 
 def results_plan(w: str) -> list[str]:
@@ -103,8 +106,7 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
 
     for root, dirs, files in os.walk(w):
         dirs.sort()
-        if root == w:
-            dirs[:] = [d for d in dirs if d != "corpus"]
+        dirs[:] = [d for d in dirs if d != TENSORBOARD and not (root == w and d == "corpus")]
         if MARKER_DIR in dirs:
             pieces = _pieces(root)
             for u, p in pieces.items():
@@ -133,6 +135,8 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
             if f in (LOCK_NAME, OWNER_FILE) or is_partial(f) or (f == IDENTITY_FILE
                                                                  and os.path.basename(root) == MARKER_DIR):
                 continue  # (a work dir's identity is of its place on this disk: the unpacked one is not a copy)
+            if f.endswith(".log") and not half_trained:
+                continue  # a finished piece's losses are in its markers
             if half_trained:  # all it needs to go on exactly: features (redone only before training) stay
                 if f.endswith((".npy", ".tmp")) or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
                     continue  # interval checkpoints not yet probed travel in ``models``
