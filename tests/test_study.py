@@ -698,8 +698,9 @@ def test_packing_touches_nothing_but_its_output(tmp_path):
     (tmp_path / "pj" / "precious.txt").write_text("mine")
     with pytest.raises(AeHubertError, match="is not a pack"):
         pack_study(str(work), str(tmp_path / "pj"))
-    (work / "runs" / "r" / "train.log").write_bytes(b"\xff\xfe bad")
-    with pytest.raises(AeHubertError, match=r"train\.log: not UTF-8"):
+    (work / "runs" / "r" / ".hydra").mkdir()
+    (work / "runs" / "r" / ".hydra" / "config.yaml").write_bytes(b"\xff\xfe bad")  # a text file packed, paths rewritten
+    with pytest.raises(AeHubertError, match=r"config\.yaml: not UTF-8"):
         pack_study(str(work), str(tmp_path / "bad"))
     assert sorted(os.listdir(tmp_path)) == ["keep", "keep.old", "keep.partial", "pj", "u", "u.partial", "w"]
     info = json.load(open(tmp_path / "keep" / "pack.json"))
