@@ -152,6 +152,8 @@ def test_a_carried_study_keeps_its_results_and_final_models_only(study, carried)
     assert [f for r, _, fs in os.walk(work) for f in fs if f.endswith(".log")] and \
         [r for r, ds, _ in os.walk(work) if "tblog" in ds]
     assert not [f for f in info["files"] if f.endswith(".log") or os.sep + "tblog" + os.sep in f]
+    assert [f for r, _, fs in os.walk(work) for f in fs if f.endswith(".len") and "feat" in r]  # feature shards
+    assert not [f for f in info["files"] if f.endswith(".len")]  # ... of which no half travels
     assert "corpus.expected.json" in info["files"]  # the fingerprint of the corpus left out
     model = torch.load(os.path.join(moved, info["models"][0]), weights_only=True)
     original = torch.load(os.path.join(work, info["models"][0]), weights_only=True)

@@ -6,12 +6,12 @@ What later steps need from a finished piece is its results (every stage marker a
 the measurements, the fine-tunings' error rates, the iterations' label quality) and the final model
 of each trained piece not yet decoded (H3 fine-tunes a pretraining iteration's model, H4 starts
 from it), kept as fairseq writes it with ``--no-save-optimizer-state``. Everything else is left
-out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features, labels,
-k-means models, tensorboard events and the finished pieces' logs (their final losses are in their
-markers), interval checkpoints whose probes are done (their results are kept; the others
-of the runs H2 probes over updates, recorded in ``probed_runs.json``, travel, slimmed, for the
-probes still to do; the H4/H5 arms' are never probed) and decoded fine-tuned models (their scores are
-kept). A piece being trained when the session ended (no ``.train`` marker, an intact
+out: the study's own corpus (rebuilt from its seed by the next ``study`` call), features (shards'
+``.npy`` and ``.len``), labels, k-means models, tensorboard events and the finished pieces' logs
+(their final losses are in their markers), interval checkpoints whose probes are done (their
+results are kept; the others of the runs H2 probes over updates, recorded in ``probed_runs.json``,
+travel, slimmed, for the probes still to do; the H4/H5 arms' are never probed) and decoded
+fine-tuned models (their scores are kept). A piece being trained when the session ended (no ``.train`` marker, an intact
 ``checkpoint_last.pt``) travels whole but for its features: that checkpoint as fairseq wrote it
 (optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
 its labels and k-means model, its log (its final losses are read from it) and its markers.
@@ -137,6 +137,8 @@ def pack_plan(w: str, keep_unfinished: bool = True) -> tuple[list[str], list[str
                 continue  # (a work dir's identity is of its place on this disk: the unpacked one is not a copy)
             if f.endswith(".log") and not half_trained:
                 continue  # a finished piece's losses are in its markers
+            if f.endswith(".len") and os.path.isfile(path[:-4] + ".npy"):
+                continue  # a feature shard's index: its .npy is left out, the shard redone if ever needed
             if half_trained:  # all it needs to go on exactly: features (redone only before training) stay
                 if f.endswith((".npy", ".tmp")) or f == "checkpoint_best.pt" or INTERVAL.fullmatch(f):
                     continue  # interval checkpoints not yet probed travel in ``models``
