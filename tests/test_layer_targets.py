@@ -147,3 +147,14 @@ def test_reconstruction_head_regresses_the_input_frames(corpus, mfcc_labels):
     _, both, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", reconstruct_layer=6)
     _, _, log = _loss(task, both, sample, "hubert_layer_targets")
     assert "loss_m_L6s0" in log and "loss_recon" in log
+    # the literal autoencoder scores every real frame, the denoising one the masked frames only
+    counts = {}
+    for frames in ("masked", "all"):
+        _, m, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets="3:0:1",
+                            reconstruct_layer=6, reconstruct_frames=frames)
+        m.train()
+        torch.manual_seed(5)
+        out = m(target_list=sample["target_list"], **sample["net_input"])
+        counts[frames] = out["reconstruct_frames"]
+        real = int((~out["padding_mask"]).sum())
+    assert 0 < counts["masked"] < counts["all"] == real

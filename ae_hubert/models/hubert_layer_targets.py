@@ -11,13 +11,15 @@ label embeddings. Empty ``layer_targets`` (the default) is exactly stock ``huber
 Per-head losses are logged by the ``hubert_layer_targets`` criterion as ``loss_m_L{layer}s{set}``. A
 dropped layer (LayerDrop) hands on its input unchanged, so a head on it reads that state.
 
-``reconstruct_layer`` (1-based; 0 = off) adds a regression head on that layer that predicts, at
-the masked frames, the input itself: the utterance's 39-d MFCC frames at the layer's rate
-(``features/mfcc.py``, the probes' input target), normalised per utterance. A model whose top layer
-does this, with the cluster targets moved to a middle layer (``layer_targets``), is input-like at
-the top by construction: the positive control that the probes must see as an autoencoder turn. Its
-loss (mean squared error per frame, averaged over the 39 dimensions, summed over masked frames like
-the prediction losses) is logged as ``loss_recon``.
+``reconstruct_layer`` (1-based; 0 = off) adds a regression head on that layer that predicts the
+input itself: the utterance's 39-d MFCC frames at the layer's rate (``features/mfcc.py``, the
+probes' input target), normalised per utterance; at the masked frames (``reconstruct_frames:
+masked``, a denoising autoencoder that must infer them from context, as TERA/Mockingjay) or at
+every frame (``all``: a literal autoencoder, which at an unmasked frame copies what it sees). A
+model whose top layer does this, with the cluster targets moved to a middle layer
+(``layer_targets``), is input-like at the top by construction: the positive control that the probes
+must see as an autoencoder turn. Its loss (mean squared error per frame, averaged over the 39
+dimensions, summed over the scored frames like the prediction losses) is logged as ``loss_recon``.
 Checkpoints export to stock names with ``ae-hubert export-stock`` (extra heads dropped).
 """
 
@@ -25,11 +27,14 @@ from dataclasses import dataclass, field
 from typing import List, Tuple
 
 import torch
+from fairseq.dataclass import ChoiceEnum
 from fairseq.models import register_model
 from fairseq.models.hubert import HubertConfig, HubertModel
 
 from ..common.errors import AeHubertError
 from ..features.mfcc import DIM as MFCC_DIM, at_layer_frames, mfcc
+
+RECONSTRUCT_FRAMES = ChoiceEnum(["masked", "all"])
 
 
 @dataclass
@@ -38,9 +43,12 @@ class HubertLayerTargetsConfig(HubertConfig):
         default="", metadata={"help": "prediction heads LAYER:SET:WEIGHT,...; empty = stock HuBERT (top layer "
                                       "predicts every label set)"})
     reconstruct_layer: int = field(
-        default=0, metadata={"help": "1-based layer that also regresses the input's MFCC frames at the masked "
-                                     "positions (an autoencoder by construction); 0 = off"})
+        default=0, metadata={"help": "1-based layer that also regresses the input's MFCC frames (an autoencoder "
+                                     "by construction; reconstruct_frames says which); 0 = off"})
     reconstruct_weight: float = field(default=1.0, metadata={"help": "weight of the reconstruction loss"})
+    reconstruct_frames: RECONSTRUCT_FRAMES = field(
+        default="masked", metadata={"help": "frames the reconstruction is scored on: the masked ones (inferred from "
+                                            "context) or all (a literal autoencoder)"})
 
 
 def parse_layer_targets(spec: str, n_layers: int, n_sets: int) -> List[Tuple[int, int, float]]:
@@ -76,6 +84,7 @@ class HubertLayerTargetsModel(HubertModel):
         self.top = cfg.encoder_layers
         self.reconstruct_layer = int(cfg.reconstruct_layer)
         self.reconstruct_weight = float(cfg.reconstruct_weight)
+        self.reconstruct_all = str(getattr(cfg, "reconstruct_frames", "masked")) == "all"
         if not 0 <= self.reconstruct_layer <= self.top:
             raise AeHubertError(f"model.reconstruct_layer: {self.reconstruct_layer} not in 0..{self.top} (0 = off)")
         if self.reconstruct_layer and not self.heads:  # the stock heads, made explicit for the custom path
@@ -164,8 +173,9 @@ class HubertLayerTargetsModel(HubertModel):
         if self.reconstruct_layer:
             x = states[self.reconstruct_layer].transpose(0, 1)[:, : pad.shape[1]]
             target = self._input_frames(source, padding_mask, pad).to(x.dtype)
-            err = (self.reconstruct_head(x[masked]).float() - target[masked].float()) ** 2
-            result.update(reconstruct_loss=err.mean(1).sum(), reconstruct_frames=int(masked.sum()),
+            scored = ~pad if self.reconstruct_all else masked
+            err = (self.reconstruct_head(x[scored]).float() - target[scored].float()) ** 2
+            result.update(reconstruct_loss=err.mean(1).sum(), reconstruct_frames=int(scored.sum()),
                           reconstruct_weight=self.reconstruct_weight)
         self._mask_indices = self._targets = None
         return result
