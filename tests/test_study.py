@@ -785,7 +785,7 @@ def test_h0_controls_are_probed_over_updates_and_fine_tuned(controls):
     last = seed["autoencoder"]["probes"]["4"]["layers"]
     assert ae["top_layer"] == 6 and ae["top_input_r2"]["values"] == [last["6"]["input_r2"]]
     assert set(h0["checks"]) == {"input_r2_autoencoder_mfcc_phones", "phone_acc_phones_mfcc_autoencoder",
-                                 "shape_fires_on_autoencoder", "shape_silent_on_phones", "reset_helps_autoencoder"}
+                                 "index_autoencoder_mfcc_phones", "shape_fires_on_autoencoder", "shape_silent_on_phones", "reset_helps_autoencoder"}
     assert h0["passes"] == all(h0["checks"].values())
     # the controls' interval checkpoints travel in a pack (their probes over updates)
     runs = json.load(open(os.path.join(work, "probed_runs.json")))["runs"]
@@ -854,17 +854,18 @@ def test_h0_verdicts():
     alone and a reset helps it; one seed out of order fails the ranking."""
     from types import SimpleNamespace
 
+    from ae_hubert.analysis.layer_probe import autoencoder_index
     from ae_hubert.study import h0 as hyp0
 
     def probe(r2, acc):  # layers 1..3 at the one checkpoint; the top is the last
-        return {"autoencoder_index": 0.0, "layers": {str(i + 1): {"input_r2": r, "phone_acc": a}
-                                                      for i, (r, a) in enumerate(zip(r2, acc))}}
+        layers = {i + 1: {"input_r2": r, "phone_acc": a} for i, (r, a) in enumerate(zip(r2, acc))}
+        return {"autoencoder_index": autoencoder_index(layers), "layers": {str(i): m for i, m in layers.items()}}
 
     def seed(ae_top=0.9, ref_top=0.5, ph_top=0.3, reset=-0.02, ref_per=0.5):
         def arm(r2, acc, ft, per):
             return {"run": "r", "updates": 4, "probes": {"4": probe(r2, acc)}, "finetune": ft,
                     "phone_ctc": {"wer": per, "cer": 0.0}, "phone_recognition": {"per": per + 0.1}}
-        return {"H0": {"mfcc": arm((0.5, 0.5, ref_top), (0.3, 0.3, 0.3), {"0": {"wer": 1, "cer": 0.5}}, ref_per),
+        return {"H0": {"mfcc": arm((0.5, 0.5, ref_top), (0.3, 0.35, 0.3), {"0": {"wer": 1, "cer": 0.5}}, ref_per),
                        "autoencoder": arm((0.5, 0.3, ae_top), (0.3, 0.3, 0.2),
                                           {"0": {"wer": 1, "cer": 0.5}, "1": {"wer": 1, "cer": 0.5 + reset}}, 0.6),
                        "phones": arm((0.5, 0.4, ph_top), (0.4, 0.4, 0.5), {"0": {"wer": 1, "cer": 0.4}}, 0.4)}}
@@ -874,8 +875,12 @@ def test_h0_verdicts():
     assert h["passes"] and h["arms"]["autoencoder"]["turn_back_over_depth"]["fires"]
     assert not h["arms"]["phones"]["turns_back"]  # its input R^2 falls with depth, no climb back
     assert h["arms"]["autoencoder"]["reset_minus_k0"]["values"] == pytest.approx([-0.02, -0.03])
+    assert h["arms"]["autoencoder"]["autoencoder_index"]["values"] == pytest.approx([0.7, 0.65])
     h = hyp0.summarise([seed(), seed(ref_top=0.2)], study)  # seed 2: the reference below the phones model
     assert not h["checks"]["input_r2_autoencoder_mfcc_phones"] and not h["passes"]
+    h = hyp0.summarise([seed(), seed(ph_top=0.45)], study)  # seed 2: the phones model's top climbs as the reference's
+    assert not h["checks"]["index_autoencoder_mfcc_phones"] and h["checks"]["input_r2_autoencoder_mfcc_phones"]
+    assert not h["passes"]
     h = hyp0.summarise([seed(), seed(reset=0.01)], study)  # the reset hurts in seed 2
     assert not h["checks"]["reset_helps_autoencoder"] and h["checks"]["shape_fires_on_autoencoder"]
     # downstream power: the reference's PER spread 0.02 (0.5, 0.52), the autoencoder's paired effect

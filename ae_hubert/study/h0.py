@@ -9,7 +9,9 @@ training) with one change, against H1's iteration 1 itself (``mfcc``, the refere
   targets masked prediction can have.
 
 The instrument passes when, in every seed, the top layer's input R² ranks autoencoder > mfcc >
-phones and its phone accuracy phones > mfcc > autoencoder; the autoencoder-shape verdicts (a fall
+phones, its phone accuracy phones > mfcc > autoencoder, and the autoencoder index (the top's
+phonetic loss and input gain against the model's own layers, ``analysis/layer_probe.py``: not a
+comparison of what the models learned) autoencoder > mfcc > phones; the autoencoder-shape verdicts (a fall
 then a climb of the input R², over depth or over updates, beyond the seeds' spread:
 ``summary.turn_back``) fire on the autoencoder and not on the phones model; and fine-tuning the
 autoencoder with its top layers reset beats fine-tuning every layer in every seed.
@@ -161,9 +163,11 @@ def summarise(per_seed: list[dict], study) -> dict:
     a = out["arms"]
     r2 = {arm: a[arm]["top_input_r2"]["values"] for arm in a}
     acc = {arm: a[arm]["top_phone_acc"]["values"] for arm in a}
+    index = {arm: a[arm]["autoencoder_index"]["values"] for arm in a}
     checks = {
         "input_r2_autoencoder_mfcc_phones": _ranks(r2, ["autoencoder", REFERENCE, "phones"]),
         "phone_acc_phones_mfcc_autoencoder": _ranks(acc, ["phones", REFERENCE, "autoencoder"]),
+        "index_autoencoder_mfcc_phones": _ranks(index, ["autoencoder", REFERENCE, "phones"]),
         "shape_fires_on_autoencoder": a["autoencoder"]["turns_back"],
         "shape_silent_on_phones": not a["phones"]["turns_back"],
         "reset_helps_autoencoder": bool(a["autoencoder"].get("reset_helps")),
@@ -174,6 +178,8 @@ def summarise(per_seed: list[dict], study) -> dict:
 CHECK_TEXT = {
     "input_r2_autoencoder_mfcc_phones": "top-layer input R²: autoencoder > mfcc > phones in every seed",
     "phone_acc_phones_mfcc_autoencoder": "top-layer phone accuracy: phones > mfcc > autoencoder in every seed",
+    "index_autoencoder_mfcc_phones": "autoencoder index (each model against its own layers): autoencoder > mfcc > "
+                                     "phones in every seed",
     "shape_fires_on_autoencoder": "the autoencoder-shape verdict fires on the autoencoder (over depth or updates)",
     "shape_silent_on_phones": "... and not on the phones model",
     "reset_helps_autoencoder": "fine-tuning the autoencoder with its top layers reset beats every layer, every seed",
