@@ -147,14 +147,17 @@ def test_reconstruction_head_regresses_the_input_frames(corpus, mfcc_labels):
     _, both, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", reconstruct_layer=6)
     _, _, log = _loss(task, both, sample, "hubert_layer_targets")
     assert "loss_m_L6s0" in log and "loss_recon" in log
-    # the literal autoencoder scores every real frame, the denoising one the masked frames only
+    # the literal autoencoder scores every real frame (padding never), the denoising one the masked frames only
+    ds = task.dataset("valid")
+    ds.pad_audio = True  # a padded batch: the utterances kept whole, the shorter ones padded
+    padded = ds.collater([ds[i] for i in range(4)])
     counts = {}
     for frames in ("masked", "all"):
         _, m, _, _ = _setup(corpus, mfcc_labels["lab"], "hubert_layer_targets", layer_targets="3:0:1",
                             reconstruct_layer=6, reconstruct_frames=frames)
         m.train()
-        torch.manual_seed(5)
-        out = m(target_list=sample["target_list"], **sample["net_input"])
+        np.random.seed(5)  # fairseq draws the masks with numpy
+        out = m(target_list=padded["target_list"], **padded["net_input"])
         counts[frames] = out["reconstruct_frames"]
-        real = int((~out["padding_mask"]).sum())
-    assert 0 < counts["masked"] < counts["all"] == real
+        real, total = int((~out["padding_mask"]).sum()), out["padding_mask"].numel()
+    assert 0 < counts["masked"] < counts["all"] == real < total

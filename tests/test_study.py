@@ -878,7 +878,7 @@ def test_h0_verdicts():
     assert h["arms"]["autoencoder"]["autoencoder_index"]["values"] == pytest.approx([0.7, 0.65])
     h = hyp0.summarise([seed(), seed(ref_top=0.2)], study)  # seed 2: the reference below the phones model
     assert not h["checks"]["input_r2_autoencoder_mfcc_phones"] and not h["passes"]
-    h = hyp0.summarise([seed(), seed(ph_top=0.45)], study)  # seed 2: the phones model's top climbs as the reference's
+    h = hyp0.summarise([seed(), seed(ph_top=0.48)], study)  # seed 2: the phones model's index above the reference's
     assert not h["checks"]["index_autoencoder_mfcc_phones"] and h["checks"]["input_r2_autoencoder_mfcc_phones"]
     assert not h["passes"]
     h = hyp0.summarise([seed(), seed(reset=0.01)], study)  # the reset hurts in seed 2

@@ -6,8 +6,9 @@ computes the per-head losses, each head's loss is scaled by its weight, and the 
 renamed from list positions (``loss_m_0``) to heads (``loss_m_L6s0``, ``correct_m_L6s0``, ...), so
 fairseq's log and tensorboard show every layer's prediction loss and accuracy. The reconstruction
 head's loss (``model.reconstruct_layer``) is added at its weight and logged as ``loss_recon`` (reduced
-like fairseq's other ``loss_*`` keys: divided by the masked-frame count, fairseq's sample size, and by
-ln 2; with ``model.reconstruct_frames: all`` its sum runs over every frame).
+like fairseq's other ``loss_*`` keys: divided by fairseq's sample size, the masked-frame count when
+``pred_nomask_weight`` is 0, and by ln 2; with ``model.reconstruct_frames: all`` its sum runs over
+every frame, so it weighs about real/masked frames more than with ``masked``).
 """
 
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ class HubertLayerTargetsCriterion(HubertCriterion):
         if "reconstruct_loss" in net_output:  # the autoencoder head (model.reconstruct_layer)
             recon = net_output["reconstruct_loss"]
             loss = loss + net_output["reconstruct_weight"] * recon
-            log["loss_recon"] = recon.item()  # reduced like the other losses: per masked frame
+            log["loss_recon"] = recon.item()  # reduced like the other losses (by the sample size)
         log["loss"] = loss.item() if reduce else loss
         return loss, sample_size, log
 

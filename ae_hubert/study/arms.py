@@ -34,7 +34,7 @@ def check_arms(plan: Plan, h: str, reference: str, check_arm: Callable[[Plan, st
 # What an arm may change in H1's model besides its targets: the heads and their losses (the
 # ``hubert_layer_targets`` model and criterion, docs/layer_targets.md); all else must be H1's.
 MODEL_HEAD_KEYS = ("model._name", "criterion._name", "model.layer_targets", "model.reconstruct_layer",
-                   "model.reconstruct_weight")
+                   "model.reconstruct_weight", "model.reconstruct_frames")
 
 
 def training_overrides(s: Schedule, it, besides: tuple[str, ...] = ()) -> list[str]:
