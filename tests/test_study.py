@@ -785,7 +785,8 @@ def test_h0_controls_are_probed_over_updates_and_fine_tuned(controls):
     last = seed["autoencoder"]["probes"]["4"]["layers"]
     assert ae["top_layer"] == 6 and ae["top_input_r2"]["values"] == [last["6"]["input_r2"]]
     assert set(h0["checks"]) == {"input_r2_autoencoder_mfcc_phones", "phone_acc_phones_mfcc_autoencoder",
-                                 "index_autoencoder_mfcc_phones", "shape_fires_on_autoencoder", "shape_silent_on_phones", "reset_helps_autoencoder"}
+                                 "index_autoencoder_mfcc_phones", "shape_fires_on_autoencoder",
+                                 "shape_silent_on_phones", "reset_helps_autoencoder"}
     assert h0["passes"] == all(h0["checks"].values())
     # the controls' interval checkpoints travel in a pack (their probes over updates)
     runs = json.load(open(os.path.join(work, "probed_runs.json")))["runs"]

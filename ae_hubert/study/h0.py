@@ -11,9 +11,9 @@ training) with one change, against H1's iteration 1 itself (``mfcc``, the refere
 The instrument passes when, in every seed, the top layer's input R² ranks autoencoder > mfcc >
 phones, its phone accuracy phones > mfcc > autoencoder, and the autoencoder index (the top's
 phonetic loss and input gain against the model's own layers, ``analysis/layer_probe.py``: not a
-comparison of what the models learned) autoencoder > mfcc > phones; the autoencoder-shape verdicts (a fall
-then a climb of the input R², over depth or over updates, beyond the seeds' spread:
-``summary.turn_back``) fire on the autoencoder and not on the phones model; and fine-tuning the
+comparison of what the models learned) autoencoder > mfcc > phones; the autoencoder-shape
+verdicts (a fall then a climb of the input R², over depth or over updates, beyond the seeds'
+spread: ``summary.turn_back``) fire on the autoencoder and not on the phones model; and fine-tuning the
 autoencoder with its top layers reset beats fine-tuning every layer in every seed.
 """
 from __future__ import annotations

@@ -11,9 +11,9 @@ out: the study's own corpus (rebuilt from its seed by the next ``study`` call), 
 (their final losses are in their markers), interval checkpoints whose probes are done (their
 results are kept; the others of the runs H2 probes over updates, recorded in ``probed_runs.json``,
 travel, slimmed, for the probes still to do; the H4/H5 arms' are never probed) and decoded
-fine-tuned models (their scores are kept). A piece being trained when the session ended (no ``.train`` marker, an intact
-``checkpoint_last.pt``) travels whole but for its features: that checkpoint as fairseq wrote it
-(optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
+fine-tuned models (their scores are kept). A piece being trained when the session ended (no
+``.train`` marker, an intact ``checkpoint_last.pt``) travels whole but for its features: that
+checkpoint as fairseq wrote it (optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
 its labels and k-means model, its log (its final losses are read from it) and its markers.
 ``keep_unfinished=False`` leaves it out like any other piece not finished (one killed before its
 training started, or with a truncated last checkpoint), which the next call redoes from its start.
