@@ -327,11 +327,15 @@ def test_a_rerun_under_other_settings_is_refused_until_restarted(clean_run, corp
     assert "Loaded checkpoint" not in log or "checkpoint_last.pt" not in log  # a fresh run, not a resume
     recs = json.load(open(os.path.join(work, "records.json")))
     assert recs[1]["updates"] == 6 and "optimization.lr=[0.0007]" in recs[1]["overrides"]
-    # a narrower schedule (iteration 1 only) keeps iteration 2's record
+    # a narrower schedule (iteration 1 only) keeps iteration 2's record; a call that redoes nothing
+    # leaves a finished iteration's record byte for byte (no per-call field in it)
     one = tmp_path / "one.yaml"
     one.write_text(open(str(changed)).read().split("  - targets: [{source: layer")[0])
+    rec1 = os.path.join(work, "iter1", "record.json")
+    before = open(rec1, "rb").read()
     r = driver(str(one), work, corpus)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert open(rec1, "rb").read() == before
     assert [x["iteration"] for x in json.load(open(os.path.join(work, "records.json")))] == ["iter1", "iter2"]
     # --restart of a step the schedule does not have: one line
     r = driver(str(one), work, corpus, args=("--restart", "iter9"))

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import time
 from typing import Callable
 
 from ..analysis.report import withdraw_report
@@ -57,7 +56,7 @@ def _read_json(path: str) -> dict:
 
 
 def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_dir: str, data: str,
-            prev_ckpt: str | None, t0: float) -> dict:
+            prev_ckpt: str | None) -> dict:
     def seconds(prefix: str) -> float:
         return round(sum(stages.seconds(st.name) or 0.0 for st in steps if st.name.startswith(prefix)), 2)
 
@@ -84,7 +83,6 @@ def _record(s: Schedule, it: Iteration, steps: list[Step], stages: Stages, work_
         "updates": int(stats.get("train", {}).get("num_updates", 0)),
         "train_seconds": round(checkpoint_training_seconds(ckpt) or stages.seconds(f"{it.name}.train") or 0.0, 2),
         "sidecar_seconds": round(sum(t["seconds"] for t in targets) + (stages.seconds(f"{it.name}.init") or 0), 2),
-        "wall_seconds_this_run": round(time.time() - t0, 2),
         "checkpoint": ckpt,
         "label_dir": target_files(work_dir, it, it.targets[0]).labels, "previous_checkpoint": prev_ckpt,
         "overrides": it.overrides + s.overrides + s.cli_overrides,
@@ -259,7 +257,6 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
             stages.check_inputs(_inputs(data, s.start_from), write=False)  # (changed meanwhile: not recorded)
             return stats
         for it in s.iterations[:iterations]:
-            t0 = time.time()
             mine = [st for st in steps if st.name.startswith(f"{it.name}.")]
             for st in mine:
                 if stages.done(st.name) is None:  # a link made since the lock was taken: claimed before it writes
@@ -271,7 +268,7 @@ def iterate(schedule: str, work_dir: str, data: str | None = None, overrides: li
                                                      f"--restart {st.name}", list(st.args), st.cwd)
                 stages.run(st.name, lambda st=st, c=composed: train(st, c) if st.save_dir else execute(st),
                            *commands[st.name], outputs=st.outputs)
-            record = _record(s, it, mine, stages, work_dir, data, prev_ckpt, t0)
+            record = _record(s, it, mine, stages, work_dir, data, prev_ckpt)
             write_text_atomic(os.path.join(iteration_dir(work_dir, it), "record.json"),
                               json.dumps(record, indent=1) + "\n")
             records.append(record)
