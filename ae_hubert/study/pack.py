@@ -13,8 +13,9 @@ results are kept; the others of the runs H2 probes over updates, recorded in ``p
 travel, slimmed, for the probes still to do; the H4/H5 arms' are never probed) and decoded
 fine-tuned models (their scores are kept). A piece being trained when the session ended (no
 ``.train`` marker, an intact ``checkpoint_last.pt``) travels whole but for its features: that
-checkpoint as fairseq wrote it (optimizer state included, so the next call resumes exactly where it stopped, not an hour back),
-its labels and k-means model, its log (its final losses are read from it) and its markers.
+checkpoint as fairseq wrote it (optimizer state included, so the next call resumes exactly where it
+stopped, not an hour back), its labels and k-means model, its log (its final losses are read from
+it) and its markers.
 ``keep_unfinished=False`` leaves it out like any other piece not finished (one killed before its
 training started, or with a truncated last checkpoint), which the next call redoes from its start.
 The resume is exact when the corpus rebuilt there is the same (it is, from its seed, on the same
