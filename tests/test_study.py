@@ -100,6 +100,7 @@ measure: {train_utterances: 10, valid_utterances: 6, probe_utterances: 8, ctc_st
           phone_utterances: 6, phone_steps: 5}
 finetune: {config: finetune/toy_cpu, ks: [0, 1], judge: cer, overrides: [optimization.max_update=2,
            dataset.validate_interval_updates=2]}
+downstream: [letter_ctc, phone_recognition]
 schedules: {H1: mini_h1.yaml, H4: {top: mini_h4_top.yaml}, H5: {half: mini_h5_half.yaml},
             H0: {autoencoder: mini_h0_autoencoder.yaml, phones: mini_h0_phones.yaml},
             H6: {mfcc_middle: mini_h6_mfcc_middle.yaml}}
@@ -392,6 +393,10 @@ def test_rerun_redoes_nothing_and_a_lost_measurement_alone(study, capsys):
     (STUDY.replace("overrides: [optimization", "overrides: ['task.labels=[x]', optimization"),
      "finetune.overrides[0]: task.labels is set by the schedule"),
     (STUDY + "overrides: ['optimization={max_update: 9}']\n", "overrides[0]: optimization: a whole group sets"),
+    (STUDY.replace("downstream: [letter_ctc, ", "downstream: [letters, "),
+     "downstream[0]: 'letters' is not one of letter_ctc, phone_ctc, phone_recognition"),
+    (STUDY.replace("downstream: [letter_ctc, phone_recognition]", "downstream: []"), "downstream: empty"),
+    (STUDY.replace("downstream: [letter_ctc, ", "downstream: [phone_recognition, "), "downstream: each measure once"),
 ])
 def test_bad_configs_fail_in_one_line(tmp_path, text, message):
     p = tmp_path / "bad.yaml"
@@ -815,7 +820,10 @@ def test_h6_arm_has_two_heads_and_is_measured_like_the_standard_iteration(contro
     # the standard arm's letter fine-tuning is H3's k = 0 (the same reset-sweep work dir)
     sweep = json.load(open(os.path.join(work, "finetune", "mini_h1", "s1", "iter2", "sweep.json")))
     assert h6["downstream"]["letter_ctc"]["arms"]["standard"]["values"] == [sweep[0]["test"]["cer"]]
-    assert set(h6["downstream"]) == {"letter_ctc", "phone_ctc", "phone_recognition"}
+    # H6 takes the study's downstream: measures only (H0 took all three): no phone CTC for its arms
+    assert set(h6["downstream"]) == {"letter_ctc", "phone_recognition"}
+    assert "phone_ctc" not in seed["mfcc_middle"] and "phone_recognition" in seed["mfcc_middle"]
+    assert not os.path.exists(os.path.join(work, "finetune_phones", "mini_h6_mfcc_middle"))
     md = open(os.path.join(work, "partial", "H0+H6.s1", "study.md")).read()
     assert "## H6: modified losses on the top layers" in md and "| top_input_r2 |" in md
 

@@ -9,6 +9,7 @@
     measure: {train_utterances: 300, valid_utterances: 300, probe_utterances: 200, ctc_steps: 150,
               phone_train_utterances: 1000, phone_utterances: 300, phone_steps: 1000}
     finetune: {config: finetune/toy_cpu, overrides: [], ks: [0, 1, 2, 3], split: test, judge: wer}
+    downstream: [letter_ctc, phone_ctc, phone_recognition]   # H6's downstream measures (downstream.py)
     schedules:
       H1: study_h1              # the runs every hypothesis measures (MFCC targets, then a layer's)
       H4: {middle: study_h4_middle, top: study_h4_top}   # an armed hypothesis: {arm: schedule}
@@ -26,6 +27,7 @@ from ..common.errors import AeHubertError
 from ..common.schema import did_you_mean, file_name, load_yaml, read, spec
 from ..pipeline.schedule import Schedule, load_schedule, owned_override, shipped_config
 from ..runner.configs import override_key
+from .downstream import MEASURES
 from .hypotheses import armed, hypotheses, names
 from .records import StudyError
 
@@ -91,6 +93,8 @@ class Study:
     k: int = spec(100, minimum=2)
     measure: Measure = spec(Measure())
     finetune: Finetune = spec(Finetune())
+    # the downstream measures H6 judges by (H0 takes every one: it measures which has the power)
+    downstream: list[str] = spec(list(MEASURES), choices=tuple(MEASURES), nonempty=True)
     path: str = spec("", derived=True)
 
 
@@ -108,6 +112,8 @@ def load_study(spec_or_path: str) -> Study:
     if 0 not in ks or len(set(ks)) < len(ks):
         raise StudyError(f"{where}: finetune.ks: distinct k >= 0 including 0 (fine-tuning every layer), got {ks}")
     study.finetune.ks = sorted(ks)
+    if len(set(study.downstream)) < len(study.downstream):
+        raise StudyError(f"{where}: downstream: each measure once, got {study.downstream}")
     here = os.path.dirname(study.path)  # relative paths in a study file are relative to that file
 
     def near(spec: str) -> str:

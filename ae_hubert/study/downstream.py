@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from .summary import paired, pct, stat
 
-MEASURES = {
-    "letter_ctc": ("fine-tuned letter CTC, k = 0 ({judge})", lambda x, judge: x["finetune"]["0"][judge]),
-    "phone_ctc": ("fine-tuned phone CTC, k = 0 (PER)", lambda x, judge: x["phone_ctc"]["wer"]),
-    "phone_recognition": ("frozen weighted-sum phone recogniser (PER)",
+MEASURES = {  # name: (what it is, the record key SeedRuns.downstream writes, its value in a record)
+    "letter_ctc": ("fine-tuned letter CTC, k = 0 ({judge})", "finetune", lambda x, judge: x["finetune"]["0"][judge]),
+    "phone_ctc": ("fine-tuned phone CTC, k = 0 (PER)", "phone_ctc", lambda x, judge: x["phone_ctc"]["wer"]),
+    "phone_recognition": ("frozen weighted-sum phone recogniser (PER)", "phone_recognition",
                           lambda x, judge: x["phone_recognition"]["per"]),
 }
 POWER_GOAL = 3.0  # a measure is trusted when an effect is at least this many seed spreads
@@ -22,9 +22,12 @@ POWER_GOAL = 3.0  # a measure is trusted when an effect is at least this many se
 def compare(arms: dict[str, list[dict]], reference: str, judge: str) -> dict:
     """Per measure: every arm's values over seeds (``arms``: arm -> its per-seed records, each with
     the keys ``SeedRuns.downstream`` returns), the reference's seed-to-seed spread (its std), and
-    each other arm's paired difference to the reference, also in spreads."""
+    each other arm's paired difference to the reference, also in spreads. Only the measures every
+    record has are compared."""
     out = {}
-    for name, (what, read) in MEASURES.items():
+    for name, (what, key, read) in MEASURES.items():
+        if not all(key in x for records in arms.values() for x in records):
+            continue  # a measure the study does not take for these arms (``downstream:``)
         values = {arm: [read(x, judge) for x in records] for arm, records in arms.items()}
         spread = stat(values[reference])["std"]
         row = {"what": what.format(judge=judge.upper()), "arms": {arm: stat(v) for arm, v in values.items()},

@@ -6,8 +6,8 @@ MFCC clusters of iteration 1 predicted there while the top keeps the layer's clu
 reverse (the seed paper's lever: which targets the top layer is asked to predict). Each arm starts
 from the same seed's iteration-1 model (its layers clustered) with H1's iteration-2 updates; judged
 by the final model's top layer (input R², phone accuracy, autoencoder index), its best-layer cluster
-PNMI and the downstream measures (``downstream.py``), every one as a paired difference to the
-standard arm, seed by seed.
+PNMI and the study's ``downstream:`` measures (``downstream.py``; H0 says which has the power),
+every one as a paired difference to the standard arm, seed by seed.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def measure(seed) -> dict:
         return {"run": run, "updates": r["updates"],
                 "probe": seed.probe(run, it, r["updates"], ckpt),
                 "cluster_quality": seed.cluster_quality(run, it, ckpt),
-                **seed.downstream(run, it, ckpt, [0])}
+                **seed.downstream(run, it, ckpt, [0], seed.study.downstream)}
 
     out = {REFERENCE: arm(seed.h1_name, second)}
     for name, spec in seed.study.schedules["H6"].items():

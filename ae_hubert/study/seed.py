@@ -14,6 +14,7 @@ from typing import Callable
 from ..common.checkpoint import saved_checkpoints
 from ..runner.stages import Stages
 from .config import Plan, schedule_name
+from .downstream import MEASURES
 from .hypotheses import hypotheses
 from .records import done_probes
 from ..corpus.phone_sequences import LABEL as PHONE_LABEL
@@ -167,12 +168,19 @@ class SeedRuns:
             self.finetuned[(home, run, it, k)] = r["train_seconds"]
         return out
 
-    def downstream(self, run: str, it: str, ckpt: str, ks: list[int]) -> dict:
+    def downstream(self, run: str, it: str, ckpt: str, ks: list[int], measures: list[str] | None = None) -> dict:
         """A model measured downstream (``downstream.py``): ``finetune`` (letters, each k of ``ks``),
-        ``phone_ctc`` (phones, k = 0) and ``phone_recognition`` (frozen)."""
-        return {"phone_recognition": self.phone_recognition(run, it, ckpt),
-                "finetune": self.finetune(run, it, ckpt, ks),
-                "phone_ctc": self.finetune(run, it, ckpt, [0], phones=True)["0"]}
+        ``phone_ctc`` (phones, k = 0) and ``phone_recognition`` (frozen); ``measures``: the names
+        (``downstream.MEASURES``) to take, every one by default."""
+        take = set(MEASURES if measures is None else measures)
+        out = {}
+        if "phone_recognition" in take:
+            out["phone_recognition"] = self.phone_recognition(run, it, ckpt)
+        if "letter_ctc" in take:
+            out["finetune"] = self.finetune(run, it, ckpt, ks)
+        if "phone_ctc" in take:
+            out["phone_ctc"] = self.finetune(run, it, ckpt, [0], phones=True)["0"]
+        return out
 
     def phone_sequences(self) -> None:
         """The corpus's phone sequences (``{split}.phnseq`` beside its manifests), written when
