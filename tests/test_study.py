@@ -645,6 +645,36 @@ def test_fine_tuning_time_counts_each_fine_tuning_once(monkeypatch, tmp_path):
     assert sum(v for v in seed.finetuned.values() if v) == 10.0 * 2 + 20.0 + 5.0 * 2
 
 
+def test_a_seed_trains_only_the_h1_iterations_its_hypotheses_need(monkeypatch, tmp_path):
+    """``--only H0`` measures on H1's iteration 1: the seed trains that iteration alone and its
+    record holds it alone; a hypothesis that needs iteration 2 (H6) trains it when it is wanted."""
+    import types
+
+    import ae_hubert.pipeline.iterate as iterate_module
+    import ae_hubert.study.seed as seed_module
+    from ae_hubert.study.config import Plan
+
+    asked = []
+
+    def fake_iterate(spec, run_dir, iterations=None, **kw):
+        asked.append((os.path.basename(os.path.dirname(run_dir)), iterations))
+        return [{"iteration": f"iter{i}", "updates": 10, "targets": [], "train_seconds": 1.0, "sidecar_seconds": 0.0}
+                for i in range(1, (iterations or 2) + 1)]
+
+    monkeypatch.setattr(iterate_module, "iterate", fake_iterate)
+    monkeypatch.setattr(seed_module, "hypotheses", lambda: {
+        "FIRST": types.SimpleNamespace(measure=lambda s: {"first": s.h1_first()["iteration"]}),
+        "BOTH": types.SimpleNamespace(measure=lambda s: {"both": len(s.h1())})})
+    plan = Plan(load_study("study_cpu"), None)
+    out = seed_module.SeedRuns(plan, ["FIRST"], str(tmp_path), 1, None, print).measure()
+    assert out["first"] == "iter1" and [r["iteration"] for r in out["records"]] == ["iter1"]
+    assert asked == [("study_h1", 1)]
+    asked.clear()
+    out = seed_module.SeedRuns(plan, ["FIRST", "BOTH"], str(tmp_path), 1, None, print).measure()
+    assert out["both"] == 2 and [r["iteration"] for r in out["records"]] == ["iter1", "iter2"]
+    assert asked == [("study_h1", 1), ("study_h1", None)]
+
+
 def test_the_shipped_study_parses():
     s = load_study("study_cpu")
     assert s.seeds == 3 and s.k == 100 and s.schedules == {

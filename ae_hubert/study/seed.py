@@ -40,7 +40,8 @@ def brief(record: dict) -> dict:
 class SeedRuns:
     """One seed's runs and measurements. ``measure()`` asks each wanted hypothesis for its own, first
     what it measures on H1's iteration-1 model before iteration 2 trains (``measure_first``), then
-    the rest, and adds what every summary reads: H1's records, the other runs', the probes of H1's
+    the rest, and adds what every summary reads: the records of H1's iterations the wanted
+    hypotheses trained (``--only H0`` trains iteration 1 alone), the other runs', the probes of H1's
     runs, and the fine-tuning time (each fine-tuning once)."""
 
     SHARED = ("seed", "run", "records", "probes", "other_runs", "finetune_seconds")  # not a hypothesis's keys
@@ -71,7 +72,7 @@ class SeedRuns:
                     raise RuntimeError(f"study/{h.lower()}.py: {phase} returns {sorted(clash)}, which another "
                                        "hypothesis or the seed's record already holds")
                 out.update(result)
-        out["run"], out["records"] = self.h1_name, [brief(r) for r in self.h1()]
+        out["run"], out["records"] = self.h1_name, [brief(r) for r in (self._h1 or [self.h1_first()])]
         if self.h1_probes:
             out["probes"] = {it: dict(sorted(p.items(), key=lambda kv: int(kv[0])))
                              for it, p in self.h1_probes.items()}
