@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         args.fn(args)
     except AeHubertError as e:
         print(f"ae-hubert {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_status", 2)  # 2: bad input; 1: ran, and the answer is no (study-rerun)
     except UnicodeDecodeError as e:  # a binary or non-UTF-8 file where text (manifest, labels, dict) was expected
         print(f"ae-hubert {args.cmd}: error: a text input is not UTF-8 ({e.reason} at byte {e.start}); "
               "manifests, label and dictionary files must be UTF-8 text", file=sys.stderr)

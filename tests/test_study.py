@@ -832,6 +832,38 @@ def test_h0_controls_are_probed_over_updates_and_fine_tuned(controls):
     assert open(os.path.join(out, "h0_controls.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_control_rerun_from_scratch_reproduces_its_records_and_probes(controls, tmp_path, capsys):
+    """``study-rerun``: seed 1 of the phones control trained again in a new work dir by the study's
+    own steps gives its records and probes number for number; a results copy with one figure
+    changed is caught (exit 1, naming the record and the figure), and a run the study did not probe
+    over updates is refused before any work."""
+    cfg, work, _ = controls
+    again = str(tmp_path / "again")
+    args = ["--seed", "1", "--work-dir", again, "--config", cfg, "--data", os.path.join(work, "corpus")]
+    assert main(["study-rerun", work, "--run", "mini_h4_top", *args]) == 2
+    assert "not a run the study probed over updates; it has: mini_h0_autoencoder, mini_h0_phones, mini_h1" \
+        in capsys.readouterr().err
+    assert not os.path.exists(again)
+    assert main(["study-rerun", work, "--run", "mini_h0_phones", *args]) == 0
+    out = capsys.readouterr().out
+    assert "runs/mini_h0_phones/s1/iter1/record.json: identical" in out
+    for updates in (2, 4):
+        assert f"s1.mini_h0_phones.iter1.probe.{updates}.json: identical" in out
+    assert "all 3 records as in" in out
+    copy = str(tmp_path / "copy")
+    assert main(["study-pack", work, copy, "--results-only"]) == 0
+    probe = os.path.join(copy, ".stages", "s1.mini_h0_phones.iter1.probe.4.json")
+    record = json.load(open(probe))
+    record["result"]["layers"]["2"]["input_r2"] += 1e-6
+    json.dump(record, open(probe, "w"))
+    capsys.readouterr()
+    assert main(["study-rerun", copy, "--run", "mini_h0_phones", *args]) == 1  # nothing retrained: compared only
+    out, err = capsys.readouterr()
+    assert "s1.mini_h0_phones.iter1.probe.4.json: 1 differ" in out and "layers.2.input_r2" in out
+    assert "1 of 3 records of mini_h0_phones seed 1 differ" in err and "[run ]" not in out
+    assert main(["study-rerun", copy, "--run", "mini_h0_phones", *args, "--tolerance", "1e-5"]) == 0
+
+
 def test_h6_arm_has_two_heads_and_is_measured_like_the_standard_iteration(controls):
     """The arm predicts the layer's clusters at the top and MFCC clusters (at 50 Hz) at layer 3, from
     H1's iteration-1 model; every figure is paired with H1's iteration 2 of the same seed."""

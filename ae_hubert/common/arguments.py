@@ -38,6 +38,10 @@ def positive_float(text: str) -> float:
     return _number(text, lambda v: 0 < v < float("inf"), "a positive number")
 
 
+def non_negative_float(text: str) -> float:
+    return _number(text, lambda v: 0 <= v < float("inf"), "a number >= 0")
+
+
 def sample_fraction(text: str) -> float:
     """-1 (everything) or a fraction in (0, 1]: a percentage such as 50 is refused, not read as 'all'."""
     return _number(text, lambda v: v == -1 or 0 < v <= 1, "a fraction in (0, 1] or -1 for all")

@@ -1,9 +1,10 @@
-"""``ae-hubert study``, ``study-pack``, ``study-unpack``: the study, run and carried between machines."""
+"""``ae-hubert study``, ``study-pack``, ``study-unpack``, ``study-rerun``: the study, run, carried between
+machines, and one of its runs reproduced."""
 from __future__ import annotations
 
 import os
 
-from ..common.arguments import int_list, integer, name_list, path
+from ..common.arguments import int_list, integer, name_list, non_negative_float, path
 from ..common.command import Command, UsageError, echo
 from ..common.outputs import Files
 
@@ -69,6 +70,28 @@ def _study_unpack_args(s):
     s.add_argument("work_dir", type=path, help="a new (or empty) work dir")
 
 
+def _study_rerun(a):
+    from .rerun import rerun
+
+    r = rerun(a.results, a.run, a.seed, a.work_dir, a.config, a.data, a.tolerance)
+    echo(f"{r['run']} seed {r['seed']}: all {r['compared']} records as in {r['results']}")
+    return r
+
+
+def _study_rerun_args(s):
+    s.add_argument("results", type=path, help="the original study: its work dir, or its study-pack --results-only "
+                   "copy (e.g. docs/results/NAME)")
+    s.add_argument("--run", required=True, help="a run the study probed over updates (its probed_runs.json), "
+                   "e.g. study_h0_phones")
+    s.add_argument("--seed", type=integer(1, 100), required=True, help="which seed of it")
+    s.add_argument("--work-dir", type=path, required=True, help="a new work dir for the rerun; rerun to resume")
+    s.add_argument("--config", default=None, help="the study YAML (default: the shipped one the original names)")
+    s.add_argument("--data", default=None, help="an existing study corpus (default: build the config's corpus "
+                   "under WORK_DIR/corpus)")
+    s.add_argument("--tolerance", type=non_negative_float, default=0.0, help="largest difference of a number "
+                   "still counted the same (0: identical, as on the same library versions)")
+
+
 COMMANDS = [
     Command("study", "the study: HuBERT's own result (H1) and the paper's questions over seeds (resumable in pieces)",
             _study, _study_args),
@@ -79,4 +102,7 @@ COMMANDS = [
     Command("study-unpack", "put a study-pack back as a work dir (on another machine or session); the next `study` "
             "call rebuilds the corpus and goes on where the pack left off", _study_unpack, _study_unpack_args,
             files=lambda a: Files({a.work_dir: "WORK_DIR"}, {a.pack_dir: "PACK_DIR"})),
+    Command("study-rerun", "train one seed of a study's run again from scratch (H1's, an H0 control's) and compare "
+            "its records and probes with the original's, number by number (exit 1 when any differs)",
+            _study_rerun, _study_rerun_args),
 ]

@@ -38,12 +38,7 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
     with WorkDirLock(w, "study", reads=(study.data,) if study.data else ()):  # (--data: read, never claimed)
         stages = Stages(w, echo)
         if study.data is None:  # the schedules need the corpus's manifests: checked once it is built
-            from ..corpus.study_corpus import build
-
-            study.data = os.path.join(w, "corpus")
-            corpus = dataclasses.asdict(study.corpus)
-            stages.run("corpus", lambda: build(study.data, **corpus)["splits"],
-                       command=json.dumps(corpus, sort_keys=True))
+            study.data = study_corpus(study, w, stages)
             corpus_check = check_rebuilt_corpus(w, study.data, echo)
             plan = plan_study(study, wanted)
         for run in plan.probed_runs:
@@ -57,3 +52,13 @@ def run_study(spec: str, work_dir: str, seeds: int | None = None, only: list[str
         summary["files"] = write_study(summary, out)
         summary["summary_dir"] = out
     return summary
+
+
+def study_corpus(study, w: str, stages: Stages) -> str:
+    """The study's own corpus, built from its seed as ``W/corpus`` (a resumable stage)."""
+    from ..corpus.study_corpus import build
+
+    out = os.path.join(w, "corpus")
+    corpus = dataclasses.asdict(study.corpus)
+    stages.run("corpus", lambda: build(out, **corpus)["splits"], command=json.dumps(corpus, sort_keys=True))
+    return out
