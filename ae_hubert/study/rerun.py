@@ -55,7 +55,8 @@ def differences(original, rerun, tolerance: float = 0.0, where: str = "") -> lis
                 out += differences(original[k], rerun[k], tolerance, f"{where}.{k}")
         return out
     if isinstance(original, list) and isinstance(rerun, list) and len(original) == len(rerun):
-        return [d for i, (a, b) in enumerate(zip(original, rerun)) for d in differences(a, b, tolerance, f"{where}.{i}")]
+        return [d for i, (a, b) in enumerate(zip(original, rerun))
+                for d in differences(a, b, tolerance, f"{where}.{i}")]
     numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (original, rerun))
     if numbers and (abs(original - rerun) <= tolerance or (math.isnan(original) and math.isnan(rerun))):
         return []
