@@ -13,6 +13,7 @@ def test_numbers_must_be_equal_times_are_not_results():
     same = {"train": {"loss": 3.278, "wall": 12.0}, "train_seconds": 9.0, "layers": {"6": {"input_r2": 0.5}},
             "targets": [{"seconds": 3.0, "pnmi": math.nan, "source": "phones"}]}
     assert differences(original, same) == []  # wall-clock times differ; NaN is NaN
+    assert differences({**original, "wall_seconds_this_run": 3.0}, same) == []  # an earlier version's record
     moved = {**same, "layers": {"6": {"input_r2": 0.5 + 1e-12}}}
     assert differences(original, moved) == [("layers.6.input_r2", 0.5, 0.5 + 1e-12)]
     assert differences(original, moved, tolerance=1e-9) == []
