@@ -854,7 +854,7 @@ def test_a_control_rerun_from_scratch_reproduces_its_records_and_probes(controls
     assert main(["study-pack", work, copy, "--results-only"]) == 0
     probe = os.path.join(copy, ".stages", "s1.mini_h0_phones.iter1.probe.4.json")
     record = json.load(open(probe))
-    record["result"]["layers"]["2"]["input_r2"] += 1e-6
+    record["result"]["layers"]["2"]["input_r2"] *= 1 + 1e-6
     json.dump(record, open(probe, "w"))
     capsys.readouterr()
     assert main(["study-rerun", copy, "--run", "mini_h0_phones", *args]) == 1  # nothing retrained: compared only

@@ -27,7 +27,7 @@ KIND_FILE = "kind"  # in MARKER_DIR: the driver that made the work dir (iterate,
 DRIVER_FILES = ("records.json", "report.html", "sweep.csv", "sweep.json", "wer_vs_k.png", "study.json", "study.md",
                 "demo_summary.json", "probed_runs.json")
 # the drivers whose work dirs hold other drivers' runs, and which: such a nested run may be resumed on its own
-NESTS = {"study": ("iterate", "reset-sweep"), "demo": ("iterate", "reset-sweep"),
+NESTS = {"study": ("iterate", "reset-sweep"), "study-rerun": ("iterate",), "demo": ("iterate", "reset-sweep"),
          "gpu-check": ("iterate", "reset-sweep", "study", "demo")}
 # a work dir from before kinds were recorded, by its markers (first match): resumed by that tool only
 _MARKED_BY = ((re.compile(r".+\.(init|kmeans|choose_layer|(labels|dump|quality|merge)(\..+)?)"), "iterate"),

@@ -88,8 +88,9 @@ def _study_rerun_args(s):
     s.add_argument("--config", default=None, help="the study YAML (default: the shipped one the original names)")
     s.add_argument("--data", default=None, help="an existing study corpus (default: build the config's corpus "
                    "under WORK_DIR/corpus)")
-    s.add_argument("--tolerance", type=non_negative_float, default=0.0, help="largest difference of a number "
-                   "still counted the same (0: identical, as on the same library versions)")
+    s.add_argument("--tolerance", type=non_negative_float, default=0.0, help="largest relative difference of a "
+                   "measured number still counted the same; counts (updates, K) stay exact (0: identical, as on "
+                   "the same library versions, thread count and kind of CPU)")
 
 
 COMMANDS = [

@@ -3,9 +3,10 @@ runs probed over updates (H1's, or an H0 control's: ``probed_runs.json``) traine
 scratch in a new work dir by the study's own steps (``seed.SeedRuns``: the same schedule, seed,
 corpus and probes), then compared number by number with the original's records, read from its work
 dir or from its ``study-pack --results-only`` copy: every iteration's ``record.json`` (targets and
-their quality, final losses) and every probe of a checkpoint the original probed. The runs are
-deterministic, so on the same library versions every number should be the same; wall-clock times
-are left out, and paths are compared relative to their work dir.
+their quality, final losses) and every probe the original made of its checkpoints. Only what the
+original holds is trained and probed. The runs are deterministic, so on the same library versions,
+thread count and kind of CPU every number should be the same; wall-clock times are left out, and
+paths are compared by their place in their work dir.
 """
 from __future__ import annotations
 
@@ -13,20 +14,23 @@ import dataclasses
 import json
 import math
 import os
+import re
 from typing import Callable
 
+from ..common.checkpoint import saved_checkpoints
 from ..common.errors import AeHubertError
 from ..common.lock import MARKER_DIR, WorkDirLock
 from ..runner.stages import Stages
 from .config import load_study, plan_study, schedule_name
 from .pack import PACKAGE, PACKAGE_DIR, WORK_DIR
-from .records import PROBE_MARKER, StudyError, check_rebuilt_corpus, probed_runs
+from .records import EXPECTED_CORPUS, PROBE_MARKER, StudyError, check_rebuilt_corpus, probed_runs
 from .run import study_corpus
 from .seed import SeedRuns
 
 # wall-clock, not results (wall_seconds_this_run: in the iteration records of earlier versions)
 TIMES = frozenset({"seconds", "wall", "train_seconds", "sidecar_seconds", "wall_seconds_this_run"})
 SHOWN = 5  # differences listed per record
+PATH_END = r"(?=[/\s\"',;:\]=]|$)"  # a path's root ends where a path separator or a delimiter follows
 
 
 class NotReproduced(AeHubertError):
@@ -34,17 +38,26 @@ class NotReproduced(AeHubertError):
     exit_status = 1
 
 
-def _read_json(path: str) -> dict:
+def _read_json(path: str, kind: type = dict):
     try:
         with open(path) as f:
-            return json.load(f)
+            value = json.load(f)
     except (OSError, ValueError) as e:
         raise StudyError(f"{path}: unreadable ({e})") from None
+    if not isinstance(value, kind):
+        raise StudyError(f"{path}: not a JSON {kind.__name__}")
+    return value
+
+
+def _same_number(a, b, tolerance: float) -> bool:
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b  # counts (updates, K) are exact whatever the tolerance
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=tolerance, abs_tol=0.0)
 
 
 def differences(original, rerun, tolerance: float = 0.0, where: str = "") -> list[tuple[str, object, object]]:
-    """Every leaf of two records that differs (numbers by more than ``tolerance``), as (key path,
-    original, rerun); wall-clock times (:data:`TIMES`) are not results and are skipped."""
+    """Every leaf of two records that differs (non-integer numbers by more than ``tolerance``,
+    relative), as (key path, original, rerun); wall-clock times (:data:`TIMES`) are skipped."""
     if isinstance(original, dict) and isinstance(rerun, dict):
         out = []
         for k in sorted(set(original) | set(rerun), key=str):
@@ -58,29 +71,111 @@ def differences(original, rerun, tolerance: float = 0.0, where: str = "") -> lis
     if isinstance(original, list) and isinstance(rerun, list) and len(original) == len(rerun):
         return [d for i, (a, b) in enumerate(zip(original, rerun))
                 for d in differences(a, b, tolerance, f"{where}.{i}")]
-    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (original, rerun))
-    if numbers and (abs(original - rerun) <= tolerance or (math.isnan(original) and math.isnan(rerun))):
-        return []
+    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (original, rerun)):
+        return [] if _same_number(original, rerun, tolerance) else [(where.lstrip("."), original, rerun)]
     same = original == rerun and isinstance(original, bool) == isinstance(rerun, bool)  # True == 1 in Python
     return [] if same else [(where.lstrip("."), original, rerun)]
 
 
-def _relative(record, *roots: str):
-    """``record`` with each work dir's path (and the package's) replaced by the placeholders a
-    results copy writes, so that paths compare by where they are in their work dir."""
-    text = json.dumps(record).replace("$W", WORK_DIR)
-    for root in roots:
-        text = text.replace(json.dumps(os.path.abspath(root))[1:-1], WORK_DIR)
-    return json.loads(text.replace(json.dumps(PACKAGE)[1:-1], PACKAGE_DIR))
+def _relative(record, roots: list[str]):
+    """``record`` with each of ``roots`` (a work dir as given, as its real path, as recorded) and
+    the package's directory replaced, in every string, by the placeholders a results copy writes,
+    so that paths compare by their place in their work dir."""
+    forms = [(re.compile(re.escape(form) + PATH_END), to) for path, to in ((PACKAGE, PACKAGE_DIR),
+             *((r, WORK_DIR) for r in roots)) for p in dict.fromkeys((path, os.path.realpath(path)))
+             for form in dict.fromkeys((p, json.dumps(p)[1:-1]))]
+
+    def rewrite(value):
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
+        if isinstance(value, str):
+            for pattern, to in forms:
+                value = pattern.sub(lambda _: to, value)
+        return value
+
+    return rewrite(record)
+
+
+def _recorded_root(records: dict[str, object], run: str, seed: int) -> list[str]:
+    """The work dir the original's records name (the study's path when it ran, which a moved or
+    linked work dir no longer has), read from its checkpoints' paths."""
+    inside = os.sep + os.path.join("runs", run, f"s{seed}") + os.sep
+    roots = set()
+    for record in records.values():
+        ckpt = record.get("checkpoint") if isinstance(record, dict) else None
+        if isinstance(ckpt, str) and os.path.isabs(ckpt) and inside in ckpt:
+            roots.add(ckpt[:ckpt.index(inside)])
+    return sorted(roots)
 
 
 def _schedule(study, run: str) -> tuple[str, str]:
-    """The hypothesis and schedule the study trains ``run`` (``runs/NAME`` or ``NAME``) by."""
+    """The hypothesis and schedule the study trains ``run`` by."""
     for h, specs in study.schedules.items():
         for spec in (specs.values() if isinstance(specs, dict) else [specs]):
             if schedule_name(spec) == run:
                 return h, spec
     raise StudyError(f"{study.path}: no schedule of the study is named {run}")
+
+
+def _settings(summary_path: str, study) -> None:
+    """The original's K and measurement settings (its ``study.json``) are the config's."""
+    summary = _read_json(summary_path)
+    theirs = summary.get("measure", {})
+    if not isinstance(theirs, dict):
+        raise StudyError(f"{summary_path}: 'measure' is not a mapping")
+    theirs = {**({"k": summary["k"]} if "k" in summary else {}), **theirs}
+    ours = {"k": study.k, **dataclasses.asdict(study.measure)}
+    for key in sorted(set(theirs) & set(ours)):  # a setting added since the original cannot differ from it
+        if theirs[key] != ours[key]:
+            raise StudyError(f"{summary_path}: {key} is {theirs[key]!r}, the study config {study.path} says "
+                             f"{ours[key]!r}: pass the original's config (--config)")
+
+
+def _originals(results: str, run: str, seed: int) -> dict[str, object]:
+    """What the original holds of seed ``seed`` of ``run``, read before any training: each
+    iteration's ``record.json`` and each probe marker's result, by path relative to ``results``."""
+    home = os.path.join("runs", run, f"s{seed}")
+    its = sorted(d for d in os.listdir(os.path.join(results, home)) if os.path.isfile(
+        os.path.join(results, home, d, "record.json"))) if os.path.isdir(os.path.join(results, home)) else []
+    markers = os.path.join(results, MARKER_DIR)
+    probes = sorted((f for f in os.listdir(markers) if f.startswith(f"s{seed}.{run}.") and PROBE_MARKER.fullmatch(f)),
+                    key=lambda f: (f.split(".")[2], int(PROBE_MARKER.fullmatch(f)["updates"]))) \
+        if os.path.isdir(markers) else []
+    if not its or not probes:
+        raise StudyError(f"{results}: no {'iteration record' if not its else 'probe'} of {run} seed {seed} to "
+                         f"compare with (under {home if not its else MARKER_DIR})")
+    out: dict[str, object] = {os.path.join(home, it, "record.json"): _read_json(os.path.join(results, home, it,
+                                                                                            "record.json"))
+                              for it in its}
+    for f in probes:
+        path = os.path.join(markers, f)
+        marker = _read_json(path)
+        if not isinstance(marker.get("result"), dict):
+            raise StudyError(f"{path}: a probe marker without its result")
+        out[os.path.join(MARKER_DIR, f)] = marker["result"]
+    return out
+
+
+def _check_corpus(results: str, corpus: str, echo: Callable[[str], None]) -> None:
+    """The corpus the rerun trains on is the original's: its results copy's fingerprint, or the
+    original work dir's own corpus, fingerprinted here."""
+    from ..corpus.corpus_files import fingerprint
+
+    if os.path.isfile(os.path.join(results, EXPECTED_CORPUS)):
+        check_rebuilt_corpus(results, corpus, echo)
+        return
+    theirs = os.path.join(results, "corpus")
+    if not os.path.isfile(os.path.join(theirs, "train.tsv")):
+        echo(f"{results}: neither a corpus fingerprint ({EXPECTED_CORPUS}) nor a corpus: the rerun's corpus is not "
+             "checked against the original's")
+        return
+    if os.path.realpath(theirs) != os.path.realpath(corpus):
+        a, b = fingerprint(theirs), fingerprint(corpus)
+        differ = sorted(k for k in a if a[k] != b.get(k))
+        if differ:
+            raise StudyError(f"{corpus}: not the corpus of {results} ({' and '.join(differ)} differ from {theirs})")
 
 
 def rerun(results: str, run: str, seed: int, work_dir: str, config: str | None = None, data: str | None = None,
@@ -89,74 +184,63 @@ def rerun(results: str, run: str, seed: int, work_dir: str, config: str | None =
     original study's work dir or results copy); raises :class:`NotReproduced` when a figure differs.
     Resumable like the study: the same call after a kill goes on where it stopped."""
     summary_path = os.path.join(results, "study.json")
-    summary = _read_json(summary_path)
-    study = load_study(config or summary.get("study", "?"))
-    theirs = {"k": summary.get("k"), **summary.get("measure", {})}
-    ours = {"k": study.k, **dataclasses.asdict(study.measure)}
-    for key in sorted(set(theirs) & set(ours)):  # a setting added since the original cannot differ from it
-        if theirs[key] != ours[key]:
-            raise StudyError(f"{summary_path}: {key} is {theirs[key]!r}, the study config {study.path} says "
-                             f"{ours[key]!r}: pass the original's config (--config)")
+    name = _read_json(summary_path).get("study")
+    if config is None and not isinstance(name, str):
+        raise StudyError(f"{summary_path}: names no study config ('study'); pass --config")
+    study = load_study(config or name)
+    _settings(summary_path, study)
     known = [os.path.basename(r) for r in probed_runs(results) or []]
-    name = os.path.basename(run.rstrip("/"))
-    if name not in known:
+    run = os.path.basename(run.rstrip("/"))
+    if run not in known:
         raise StudyError(f"{results}: {run} is not a run the study probed over updates; it has: "
                          + (", ".join(known) or "none (no probed_runs.json)"))
-    if seed not in summary.get("seeds", []):
-        raise StudyError(f"{summary_path}: seed {seed} is not one of the study's seeds {summary.get('seeds')}")
-    hypothesis, spec = _schedule(study, name)
-    originals = _originals(results, name, seed)
+    hypothesis, spec = _schedule(study, run)
+    originals = _originals(results, run, seed)
+    iterations = sum(1 for rel in originals if rel.endswith("record.json"))
+    wanted: dict[str, set[int]] = {}  # iteration: the updates of the checkpoints the original probed
+    for rel in originals:
+        if rel.startswith(MARKER_DIR):
+            m = PROBE_MARKER.fullmatch(os.path.basename(rel))
+            wanted.setdefault(m["piece"].split(".")[-1], set()).add(int(m["updates"]))
     w = os.path.abspath(work_dir)
     if os.path.realpath(w) == os.path.realpath(results):
         raise StudyError(f"{w}: the rerun needs its own work dir, not the original's")
-    with WorkDirLock(w, "study-rerun", reads=(data,) if data else ()):
+    study.data = data or study.data
+    with WorkDirLock(w, "study-rerun", reads=(study.data,) if study.data else ()):
         stages = Stages(w, echo)
-        study.data = data or study_corpus(study, w, stages)
-        corpus_check = check_rebuilt_corpus(results, study.data, echo)
-        if corpus_check is None:
-            echo(f"{results}: no corpus fingerprint (a work dir, not a results copy): the corpus is not checked")
+        study.data = study.data or study_corpus(study, w, stages)
+        _check_corpus(results, study.data, echo)
         seed_runs = SeedRuns(plan_study(study, [hypothesis]), [hypothesis], w, seed, stages, echo)
-        _, records = seed_runs.run(spec)
+        _, records = seed_runs.run(spec, iterations=iterations)
         for record in records:
-            seed_runs.probe_every_checkpoint(name, record)
-        compared = _compare(results, w, originals, tolerance)
+            it = record["iteration"]
+            ckpts = {**saved_checkpoints(os.path.dirname(record["checkpoint"])),
+                     record["updates"]: record["checkpoint"]}
+            for updates in sorted(wanted.get(it, set()) & set(ckpts)):
+                seed_runs.probe(run, it, updates, ckpts[updates])
+        compared = _compare(originals, w, [os.path.abspath(results), *_recorded_root(originals, run, seed)],
+                            tolerance)
     differ = {k: v for k, v in compared.items() if v}
     lines = [f"{k}: {'identical' if not v else f'{len(v)} differ'}" for k, v in compared.items()]
     for k, v in differ.items():
         lines += [f"  {k}: {path}: {a!r} -> {b!r}" for path, a, b in v[:SHOWN]]
     echo("\n".join(lines))
-    out = {"run": name, "seed": seed, "results": os.path.abspath(results), "work_dir": w, "tolerance": tolerance,
+    out = {"run": run, "seed": seed, "results": os.path.abspath(results), "work_dir": w, "tolerance": tolerance,
            "compared": len(compared), "differ": {k: len(v) for k, v in differ.items()}}
     if differ:
-        raise NotReproduced(f"{len(differ)} of {len(compared)} records of {name} seed {seed} differ from {results}")
+        raise NotReproduced(f"{len(differ)} of {len(compared)} records of {run} seed {seed} differ from {results}")
     return out
 
 
-def _originals(results: str, run: str, seed: int) -> list[str]:
-    """The records of seed ``seed`` of ``run`` the original holds, relative to it (each iteration's
-    ``record.json``, then each probe's marker), checked before any training."""
-    home = os.path.join("runs", run, f"s{seed}")
-    its = sorted(d for d in os.listdir(os.path.join(results, home)) if os.path.isfile(
-        os.path.join(results, home, d, "record.json"))) if os.path.isdir(os.path.join(results, home)) else []
-    probes = sorted((f for f in os.listdir(os.path.join(results, MARKER_DIR)) if f.startswith(f"s{seed}.{run}.")
-                     and PROBE_MARKER.fullmatch(f)), key=lambda f: (f.split(".")[2], int(PROBE_MARKER.fullmatch(
-                         f)["updates"]))) if os.path.isdir(os.path.join(results, MARKER_DIR)) else []
-    if not its or not probes:
-        raise StudyError(f"{results}: no {'iteration record' if not its else 'probe'} of {run} seed {seed} to "
-                         f"compare with (under {home if not its else MARKER_DIR})")
-    return [*(os.path.join(home, it, "record.json") for it in its), *(os.path.join(MARKER_DIR, f) for f in probes)]
-
-
-def _compare(results: str, w: str, originals: list[str], tolerance: float) -> dict[str, list]:
-    """``{record: differences}`` for each of ``originals`` (a probe marker's result only)."""
+def _compare(originals: dict[str, object], w: str, roots: list[str], tolerance: float) -> dict[str, list]:
+    """``{record: differences}`` for each record the original holds against the rerun's."""
     out = {}
-    for rel in originals:
+    for rel, original in originals.items():
         ours = os.path.join(w, rel)
         if not os.path.isfile(ours):
             out[rel] = [("", "recorded", "missing from the rerun")]
             continue
-        a, b = _read_json(os.path.join(results, rel)), _read_json(ours)
-        if rel.startswith(MARKER_DIR):
-            a, b = a["result"], b["result"]
-        out[rel] = differences(_relative(a, results), _relative(b, w), tolerance)
+        mine = _read_json(ours)
+        out[rel] = differences(_relative(original, roots),
+                               _relative(mine["result"] if rel.startswith(MARKER_DIR) else mine, [w]), tolerance)
     return out
