@@ -17,7 +17,6 @@ import os
 import re
 from typing import Callable
 
-from ..common.checkpoint import saved_checkpoints
 from ..common.errors import AeHubertError
 from ..common.lock import MARKER_DIR, WorkDirLock
 from ..runner.stages import Stages
@@ -38,14 +37,14 @@ class NotReproduced(AeHubertError):
     exit_status = 1
 
 
-def _read_json(path: str, kind: type = dict):
+def _read_json(path: str) -> dict:
     try:
         with open(path) as f:
             value = json.load(f)
     except (OSError, ValueError) as e:
         raise StudyError(f"{path}: unreadable ({e})") from None
-    if not isinstance(value, kind):
-        raise StudyError(f"{path}: not a JSON {kind.__name__}")
+    if not isinstance(value, dict):
+        raise StudyError(f"{path}: not a JSON dict")
     return value
 
 
@@ -119,9 +118,8 @@ def _schedule(study, run: str) -> tuple[str, str]:
     raise StudyError(f"{study.path}: no schedule of the study is named {run}")
 
 
-def _settings(summary_path: str, study) -> None:
+def _settings(summary_path: str, summary: dict, study) -> None:
     """The original's K and measurement settings (its ``study.json``) are the config's."""
-    summary = _read_json(summary_path)
     theirs = summary.get("measure", {})
     if not isinstance(theirs, dict):
         raise StudyError(f"{summary_path}: 'measure' is not a mapping")
@@ -184,11 +182,11 @@ def rerun(results: str, run: str, seed: int, work_dir: str, config: str | None =
     original study's work dir or results copy); raises :class:`NotReproduced` when a figure differs.
     Resumable like the study: the same call after a kill goes on where it stopped."""
     summary_path = os.path.join(results, "study.json")
-    name = _read_json(summary_path).get("study")
-    if config is None and not isinstance(name, str):
+    summary = _read_json(summary_path)
+    if config is None and not isinstance(summary.get("study"), str):
         raise StudyError(f"{summary_path}: names no study config ('study'); pass --config")
-    study = load_study(config or name)
-    _settings(summary_path, study)
+    study = load_study(config or summary["study"])
+    _settings(summary_path, summary, study)
     known = [os.path.basename(r) for r in probed_runs(results) or []]
     run = os.path.basename(run.rstrip("/"))
     if run not in known:
@@ -213,11 +211,7 @@ def rerun(results: str, run: str, seed: int, work_dir: str, config: str | None =
         seed_runs = SeedRuns(plan_study(study, [hypothesis]), [hypothesis], w, seed, stages, echo)
         _, records = seed_runs.run(spec, iterations=iterations)
         for record in records:
-            it = record["iteration"]
-            ckpts = {**saved_checkpoints(os.path.dirname(record["checkpoint"])),
-                     record["updates"]: record["checkpoint"]}
-            for updates in sorted(wanted.get(it, set()) & set(ckpts)):
-                seed_runs.probe(run, it, updates, ckpts[updates])
+            seed_runs.probe_every_checkpoint(run, record, only=wanted.get(record["iteration"], set()))
         compared = _compare(originals, w, [os.path.abspath(results), *_recorded_root(originals, run, seed)],
                             tolerance)
     differ = {k: v for k, v in compared.items() if v}

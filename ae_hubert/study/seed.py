@@ -132,14 +132,16 @@ class SeedRuns:
                            seed=self.seed, ctc_steps=self.m.ctc_steps), "iteration": it}),
             command=self.settings(ckpt, "probe_utterances", "ctc_steps"))
 
-    def probe_every_checkpoint(self, run: str, record: dict) -> dict:
-        """Probes of every checkpoint an iteration of ``run`` saved (``{updates: probe}``)."""
+    def probe_every_checkpoint(self, run: str, record: dict, only: set[int] | None = None) -> dict:
+        """Probes of every checkpoint an iteration of ``run`` saved (``{updates: probe}``); ``only``:
+        of those at these updates (``study-rerun``: the ones the original probed)."""
         it = record["iteration"]
         # a carried work dir keeps the results of probed interval checkpoints, not the files
         ckpts = {**saved_checkpoints(os.path.dirname(record["checkpoint"])),
                  **done_probes(self.stages).get(f"s{self.seed}.{run}.{it}", {}),
                  record["updates"]: record["checkpoint"]}
-        return {str(u): self.probe(run, it, u, path) for u, path in sorted(ckpts.items())}
+        return {str(u): self.probe(run, it, u, path) for u, path in sorted(ckpts.items())
+                if only is None or u in only}
 
     def probe_h1(self, record: dict, every_checkpoint: bool = False) -> dict:
         """Probes of an iteration of H1's runs: its last checkpoint, or every one it saved."""
